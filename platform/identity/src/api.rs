@@ -1,0 +1,483 @@
+//! HTTP API of the identity context: tokens, users, departments and the audit log.
+
+use poem_openapi::{param::Path, param::Query, payload::Json, Object, OpenApi, Tags};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use trainflow_kernel::{
+    audit::{self, Entry},
+    auth::{client_ip, Permission, Role, TenantAuth},
+    body::Body,
+    db::{unique_violation_field, TenantTx},
+    domain::{bounded, optional},
+    envelope::{created, ok, parse_sort, Created, NoContent, Ok200, Page, List},
+    sql, ApiError, ApiResult,
+};
+use uuid::Uuid;
+
+use crate::{
+    password::check_policy,
+    service::{self, SelfEdit},
+    signin::{self, AuthDeps, TokenPair},
+    users::{self, CreateUser, PatchUser, ReplaceUser, User, UserFilter, USER_SORTS},
+};
+
+#[derive(Tags)]
+enum Tag {
+    /// Tokens for API clients.
+    Auth,
+    /// People of the tenant.
+    Users,
+    /// Departments of the tenant.
+    Departments,
+    /// The tenant's audit log.
+    Audit,
+}
+
+/// Body of `POST /auth/token`.
+#[derive(Debug, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[oai(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// The organisation's slug (or host name).
+    #[oai(validator(max_length = 253))]
+    pub tenant: String,
+    #[oai(validator(max_length = 254))]
+    pub email: String,
+    #[oai(validator(max_length = 128))]
+    pub password: String,
+}
+
+/// Body of `POST /auth/refresh` and `POST /auth/logout`.
+#[derive(Debug, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[oai(deny_unknown_fields)]
+pub struct RefreshRequest {
+    #[oai(validator(max_length = 200))]
+    pub refresh_token: String,
+}
+
+/// Issued tokens.
+#[derive(Debug, Object)]
+pub struct TokenResponse {
+    /// JWT for the `Authorization: Bearer` header.
+    pub access_token: String,
+    /// Opaque; exchange at `/auth/refresh`. Single use.
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+}
+
+impl From<TokenPair> for TokenResponse {
+    fn from(p: TokenPair) -> Self {
+        Self { access_token: p.access_token, refresh_token: p.refresh_token, token_type: "Bearer".into(), expires_in: p.expires_in }
+    }
+}
+
+/// Body of `PUT /users/me`: what a person may change about themselves.
+#[derive(Debug, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[oai(deny_unknown_fields)]
+pub struct UpdateMe {
+    #[oai(validator(max_length = 100))]
+    pub first_name: String,
+    #[oai(validator(max_length = 100))]
+    pub last_name: String,
+    /// E.164.
+    #[oai(validator(max_length = 20))]
+    pub phone: Option<String>,
+    #[oai(validator(max_length = 500))]
+    pub address: Option<String>,
+    #[oai(validator(max_length = 30))]
+    pub gender: Option<String>,
+}
+
+/// Body of `POST /users/me/password`.
+#[derive(Debug, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[oai(deny_unknown_fields)]
+pub struct ChangePassword {
+    #[oai(validator(max_length = 128))]
+    pub current_password: String,
+    #[oai(validator(max_length = 128))]
+    pub new_password: String,
+}
+
+/// `{"active_count": N}`.
+#[derive(Debug, Object)]
+pub struct ActiveCount {
+    pub active_count: i64,
+}
+
+/// A department.
+#[derive(Debug, Object, sqlx::FromRow, serde::Serialize)]
+pub struct Department {
+    pub id: Uuid,
+    pub name: String,
+    pub code: Option<String>,
+    pub created_at: OffsetDateTime,
+}
+
+/// Body of `POST /departments`.
+#[derive(Debug, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[oai(deny_unknown_fields)]
+pub struct CreateDepartment {
+    #[oai(validator(max_length = 100))]
+    pub name: String,
+    #[oai(validator(max_length = 30))]
+    pub code: Option<String>,
+}
+
+/// An audit-log entry.
+#[derive(Debug, Object)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub id: Uuid,
+    pub occurred_at: OffsetDateTime,
+    /// `user`, `operator`, `system` or `anonymous`.
+    pub actor_kind: String,
+    pub actor_id: Option<Uuid>,
+    pub action: String,
+    pub object_type: Option<String>,
+    pub object_id: Option<Uuid>,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+    pub request_id: String,
+    pub ip: Option<String>,
+    /// sha256(prev_hash || entry).
+    pub hash: String,
+}
+
+/// Result of verifying the audit chain.
+#[derive(Debug, Object)]
+pub struct AuditVerification {
+    /// True when every link matches.
+    pub intact: bool,
+    /// The first broken link, if any.
+    pub first_broken_seq: Option<i64>,
+}
+
+/// The identity API.
+pub struct IdentityApi {
+    pub deps: AuthDeps,
+}
+
+#[OpenApi(prefix_path = "/api/v1")]
+impl IdentityApi {
+    /// Exchange credentials for tokens.
+    ///
+    /// Repeated failures for one account or address back off exponentially (429 with
+    /// Retry-After); there is no permanent lockout.
+    #[oai(path = "/auth/token", method = "post", tag = "Tag::Auth")]
+    async fn token(&self, req: &poem::Request, body: Body<TokenRequest>) -> ApiResult<Ok200<TokenResponse>> {
+        let b = body.0;
+        let mut errors = trainflow_kernel::FieldErrors::new();
+        errors.check("tenant", bounded(&b.tenant, 1, 253));
+        errors.check("email", bounded(&b.email, 1, 254));
+        errors.check("password", bounded(&b.password, 1, 128).map(drop));
+        errors.into_result()?;
+        let (tenant, user) = signin::sign_in(&self.deps, &b.tenant, &b.email, b.password, client_ip(req)).await?;
+        let pair = signin::issue_tokens(&self.deps, tenant, &user).await?;
+        Ok(ok(pair.into()))
+    }
+
+    /// Rotate a refresh token. A token works once; replaying it revokes the whole sign-in.
+    #[oai(path = "/auth/refresh", method = "post", tag = "Tag::Auth")]
+    async fn refresh(&self, req: &poem::Request, body: Body<RefreshRequest>) -> ApiResult<Ok200<TokenResponse>> {
+        let pair = signin::refresh(&self.deps, &body.0.refresh_token, client_ip(req)).await?;
+        Ok(ok(pair.into()))
+    }
+
+    /// Sign out: revokes the refresh token and every token rotated from the same sign-in.
+    #[oai(path = "/auth/logout", method = "post", tag = "Tag::Auth")]
+    async fn logout(&self, req: &poem::Request, body: Body<RefreshRequest>) -> ApiResult<NoContent> {
+        signin::logout(&self.deps, &body.0.refresh_token, client_ip(req)).await?;
+        Ok(NoContent::NoContent)
+    }
+
+    /// The signed-in user.
+    #[oai(path = "/users/me", method = "get", tag = "Tag::Users")]
+    async fn me(&self, auth: TenantAuth) -> ApiResult<Ok200<User>> {
+        let (mut tx, ctx) = TenantTx::begin(&self.deps.db, &auth.0, Permission::SelfService).await?;
+        let user = users::get(&mut tx, ctx.user_id.0, false).await?;
+        users::touch_last_active(&mut tx, ctx.user_id.0, trainflow_kernel::now()).await?;
+        tx.commit().await?;
+        Ok(ok(user))
+    }
+
+    /// Update one's own profile.
+    #[oai(path = "/users/me", method = "put", tag = "Tag::Users")]
+    async fn update_me(&self, auth: TenantAuth, body: Body<UpdateMe>) -> ApiResult<Ok200<User>> {
+        let b = body.0;
+        let edit = SelfEdit { first_name: b.first_name, last_name: b.last_name, phone: b.phone, address: b.address, gender: b.gender };
+        Ok(ok(service::update_me(&self.deps.db, &auth.0, edit).await?))
+    }
+
+    /// Change one's own password (ends every other sign-in).
+    #[oai(path = "/users/me/password", method = "post", tag = "Tag::Users")]
+    async fn change_password(&self, auth: TenantAuth, body: Body<ChangePassword>) -> ApiResult<NoContent> {
+        let b = body.0;
+        check_policy(&b.new_password).map_err(|e| ApiError::field("new_password", e))?;
+        let current = {
+            let (mut tx, ctx) = TenantTx::begin(&self.deps.db, &auth.0, Permission::SelfService).await?;
+            let hash = users::password_hash(&mut tx, ctx.user_id.0).await?;
+            tx.commit().await?;
+            hash
+        };
+        if !self.deps.hasher.verify(b.current_password, current).await? {
+            return Err(ApiError::field("current_password", "is not your current password"));
+        }
+        let hash = self.deps.hasher.hash(b.new_password).await?;
+        let (mut tx, ctx) = TenantTx::begin(&self.deps.db, &auth.0, Permission::SelfService).await?;
+        let now = trainflow_kernel::now();
+        users::set_password(&mut tx, ctx.user_id.0, &hash, now).await?;
+        users::revoke_credentials(&mut tx, ctx.user_id.0, now).await?;
+        audit::record(&mut tx, Entry::by(&ctx, "auth.password_changed").object("user", ctx.user_id.0)).await?;
+        tx.commit().await?;
+        Ok(NoContent::NoContent)
+    }
+
+    /// List people, with search, filters, sorting and pagination.
+    #[allow(clippy::too_many_arguments)]
+    #[oai(path = "/users", method = "get", tag = "Tag::Users")]
+    async fn list_users(
+        &self,
+        auth: TenantAuth,
+        /// 1-based page (default 1).
+        page: Query<Option<u32>>,
+        /// Page size, 1–100 (default 10).
+        per_page: Query<Option<u32>>,
+        /// Case-insensitive substring of name, email or username.
+        search: Query<Option<String>>,
+        role: Query<Option<Role>>,
+        department_id: Query<Option<Uuid>>,
+        is_active: Query<Option<bool>>,
+        /// Include soft-deleted people (administrators).
+        include_deleted: Query<Option<bool>>,
+        /// `created_at`, `email`, `last_name`, `first_name`, `last_active_at`, `employee_number`;
+        /// prefix `-` for descending.
+        sort: Query<Option<String>>,
+    ) -> ApiResult<Json<List<User>>> {
+        let page = Page::parse(page.0, per_page.0)?;
+        let sort = parse_sort(sort.0.as_deref(), &USER_SORTS, ("u.created_at", false))?;
+        if search.0.as_ref().is_some_and(|s| s.chars().count() > 100) {
+            return Err(ApiError::field("search", "must be at most 100 characters"));
+        }
+        let filter = UserFilter {
+            search: search.0,
+            role: role.0,
+            department_id: department_id.0,
+            is_active: is_active.0,
+            include_deleted: include_deleted.0.unwrap_or(false),
+        };
+        let (data, total) = service::list_users(&self.deps.db, &auth.0, filter, sort, page).await?;
+        Ok(page.list(data, total))
+    }
+
+    /// Create a person. Without a password they are invited (no sign-in until they set one).
+    #[oai(path = "/users", method = "post", tag = "Tag::Users")]
+    async fn create_user(&self, auth: TenantAuth, body: Body<CreateUser>) -> ApiResult<Created<User>> {
+        let user = service::create_user(&self.deps.db, &self.deps.hasher, &auth.0, body.0).await?;
+        Ok(created(user))
+    }
+
+    /// Active people in the tenant.
+    #[oai(path = "/users/active_count", method = "get", tag = "Tag::Users")]
+    async fn active_count(&self, auth: TenantAuth) -> ApiResult<Ok200<ActiveCount>> {
+        let (mut tx, _) = TenantTx::begin(&self.deps.db, &auth.0, Permission::UsersRead).await?;
+        let n = users::active_count(&mut tx).await?;
+        tx.commit().await?;
+        Ok(ok(ActiveCount { active_count: n }))
+    }
+
+    /// One person.
+    #[oai(path = "/users/:id", method = "get", tag = "Tag::Users")]
+    async fn get_user(&self, auth: TenantAuth, id: Path<Uuid>) -> ApiResult<Ok200<User>> {
+        Ok(ok(service::get_user(&self.deps.db, &auth.0, id.0, false).await?))
+    }
+
+    /// Replace a person's record (all editable fields).
+    #[oai(path = "/users/:id", method = "put", tag = "Tag::Users")]
+    async fn replace_user(&self, auth: TenantAuth, id: Path<Uuid>, body: Body<ReplaceUser>) -> ApiResult<Ok200<User>> {
+        let fields = body.0.parse()?;
+        Ok(ok(service::write_user(&self.deps.db, &auth.0, id.0, |_| Ok(fields)).await?))
+    }
+
+    /// Change some fields of a person; `null` clears an optional field.
+    #[oai(path = "/users/:id", method = "patch", tag = "Tag::Users")]
+    async fn patch_user(&self, auth: TenantAuth, id: Path<Uuid>, body: Body<PatchUser>) -> ApiResult<Ok200<User>> {
+        let patch = body.0;
+        Ok(ok(service::write_user(&self.deps.db, &auth.0, id.0, move |current| patch.apply(current)).await?))
+    }
+
+    /// Soft-delete a person: they can no longer sign in; an administrator can restore them.
+    #[oai(path = "/users/:id", method = "delete", tag = "Tag::Users")]
+    async fn delete_user(&self, auth: TenantAuth, id: Path<Uuid>) -> ApiResult<NoContent> {
+        service::delete_user(&self.deps.db, &auth.0, id.0).await?;
+        Ok(NoContent::NoContent)
+    }
+
+    /// Restore a soft-deleted person.
+    #[oai(path = "/users/:id/restore", method = "post", tag = "Tag::Users")]
+    async fn restore_user(&self, auth: TenantAuth, id: Path<Uuid>) -> ApiResult<Ok200<User>> {
+        Ok(ok(service::restore_user(&self.deps.db, &auth.0, id.0).await?))
+    }
+
+    /// A person's recorded activity (sign-ins and changes they made), newest first.
+    #[oai(path = "/users/:id/activity", method = "get", tag = "Tag::Users")]
+    async fn user_activity(
+        &self,
+        auth: TenantAuth,
+        id: Path<Uuid>,
+        page: Query<Option<u32>>,
+        per_page: Query<Option<u32>>,
+    ) -> ApiResult<Json<List<AuditEntry>>> {
+        let page = Page::parse(page.0, per_page.0)?;
+        let (mut tx, _) = TenantTx::begin(&self.deps.db, &auth.0, Permission::UsersRead).await?;
+        users::get(&mut tx, id.0, true).await?;
+        let (rows, total) = audit_page(&mut tx, None, Some(id.0), None, page).await?;
+        tx.commit().await?;
+        Ok(page.list(rows, total))
+    }
+
+    /// Departments of the tenant.
+    #[oai(path = "/departments", method = "get", tag = "Tag::Departments")]
+    async fn list_departments(&self, auth: TenantAuth) -> ApiResult<Ok200<Vec<Department>>> {
+        let (mut tx, _) = TenantTx::begin(&self.deps.db, &auth.0, Permission::SelfService).await?;
+        let rows = departments(&mut tx).await?;
+        tx.commit().await?;
+        Ok(ok(rows))
+    }
+
+    /// Create a department.
+    #[oai(path = "/departments", method = "post", tag = "Tag::Departments")]
+    async fn create_department(&self, auth: TenantAuth, body: Body<CreateDepartment>) -> ApiResult<Created<Department>> {
+        let mut errors = trainflow_kernel::FieldErrors::new();
+        let name = errors.check("name", bounded(&body.0.name, 1, 100));
+        let code = errors.check("code", optional(body.0.code.as_deref(), 30));
+        errors.into_result()?;
+        let (mut tx, ctx) = TenantTx::begin(&self.deps.db, &auth.0, Permission::UsersWrite).await?;
+        let dept = insert_department(&mut tx, &name.expect("checked"), code.flatten()).await?;
+        audit::record(
+            &mut tx,
+            Entry::by(&ctx, "department.create").object("department", dept.id).change(None, serde_json::to_value(&dept).ok()),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(created(dept))
+    }
+
+    /// The audit log, newest first. Filter by action, actor or object.
+    #[oai(path = "/audit", method = "get", tag = "Tag::Audit")]
+    async fn audit_log(
+        &self,
+        auth: TenantAuth,
+        page: Query<Option<u32>>,
+        per_page: Query<Option<u32>>,
+        /// Exact action, e.g. `user.create`.
+        action: Query<Option<String>>,
+        actor_id: Query<Option<Uuid>>,
+        object_id: Query<Option<Uuid>>,
+    ) -> ApiResult<Json<List<AuditEntry>>> {
+        let page = Page::parse(page.0, per_page.0)?;
+        if action.0.as_ref().is_some_and(|a| a.len() > 100) {
+            return Err(ApiError::field("action", "must be at most 100 characters"));
+        }
+        let (mut tx, _) = TenantTx::begin(&self.deps.db, &auth.0, Permission::AuditRead).await?;
+        let (rows, total) = audit_page(&mut tx, action.0.as_deref(), actor_id.0, object_id.0, page).await?;
+        tx.commit().await?;
+        Ok(page.list(rows, total))
+    }
+
+    /// Recompute the tenant's audit hash chain and report the first broken link.
+    #[oai(path = "/audit/verify", method = "get", tag = "Tag::Audit")]
+    async fn audit_verify(&self, auth: TenantAuth) -> ApiResult<Ok200<AuditVerification>> {
+        let (mut tx, _) = TenantTx::begin(&self.deps.db, &auth.0, Permission::AuditRead).await?;
+        let broken = audit::verify_chain(&mut tx).await?;
+        tx.commit().await?;
+        Ok(ok(AuditVerification { intact: broken.is_none(), first_broken_seq: broken }))
+    }
+}
+
+/// The tenant's departments, by name.
+pub async fn departments(tx: &mut TenantTx) -> ApiResult<Vec<Department>> {
+    let tenant = tx.tenant();
+    Ok(sql!(tx.conn() => |c| sqlx::query_as(
+        "select id, name, code, created_at from departments where tenant_id = $1 and deleted_at is null order by name")
+        .bind(tenant).fetch_all(&mut *c).await)?)
+}
+
+/// Inserts a department; a duplicate name is a 409 on `name`.
+pub async fn insert_department(tx: &mut TenantTx, name: &str, code: Option<String>) -> ApiResult<Department> {
+    let tenant = tx.tenant();
+    let now = trainflow_kernel::now();
+    let id = Uuid::now_v7();
+    sql!(tx.conn() => |c| sqlx::query(
+        "insert into departments (tenant_id, id, name, code, created_at, updated_at) values ($1, $2, $3, $4, $5, $5)")
+        .bind(tenant).bind(id).bind(name).bind(&code).bind(now).execute(&mut *c).await.map(drop))
+    .map_err(|e| match unique_violation_field(&e, "departments") {
+        Some(_) => ApiError::Conflict { field: "name".into(), message: "a department with this name exists".into() },
+        None => e.into(),
+    })?;
+    Ok(Department { id, name: name.to_string(), code, created_at: now })
+}
+
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    seq: i64,
+    id: Uuid,
+    occurred_at: OffsetDateTime,
+    actor_kind: String,
+    actor_id: Option<Uuid>,
+    action: String,
+    object_type: Option<String>,
+    object_id: Option<Uuid>,
+    before_state: Option<sqlx::types::Json<serde_json::Value>>,
+    after_state: Option<sqlx::types::Json<serde_json::Value>>,
+    request_id: String,
+    ip: Option<String>,
+    hash: String,
+    total: i64,
+}
+
+async fn audit_page(
+    tx: &mut TenantTx,
+    action: Option<&str>,
+    actor: Option<Uuid>,
+    object: Option<Uuid>,
+    page: Page,
+) -> ApiResult<(Vec<AuditEntry>, i64)> {
+    let tenant = tx.tenant();
+    let rows: Vec<AuditRow> = sql!(tx.conn() => |c| sqlx::query_as(
+        "select seq, id, occurred_at, actor_kind, actor_id, action, object_type, object_id, before_state,
+                after_state, request_id, ip, hash, count(*) over () as total
+           from audit_log
+          where tenant_id = $1 and ($2 is null or action = $2) and ($3 is null or actor_id = $3)
+            and ($4 is null or object_id = $4)
+          order by seq desc limit $5 offset $6")
+        .bind(tenant).bind(action).bind(actor).bind(object).bind(page.limit()).bind(page.offset())
+        .fetch_all(&mut *c).await)?;
+    let total = rows.first().map(|r| r.total).unwrap_or(0);
+    Ok((
+        rows.into_iter()
+            .map(|r| AuditEntry {
+                seq: r.seq,
+                id: r.id,
+                occurred_at: r.occurred_at,
+                actor_kind: r.actor_kind,
+                actor_id: r.actor_id,
+                action: r.action,
+                object_type: r.object_type,
+                object_id: r.object_id,
+                before: r.before_state.map(|j| j.0),
+                after: r.after_state.map(|j| j.0),
+                request_id: r.request_id,
+                ip: r.ip,
+                hash: r.hash,
+            })
+            .collect(),
+        total,
+    ))
+}

@@ -1,0 +1,143 @@
+//! Use cases shared by the API and the portal: each opens the tenant transaction with the
+//! permission it needs, changes data, audits, and commits — all or nothing.
+
+use trainflow_kernel::{
+    audit::{self, Entry},
+    auth::{Permission, Role, TenantCtx},
+    db::{Db, TenantTx},
+    envelope::Page,
+    ApiError, ApiResult,
+};
+use uuid::Uuid;
+
+use crate::{
+    password::Hasher,
+    users::{self, CreateUser, ReplaceUser, User, UserFields, UserFilter},
+};
+
+/// Creates a person (hashing the optional initial password first, outside the transaction).
+pub async fn create_user(db: &Db, hasher: &Hasher, ctx: &TenantCtx, body: CreateUser) -> ApiResult<User> {
+    let (fields, password) = body.parse()?;
+    let hash = match password {
+        Some(p) => Some(hasher.hash(p).await?),
+        None => None,
+    };
+    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::UsersWrite).await?;
+    let user = users::insert(&mut tx, &fields, hash, None, trainflow_kernel::now()).await?;
+    audit::record(&mut tx, Entry::by(&ctx, "user.create").object("user", user.id).change(None, Some(user.audit_json())))
+        .await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+/// Rewrites a person's record from the fields `f` computes from the current record.
+/// Administrators cannot demote or deactivate themselves.
+pub async fn write_user(
+    db: &Db,
+    ctx: &TenantCtx,
+    id: Uuid,
+    f: impl FnOnce(&User) -> Result<UserFields, ApiError>,
+) -> ApiResult<User> {
+    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::UsersWrite).await?;
+    let before = users::get(&mut tx, id, false).await?;
+    let fields = f(&before)?;
+    if before.id == ctx.user_id.0 && (fields.role != Role::Administrator || !fields.is_active) {
+        return Err(ApiError::Conflict {
+            field: if fields.is_active { "role".into() } else { "is_active".into() },
+            message: "you cannot demote or deactivate yourself".into(),
+        });
+    }
+    let after = users::update(&mut tx, id, &fields, trainflow_kernel::now()).await?;
+    audit::record(
+        &mut tx,
+        Entry::by(&ctx, "user.update").object("user", id).change(Some(before.audit_json()), Some(after.audit_json())),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// Soft-deletes a person (not oneself).
+pub async fn delete_user(db: &Db, ctx: &TenantCtx, id: Uuid) -> ApiResult<()> {
+    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::UsersWrite).await?;
+    let before = users::get(&mut tx, id, false).await?;
+    if before.id == ctx.user_id.0 {
+        return Err(ApiError::Conflict { field: "id".into(), message: "you cannot delete yourself".into() });
+    }
+    users::soft_delete(&mut tx, id, trainflow_kernel::now()).await?;
+    audit::record(&mut tx, Entry::by(&ctx, "user.delete").object("user", id).change(Some(before.audit_json()), None))
+        .await?;
+    tx.commit().await
+}
+
+/// Restores a soft-deleted person.
+pub async fn restore_user(db: &Db, ctx: &TenantCtx, id: Uuid) -> ApiResult<User> {
+    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::UsersWrite).await?;
+    let user = users::restore(&mut tx, id, trainflow_kernel::now()).await?;
+    audit::record(&mut tx, Entry::by(&ctx, "user.restore").object("user", user.id).change(None, Some(user.audit_json())))
+        .await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+/// What a person may change about themselves.
+#[derive(Debug, Clone)]
+pub struct SelfEdit {
+    pub first_name: String,
+    pub last_name: String,
+    pub phone: Option<String>,
+    pub address: Option<String>,
+    pub gender: Option<String>,
+}
+
+/// Updates one's own profile.
+pub async fn update_me(db: &Db, ctx: &TenantCtx, edit: SelfEdit) -> ApiResult<User> {
+    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::SelfService).await?;
+    let before = users::get(&mut tx, ctx.user_id.0, false).await?;
+    let fields = ReplaceUser {
+        email: before.email.clone(),
+        username: before.username.clone(),
+        first_name: edit.first_name,
+        last_name: edit.last_name,
+        phone: edit.phone,
+        address: edit.address,
+        employee_number: before.employee_number.clone(),
+        department_id: before.department_id,
+        position: before.position.clone(),
+        gender: edit.gender,
+        role: before.role,
+        is_active: before.is_active,
+    }
+    .parse()?;
+    let after = users::update(&mut tx, before.id, &fields, trainflow_kernel::now()).await?;
+    audit::record(
+        &mut tx,
+        Entry::by(&ctx, "user.update_self").object("user", after.id).change(Some(before.audit_json()), Some(after.audit_json())),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// One page of people.
+pub async fn list_users(
+    db: &Db,
+    ctx: &TenantCtx,
+    mut filter: UserFilter,
+    sort: (&'static str, bool),
+    page: Page,
+) -> ApiResult<(Vec<User>, i64)> {
+    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::UsersRead).await?;
+    filter.include_deleted &= ctx.role == Role::Administrator;
+    let out = users::list(&mut tx, &filter, sort, page).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// One person (deleted ones only for administrators asking for them).
+pub async fn get_user(db: &Db, ctx: &TenantCtx, id: Uuid, include_deleted: bool) -> ApiResult<User> {
+    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::UsersRead).await?;
+    let user = users::get(&mut tx, id, include_deleted && ctx.role == Role::Administrator).await?;
+    tx.commit().await?;
+    Ok(user)
+}

@@ -1,0 +1,307 @@
+//! Signing in, refresh-token rotation with reuse detection, and portal sessions.
+
+use time::{Duration, OffsetDateTime};
+use trainflow_kernel::{
+    audit::{self, Entry},
+    auth::{Role, TenantCtx},
+    db::{Db, TenantTx},
+    secret::{random_token, token_digest},
+    sql, ApiError, ApiResult, TenantId, UserId,
+};
+use uuid::Uuid;
+
+use crate::{password::Hasher, throttle, users, users::User};
+
+/// Everything sign-in needs.
+#[derive(Clone)]
+pub struct AuthDeps {
+    pub db: Db,
+    pub hasher: Hasher,
+    pub keys: std::sync::Arc<trainflow_kernel::auth::JwtKeys>,
+    /// Refresh-token lifetime.
+    pub refresh_ttl: Duration,
+    /// Portal session lifetime.
+    pub session_ttl: Duration,
+}
+
+/// An active tenant found by slug or host name.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TenantRef {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub status: String,
+}
+
+/// Looks up a tenant by slug or by its configured host name.
+pub async fn find_tenant(db: &Db, slug_or_domain: &str) -> ApiResult<Option<TenantRef>> {
+    let mut tx = db.platform_tx().await?;
+    let key = slug_or_domain.trim().to_lowercase();
+    let t: Option<TenantRef> = sql!(tx.conn() => |c| sqlx::query_as(
+        "select id, slug, name, status from tenants where (slug = $1 or domain = $1) and status <> 'deleted'")
+        .bind(&key).fetch_optional(&mut *c).await)?;
+    tx.commit().await?;
+    Ok(t)
+}
+
+const INVALID: &str = "invalid organisation, email or password";
+
+/// Checks credentials with back-off and records the outcome (audit, counters). Returns the
+/// signed-in user and their tenant.
+pub async fn sign_in(
+    deps: &AuthDeps,
+    tenant_key: &str,
+    email: &str,
+    password: String,
+    ip: Option<String>,
+) -> ApiResult<(TenantId, User)> {
+    let now = trainflow_kernel::now();
+    let keys = throttle::Keys::new(tenant_key, email, ip.as_deref());
+    throttle::check(&deps.db, &keys, now).await?;
+
+    let tenant = find_tenant(&deps.db, tenant_key).await?.filter(|t| t.status == "active");
+    let email = email.trim().to_lowercase();
+    let found = match &tenant {
+        Some(t) => {
+            let mut tx = TenantTx::begin_system(&deps.db, TenantId(t.id)).await?;
+            let found = users::find_for_sign_in(&mut tx, &email).await?;
+            tx.commit().await?;
+            found
+        }
+        None => None,
+    };
+    let (user, hash) = match found {
+        Some((u, h)) => (Some(u), h),
+        None => (None, None),
+    };
+    // Always verify (against a dummy hash when there is no user) so timing reveals nothing.
+    let ok = deps.hasher.verify(password, hash).await? && user.as_ref().is_some_and(|u| u.is_active);
+
+    match (tenant, user, ok) {
+        (Some(t), Some(user), true) => {
+            throttle::record_success(&deps.db, &keys).await?;
+            let tenant = TenantId(t.id);
+            let mut tx = TenantTx::begin_system(&deps.db, tenant).await?;
+            sql!(tx.conn() => |c| sqlx::query(
+                "update users set last_login_at = $3, last_active_at = $3, failed_login_attempts = 0
+                  where tenant_id = $1 and id = $2")
+                .bind(tenant).bind(user.id).bind(now).execute(&mut *c).await.map(drop))?;
+            audit::record(&mut tx, Entry::as_actor("user", Some(user.id), "auth.sign_in", ip).object("user", user.id))
+                .await?;
+            tx.commit().await?;
+            Ok((tenant, user))
+        }
+        (tenant, user, _) => {
+            throttle::record_failure(&deps.db, &keys, now).await?;
+            if let (Some(t), Some(user)) = (tenant, user) {
+                let mut tx = TenantTx::begin_system(&deps.db, TenantId(t.id)).await?;
+                sql!(tx.conn() => |c| sqlx::query(
+                    "update users set failed_login_attempts = failed_login_attempts + 1 where tenant_id = $1 and id = $2")
+                    .bind(TenantId(t.id)).bind(user.id).execute(&mut *c).await.map(drop))?;
+                audit::record(
+                    &mut tx,
+                    Entry::as_actor("anonymous", None, "auth.sign_in_failed", ip).object("user", user.id),
+                )
+                .await?;
+                tx.commit().await?;
+            }
+            Err(ApiError::Unauthorized(INVALID))
+        }
+    }
+}
+
+/// A fresh access + refresh token pair.
+#[derive(Debug, Clone)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: i64,
+}
+
+/// Issues tokens for a signed-in user, starting a new refresh family.
+pub async fn issue_tokens(deps: &AuthDeps, tenant: TenantId, user: &User) -> ApiResult<TokenPair> {
+    let now = trainflow_kernel::now();
+    let mut tx = TenantTx::begin_system(&deps.db, tenant).await?;
+    let refresh = insert_refresh(&mut tx, UserId(user.id), Uuid::now_v7(), now, deps.refresh_ttl).await?;
+    tx.commit().await?;
+    let access = deps.keys.issue_access(tenant, UserId(user.id), user.role, now.unix_timestamp())?;
+    Ok(TokenPair { access_token: access, refresh_token: refresh, expires_in: deps.keys.access_ttl_secs })
+}
+
+async fn insert_refresh(
+    tx: &mut TenantTx,
+    user: UserId,
+    family: Uuid,
+    now: OffsetDateTime,
+    ttl: Duration,
+) -> ApiResult<String> {
+    let tenant = tx.tenant();
+    let secret = random_token();
+    sql!(tx.conn() => |c| sqlx::query(
+        "insert into refresh_tokens (tenant_id, id, user_id, family_id, token_hash, issued_at, expires_at)
+         values ($1, $2, $3, $4, $5, $6, $7)")
+        .bind(tenant).bind(Uuid::now_v7()).bind(user).bind(family).bind(token_digest(&secret))
+        .bind(now).bind(now + ttl).execute(&mut *c).await.map(drop))?;
+    // The tenant travels in the token so the refresh can open the right tenant transaction.
+    Ok(format!("{}.{}", tenant.0.simple(), secret))
+}
+
+/// Splits `tenant.secret`.
+fn split_token(token: &str) -> Option<(TenantId, &str)> {
+    let (tenant, secret) = token.split_once('.')?;
+    Some((TenantId(Uuid::parse_str(tenant).ok()?), secret))
+}
+
+#[derive(sqlx::FromRow)]
+struct RefreshRow {
+    id: Uuid,
+    user_id: Uuid,
+    family_id: Uuid,
+    expires_at: OffsetDateTime,
+    used_at: Option<OffsetDateTime>,
+    revoked_at: Option<OffsetDateTime>,
+}
+
+/// Rotates a refresh token. Replaying a used or revoked token revokes its whole family.
+pub async fn refresh(deps: &AuthDeps, token: &str, ip: Option<String>) -> ApiResult<TokenPair> {
+    const BAD: ApiError = ApiError::Unauthorized("invalid or expired refresh token");
+    let now = trainflow_kernel::now();
+    let (tenant, secret) = split_token(token).ok_or(BAD)?;
+    let active = find_tenant_by_id(&deps.db, tenant).await?;
+    if !active {
+        return Err(BAD);
+    }
+    let mut tx = TenantTx::begin_system(&deps.db, tenant).await?;
+    let row: Option<RefreshRow> = sql!(tx.conn() => |c| sqlx::query_as(
+        "select id, user_id, family_id, expires_at, used_at, revoked_at from refresh_tokens
+          where tenant_id = $1 and token_hash = $2")
+        .bind(tenant).bind(token_digest(secret)).fetch_optional(&mut *c).await)?;
+    let Some(row) = row else { return Err(BAD) };
+    if row.used_at.is_some() || row.revoked_at.is_some() {
+        return reuse_detected(tx, row, ip, now).await;
+    }
+    if row.expires_at <= now {
+        return Err(BAD);
+    }
+    // Claim the token atomically: of two concurrent uses exactly one passes.
+    let claimed = sql!(tx.conn() => |c| sqlx::query(
+        "update refresh_tokens set used_at = $3 where tenant_id = $1 and id = $2 and used_at is null and revoked_at is null")
+        .bind(tenant).bind(row.id).bind(now).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    if claimed != 1 {
+        return reuse_detected(tx, row, ip, now).await;
+    }
+    let user = match users::get(&mut tx, row.user_id, false).await {
+        Ok(u) if u.is_active => u,
+        _ => return Err(BAD),
+    };
+    let refresh = insert_refresh(&mut tx, UserId(user.id), row.family_id, now, deps.refresh_ttl).await?;
+    tx.commit().await?;
+    let access = deps.keys.issue_access(tenant, UserId(user.id), user.role, now.unix_timestamp())?;
+    Ok(TokenPair { access_token: access, refresh_token: refresh, expires_in: deps.keys.access_ttl_secs })
+}
+
+async fn reuse_detected(mut tx: TenantTx, row: RefreshRow, ip: Option<String>, now: OffsetDateTime) -> ApiResult<TokenPair> {
+    let tenant = tx.tenant();
+    sql!(tx.conn() => |c| sqlx::query(
+        "update refresh_tokens set revoked_at = $3 where tenant_id = $1 and family_id = $2 and revoked_at is null")
+        .bind(tenant).bind(row.family_id).bind(now).execute(&mut *c).await.map(drop))?;
+    audit::record(
+        &mut tx,
+        Entry::as_actor("anonymous", None, "auth.refresh_token_reuse", ip)
+            .object("user", row.user_id)
+            .detail(serde_json::json!({"family_id": row.family_id})),
+    )
+    .await?;
+    tx.commit().await?;
+    Err(ApiError::Unauthorized("refresh token already used; all tokens of this sign-in are revoked"))
+}
+
+/// Revokes the family of a refresh token (sign-out). Unknown tokens are ignored.
+pub async fn logout(deps: &AuthDeps, token: &str, ip: Option<String>) -> ApiResult<()> {
+    let Some((tenant, secret)) = split_token(token) else { return Ok(()) };
+    let now = trainflow_kernel::now();
+    let mut tx = TenantTx::begin_system(&deps.db, tenant).await?;
+    let row: Option<(Uuid, Uuid)> = sql!(tx.conn() => |c| sqlx::query_as(
+        "select family_id, user_id from refresh_tokens where tenant_id = $1 and token_hash = $2")
+        .bind(tenant).bind(token_digest(secret)).fetch_optional(&mut *c).await)?;
+    if let Some((family, user)) = row {
+        sql!(tx.conn() => |c| sqlx::query(
+            "update refresh_tokens set revoked_at = $3 where tenant_id = $1 and family_id = $2 and revoked_at is null")
+            .bind(tenant).bind(family).bind(now).execute(&mut *c).await.map(drop))?;
+        audit::record(&mut tx, Entry::as_actor("user", Some(user), "auth.sign_out", ip).object("user", user)).await?;
+    }
+    tx.commit().await
+}
+
+async fn find_tenant_by_id(db: &Db, tenant: TenantId) -> ApiResult<bool> {
+    let mut tx = db.platform_tx().await?;
+    let status: Option<String> = sql!(tx.conn() => |c| sqlx::query_scalar("select status from tenants where id = $1")
+        .bind(tenant).fetch_optional(&mut *c).await)?;
+    tx.commit().await?;
+    Ok(status.as_deref() == Some("active"))
+}
+
+/// A signed-in portal session.
+#[derive(Debug, Clone)]
+pub struct PortalSession {
+    pub ctx: TenantCtx,
+    pub csrf_token: String,
+    pub user: User,
+    pub tenant_name: String,
+}
+
+/// Starts a portal session; returns the cookie value.
+pub async fn create_session(deps: &AuthDeps, tenant: TenantId, user: &User) -> ApiResult<String> {
+    let now = trainflow_kernel::now();
+    let secret = random_token();
+    let mut tx = TenantTx::begin_system(&deps.db, tenant).await?;
+    sql!(tx.conn() => |c| sqlx::query(
+        "insert into sessions (tenant_id, id, user_id, token_hash, csrf_token, created_at, expires_at, last_seen_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $6)")
+        .bind(tenant).bind(Uuid::now_v7()).bind(user.id).bind(token_digest(&secret)).bind(random_token())
+        .bind(now).bind(now + deps.session_ttl).execute(&mut *c).await.map(drop))?;
+    tx.commit().await?;
+    Ok(format!("{}.{}", tenant.0.simple(), secret))
+}
+
+/// Resolves a session cookie to the signed-in user (checking tenant and user are active).
+pub async fn resolve_session(db: &Db, cookie: &str, ip: Option<String>) -> ApiResult<Option<PortalSession>> {
+    let Some((tenant, secret)) = split_token(cookie) else { return Ok(None) };
+    let now = trainflow_kernel::now();
+    let mut tx = TenantTx::begin_system(db, tenant).await?;
+    let row: Option<(Uuid, String, String, String)> = sql!(tx.conn() => |c| sqlx::query_as(
+        "select s.user_id, s.csrf_token, t.name, t.status from sessions s join tenants t on t.id = s.tenant_id
+          where s.tenant_id = $1 and s.token_hash = $2 and s.revoked_at is null and s.expires_at > $3")
+        .bind(tenant).bind(token_digest(secret)).bind(now).fetch_optional(&mut *c).await)?;
+    let Some((user_id, csrf_token, tenant_name, status)) = row else { return Ok(None) };
+    if status != "active" {
+        return Ok(None);
+    }
+    let user = match users::get(&mut tx, user_id, false).await {
+        Ok(u) if u.is_active => u,
+        _ => return Ok(None),
+    };
+    users::touch_last_active(&mut tx, user_id, now).await?;
+    tx.commit().await?;
+    let role: Role = user.role;
+    Ok(Some(PortalSession {
+        ctx: TenantCtx { tenant_id: tenant, user_id: UserId(user_id), role, ip },
+        csrf_token,
+        user,
+        tenant_name,
+    }))
+}
+
+/// Ends a portal session.
+pub async fn end_session(db: &Db, cookie: &str, ip: Option<String>) -> ApiResult<()> {
+    let Some((tenant, secret)) = split_token(cookie) else { return Ok(()) };
+    let now = trainflow_kernel::now();
+    let mut tx = TenantTx::begin_system(db, tenant).await?;
+    let user: Option<Uuid> = sql!(tx.conn() => |c| sqlx::query_scalar(
+        "update sessions set revoked_at = $3 where tenant_id = $1 and token_hash = $2 and revoked_at is null returning user_id")
+        .bind(tenant).bind(token_digest(secret)).bind(now).fetch_optional(&mut *c).await)?;
+    if let Some(user) = user {
+        audit::record(&mut tx, Entry::as_actor("user", Some(user), "auth.sign_out", ip).object("user", user)).await?;
+    }
+    tx.commit().await
+}

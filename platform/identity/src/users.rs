@@ -1,0 +1,658 @@
+//! People of a tenant: the stored row, the API shape, validation and SQL.
+
+use poem_openapi::{types::MaybeUndefined, Object};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use trainflow_kernel::{
+    auth::Role,
+    db::{unique_violation_field, TenantTx},
+    domain::{bounded, optional, EmailAddress, PhoneNumber},
+    envelope::Page,
+    sql, ApiError, ApiResult, FieldErrors, UserId,
+};
+use uuid::Uuid;
+
+/// Columns selected for a user, joined with the department name.
+pub const USER_COLUMNS: &str = "u.id, u.email, u.username, u.first_name, u.last_name, u.phone, u.address,
+    u.employee_number, u.department_id, d.name as department_name, u.position, u.gender, u.role,
+    u.is_active, u.email_verified_at, u.last_active_at, u.last_login_at, u.failed_login_attempts,
+    u.external_id, u.created_at, u.updated_at, u.deleted_at";
+
+/// `from` clause matching [`USER_COLUMNS`].
+pub const USER_FROM: &str =
+    "users u left join departments d on d.tenant_id = u.tenant_id and d.id = u.department_id";
+
+/// A user as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub email: String,
+    pub username: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub phone: Option<String>,
+    pub address: Option<String>,
+    pub employee_number: Option<String>,
+    pub department_id: Option<Uuid>,
+    pub department_name: Option<String>,
+    pub position: Option<String>,
+    pub gender: Option<String>,
+    pub role: String,
+    pub is_active: bool,
+    pub email_verified_at: Option<OffsetDateTime>,
+    pub last_active_at: Option<OffsetDateTime>,
+    pub last_login_at: Option<OffsetDateTime>,
+    pub failed_login_attempts: i32,
+    pub external_id: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub deleted_at: Option<OffsetDateTime>,
+}
+
+/// A person of the tenant (User Management System fields plus TrainFlow's).
+#[derive(Debug, Clone, Object, serde::Serialize)]
+pub struct User {
+    pub id: Uuid,
+    /// Sign-in email, lower case, unique in the tenant.
+    pub email: String,
+    /// Unique in the tenant.
+    pub username: String,
+    pub first_name: String,
+    pub last_name: String,
+    /// E.164, e.g. `+447700900123`.
+    pub phone: Option<String>,
+    pub address: Option<String>,
+    /// Unique in the tenant.
+    pub employee_number: Option<String>,
+    pub department_id: Option<Uuid>,
+    pub department_name: Option<String>,
+    pub position: Option<String>,
+    pub gender: Option<String>,
+    pub role: Role,
+    pub is_active: bool,
+    /// False for people invited (e.g. by an HR sync) who have not set a password yet.
+    pub email_verified: bool,
+    pub last_active_at: Option<OffsetDateTime>,
+    pub last_login_at: Option<OffsetDateTime>,
+    pub failed_login_attempts: i32,
+    /// Id in the HR system that synced this person.
+    pub external_id: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    /// Set when soft-deleted; an administrator can restore.
+    pub deleted_at: Option<OffsetDateTime>,
+}
+
+impl From<UserRow> for User {
+    fn from(r: UserRow) -> Self {
+        Self {
+            id: r.id,
+            email: r.email,
+            username: r.username,
+            first_name: r.first_name,
+            last_name: r.last_name,
+            phone: r.phone,
+            address: r.address,
+            employee_number: r.employee_number,
+            department_id: r.department_id,
+            department_name: r.department_name,
+            position: r.position,
+            gender: r.gender,
+            role: r.role.parse().unwrap_or(Role::Employee),
+            is_active: r.is_active,
+            email_verified: r.email_verified_at.is_some(),
+            last_active_at: r.last_active_at,
+            last_login_at: r.last_login_at,
+            failed_login_attempts: r.failed_login_attempts,
+            external_id: r.external_id,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            deleted_at: r.deleted_at,
+        }
+    }
+}
+
+impl User {
+    /// The audit-log form (no secrets are ever part of `User`).
+    pub fn audit_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
+    /// "First Last", or the email when no name is known.
+    pub fn display_name(&self) -> String {
+        let name = format!("{} {}", self.first_name, self.last_name).trim().to_string();
+        if name.is_empty() {
+            self.email.clone()
+        } else {
+            name
+        }
+    }
+}
+
+/// Body of `POST /users`.
+#[derive(Debug, Clone, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[oai(deny_unknown_fields)]
+pub struct CreateUser {
+    /// Sign-in email.
+    #[oai(validator(max_length = 254))]
+    pub email: String,
+    /// Defaults to the email.
+    #[oai(validator(max_length = 100))]
+    pub username: Option<String>,
+    #[oai(validator(max_length = 100))]
+    #[serde(default)]
+    pub first_name: Option<String>,
+    #[oai(validator(max_length = 100))]
+    #[serde(default)]
+    pub last_name: Option<String>,
+    /// E.164.
+    #[oai(validator(max_length = 20))]
+    pub phone: Option<String>,
+    #[oai(validator(max_length = 500))]
+    pub address: Option<String>,
+    #[oai(validator(max_length = 50))]
+    pub employee_number: Option<String>,
+    pub department_id: Option<Uuid>,
+    #[oai(validator(max_length = 100))]
+    pub position: Option<String>,
+    #[oai(validator(max_length = 30))]
+    pub gender: Option<String>,
+    /// Defaults to `employee`.
+    pub role: Option<Role>,
+    /// Defaults to true.
+    pub is_active: Option<bool>,
+    /// Optional initial password (12–128 characters). Without one the person is invited and
+    /// sets a password through a reset link.
+    #[oai(validator(max_length = 128))]
+    pub password: Option<String>,
+}
+
+/// Body of `PUT /users/{id}`: the whole editable record.
+#[derive(Debug, Clone, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[oai(deny_unknown_fields)]
+pub struct ReplaceUser {
+    #[oai(validator(max_length = 254))]
+    pub email: String,
+    #[oai(validator(max_length = 100))]
+    pub username: String,
+    #[oai(validator(max_length = 100))]
+    pub first_name: String,
+    #[oai(validator(max_length = 100))]
+    pub last_name: String,
+    #[oai(validator(max_length = 20))]
+    pub phone: Option<String>,
+    #[oai(validator(max_length = 500))]
+    pub address: Option<String>,
+    #[oai(validator(max_length = 50))]
+    pub employee_number: Option<String>,
+    pub department_id: Option<Uuid>,
+    #[oai(validator(max_length = 100))]
+    pub position: Option<String>,
+    #[oai(validator(max_length = 30))]
+    pub gender: Option<String>,
+    pub role: Role,
+    pub is_active: bool,
+}
+
+/// Body of `PATCH /users/{id}`: only the fields present change; `null` clears an optional one.
+#[derive(Debug, Clone, Default, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[oai(deny_unknown_fields)]
+pub struct PatchUser {
+    #[serde(default)]
+    pub email: MaybeUndefined<String>,
+    #[serde(default)]
+    pub username: MaybeUndefined<String>,
+    #[serde(default)]
+    pub first_name: MaybeUndefined<String>,
+    #[serde(default)]
+    pub last_name: MaybeUndefined<String>,
+    #[serde(default)]
+    pub phone: MaybeUndefined<String>,
+    #[serde(default)]
+    pub address: MaybeUndefined<String>,
+    #[serde(default)]
+    pub employee_number: MaybeUndefined<String>,
+    #[serde(default)]
+    pub department_id: MaybeUndefined<Uuid>,
+    #[serde(default)]
+    pub position: MaybeUndefined<String>,
+    #[serde(default)]
+    pub gender: MaybeUndefined<String>,
+    #[serde(default)]
+    pub role: MaybeUndefined<Role>,
+    #[serde(default)]
+    pub is_active: MaybeUndefined<bool>,
+}
+
+/// Validated, normalised user fields: what is written.
+#[derive(Debug, Clone)]
+pub struct UserFields {
+    pub email: EmailAddress,
+    pub username: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub phone: Option<PhoneNumber>,
+    pub address: Option<String>,
+    pub employee_number: Option<String>,
+    pub department_id: Option<Uuid>,
+    pub position: Option<String>,
+    pub gender: Option<String>,
+    pub role: Role,
+    pub is_active: bool,
+}
+
+impl ReplaceUser {
+    /// Validates every field, collecting all errors.
+    pub fn parse(self) -> Result<UserFields, ApiError> {
+        let mut errors = FieldErrors::new();
+        let email = errors.check("email", EmailAddress::parse(&self.email));
+        let username = errors.check("username", bounded(&self.username, 1, 100));
+        let first_name = errors.check("first_name", bounded(&self.first_name, 0, 100));
+        let last_name = errors.check("last_name", bounded(&self.last_name, 0, 100));
+        let phone = errors.check(
+            "phone",
+            match self.phone.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+                Some(p) => PhoneNumber::parse(p).map(Some),
+                None => Ok(None),
+            },
+        );
+        let address = errors.check("address", optional(self.address.as_deref(), 500));
+        let employee_number = errors.check("employee_number", optional(self.employee_number.as_deref(), 50));
+        let position = errors.check("position", optional(self.position.as_deref(), 100));
+        let gender = errors.check("gender", optional(self.gender.as_deref(), 30));
+        errors.into_result()?;
+        Ok(UserFields {
+            email: email.expect("checked"),
+            username: username.expect("checked"),
+            first_name: first_name.expect("checked"),
+            last_name: last_name.expect("checked"),
+            phone: phone.expect("checked"),
+            address: address.expect("checked"),
+            employee_number: employee_number.expect("checked"),
+            department_id: self.department_id,
+            position: position.expect("checked"),
+            gender: gender.expect("checked"),
+            role: self.role,
+            is_active: self.is_active,
+        })
+    }
+}
+
+impl CreateUser {
+    /// Validates, filling defaults; returns the fields and the optional initial password.
+    pub fn parse(self) -> Result<(UserFields, Option<String>), ApiError> {
+        let password = self.password.clone();
+        let replace = ReplaceUser {
+            username: self.username.clone().unwrap_or_else(|| self.email.trim().to_lowercase()),
+            email: self.email,
+            first_name: self.first_name.unwrap_or_default(),
+            last_name: self.last_name.unwrap_or_default(),
+            phone: self.phone,
+            address: self.address,
+            employee_number: self.employee_number,
+            department_id: self.department_id,
+            position: self.position,
+            gender: self.gender,
+            role: self.role.unwrap_or(Role::Employee),
+            is_active: self.is_active.unwrap_or(true),
+        };
+        let fields = replace.parse();
+        let password_error = password.as_deref().and_then(|p| crate::password::check_policy(p).err());
+        match (fields, password_error) {
+            (Ok(f), None) => Ok((f, password)),
+            (Ok(_), Some(e)) => Err(ApiError::field("password", e)),
+            (Err(ApiError::Validation(mut errs)), Some(e)) => {
+                errs.add("password", e);
+                Err(ApiError::Validation(errs))
+            }
+            (Err(e), _) => Err(e),
+        }
+    }
+}
+
+impl PatchUser {
+    /// Applies the patch on top of `current` and validates the result as a whole record.
+    pub fn apply(self, current: &User) -> Result<UserFields, ApiError> {
+        fn pick<T: Clone>(patch: MaybeUndefined<T>, current: Option<T>) -> Option<T> {
+            match patch {
+                MaybeUndefined::Undefined => current,
+                MaybeUndefined::Null => None,
+                MaybeUndefined::Value(v) => Some(v),
+            }
+        }
+        let mut errors = FieldErrors::new();
+        for (name, is_null) in [
+            ("email", self.email.is_null()),
+            ("username", self.username.is_null()),
+            ("role", self.role.is_null()),
+            ("is_active", self.is_active.is_null()),
+        ] {
+            if is_null {
+                errors.add(name, "cannot be null");
+            }
+        }
+        errors.into_result()?;
+        ReplaceUser {
+            email: pick(self.email, Some(current.email.clone())).unwrap_or_default(),
+            username: pick(self.username, Some(current.username.clone())).unwrap_or_default(),
+            first_name: pick(self.first_name, Some(current.first_name.clone())).unwrap_or_default(),
+            last_name: pick(self.last_name, Some(current.last_name.clone())).unwrap_or_default(),
+            phone: pick(self.phone, current.phone.clone()),
+            address: pick(self.address, current.address.clone()),
+            employee_number: pick(self.employee_number, current.employee_number.clone()),
+            department_id: pick(self.department_id, current.department_id),
+            position: pick(self.position, current.position.clone()),
+            gender: pick(self.gender, current.gender.clone()),
+            role: pick(self.role, Some(current.role)).unwrap_or(current.role),
+            is_active: pick(self.is_active, Some(current.is_active)).unwrap_or(current.is_active),
+        }
+        .parse()
+    }
+}
+
+/// Filters of the user list.
+#[derive(Debug, Default, Clone)]
+pub struct UserFilter {
+    /// Substring of name, email or username (case-insensitive).
+    pub search: Option<String>,
+    pub role: Option<Role>,
+    pub department_id: Option<Uuid>,
+    pub is_active: Option<bool>,
+    pub include_deleted: bool,
+}
+
+/// Sortable fields of the user list: API name → column.
+pub const USER_SORTS: [(&str, &str); 6] = [
+    ("created_at", "u.created_at"),
+    ("email", "u.email"),
+    ("last_name", "u.last_name"),
+    ("first_name", "u.first_name"),
+    ("last_active_at", "u.last_active_at"),
+    ("employee_number", "u.employee_number"),
+];
+
+#[derive(sqlx::FromRow)]
+struct ListedUser {
+    #[sqlx(flatten)]
+    user: UserRow,
+    total: i64,
+}
+
+/// Escapes `%`, `_` and `\` for a `like ... escape '\'` pattern.
+fn like_pattern(search: &str) -> String {
+    let escaped: String = search
+        .to_lowercase()
+        .chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    format!("%{escaped}%")
+}
+
+/// One page of the tenant's users and the total matching the filter.
+pub async fn list(
+    tx: &mut TenantTx,
+    filter: &UserFilter,
+    sort: (&'static str, bool),
+    page: Page,
+) -> ApiResult<(Vec<User>, i64)> {
+    let tenant = tx.tenant();
+    let query = format!(
+        "select {USER_COLUMNS}, count(*) over () as total
+           from {USER_FROM}
+          where u.tenant_id = $1
+            and ($2 is null or lower(u.email) like $2 escape '\\' or lower(u.username) like $2 escape '\\'
+                 or lower(u.first_name || ' ' || u.last_name) like $2 escape '\\')
+            and ($3 is null or u.role = $3)
+            and ($4 is null or u.department_id = $4)
+            and ($5 is null or u.is_active = $5)
+            and ($6 or u.deleted_at is null)
+          order by {} {}, u.id
+          limit $7 offset $8",
+        sort.0,
+        if sort.1 { "desc" } else { "asc" }
+    );
+    let search = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(like_pattern);
+    let rows: Vec<ListedUser> = sql!(tx.conn() => |c| sqlx::query_as(&query)
+        .bind(tenant).bind(&search).bind(filter.role.map(Role::as_str)).bind(filter.department_id)
+        .bind(filter.is_active).bind(filter.include_deleted).bind(page.limit()).bind(page.offset())
+        .fetch_all(&mut *c).await)?;
+    let total = match rows.first() {
+        Some(r) => r.total,
+        None if page.page > 1 => {
+            let count_query = format!(
+                "select count(*) from users u where u.tenant_id = $1
+                   and ($2 is null or lower(u.email) like $2 escape '\\' or lower(u.username) like $2 escape '\\'
+                        or lower(u.first_name || ' ' || u.last_name) like $2 escape '\\')
+                   and ($3 is null or u.role = $3) and ($4 is null or u.department_id = $4)
+                   and ($5 is null or u.is_active = $5) and ($6 or u.deleted_at is null)"
+            );
+            sql!(tx.conn() => |c| sqlx::query_scalar::<_, i64>(&count_query)
+                .bind(tenant).bind(&search).bind(filter.role.map(Role::as_str)).bind(filter.department_id)
+                .bind(filter.is_active).bind(filter.include_deleted).fetch_one(&mut *c).await)?
+        }
+        None => 0,
+    };
+    Ok((rows.into_iter().map(|r| r.user.into()).collect(), total))
+}
+
+/// A user by id; deleted users only when `include_deleted`.
+pub async fn get(tx: &mut TenantTx, id: Uuid, include_deleted: bool) -> ApiResult<User> {
+    let tenant = tx.tenant();
+    let query = format!(
+        "select {USER_COLUMNS} from {USER_FROM} where u.tenant_id = $1 and u.id = $2 and ($3 or u.deleted_at is null)"
+    );
+    let row: Option<UserRow> = sql!(tx.conn() => |c| sqlx::query_as(&query)
+        .bind(tenant).bind(id).bind(include_deleted).fetch_optional(&mut *c).await)?;
+    row.map(User::from).ok_or(ApiError::NotFound)
+}
+
+/// A user by sign-in email, with the password hash (sign-in only).
+pub async fn find_for_sign_in(tx: &mut TenantTx, email: &str) -> ApiResult<Option<(User, Option<String>)>> {
+    let tenant = tx.tenant();
+    let query = format!(
+        "select {USER_COLUMNS}, u.password_hash from {USER_FROM}
+          where u.tenant_id = $1 and u.email = $2 and u.deleted_at is null"
+    );
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        user: UserRow,
+        password_hash: Option<String>,
+    }
+    let row: Option<Row> = sql!(tx.conn() => |c| sqlx::query_as(&query)
+        .bind(tenant).bind(email).fetch_optional(&mut *c).await)?;
+    Ok(row.map(|r| (r.user.into(), r.password_hash)))
+}
+
+async fn check_department(tx: &mut TenantTx, department_id: Option<Uuid>) -> ApiResult<()> {
+    let Some(id) = department_id else { return Ok(()) };
+    let tenant = tx.tenant();
+    let found: Option<i64> = sql!(tx.conn() => |c| sqlx::query_scalar(
+        "select 1 from departments where tenant_id = $1 and id = $2 and deleted_at is null")
+        .bind(tenant).bind(id).fetch_optional(&mut *c).await)?;
+    found.map(drop).ok_or_else(|| ApiError::field("department_id", "no such department"))
+}
+
+fn map_unique(err: sqlx::Error) -> ApiError {
+    match unique_violation_field(&err, "users") {
+        Some(field) => ApiError::Conflict { message: format!("another user already has this {field}"), field },
+        None => err.into(),
+    }
+}
+
+/// Inserts a user; `password_hash` is `None` for an invited person.
+pub async fn insert(
+    tx: &mut TenantTx,
+    f: &UserFields,
+    password_hash: Option<String>,
+    external_id: Option<&str>,
+    now: OffsetDateTime,
+) -> ApiResult<User> {
+    check_department(tx, f.department_id).await?;
+    let tenant = tx.tenant();
+    let id = UserId::new().0;
+    let verified = password_hash.as_ref().map(|_| now);
+    sql!(tx.conn() => |c| sqlx::query(
+        "insert into users (tenant_id, id, email, username, first_name, last_name, phone, address,
+                            employee_number, department_id, position, gender, role, password_hash,
+                            is_active, email_verified_at, external_id, created_at, updated_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18)")
+        .bind(tenant).bind(id).bind(f.email.as_str()).bind(&f.username).bind(&f.first_name)
+        .bind(&f.last_name).bind(f.phone.as_ref().map(PhoneNumber::as_str)).bind(&f.address)
+        .bind(&f.employee_number).bind(f.department_id).bind(&f.position).bind(&f.gender)
+        .bind(f.role.as_str()).bind(&password_hash).bind(f.is_active).bind(verified).bind(external_id).bind(now)
+        .execute(&mut *c).await.map(drop)).map_err(map_unique)?;
+    get(tx, id, false).await
+}
+
+/// Writes all editable fields of user `id`.
+pub async fn update(tx: &mut TenantTx, id: Uuid, f: &UserFields, now: OffsetDateTime) -> ApiResult<User> {
+    check_department(tx, f.department_id).await?;
+    let tenant = tx.tenant();
+    let n = sql!(tx.conn() => |c| sqlx::query(
+        "update users set email = $3, username = $4, first_name = $5, last_name = $6, phone = $7,
+                address = $8, employee_number = $9, department_id = $10, position = $11, gender = $12,
+                role = $13, is_active = $14, updated_at = $15
+          where tenant_id = $1 and id = $2 and deleted_at is null")
+        .bind(tenant).bind(id).bind(f.email.as_str()).bind(&f.username).bind(&f.first_name)
+        .bind(&f.last_name).bind(f.phone.as_ref().map(PhoneNumber::as_str)).bind(&f.address)
+        .bind(&f.employee_number).bind(f.department_id).bind(&f.position).bind(&f.gender)
+        .bind(f.role.as_str()).bind(f.is_active).bind(now)
+        .execute(&mut *c).await.map(|r| r.rows_affected())).map_err(map_unique)?;
+    if n == 0 {
+        return Err(ApiError::NotFound);
+    }
+    if !f.is_active {
+        revoke_credentials(tx, id, now).await?;
+    }
+    get(tx, id, false).await
+}
+
+/// Soft-deletes (and deactivates) user `id`, ending their sessions and refresh tokens.
+pub async fn soft_delete(tx: &mut TenantTx, id: Uuid, now: OffsetDateTime) -> ApiResult<()> {
+    let tenant = tx.tenant();
+    let n = sql!(tx.conn() => |c| sqlx::query(
+        "update users set deleted_at = $3, is_active = false, updated_at = $3
+          where tenant_id = $1 and id = $2 and deleted_at is null")
+        .bind(tenant).bind(id).bind(now).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    if n == 0 {
+        return Err(ApiError::NotFound);
+    }
+    revoke_credentials(tx, id, now).await
+}
+
+/// Restores a soft-deleted user as active.
+pub async fn restore(tx: &mut TenantTx, id: Uuid, now: OffsetDateTime) -> ApiResult<User> {
+    let tenant = tx.tenant();
+    let n = sql!(tx.conn() => |c| sqlx::query(
+        "update users set deleted_at = null, is_active = true, updated_at = $3
+          where tenant_id = $1 and id = $2 and deleted_at is not null")
+        .bind(tenant).bind(id).bind(now).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    if n == 0 {
+        // Either no such user, or not deleted: both answer 404 so the outcome leaks nothing.
+        return Err(ApiError::NotFound);
+    }
+    get(tx, id, false).await
+}
+
+/// Ends every session and refresh token of a user.
+pub async fn revoke_credentials(tx: &mut TenantTx, id: Uuid, now: OffsetDateTime) -> ApiResult<()> {
+    let tenant = tx.tenant();
+    sql!(tx.conn() => |c| sqlx::query(
+        "update refresh_tokens set revoked_at = $3 where tenant_id = $1 and user_id = $2 and revoked_at is null")
+        .bind(tenant).bind(id).bind(now).execute(&mut *c).await.map(drop))?;
+    sql!(tx.conn() => |c| sqlx::query(
+        "update sessions set revoked_at = $3 where tenant_id = $1 and user_id = $2 and revoked_at is null")
+        .bind(tenant).bind(id).bind(now).execute(&mut *c).await.map(drop))?;
+    Ok(())
+}
+
+/// Active, not deleted users.
+pub async fn active_count(tx: &mut TenantTx) -> ApiResult<i64> {
+    let tenant = tx.tenant();
+    Ok(sql!(tx.conn() => |c| sqlx::query_scalar(
+        "select count(*) from users where tenant_id = $1 and is_active = true and deleted_at is null")
+        .bind(tenant).fetch_one(&mut *c).await)?)
+}
+
+/// Sets a new password hash.
+pub async fn set_password(tx: &mut TenantTx, id: Uuid, hash: &str, now: OffsetDateTime) -> ApiResult<()> {
+    let tenant = tx.tenant();
+    sql!(tx.conn() => |c| sqlx::query(
+        "update users set password_hash = $3, updated_at = $4 where tenant_id = $1 and id = $2")
+        .bind(tenant).bind(id).bind(hash).bind(now).execute(&mut *c).await.map(drop))?;
+    Ok(())
+}
+
+/// The stored password hash of a user.
+pub async fn password_hash(tx: &mut TenantTx, id: Uuid) -> ApiResult<Option<String>> {
+    let tenant = tx.tenant();
+    Ok(sql!(tx.conn() => |c| sqlx::query_scalar(
+        "select password_hash from users where tenant_id = $1 and id = $2")
+        .bind(tenant).bind(id).fetch_one(&mut *c).await)?)
+}
+
+/// Notes activity (at most once a minute per user, to keep reads cheap).
+pub async fn touch_last_active(tx: &mut TenantTx, id: Uuid, now: OffsetDateTime) -> ApiResult<()> {
+    let tenant = tx.tenant();
+    let cutoff = now - time::Duration::minutes(1);
+    sql!(tx.conn() => |c| sqlx::query(
+        "update users set last_active_at = $3
+          where tenant_id = $1 and id = $2 and (last_active_at is null or last_active_at < $4)")
+        .bind(tenant).bind(id).bind(now).bind(cutoff).execute(&mut *c).await.map(drop))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replace() -> ReplaceUser {
+        ReplaceUser {
+            email: "A@Example.com".into(),
+            username: "a".into(),
+            first_name: "Ann".into(),
+            last_name: "Lee".into(),
+            phone: Some("+44 7700 900123".into()),
+            address: None,
+            employee_number: None,
+            department_id: None,
+            position: None,
+            gender: None,
+            role: Role::Employee,
+            is_active: true,
+        }
+    }
+
+    #[test]
+    fn a_valid_record_is_normalised() {
+        let f = replace().parse().unwrap();
+        assert_eq!(f.email.as_str(), "a@example.com");
+        assert_eq!(f.phone.unwrap().as_str(), "+447700900123");
+    }
+
+    #[test]
+    fn every_invalid_field_is_reported_at_once() {
+        let mut r = replace();
+        r.email = "nope".into();
+        r.phone = Some("12345".into());
+        match r.parse() {
+            Err(ApiError::Validation(f)) => {
+                assert!(f.0.contains_key("email"));
+                assert!(f.0.contains_key("phone"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_pattern("50%_a"), "%50\\%\\_a%");
+    }
+}

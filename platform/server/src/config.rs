@@ -1,0 +1,249 @@
+//! Configuration: defaults, then a TOML file (`trainflow.toml`, or the path in
+//! `TRAINFLOW_CONFIG`), then `.env`, then `TRAINFLOW_*` environment variables. Secrets are
+//! never printed: `Debug` masks them and the database password.
+
+use std::{fmt, path::Path, str::FromStr};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// A value that must not appear in logs.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself; call only where it is used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// True when unset.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "<unset>" } else { "<redacted>" })
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+/// Every setting of the server.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// `sqlite://trainflow.db` (default) or `postgres://…`: the application's connection.
+    pub database_url: String,
+    /// The schema owner's connection for migrations; defaults to `database_url`.
+    pub migrate_database_url: Option<String>,
+    /// Address to listen on.
+    pub bind: String,
+    /// The URL people reach the portal at (used in links in emails).
+    pub public_url: String,
+    /// HS256 signing secret, at least 32 bytes. Unset: a random one per start (development).
+    pub jwt_secret: Secret,
+    /// Access-token lifetime (60–900 s).
+    pub access_token_ttl_secs: i64,
+    /// Refresh-token lifetime in days.
+    pub refresh_token_ttl_days: i64,
+    /// Portal session lifetime in hours.
+    pub session_ttl_hours: i64,
+    /// Mark cookies `Secure` (browsers accept them on http://localhost too).
+    pub cookie_secure: bool,
+    /// Origins allowed to call the API from a browser (CORS); empty = none.
+    pub cors_origins: Vec<String>,
+    /// Requests per minute per client address.
+    pub rate_limit_per_ip: u32,
+    /// Requests per minute per tenant.
+    pub rate_limit_per_tenant: u32,
+    /// Largest request body in bytes.
+    pub max_body_bytes: usize,
+    /// Database pool size.
+    pub db_max_connections: u32,
+    /// Apply migrations when `serve` starts.
+    pub auto_migrate: bool,
+    /// Run scheduled jobs in this instance.
+    pub jobs_enabled: bool,
+    /// Trust the first `X-Forwarded-For` hop (only behind a proxy that sets it).
+    pub trust_proxy: bool,
+    /// Concurrent password hashes (each takes 19 MiB for ~50 ms).
+    pub password_hash_concurrency: usize,
+    /// `json` (default) or `pretty`.
+    pub log_format: String,
+    /// The demo tenant manifest applied by `serve --demo`.
+    pub demo_manifest: String,
+    /// Days of inactivity before the nightly cleanup deactivates a person (tenants may override).
+    pub inactive_after_days: i64,
+    /// Cron schedule of the inactive-user cleanup.
+    pub cleanup_schedule: String,
+    /// This instance's name in job history (default: host name and process id).
+    pub instance_name: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://trainflow.db".into(),
+            migrate_database_url: None,
+            bind: "127.0.0.1:8080".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+            jwt_secret: Secret::default(),
+            access_token_ttl_secs: 900,
+            refresh_token_ttl_days: 30,
+            session_ttl_hours: 12,
+            cookie_secure: true,
+            cors_origins: Vec::new(),
+            rate_limit_per_ip: 1200,
+            rate_limit_per_tenant: 12000,
+            max_body_bytes: 1024 * 1024,
+            db_max_connections: 16,
+            auto_migrate: true,
+            jobs_enabled: true,
+            trust_proxy: false,
+            password_hash_concurrency: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            log_format: "json".into(),
+            demo_manifest: "tenants/demo".into(),
+            inactive_after_days: 365,
+            cleanup_schedule: "0 15 3 * * *".into(),
+            instance_name: String::new(),
+        }
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("migrate_database_url", &self.migrate_database_url.as_deref().map(redact_url))
+            .field("bind", &self.bind)
+            .field("public_url", &self.public_url)
+            .field("jwt_secret", &self.jwt_secret)
+            .field("access_token_ttl_secs", &self.access_token_ttl_secs)
+            .field("cookie_secure", &self.cookie_secure)
+            .field("cors_origins", &self.cors_origins)
+            .field("rate_limit_per_ip", &self.rate_limit_per_ip)
+            .field("rate_limit_per_tenant", &self.rate_limit_per_tenant)
+            .field("db_max_connections", &self.db_max_connections)
+            .field("jobs_enabled", &self.jobs_enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl Settings {
+    /// Loads the layers. `.env` is read first so its values act as environment variables.
+    pub fn load() -> anyhow::Result<Self> {
+        let _ = dotenvy::dotenv();
+        let path = std::env::var("TRAINFLOW_CONFIG").unwrap_or_else(|_| "trainflow.toml".into());
+        let mut settings = if Path::new(&path).exists() {
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+            toml::from_str(&text).with_context(|| format!("parsing {path}"))?
+        } else {
+            Settings::default()
+        };
+        settings.apply_env(|k| std::env::var(k).ok())?;
+        Ok(settings)
+    }
+
+    /// Overrides settings from `TRAINFLOW_*` variables read through `get`.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        fn set<T: FromStr>(slot: &mut T, name: &str, get: &impl Fn(&str) -> Option<String>) -> anyhow::Result<()>
+        where
+            T::Err: fmt::Display,
+        {
+            if let Some(v) = get(name) {
+                *slot = v.parse().map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            }
+            Ok(())
+        }
+        set(&mut self.database_url, "TRAINFLOW_DATABASE_URL", &get)?;
+        if let Some(v) = get("TRAINFLOW_MIGRATE_DATABASE_URL") {
+            self.migrate_database_url = Some(v);
+        }
+        set(&mut self.bind, "TRAINFLOW_BIND", &get)?;
+        set(&mut self.public_url, "TRAINFLOW_PUBLIC_URL", &get)?;
+        set(&mut self.jwt_secret, "TRAINFLOW_JWT_SECRET", &get)?;
+        set(&mut self.access_token_ttl_secs, "TRAINFLOW_ACCESS_TOKEN_TTL_SECS", &get)?;
+        set(&mut self.refresh_token_ttl_days, "TRAINFLOW_REFRESH_TOKEN_TTL_DAYS", &get)?;
+        set(&mut self.session_ttl_hours, "TRAINFLOW_SESSION_TTL_HOURS", &get)?;
+        set(&mut self.cookie_secure, "TRAINFLOW_COOKIE_SECURE", &get)?;
+        if let Some(v) = get("TRAINFLOW_CORS_ORIGINS") {
+            self.cors_origins = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+        }
+        set(&mut self.rate_limit_per_ip, "TRAINFLOW_RATE_LIMIT_PER_IP", &get)?;
+        set(&mut self.rate_limit_per_tenant, "TRAINFLOW_RATE_LIMIT_PER_TENANT", &get)?;
+        set(&mut self.max_body_bytes, "TRAINFLOW_MAX_BODY_BYTES", &get)?;
+        set(&mut self.db_max_connections, "TRAINFLOW_DB_MAX_CONNECTIONS", &get)?;
+        set(&mut self.auto_migrate, "TRAINFLOW_AUTO_MIGRATE", &get)?;
+        set(&mut self.jobs_enabled, "TRAINFLOW_JOBS_ENABLED", &get)?;
+        set(&mut self.trust_proxy, "TRAINFLOW_TRUST_PROXY", &get)?;
+        set(&mut self.password_hash_concurrency, "TRAINFLOW_PASSWORD_HASH_CONCURRENCY", &get)?;
+        set(&mut self.log_format, "TRAINFLOW_LOG_FORMAT", &get)?;
+        set(&mut self.demo_manifest, "TRAINFLOW_DEMO_MANIFEST", &get)?;
+        set(&mut self.inactive_after_days, "TRAINFLOW_INACTIVE_AFTER_DAYS", &get)?;
+        set(&mut self.cleanup_schedule, "TRAINFLOW_CLEANUP_SCHEDULE", &get)?;
+        set(&mut self.instance_name, "TRAINFLOW_INSTANCE_NAME", &get)?;
+        Ok(())
+    }
+
+    /// The URL migrations run with.
+    pub fn migrate_url(&self) -> &str {
+        self.migrate_database_url.as_deref().unwrap_or(&self.database_url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_defaults() {
+        let mut s = Settings::default();
+        s.apply_env(|k| match k {
+            "TRAINFLOW_BIND" => Some("0.0.0.0:9000".into()),
+            "TRAINFLOW_CORS_ORIGINS" => Some("https://a.example, https://b.example".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(s.bind, "0.0.0.0:9000");
+        assert_eq!(s.cors_origins.len(), 2);
+        assert_eq!(s.database_url, "sqlite://trainflow.db");
+    }
+
+    #[test]
+    fn a_bad_number_names_its_variable() {
+        let err = Settings::default().apply_env(|k| (k == "TRAINFLOW_DB_MAX_CONNECTIONS").then(|| "many".into())).unwrap_err();
+        assert!(err.to_string().contains("TRAINFLOW_DB_MAX_CONNECTIONS"));
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let s = Settings {
+            database_url: "postgres://app:hunter2@db/trainflow".into(),
+            jwt_secret: Secret("top-secret-value-top-secret-value".into()),
+            ..Settings::default()
+        };
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2"));
+        assert!(!shown.contains("top-secret"));
+    }
+}

@@ -1,0 +1,112 @@
+//! The `trainflow` server: configuration, wiring and launch. `main` only parses the command
+//! line, binds and calls into here; tests start the same server on port 0.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod config;
+pub mod metrics;
+pub mod ratelimit;
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use poem::{listener::Acceptor, Server};
+use trainflow_identity::{password::Hasher, signin::AuthDeps};
+use trainflow_jobs::{JobSpec, Runner};
+use trainflow_kernel::{
+    auth::JwtKeys,
+    db::{Db, DbOptions},
+};
+
+use crate::{app::Edge, config::Settings, metrics::Metrics, ratelimit::RateLimiter};
+
+/// Everything a running instance holds.
+pub struct Instance {
+    pub settings: Settings,
+    pub db: Db,
+    pub deps: AuthDeps,
+    pub runner: Runner,
+    pub edge: Arc<Edge>,
+}
+
+/// Connects (migrating first when configured) and assembles the services.
+pub async fn prepare(settings: Settings) -> anyhow::Result<Instance> {
+    if settings.auto_migrate {
+        Db::migrate(settings.migrate_url()).await?;
+    }
+    let db = Db::connect(&DbOptions { url: settings.database_url.clone(), max_connections: settings.db_max_connections })
+        .await?;
+    let secret = if settings.jwt_secret.is_empty() {
+        tracing::warn!(
+            "TRAINFLOW_JWT_SECRET is not set: using a random secret, so tokens end at restart and \
+             instances cannot share them. Set it in production."
+        );
+        trainflow_kernel::secret::random_token().into_bytes()
+    } else {
+        settings.jwt_secret.expose().as_bytes().to_vec()
+    };
+    let keys = Arc::new(JwtKeys::new(&secret, "trainflow".into(), settings.access_token_ttl_secs)?);
+    let deps = AuthDeps {
+        db: db.clone(),
+        hasher: Hasher::new(settings.password_hash_concurrency),
+        keys: keys.clone(),
+        refresh_ttl: time::Duration::days(settings.refresh_token_ttl_days),
+        session_ttl: time::Duration::hours(settings.session_ttl_hours),
+    };
+    let instance = if settings.instance_name.is_empty() {
+        format!("{}-{}", hostname(), std::process::id())
+    } else {
+        settings.instance_name.clone()
+    };
+    let runner = Runner::new(db.clone(), instance, jobs(&settings));
+    let edge = Arc::new(Edge {
+        keys,
+        metrics: Metrics::default(),
+        per_ip: RateLimiter::new(settings.rate_limit_per_ip),
+        per_tenant: RateLimiter::new(settings.rate_limit_per_tenant),
+        db: db.clone(),
+        runner: runner.clone(),
+        settings: settings.clone(),
+    });
+    Ok(Instance { settings, db, deps, runner, edge })
+}
+
+/// The scheduled jobs of this release.
+pub fn jobs(settings: &Settings) -> Vec<JobSpec> {
+    let after = time::Duration::days(settings.inactive_after_days);
+    vec![JobSpec {
+        name: "identity.cleanup_inactive_users",
+        schedule: settings.cleanup_schedule.clone(),
+        description: "Deactivates people inactive for longer than the tenant allows",
+        run: Arc::new(move |db, now| {
+            Box::pin(async move {
+                let outcome = trainflow_identity::jobs::cleanup_inactive_users(&db, now, after)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                Ok(serde_json::to_value(outcome)?)
+            })
+        }),
+    }]
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "trainflow".into())
+}
+
+/// Serves until `shutdown` resolves, running the job scheduler alongside when enabled.
+pub async fn serve<A: Acceptor + 'static>(
+    instance: Instance,
+    acceptor: A,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let mut scheduler = if instance.settings.jobs_enabled { Some(instance.runner.start().await?) } else { None };
+    let app = app::build(instance.edge.clone(), instance.deps.clone());
+    let result = Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(10)))
+        .await
+        .context("HTTP server failed");
+    if let Some(s) = scheduler.as_mut() {
+        let _ = s.shutdown().await;
+    }
+    result
+}

@@ -1,0 +1,287 @@
+//! `trainflow`: the TrainFlow server and its administration commands.
+#![forbid(unsafe_code)]
+
+use std::{io::Read, path::PathBuf};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use poem::listener::{Listener, TcpListener};
+use trainflow_identity::{password, users::CreateUser};
+use trainflow_kernel::{
+    audit::{self, Entry},
+    auth::Role,
+    db::{Db, TenantTx},
+    TenantId,
+};
+use trainflow_server::config::Settings;
+use trainflow_tenancy::{
+    manifest::{self, anyhow_api},
+    tenants::{self, NewTenant, Operator},
+};
+
+#[derive(Parser)]
+#[command(name = "trainflow", version, about = "TrainFlow: training compliance for organisations")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API, the portal and the scheduled jobs.
+    Serve {
+        /// Apply the demo tenant manifest (idempotent) before serving.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply database migrations (as the schema owner).
+    Migrate,
+    /// Manage tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Manage people of a tenant.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage platform operators.
+    Operator {
+        #[command(subcommand)]
+        command: OperatorCommand,
+    },
+    /// Scheduled jobs.
+    Job {
+        #[command(subcommand)]
+        command: JobCommand,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant.
+    Create {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        domain: Option<String>,
+        #[arg(long)]
+        time_zone: Option<String>,
+    },
+    /// Apply a tenant manifest directory (containing tenant.toml).
+    Apply { dir: PathBuf },
+    /// List tenants.
+    List,
+    /// Suspend a tenant by slug.
+    Suspend { slug: String },
+    /// Reactivate a tenant by slug.
+    Reactivate { slug: String },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a person; the password is read from standard input.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        #[arg(long)]
+        first_name: Option<String>,
+        #[arg(long)]
+        last_name: Option<String>,
+        /// Read the password from standard input (one line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum OperatorCommand {
+    /// Create (or reset) a platform operator; the password is read from standard input.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobCommand {
+    /// List jobs and their recent runs.
+    List,
+    /// Run a job now.
+    Run { name: String },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse()
+}
+
+fn read_password(enabled: bool) -> anyhow::Result<Option<String>> {
+    if !enabled {
+        return Ok(None);
+    }
+    let mut s = String::new();
+    std::io::stdin().read_to_string(&mut s).context("reading the password from standard input")?;
+    let p = s.lines().next().unwrap_or("").to_string();
+    password::check_policy(&p).map_err(|e| anyhow::anyhow!("password {e}"))?;
+    Ok(Some(p))
+}
+
+fn init_tracing(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,poem=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if settings.log_format == "pretty" {
+        builder.init();
+    } else {
+        builder.json().flatten_event(true).init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::load()?;
+    init_tracing(&settings);
+    match cli.command {
+        Command::Serve { demo } => {
+            let bind = settings.bind.clone();
+            let demo_dir = settings.demo_manifest.clone();
+            let instance = trainflow_server::prepare(settings).await?;
+            if demo {
+                let m = manifest::load(std::path::Path::new(&demo_dir))?;
+                let applied = manifest::apply(&instance.db, &instance.deps.hasher, &m).await?;
+                tracing::info!(
+                    tenant = %m.tenant.slug, users_created = applied.users_created,
+                    "demo tenant ready: sign in at http://{bind}/portal"
+                );
+            }
+            let acceptor = TcpListener::bind(bind.clone()).into_acceptor().await.with_context(|| format!("binding {bind}"))?;
+            tracing::info!(%bind, "TrainFlow listening; API docs at /docs");
+            trainflow_server::serve(instance, acceptor, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+        }
+        Command::Migrate => {
+            Db::migrate(settings.migrate_url()).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Openapi => {
+            let instance = trainflow_server::prepare(settings).await?;
+            println!("{}", trainflow_server::app::api_service(&instance.deps, &instance.settings.public_url).spec());
+            Ok(())
+        }
+        Command::Tenant { command } => tenant_command(settings, command).await,
+        Command::User { command } => user_command(settings, command).await,
+        Command::Operator { command: OperatorCommand::Create { email, password_stdin } } => {
+            let password = read_password(password_stdin)?.context("--password-stdin is required")?;
+            let instance = trainflow_server::prepare(settings).await?;
+            let email = trainflow_kernel::domain::EmailAddress::parse(&email).map_err(|e| anyhow::anyhow!("email {e}"))?;
+            let hash = instance.deps.hasher.hash(password).await?;
+            let id = tenants::create_operator(&instance.db, email.as_str(), &hash).await.map_err(anyhow_api)?;
+            println!("operator {email} ({id})");
+            Ok(())
+        }
+        Command::Job { command } => {
+            let instance = trainflow_server::prepare(settings).await?;
+            match command {
+                JobCommand::List => println!("{}", serde_json::to_string_pretty(&instance.runner.status().await?)?),
+                JobCommand::Run { name } => println!("{:?}", instance.runner.run_now(&name).await?),
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn tenant_command(settings: Settings, command: TenantCommand) -> anyhow::Result<()> {
+    let instance = trainflow_server::prepare(settings).await?;
+    let db = &instance.db;
+    match command {
+        TenantCommand::Create { slug, name, domain, time_zone } => {
+            let fields = NewTenant { slug, name, domain, time_zone, locale: None }.parse().map_err(anyhow_api)?;
+            let t = tenants::create(db, fields, &Operator::Cli).await.map_err(anyhow_api)?;
+            println!("tenant {} ({})", t.slug, t.id);
+        }
+        TenantCommand::Apply { dir } => {
+            let m = manifest::load(&dir)?;
+            let applied = manifest::apply(db, &instance.deps.hasher, &m).await?;
+            println!(
+                "tenant {}: {} created, {} departments and {} users added",
+                m.tenant.slug,
+                if applied.tenant_created { "was" } else { "was not" },
+                applied.departments_created,
+                applied.users_created
+            );
+        }
+        TenantCommand::List => {
+            let page = trainflow_kernel::envelope::Page::parse(Some(1), Some(100)).map_err(anyhow_api)?;
+            let (rows, total) = tenants::list(db, None, page).await.map_err(anyhow_api)?;
+            for t in rows {
+                println!("{}\t{}\t{}\t{}", t.slug, t.status, t.id, t.name);
+            }
+            println!("{total} tenants");
+        }
+        TenantCommand::Suspend { slug } => {
+            let t = tenants::by_slug(db, &slug).await.map_err(anyhow_api)?.context("no such tenant")?;
+            tenants::set_status(db, TenantId(t.id), "suspended", &Operator::Cli).await.map_err(anyhow_api)?;
+            println!("tenant {slug} suspended");
+        }
+        TenantCommand::Reactivate { slug } => {
+            let t = tenants::by_slug(db, &slug).await.map_err(anyhow_api)?.context("no such tenant")?;
+            tenants::set_status(db, TenantId(t.id), "active", &Operator::Cli).await.map_err(anyhow_api)?;
+            println!("tenant {slug} reactivated");
+        }
+    }
+    Ok(())
+}
+
+async fn user_command(settings: Settings, command: UserCommand) -> anyhow::Result<()> {
+    let UserCommand::Create { tenant, email, role, first_name, last_name, password_stdin } = command;
+    let password = read_password(password_stdin)?;
+    let instance = trainflow_server::prepare(settings).await?;
+    let db = &instance.db;
+    let t = tenants::by_slug(db, &tenant).await.map_err(anyhow_api)?.with_context(|| format!("no tenant {tenant}"))?;
+    let (fields, password) = CreateUser {
+        email,
+        username: None,
+        first_name,
+        last_name,
+        phone: None,
+        address: None,
+        employee_number: None,
+        department_id: None,
+        position: None,
+        gender: None,
+        role: Some(role),
+        is_active: Some(true),
+        password,
+    }
+    .parse()
+    .map_err(anyhow_api)?;
+    let hash = match password {
+        Some(p) => Some(instance.deps.hasher.hash(p).await?),
+        None => None,
+    };
+    let mut tx = TenantTx::begin_system(db, TenantId(t.id)).await.map_err(anyhow_api)?;
+    let user = trainflow_identity::users::insert(&mut tx, &fields, hash, None, trainflow_kernel::now())
+        .await
+        .map_err(anyhow_api)?;
+    audit::record(&mut tx, Entry::as_actor("system", None, "user.create", None).object("user", user.id).change(None, Some(user.audit_json())))
+        .await
+        .map_err(anyhow_api)?;
+    tx.commit().await.map_err(anyhow_api)?;
+    println!("user {} ({}) in {tenant}", user.email, user.id);
+    Ok(())
+}

@@ -1,0 +1,102 @@
+//! Prometheus metrics, kept in process and rendered as text at `/metrics`.
+
+use std::{collections::BTreeMap, fmt::Write, sync::Mutex};
+
+/// Upper bounds of the latency histogram, in seconds.
+const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+/// Request counters and latency histograms by operation.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    latency: Mutex<BTreeMap<String, Histogram>>,
+    rate_limited: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl Metrics {
+    /// Records one request.
+    pub fn observe(&self, operation: &str, status: u16, seconds: f64) {
+        if let Ok(mut r) = self.requests.lock() {
+            *r.entry((operation.to_string(), status)).or_default() += 1;
+        }
+        if let Ok(mut l) = self.latency.lock() {
+            let h = l.entry(operation.to_string()).or_default();
+            for (i, b) in BUCKETS.iter().enumerate() {
+                if seconds <= *b {
+                    h.counts[i] += 1;
+                }
+            }
+            h.sum += seconds;
+            h.count += 1;
+        }
+    }
+
+    /// Counts a request refused by a rate limit (`ip` or `tenant`).
+    pub fn rate_limited(&self, scope: &'static str) {
+        if let Ok(mut r) = self.rate_limited.lock() {
+            *r.entry(scope).or_default() += 1;
+        }
+    }
+
+    /// The text exposition, with the extra gauges appended.
+    pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP trainflow_http_requests_total HTTP requests by operation and status.\n");
+        out.push_str("# TYPE trainflow_http_requests_total counter\n");
+        if let Ok(r) = self.requests.lock() {
+            for ((op, status), n) in r.iter() {
+                let _ = writeln!(out, "trainflow_http_requests_total{{operation=\"{op}\",status=\"{status}\"}} {n}");
+            }
+        }
+        out.push_str("# HELP trainflow_http_request_duration_seconds HTTP latency by operation.\n");
+        out.push_str("# TYPE trainflow_http_request_duration_seconds histogram\n");
+        if let Ok(l) = self.latency.lock() {
+            for (op, h) in l.iter() {
+                for (i, b) in BUCKETS.iter().enumerate() {
+                    let _ = writeln!(
+                        out,
+                        "trainflow_http_request_duration_seconds_bucket{{operation=\"{op}\",le=\"{b}\"}} {}",
+                        h.counts[i]
+                    );
+                }
+                let _ = writeln!(out, "trainflow_http_request_duration_seconds_bucket{{operation=\"{op}\",le=\"+Inf\"}} {}", h.count);
+                let _ = writeln!(out, "trainflow_http_request_duration_seconds_sum{{operation=\"{op}\"}} {}", h.sum);
+                let _ = writeln!(out, "trainflow_http_request_duration_seconds_count{{operation=\"{op}\"}} {}", h.count);
+            }
+        }
+        out.push_str("# HELP trainflow_rate_limited_total Requests refused by a rate limit.\n");
+        out.push_str("# TYPE trainflow_rate_limited_total counter\n");
+        if let Ok(r) = self.rate_limited.lock() {
+            for (scope, n) in r.iter() {
+                let _ = writeln!(out, "trainflow_rate_limited_total{{scope=\"{scope}\"}} {n}");
+            }
+        }
+        for (name, help, value) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_lands_in_its_bucket_and_the_total() {
+        let m = Metrics::default();
+        m.observe("list_users", 200, 0.004);
+        let text = m.render(&[("trainflow_db_pool_size", "Pool size.", 3.0)]);
+        assert!(text.contains("trainflow_http_requests_total{operation=\"list_users\",status=\"200\"} 1"));
+        assert!(text.contains("le=\"0.0025\"} 0"));
+        assert!(text.contains("le=\"0.005\"} 1"));
+        assert!(text.contains("trainflow_db_pool_size 3"));
+    }
+}

@@ -1,0 +1,183 @@
+//! HTTP API: platform operators manage tenants; tenant administrators manage their settings.
+
+use poem_openapi::{param::Path, param::Query, payload::Json, Object, OpenApi, Tags};
+use serde::Deserialize;
+use trainflow_identity::{signin::AuthDeps, throttle};
+use trainflow_kernel::{
+    audit::{self, Entry},
+    auth::{client_ip, Permission, PlatformAuth, TenantAuth},
+    body::Body,
+    db::TenantTx,
+    domain::bounded,
+    envelope::{created, ok, Created, List, Ok200, Page},
+    ApiError, ApiResult, FieldErrors, TenantId,
+};
+use uuid::Uuid;
+
+use crate::tenants::{self, NewTenant, Operator, Tenant, TenantSettings};
+
+#[derive(Tags)]
+enum Tag {
+    /// Platform operators: tenants above all tenants.
+    Platform,
+    /// The caller's own tenant.
+    Tenant,
+}
+
+/// Body of `POST /platform/auth/token`.
+#[derive(Debug, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[oai(deny_unknown_fields)]
+pub struct OperatorTokenRequest {
+    #[oai(validator(max_length = 254))]
+    pub email: String,
+    #[oai(validator(max_length = 128))]
+    pub password: String,
+}
+
+/// An operator token.
+#[derive(Debug, Object)]
+pub struct OperatorToken {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: i64,
+}
+
+/// Body of `PUT /tenant`.
+#[derive(Debug, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[oai(deny_unknown_fields)]
+pub struct UpdateTenant {
+    #[oai(validator(max_length = 200))]
+    pub name: String,
+    #[oai(validator(max_length = 64))]
+    pub time_zone: String,
+    #[oai(validator(max_length = 10))]
+    pub locale: String,
+    pub settings: TenantSettings,
+}
+
+/// The tenancy API.
+pub struct TenancyApi {
+    pub deps: AuthDeps,
+}
+
+#[OpenApi(prefix_path = "/api/v1")]
+impl TenancyApi {
+    /// Sign in as a platform operator.
+    #[oai(path = "/platform/auth/token", method = "post", tag = "Tag::Platform")]
+    async fn operator_token(&self, req: &poem::Request, body: Body<OperatorTokenRequest>) -> ApiResult<Ok200<OperatorToken>> {
+        let now = trainflow_kernel::now();
+        let email = body.0.email.trim().to_lowercase();
+        let keys = throttle::Keys::new("@platform", &email, client_ip(req).as_deref());
+        throttle::check(&self.deps.db, &keys, now).await?;
+        let found = tenants::find_operator(&self.deps.db, &email).await?;
+        let (id, hash) = match found {
+            Some((id, hash)) => (Some(id), Some(hash)),
+            None => (None, None),
+        };
+        if !self.deps.hasher.verify(body.0.password, hash).await? {
+            throttle::record_failure(&self.deps.db, &keys, now).await?;
+            return Err(ApiError::Unauthorized("invalid email or password"));
+        }
+        throttle::record_success(&self.deps.db, &keys).await?;
+        let id = id.ok_or(ApiError::Unauthorized("invalid email or password"))?;
+        let token = self.deps.keys.issue_platform(id, now.unix_timestamp())?;
+        Ok(ok(OperatorToken { access_token: token, token_type: "Bearer".into(), expires_in: self.deps.keys.access_ttl_secs }))
+    }
+
+    /// All tenants.
+    #[oai(path = "/platform/tenants", method = "get", tag = "Tag::Platform")]
+    async fn list_tenants(
+        &self,
+        _auth: PlatformAuth,
+        page: Query<Option<u32>>,
+        per_page: Query<Option<u32>>,
+        /// `active`, `suspended` or `deleted`.
+        status: Query<Option<String>>,
+    ) -> ApiResult<Json<List<Tenant>>> {
+        let page = Page::parse(page.0, per_page.0)?;
+        if let Some(s) = status.0.as_deref() {
+            if !["active", "suspended", "deleted"].contains(&s) {
+                return Err(ApiError::field("status", "must be active, suspended or deleted"));
+            }
+        }
+        let (rows, total) = tenants::list(&self.deps.db, status.0.as_deref(), page).await?;
+        Ok(page.list(rows, total))
+    }
+
+    /// Create a tenant.
+    #[oai(path = "/platform/tenants", method = "post", tag = "Tag::Platform")]
+    async fn create_tenant(&self, auth: PlatformAuth, body: Body<NewTenant>) -> ApiResult<Created<Tenant>> {
+        let fields = body.0.parse()?;
+        let t = tenants::create(&self.deps.db, fields, &operator(&auth)).await?;
+        Ok(created(t))
+    }
+
+    /// One tenant.
+    #[oai(path = "/platform/tenants/:id", method = "get", tag = "Tag::Platform")]
+    async fn get_tenant(&self, _auth: PlatformAuth, id: Path<Uuid>) -> ApiResult<Ok200<Tenant>> {
+        Ok(ok(tenants::get(&self.deps.db, TenantId(id.0)).await?))
+    }
+
+    /// Suspend a tenant: its tokens and sessions stop working on their next request.
+    #[oai(path = "/platform/tenants/:id/suspend", method = "post", tag = "Tag::Platform")]
+    async fn suspend(&self, auth: PlatformAuth, id: Path<Uuid>) -> ApiResult<Ok200<Tenant>> {
+        Ok(ok(tenants::set_status(&self.deps.db, TenantId(id.0), "suspended", &operator(&auth)).await?))
+    }
+
+    /// Reactivate a suspended tenant.
+    #[oai(path = "/platform/tenants/:id/reactivate", method = "post", tag = "Tag::Platform")]
+    async fn reactivate(&self, auth: PlatformAuth, id: Path<Uuid>) -> ApiResult<Ok200<Tenant>> {
+        Ok(ok(tenants::set_status(&self.deps.db, TenantId(id.0), "active", &operator(&auth)).await?))
+    }
+
+    /// Soft-delete a tenant (its data stays, nobody can sign in).
+    #[oai(path = "/platform/tenants/:id", method = "delete", tag = "Tag::Platform")]
+    async fn delete_tenant(&self, auth: PlatformAuth, id: Path<Uuid>) -> ApiResult<Ok200<Tenant>> {
+        Ok(ok(tenants::set_status(&self.deps.db, TenantId(id.0), "deleted", &operator(&auth)).await?))
+    }
+
+    /// The caller's tenant and its settings.
+    #[oai(path = "/tenant", method = "get", tag = "Tag::Tenant")]
+    async fn my_tenant(&self, auth: TenantAuth) -> ApiResult<Ok200<Tenant>> {
+        let (tx, ctx) = TenantTx::begin(&self.deps.db, &auth.0, Permission::SelfService).await?;
+        tx.commit().await?;
+        Ok(ok(tenants::get(&self.deps.db, ctx.tenant_id).await?))
+    }
+
+    /// Change the caller's tenant name, time zone, locale and settings (administrators).
+    #[oai(path = "/tenant", method = "put", tag = "Tag::Tenant")]
+    async fn update_tenant(&self, auth: TenantAuth, body: Body<UpdateTenant>) -> ApiResult<Ok200<Tenant>> {
+        let b = body.0;
+        let mut e = FieldErrors::new();
+        let name = e.check("name", bounded(&b.name, 1, 200));
+        let tz = e.check("time_zone", tenants::parse_time_zone(&b.time_zone));
+        let locale = e.check("locale", bounded(&b.locale, 2, 10));
+        if let Err(ApiError::Validation(more)) = b.settings.validate() {
+            for (k, v) in more.0 {
+                for m in v {
+                    e.add(k.clone(), m);
+                }
+            }
+        }
+        e.into_result()?;
+        let (mut tx, ctx) = TenantTx::begin(&self.deps.db, &auth.0, Permission::TenantSettings).await?;
+        let before = tenants::get(&self.deps.db, ctx.tenant_id).await?;
+        tenants::update_settings(&mut tx, &name.expect("checked"), &tz.expect("checked"), &locale.expect("checked"), &b.settings)
+            .await?;
+        audit::record(
+            &mut tx,
+            Entry::by(&ctx, "tenant.update_settings")
+                .object("tenant", ctx.tenant_id.0)
+                .change(serde_json::to_value(&before.settings).ok(), serde_json::to_value(&b.settings).ok()),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(ok(tenants::get(&self.deps.db, ctx.tenant_id).await?))
+    }
+}
+
+fn operator(auth: &PlatformAuth) -> Operator {
+    Operator::Api { id: auth.0.operator_id, ip: auth.0.ip.clone() }
+}

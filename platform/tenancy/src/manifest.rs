@@ -1,0 +1,178 @@
+//! Declarative tenant manifests: `tenants/<slug>/tenant.toml` describes a tenant, its
+//! departments and people. Applying one is idempotent: what exists is left as it is (passwords
+//! included), what is missing is created.
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Deserialize;
+use trainflow_identity::{
+    api::{departments, insert_department},
+    password::Hasher,
+    users::{self, CreateUser},
+};
+use trainflow_kernel::{
+    audit::{self, Entry},
+    auth::Role,
+    db::{Db, TenantTx},
+    sql, TenantId,
+};
+
+use crate::tenants::{self, NewTenant, Operator};
+
+/// A tenant manifest.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub tenant: TenantSpec,
+    #[serde(default)]
+    pub departments: Vec<DepartmentSpec>,
+    #[serde(default)]
+    pub users: Vec<UserSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSpec {
+    pub slug: String,
+    pub name: String,
+    pub domain: Option<String>,
+    pub time_zone: Option<String>,
+    pub locale: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DepartmentSpec {
+    pub name: String,
+    pub code: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSpec {
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub role: Role,
+    pub department: Option<String>,
+    pub position: Option<String>,
+    pub phone: Option<String>,
+    pub employee_number: Option<String>,
+    /// Demo manifests only; real tenants invite people instead.
+    pub password: Option<String>,
+}
+
+/// What applying a manifest did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub tenant_created: bool,
+    pub departments_created: usize,
+    pub users_created: usize,
+}
+
+/// Reads `dir/tenant.toml`.
+pub fn load(dir: &Path) -> anyhow::Result<Manifest> {
+    let path = dir.join("tenant.toml");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Applies a manifest.
+pub async fn apply(db: &Db, hasher: &Hasher, m: &Manifest) -> anyhow::Result<Applied> {
+    let mut applied = Applied::default();
+    let tenant = match tenants::by_slug(db, &m.tenant.slug).await.map_err(anyhow_api)? {
+        Some(t) => t,
+        None => {
+            let fields = NewTenant {
+                slug: m.tenant.slug.clone(),
+                name: m.tenant.name.clone(),
+                domain: m.tenant.domain.clone(),
+                time_zone: m.tenant.time_zone.clone(),
+                locale: m.tenant.locale.clone(),
+            }
+            .parse()
+            .map_err(anyhow_api)?;
+            applied.tenant_created = true;
+            tenants::create(db, fields, &Operator::Cli).await.map_err(anyhow_api)?
+        }
+    };
+    let tenant_id = TenantId(tenant.id);
+
+    let mut tx = TenantTx::begin_system(db, tenant_id).await.map_err(anyhow_api)?;
+    let existing = departments(&mut tx).await.map_err(anyhow_api)?;
+    for d in &m.departments {
+        if !existing.iter().any(|e| e.name == d.name) {
+            let dept = insert_department(&mut tx, &d.name, d.code.clone()).await.map_err(anyhow_api)?;
+            audit::record(&mut tx, Entry::as_actor("system", None, "department.create", None).object("department", dept.id))
+                .await
+                .map_err(anyhow_api)?;
+            applied.departments_created += 1;
+        }
+    }
+    let departments = departments(&mut tx).await.map_err(anyhow_api)?;
+    tx.commit().await.map_err(anyhow_api)?;
+
+    for u in &m.users {
+        let department_id = match &u.department {
+            Some(name) => Some(
+                departments
+                    .iter()
+                    .find(|d| &d.name == name)
+                    .map(|d| d.id)
+                    .with_context(|| format!("user {}: unknown department {name}", u.email))?,
+            ),
+            None => None,
+        };
+        let (fields, password) = CreateUser {
+            email: u.email.clone(),
+            username: None,
+            first_name: Some(u.first_name.clone()),
+            last_name: Some(u.last_name.clone()),
+            phone: u.phone.clone(),
+            address: None,
+            employee_number: u.employee_number.clone(),
+            department_id,
+            position: u.position.clone(),
+            gender: None,
+            role: Some(u.role),
+            is_active: Some(true),
+            password: u.password.clone(),
+        }
+        .parse()
+        .map_err(anyhow_api)
+        .with_context(|| format!("user {}", u.email))?;
+        let mut tx = TenantTx::begin_system(db, tenant_id).await.map_err(anyhow_api)?;
+        let exists: Option<i64> = sql!(tx.conn() => |c| sqlx::query_scalar(
+            "select 1 from users where tenant_id = $1 and email = $2")
+            .bind(tenant_id).bind(fields.email.as_str()).fetch_optional(&mut *c).await)?;
+        if exists.is_some() {
+            continue;
+        }
+        let hash = match password {
+            Some(p) => Some(hasher.hash(p).await?),
+            None => None,
+        };
+        let user = users::insert(&mut tx, &fields, hash, None, trainflow_kernel::now()).await.map_err(anyhow_api)?;
+        audit::record(
+            &mut tx,
+            Entry::as_actor("system", None, "user.create", None).object("user", user.id).change(None, Some(user.audit_json())),
+        )
+        .await
+        .map_err(anyhow_api)?;
+        tx.commit().await.map_err(anyhow_api)?;
+        applied.users_created += 1;
+    }
+    Ok(applied)
+}
+
+/// Turns an API error into a readable command-line error.
+pub fn anyhow_api(e: trainflow_kernel::ApiError) -> anyhow::Error {
+    match e {
+        trainflow_kernel::ApiError::Internal(inner) => inner,
+        other => {
+            let body = other.body();
+            anyhow::anyhow!("{}: {} {:?}", body.error.code, body.error.message, body.error.fields)
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! Tenant records and their lifecycle: active → suspended → active, or deleted (soft).
+
+use poem_openapi::Object;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use trainflow_kernel::{
+    audit::{self, Entry},
+    db::{unique_violation_field, Db, TenantTx},
+    domain::{bounded, optional, Slug},
+    envelope::Page,
+    sql, ApiError, ApiResult, FieldErrors, TenantId,
+};
+use uuid::Uuid;
+
+/// Per-tenant settings kept as JSON (FEATURES T4).
+#[derive(Debug, Clone, Serialize, Deserialize, Object, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+#[oai(deny_unknown_fields)]
+pub struct TenantSettings {
+    /// Brand colour, `#rrggbb`.
+    pub primary_colour: String,
+    /// Logo URL shown in the portal header.
+    pub logo_url: Option<String>,
+    /// People inactive for this many days are deactivated by the nightly cleanup (0 = never).
+    pub inactive_after_days: u32,
+    /// Channels notifications may use.
+    pub notification_channels: Vec<String>,
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        Self {
+            primary_colour: "#1f4e79".into(),
+            logo_url: None,
+            inactive_after_days: 365,
+            notification_channels: vec!["in_app".into(), "email".into()],
+        }
+    }
+}
+
+impl TenantSettings {
+    /// Checks every setting.
+    pub fn validate(&self) -> Result<(), ApiError> {
+        let mut errors = FieldErrors::new();
+        let c = &self.primary_colour;
+        if !(c.len() == 7 && c.starts_with('#') && c[1..].chars().all(|ch| ch.is_ascii_hexdigit())) {
+            errors.add("settings.primary_colour", "must be #rrggbb");
+        }
+        if let Some(url) = &self.logo_url {
+            if !(url.starts_with("https://") || url.starts_with('/')) || url.len() > 500 {
+                errors.add("settings.logo_url", "must be an https URL or a path, at most 500 characters");
+            }
+        }
+        if self.inactive_after_days > 3650 {
+            errors.add("settings.inactive_after_days", "must be at most 3650");
+        }
+        for ch in &self.notification_channels {
+            if !["in_app", "email", "sms", "push"].contains(&ch.as_str()) {
+                errors.add("settings.notification_channels", format!("unknown channel `{ch}`"));
+            }
+        }
+        errors.into_result()
+    }
+}
+
+/// A tenant organisation.
+#[derive(Debug, Clone, Object)]
+pub struct Tenant {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    /// Host name that selects this tenant in the portal.
+    pub domain: Option<String>,
+    /// `active`, `suspended` or `deleted`.
+    pub status: String,
+    /// IANA time zone, e.g. `Europe/London`.
+    pub time_zone: String,
+    pub locale: String,
+    pub settings: TenantSettings,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub suspended_at: Option<OffsetDateTime>,
+    pub deleted_at: Option<OffsetDateTime>,
+}
+
+#[derive(sqlx::FromRow)]
+struct TenantRow {
+    id: Uuid,
+    slug: String,
+    name: String,
+    domain: Option<String>,
+    status: String,
+    time_zone: String,
+    locale: String,
+    settings: sqlx::types::Json<serde_json::Value>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+    suspended_at: Option<OffsetDateTime>,
+    deleted_at: Option<OffsetDateTime>,
+}
+
+impl From<TenantRow> for Tenant {
+    fn from(r: TenantRow) -> Self {
+        Self {
+            id: r.id,
+            slug: r.slug,
+            name: r.name,
+            domain: r.domain,
+            status: r.status,
+            time_zone: r.time_zone,
+            locale: r.locale,
+            settings: serde_json::from_value(r.settings.0).unwrap_or_default(),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            suspended_at: r.suspended_at,
+            deleted_at: r.deleted_at,
+        }
+    }
+}
+
+const COLUMNS: &str =
+    "id, slug, name, domain, status, time_zone, locale, settings, created_at, updated_at, suspended_at, deleted_at";
+
+/// Body of `POST /platform/tenants`.
+#[derive(Debug, Clone, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[oai(deny_unknown_fields)]
+pub struct NewTenant {
+    #[oai(validator(max_length = 40))]
+    pub slug: String,
+    #[oai(validator(max_length = 200))]
+    pub name: String,
+    #[oai(validator(max_length = 253))]
+    pub domain: Option<String>,
+    #[oai(validator(max_length = 64))]
+    pub time_zone: Option<String>,
+    #[oai(validator(max_length = 10))]
+    pub locale: Option<String>,
+}
+
+/// Validated tenant fields.
+pub struct TenantFields {
+    pub slug: Slug,
+    pub name: String,
+    pub domain: Option<String>,
+    pub time_zone: String,
+    pub locale: String,
+}
+
+/// `Area/City`, `Area/Sub/City` or `UTC`.
+pub fn parse_time_zone(raw: &str) -> Result<String, String> {
+    let ok = raw == "UTC"
+        || (raw.contains('/')
+            && raw.len() <= 64
+            && raw.split('/').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "_-+".contains(c))));
+    if ok {
+        Ok(raw.to_string())
+    } else {
+        Err("must be an IANA time zone such as Europe/London, or UTC".into())
+    }
+}
+
+fn parse_domain(raw: Option<&str>) -> Result<Option<String>, String> {
+    match optional(raw, 253)? {
+        None => Ok(None),
+        Some(d) => {
+            let d = d.to_lowercase();
+            let ok = d.split('.').all(|l| {
+                !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && !l.starts_with('-')
+            });
+            if ok {
+                Ok(Some(d))
+            } else {
+                Err("must be a host name such as acme.trainflow.example".into())
+            }
+        }
+    }
+}
+
+impl NewTenant {
+    /// Validates every field.
+    pub fn parse(self) -> Result<TenantFields, ApiError> {
+        let mut e = FieldErrors::new();
+        let slug = e.check("slug", Slug::parse(&self.slug));
+        let name = e.check("name", bounded(&self.name, 1, 200));
+        let domain = e.check("domain", parse_domain(self.domain.as_deref()));
+        let time_zone = e.check("time_zone", parse_time_zone(self.time_zone.as_deref().unwrap_or("UTC")));
+        let locale = e.check("locale", bounded(self.locale.as_deref().unwrap_or("en"), 2, 10));
+        e.into_result()?;
+        Ok(TenantFields {
+            slug: slug.expect("checked"),
+            name: name.expect("checked"),
+            domain: domain.expect("checked"),
+            time_zone: time_zone.expect("checked"),
+            locale: locale.expect("checked"),
+        })
+    }
+}
+
+/// Who is acting on a tenant: an operator, or the command line.
+#[derive(Debug, Clone)]
+pub enum Operator {
+    /// A platform operator through the API.
+    Api { id: Uuid, ip: Option<String> },
+    /// The `trainflow` command line.
+    Cli,
+}
+
+impl Operator {
+    fn entry(&self, action: &str) -> Entry {
+        match self {
+            Operator::Api { id, ip } => Entry::as_actor("operator", Some(*id), action, ip.clone()),
+            Operator::Cli => Entry::as_actor("system", None, action, None),
+        }
+    }
+}
+
+/// Creates a tenant and opens its audit chain.
+pub async fn create(db: &Db, f: TenantFields, by: &Operator) -> ApiResult<Tenant> {
+    let now = trainflow_kernel::now();
+    let id = TenantId::new();
+    let mut tx = db.platform_tx().await?;
+    sql!(tx.conn() => |c| sqlx::query(
+        "insert into tenants (id, slug, name, domain, time_zone, locale, settings, created_at, updated_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $8)")
+        .bind(id).bind(f.slug.as_str()).bind(&f.name).bind(&f.domain).bind(&f.time_zone).bind(&f.locale)
+        .bind(sqlx::types::Json(serde_json::to_value(TenantSettings::default()).unwrap_or_default()))
+        .bind(now).execute(&mut *c).await.map(drop))
+    .map_err(|e| match unique_violation_field(&e, "tenants") {
+        Some(field) => ApiError::Conflict { message: format!("another tenant already has this {field}"), field },
+        None => e.into(),
+    })?;
+    tx.commit().await?;
+    let tenant = get(db, id).await?;
+    let mut ttx = TenantTx::begin_system(db, id).await?;
+    audit::record(&mut ttx, by.entry("tenant.create").object("tenant", id.0).detail(serde_json::json!({"slug": tenant.slug})))
+        .await?;
+    ttx.commit().await?;
+    Ok(tenant)
+}
+
+/// A tenant by id (deleted ones included).
+pub async fn get(db: &Db, id: TenantId) -> ApiResult<Tenant> {
+    let mut tx = db.platform_tx().await?;
+    let row: Option<TenantRow> = sql!(tx.conn() => |c| sqlx::query_as(&format!("select {COLUMNS} from tenants where id = $1"))
+        .bind(id).fetch_optional(&mut *c).await)?;
+    tx.commit().await?;
+    row.map(Tenant::from).ok_or(ApiError::NotFound)
+}
+
+/// A tenant by slug.
+pub async fn by_slug(db: &Db, slug: &str) -> ApiResult<Option<Tenant>> {
+    let mut tx = db.platform_tx().await?;
+    let row: Option<TenantRow> =
+        sql!(tx.conn() => |c| sqlx::query_as(&format!("select {COLUMNS} from tenants where slug = $1"))
+            .bind(slug).fetch_optional(&mut *c).await)?;
+    tx.commit().await?;
+    Ok(row.map(Tenant::from))
+}
+
+/// One page of tenants, optionally of one status.
+pub async fn list(db: &Db, status: Option<&str>, page: Page) -> ApiResult<(Vec<Tenant>, i64)> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        t: TenantRow,
+        total: i64,
+    }
+    let mut tx = db.platform_tx().await?;
+    let rows: Vec<Row> = sql!(tx.conn() => |c| sqlx::query_as(&format!(
+        "select {COLUMNS}, count(*) over () as total from tenants where ($1 is null or status = $1)
+          order by slug limit $2 offset $3"))
+        .bind(status).bind(page.limit()).bind(page.offset()).fetch_all(&mut *c).await)?;
+    tx.commit().await?;
+    let total = rows.first().map(|r| r.total).unwrap_or(0);
+    Ok((rows.into_iter().map(|r| r.t.into()).collect(), total))
+}
+
+/// Moves a tenant between `active`, `suspended` and `deleted`. Suspension takes effect on the
+/// next request of every token and session: each tenant transaction checks the status.
+pub async fn set_status(db: &Db, id: TenantId, to: &str, by: &Operator) -> ApiResult<Tenant> {
+    let before = get(db, id).await?;
+    let allowed = matches!(
+        (before.status.as_str(), to),
+        ("active", "suspended") | ("suspended", "active") | ("active" | "suspended", "deleted")
+    );
+    if !allowed {
+        return Err(ApiError::Conflict {
+            field: "status".into(),
+            message: format!("a {} tenant cannot become {to}", before.status),
+        });
+    }
+    let now = trainflow_kernel::now();
+    let mut tx = db.platform_tx().await?;
+    sql!(tx.conn() => |c| sqlx::query(
+        "update tenants set status = $2, updated_at = $3,
+                suspended_at = case when $2 = 'suspended' then $3 else null end,
+                deleted_at = case when $2 = 'deleted' then $3 else null end
+          where id = $1")
+        .bind(id).bind(to).bind(now).execute(&mut *c).await.map(drop))?;
+    tx.commit().await?;
+    let mut ttx = TenantTx::begin_system(db, id).await?;
+    let action = match to {
+        "suspended" => "tenant.suspend",
+        "active" => "tenant.reactivate",
+        _ => "tenant.delete",
+    };
+    audit::record(
+        &mut ttx,
+        by.entry(action).object("tenant", id.0).change(
+            Some(serde_json::json!({"status": before.status})),
+            Some(serde_json::json!({"status": to})),
+        ),
+    )
+    .await?;
+    ttx.commit().await?;
+    get(db, id).await
+}
+
+/// Changes name, time zone, locale and settings (tenant administrators).
+pub async fn update_settings(
+    tx: &mut TenantTx,
+    name: &str,
+    time_zone: &str,
+    locale: &str,
+    settings: &TenantSettings,
+) -> ApiResult<()> {
+    let tenant = tx.tenant();
+    let now = trainflow_kernel::now();
+    sql!(tx.conn() => |c| sqlx::query(
+        "update tenants set name = $2, time_zone = $3, locale = $4, settings = $5, updated_at = $6 where id = $1")
+        .bind(tenant).bind(name).bind(time_zone).bind(locale)
+        .bind(sqlx::types::Json(serde_json::to_value(settings).unwrap_or_default())).bind(now)
+        .execute(&mut *c).await.map(drop))?;
+    Ok(())
+}
+
+/// Creates a platform operator (command line only).
+pub async fn create_operator(db: &Db, email: &str, password_hash: &str) -> ApiResult<Uuid> {
+    let id = Uuid::now_v7();
+    let mut tx = db.platform_tx().await?;
+    sql!(tx.conn() => |c| sqlx::query(
+        "insert into platform_operators (id, email, password_hash, created_at) values ($1, $2, $3, $4)
+         on conflict (email) do update set password_hash = excluded.password_hash")
+        .bind(id).bind(email).bind(password_hash).bind(trainflow_kernel::now()).execute(&mut *c).await.map(drop))?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// An operator's id and password hash by email.
+pub async fn find_operator(db: &Db, email: &str) -> ApiResult<Option<(Uuid, String)>> {
+    let mut tx = db.platform_tx().await?;
+    let row = sql!(tx.conn() => |c| sqlx::query_as("select id, password_hash from platform_operators where email = $1")
+        .bind(email).fetch_optional(&mut *c).await)?;
+    tx.commit().await?;
+    Ok(row)
+}
