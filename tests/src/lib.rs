@@ -1,0 +1,458 @@
+//! The end-to-end test harness: starts the real server on a random port against a fresh
+//! SQLite file or a PostgreSQL database on the local server, with two seeded tenants (A and B),
+//! one person per role in each, and a platform operator.
+//!
+//! The backend comes from `TRAINFLOW_TEST_BACKEND` (`sqlite`, the default, or `postgres`);
+//! `TRAINFLOW_TEST_PG_URL` points at the server (default `postgres://postgres@127.0.0.1:5432/postgres`).
+//! With `postgres` selected and no server reachable the tests fail; they never skip.
+
+pub mod webdriver;
+
+use std::{collections::HashMap, path::PathBuf, sync::Arc};
+
+use poem::listener::{Acceptor, Listener, TcpListener};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sqlx::{Connection, Executor, PgConnection};
+use tokio::sync::{Mutex, OnceCell};
+use trainflow_kernel::{auth::Role, db::Db};
+use trainflow_server::config::{Secret, Settings};
+use trainflow_tenancy::manifest::{DepartmentSpec, Manifest, TenantSpec, UserSpec};
+use uuid::Uuid;
+
+/// The password of every seeded person.
+pub const PASSWORD: &str = "correct-horse-battery-staple";
+
+/// Which database the suite runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The backend selected for this run.
+pub fn backend() -> Backend {
+    match std::env::var("TRAINFLOW_TEST_BACKEND").as_deref() {
+        Ok("postgres") | Ok("postgresql") | Ok("pg") => Backend::Postgres,
+        Ok("sqlite") | Err(_) => Backend::Sqlite,
+        Ok(other) => panic!("TRAINFLOW_TEST_BACKEND must be sqlite or postgres, not {other}"),
+    }
+}
+
+fn pg_server_url() -> String {
+    std::env::var("TRAINFLOW_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// One fresh PostgreSQL database per test process (created and migrated once), shared by all
+/// tests of the process: every test seeds its own tenants, which is itself isolation at work.
+async fn pg_database() -> String {
+    static DB: OnceCell<String> = OnceCell::const_new();
+    DB.get_or_init(|| async {
+        let server = pg_server_url();
+        let mut conn = PgConnection::connect(&server).await.unwrap_or_else(|e| {
+            panic!("PostgreSQL is required for TRAINFLOW_TEST_BACKEND=postgres ({server}): {e}")
+        });
+        let name = format!("trainflow_test_{}", Uuid::new_v4().simple());
+        conn.execute(format!("create database {name}").as_str())
+            .await
+            .expect("create test database");
+        let url = match server.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{name}"),
+            None => panic!("TRAINFLOW_TEST_PG_URL needs a database path"),
+        };
+        Db::migrate(&url).await.expect("migrate test database");
+        url
+    })
+    .await
+    .clone()
+}
+
+/// A seeded tenant.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub id: Uuid,
+    pub slug: String,
+    /// The person seeded for each role.
+    pub people: HashMap<Role, Uuid>,
+    /// The seeded department.
+    pub department: Uuid,
+}
+
+/// Options for [`TestApp::spawn_with`].
+pub struct Options {
+    pub rate_limit_per_ip: u32,
+    pub cookie_secure: bool,
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            rate_limit_per_ip: 100_000,
+            cookie_secure: false,
+            cors_origins: vec!["https://app.example.com".into()],
+        }
+    }
+}
+
+/// A running server with two tenants.
+pub struct TestApp {
+    pub base: String,
+    pub backend: Backend,
+    /// The application's pool (as the application role on PostgreSQL).
+    pub db: Db,
+    /// The owner's URL (migrations, test inspection).
+    pub owner_url: String,
+    pub client: reqwest::Client,
+    pub a: Tenant,
+    pub b: Tenant,
+    pub operator_email: String,
+    pub runner: trainflow_jobs::Runner,
+    tokens: Mutex<HashMap<(String, Role), String>>,
+    _dir: Option<TempDir>,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+/// A directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Which seeded tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    A,
+    B,
+}
+
+impl TestApp {
+    /// Starts a server with default test options.
+    pub async fn spawn() -> Arc<TestApp> {
+        Self::spawn_with(Options::default()).await
+    }
+
+    /// Starts a server.
+    pub async fn spawn_with(opts: Options) -> Arc<TestApp> {
+        let backend = backend();
+        let (url, dir) = match backend {
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir()
+                    .join(format!("trainflow-test-{}", Uuid::new_v4().simple()));
+                std::fs::create_dir_all(&dir).expect("temp dir");
+                (
+                    format!("sqlite://{}", dir.join("test.db").display()),
+                    Some(TempDir(dir)),
+                )
+            }
+            Backend::Postgres => (pg_database().await, None),
+        };
+        let settings = Settings {
+            database_url: url.clone(),
+            bind: "127.0.0.1:0".into(),
+            jwt_secret: "test-secret-test-secret-test-secret-42"
+                .parse::<Secret>()
+                .expect("infallible"),
+            cookie_secure: opts.cookie_secure,
+            cors_origins: opts.cors_origins,
+            rate_limit_per_ip: opts.rate_limit_per_ip,
+            rate_limit_per_tenant: 100_000,
+            jobs_enabled: false,
+            auto_migrate: backend == Backend::Sqlite,
+            db_max_connections: 8,
+            password_hash_concurrency: 2,
+            ..Settings::default()
+        };
+        let instance = trainflow_server::prepare(settings)
+            .await
+            .expect("prepare server");
+        let db = instance.db.clone();
+        let runner = instance.runner.clone();
+        let suffix = &Uuid::new_v4().simple().to_string()[..10];
+        let a = seed(&instance, &format!("a-{suffix}")).await;
+        let b = seed(&instance, &format!("b-{suffix}")).await;
+        let operator_email = format!("operator-{suffix}@platform.test");
+        let hash = instance
+            .deps
+            .hasher
+            .hash(PASSWORD.into())
+            .await
+            .expect("hash");
+        trainflow_tenancy::tenants::create_operator(&db, &operator_email, &hash)
+            .await
+            .expect("operator");
+
+        let acceptor = TcpListener::bind("127.0.0.1:0")
+            .into_acceptor()
+            .await
+            .expect("bind");
+        let addr = acceptor.local_addr()[0]
+            .as_socket_addr()
+            .cloned()
+            .expect("socket address");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = trainflow_server::serve(instance, acceptor, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Arc::new(TestApp {
+            base: format!("http://{addr}"),
+            backend,
+            db,
+            owner_url: url,
+            client,
+            a,
+            b,
+            operator_email,
+            runner,
+            tokens: Mutex::new(HashMap::new()),
+            _dir: dir,
+            _shutdown: tx,
+        })
+    }
+
+    /// The seeded tenant.
+    pub fn tenant(&self, which: Which) -> &Tenant {
+        match which {
+            Which::A => &self.a,
+            Which::B => &self.b,
+        }
+    }
+
+    /// An access token for the seeded person of `role` in `which` (cached).
+    pub async fn token(&self, which: Which, role: Role) -> String {
+        let slug = self.tenant(which).slug.clone();
+        let key = (slug.clone(), role);
+        if let Some(t) = self.tokens.lock().await.get(&key) {
+            return t.clone();
+        }
+        let body = self.sign_in(&slug, &email_of(&slug, role), PASSWORD).await;
+        let token = body["data"]["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("sign-in failed: {body}"))
+            .to_string();
+        self.tokens.lock().await.insert(key, token.clone());
+        token
+    }
+
+    /// Signs in through the API and returns the body.
+    pub async fn sign_in(&self, tenant: &str, email: &str, password: &str) -> Value {
+        let (_, body) = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/token",
+                None,
+                Some(json!({"tenant": tenant, "email": email, "password": password})),
+            )
+            .await;
+        body
+    }
+
+    /// A platform operator token.
+    pub async fn operator_token(&self) -> String {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/api/v1/platform/auth/token",
+                None,
+                Some(json!({"email": self.operator_email, "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["data"]["access_token"]
+            .as_str()
+            .expect("token")
+            .to_string()
+    }
+
+    /// Sends a JSON request; returns status and body (`null` when empty).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    /// Sends raw bytes with a content type.
+    pub async fn call_raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Counts rows of a tenant table for `tenant`, looking as the owner (outside the API).
+    pub async fn count(&self, table: &str, tenant: Uuid) -> i64 {
+        let q = format!("select count(*) from {table} where tenant_id = $1");
+        match self.backend {
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.owner_url)
+                    .await
+                    .expect("sqlite");
+                sqlx::query_scalar(&q)
+                    .bind(tenant)
+                    .fetch_one(&mut c)
+                    .await
+                    .expect("count")
+            }
+            Backend::Postgres => {
+                let mut c = PgConnection::connect(&self.owner_url).await.expect("pg");
+                sqlx::query_scalar(&q)
+                    .bind(tenant)
+                    .fetch_one(&mut c)
+                    .await
+                    .expect("count")
+            }
+        }
+    }
+
+    /// A snapshot of everything tenant `tenant` holds, to prove a request changed nothing.
+    pub async fn fingerprint(&self, tenant: Uuid) -> Vec<(String, String)> {
+        let q = "select id, email, first_name, last_name, coalesce(phone, ''), role, is_active, \
+                 coalesce(cast(deleted_at as text), '') from users where tenant_id = $1 order by id";
+        let rows: Vec<(Uuid, String, String, String, String, String, bool, String)> =
+            match self.backend {
+                Backend::Sqlite => {
+                    let mut c = sqlx::SqliteConnection::connect(&self.owner_url)
+                        .await
+                        .expect("sqlite");
+                    sqlx::query_as(q)
+                        .bind(tenant)
+                        .fetch_all(&mut c)
+                        .await
+                        .expect("rows")
+                }
+                Backend::Postgres => {
+                    let mut c = PgConnection::connect(&self.owner_url).await.expect("pg");
+                    sqlx::query_as(q)
+                        .bind(tenant)
+                        .fetch_all(&mut c)
+                        .await
+                        .expect("rows")
+                }
+            };
+        let mut out: Vec<(String, String)> = rows
+            .into_iter()
+            .map(|r| (r.0.to_string(), format!("{r:?}")))
+            .collect();
+        for table in ["departments", "refresh_tokens", "sessions"] {
+            out.push((table.into(), self.count(table, tenant).await.to_string()));
+        }
+        out
+    }
+}
+
+/// The seeded email of `role` in tenant `slug`.
+pub fn email_of(slug: &str, role: Role) -> String {
+    format!("{}@{slug}.test", role.as_str().replace('_', "-"))
+}
+
+async fn seed(instance: &trainflow_server::Instance, slug: &str) -> Tenant {
+    let manifest = Manifest {
+        tenant: TenantSpec {
+            slug: slug.into(),
+            name: format!("Tenant {slug}"),
+            domain: None,
+            time_zone: None,
+            locale: None,
+        },
+        departments: vec![DepartmentSpec {
+            name: "Operations".into(),
+            code: Some("OPS".into()),
+        }],
+        users: Role::ALL
+            .iter()
+            .map(|r| UserSpec {
+                email: email_of(slug, *r),
+                first_name: r.label().split(' ').next().unwrap_or("Test").into(),
+                last_name: "Person".into(),
+                role: *r,
+                department: Some("Operations".into()),
+                position: None,
+                phone: None,
+                employee_number: None,
+                password: Some(PASSWORD.into()),
+            })
+            .collect(),
+    };
+    trainflow_tenancy::manifest::apply(&instance.db, &instance.deps.hasher, &manifest)
+        .await
+        .expect("seed tenant");
+    let t = trainflow_tenancy::tenants::by_slug(&instance.db, slug)
+        .await
+        .expect("tenant")
+        .expect("seeded");
+    let mut tx = trainflow_kernel::db::TenantTx::begin_system(
+        &instance.db,
+        trainflow_kernel::TenantId(t.id),
+    )
+    .await
+    .expect("tx");
+    let mut people = HashMap::new();
+    for r in Role::ALL {
+        let (u, _) = trainflow_identity::users::find_for_sign_in(&mut tx, &email_of(slug, r))
+            .await
+            .expect("find")
+            .expect("seeded");
+        people.insert(r, u.id);
+    }
+    let department = trainflow_identity::api::departments(&mut tx)
+        .await
+        .expect("departments")[0]
+        .id;
+    tx.commit().await.expect("commit");
+    Tenant {
+        id: t.id,
+        slug: slug.into(),
+        people,
+        department,
+    }
+}

@@ -9,7 +9,7 @@ use trainflow_kernel::{
     body::Body,
     db::{unique_violation_field, TenantTx},
     domain::{bounded, optional},
-    envelope::{created, ok, parse_sort, Created, NoContent, Ok200, Page, List},
+    envelope::{created, ok, parse_sort, Created, List, NoContent, Ok200, Page},
     sql, ApiError, ApiResult,
 };
 use uuid::Uuid;
@@ -71,7 +71,12 @@ pub struct TokenResponse {
 
 impl From<TokenPair> for TokenResponse {
     fn from(p: TokenPair) -> Self {
-        Self { access_token: p.access_token, refresh_token: p.refresh_token, token_type: "Bearer".into(), expires_in: p.expires_in }
+        Self {
+            access_token: p.access_token,
+            refresh_token: p.refresh_token,
+            token_type: "Bearer".into(),
+            expires_in: p.expires_in,
+        }
     }
 }
 
@@ -171,28 +176,41 @@ impl IdentityApi {
     /// Repeated failures for one account or address back off exponentially (429 with
     /// Retry-After); there is no permanent lockout.
     #[oai(path = "/auth/token", method = "post", tag = "Tag::Auth")]
-    async fn token(&self, req: &poem::Request, body: Body<TokenRequest>) -> ApiResult<Ok200<TokenResponse>> {
+    async fn token(
+        &self,
+        req: &poem::Request,
+        body: Body<TokenRequest>,
+    ) -> ApiResult<Ok200<TokenResponse>> {
         let b = body.0;
         let mut errors = trainflow_kernel::FieldErrors::new();
         errors.check("tenant", bounded(&b.tenant, 1, 253));
         errors.check("email", bounded(&b.email, 1, 254));
         errors.check("password", bounded(&b.password, 1, 128).map(drop));
         errors.into_result()?;
-        let (tenant, user) = signin::sign_in(&self.deps, &b.tenant, &b.email, b.password, client_ip(req)).await?;
+        let (tenant, user) =
+            signin::sign_in(&self.deps, &b.tenant, &b.email, b.password, client_ip(req)).await?;
         let pair = signin::issue_tokens(&self.deps, tenant, &user).await?;
         Ok(ok(pair.into()))
     }
 
     /// Rotate a refresh token. A token works once; replaying it revokes the whole sign-in.
     #[oai(path = "/auth/refresh", method = "post", tag = "Tag::Auth")]
-    async fn refresh(&self, req: &poem::Request, body: Body<RefreshRequest>) -> ApiResult<Ok200<TokenResponse>> {
+    async fn refresh(
+        &self,
+        req: &poem::Request,
+        body: Body<RefreshRequest>,
+    ) -> ApiResult<Ok200<TokenResponse>> {
         let pair = signin::refresh(&self.deps, &body.0.refresh_token, client_ip(req)).await?;
         Ok(ok(pair.into()))
     }
 
     /// Sign out: revokes the refresh token and every token rotated from the same sign-in.
     #[oai(path = "/auth/logout", method = "post", tag = "Tag::Auth")]
-    async fn logout(&self, req: &poem::Request, body: Body<RefreshRequest>) -> ApiResult<NoContent> {
+    async fn logout(
+        &self,
+        req: &poem::Request,
+        body: Body<RefreshRequest>,
+    ) -> ApiResult<NoContent> {
         signin::logout(&self.deps, &body.0.refresh_token, client_ip(req)).await?;
         Ok(NoContent::NoContent)
     }
@@ -200,7 +218,8 @@ impl IdentityApi {
     /// The signed-in user.
     #[oai(path = "/users/me", method = "get", tag = "Tag::Users")]
     async fn me(&self, auth: TenantAuth) -> ApiResult<Ok200<User>> {
-        let (mut tx, ctx) = TenantTx::begin(&self.deps.db, &auth.0, Permission::SelfService).await?;
+        let (mut tx, ctx) =
+            TenantTx::begin(&self.deps.db, &auth.0, Permission::SelfService).await?;
         let user = users::get(&mut tx, ctx.user_id.0, false).await?;
         users::touch_last_active(&mut tx, ctx.user_id.0, trainflow_kernel::now()).await?;
         tx.commit().await?;
@@ -211,30 +230,49 @@ impl IdentityApi {
     #[oai(path = "/users/me", method = "put", tag = "Tag::Users")]
     async fn update_me(&self, auth: TenantAuth, body: Body<UpdateMe>) -> ApiResult<Ok200<User>> {
         let b = body.0;
-        let edit = SelfEdit { first_name: b.first_name, last_name: b.last_name, phone: b.phone, address: b.address, gender: b.gender };
+        let edit = SelfEdit {
+            first_name: b.first_name,
+            last_name: b.last_name,
+            phone: b.phone,
+            address: b.address,
+            gender: b.gender,
+        };
         Ok(ok(service::update_me(&self.deps.db, &auth.0, edit).await?))
     }
 
     /// Change one's own password (ends every other sign-in).
     #[oai(path = "/users/me/password", method = "post", tag = "Tag::Users")]
-    async fn change_password(&self, auth: TenantAuth, body: Body<ChangePassword>) -> ApiResult<NoContent> {
+    async fn change_password(
+        &self,
+        auth: TenantAuth,
+        body: Body<ChangePassword>,
+    ) -> ApiResult<NoContent> {
         let b = body.0;
         check_policy(&b.new_password).map_err(|e| ApiError::field("new_password", e))?;
         let current = {
-            let (mut tx, ctx) = TenantTx::begin(&self.deps.db, &auth.0, Permission::SelfService).await?;
+            let (mut tx, ctx) =
+                TenantTx::begin(&self.deps.db, &auth.0, Permission::SelfService).await?;
             let hash = users::password_hash(&mut tx, ctx.user_id.0).await?;
             tx.commit().await?;
             hash
         };
         if !self.deps.hasher.verify(b.current_password, current).await? {
-            return Err(ApiError::field("current_password", "is not your current password"));
+            return Err(ApiError::field(
+                "current_password",
+                "is not your current password",
+            ));
         }
         let hash = self.deps.hasher.hash(b.new_password).await?;
-        let (mut tx, ctx) = TenantTx::begin(&self.deps.db, &auth.0, Permission::SelfService).await?;
+        let (mut tx, ctx) =
+            TenantTx::begin(&self.deps.db, &auth.0, Permission::SelfService).await?;
         let now = trainflow_kernel::now();
         users::set_password(&mut tx, ctx.user_id.0, &hash, now).await?;
         users::revoke_credentials(&mut tx, ctx.user_id.0, now).await?;
-        audit::record(&mut tx, Entry::by(&ctx, "auth.password_changed").object("user", ctx.user_id.0)).await?;
+        audit::record(
+            &mut tx,
+            Entry::by(&ctx, "auth.password_changed").object("user", ctx.user_id.0),
+        )
+        .await?;
         tx.commit().await?;
         Ok(NoContent::NoContent)
     }
@@ -278,7 +316,11 @@ impl IdentityApi {
 
     /// Create a person. Without a password they are invited (no sign-in until they set one).
     #[oai(path = "/users", method = "post", tag = "Tag::Users")]
-    async fn create_user(&self, auth: TenantAuth, body: Body<CreateUser>) -> ApiResult<Created<User>> {
+    async fn create_user(
+        &self,
+        auth: TenantAuth,
+        body: Body<CreateUser>,
+    ) -> ApiResult<Created<User>> {
         let user = service::create_user(&self.deps.db, &self.deps.hasher, &auth.0, body.0).await?;
         Ok(created(user))
     }
@@ -295,21 +337,45 @@ impl IdentityApi {
     /// One person.
     #[oai(path = "/users/:id", method = "get", tag = "Tag::Users")]
     async fn get_user(&self, auth: TenantAuth, id: Path<Uuid>) -> ApiResult<Ok200<User>> {
-        Ok(ok(service::get_user(&self.deps.db, &auth.0, id.0, false).await?))
+        Ok(ok(
+            service::get_user(&self.deps.db, &auth.0, id.0, false).await?
+        ))
     }
 
     /// Replace a person's record (all editable fields).
     #[oai(path = "/users/:id", method = "put", tag = "Tag::Users")]
-    async fn replace_user(&self, auth: TenantAuth, id: Path<Uuid>, body: Body<ReplaceUser>) -> ApiResult<Ok200<User>> {
+    async fn replace_user(
+        &self,
+        auth: TenantAuth,
+        id: Path<Uuid>,
+        body: Body<ReplaceUser>,
+    ) -> ApiResult<Ok200<User>> {
         let fields = body.0.parse()?;
-        Ok(ok(service::write_user(&self.deps.db, &auth.0, id.0, |_| Ok(fields)).await?))
+        Ok(ok(service::write_user(
+            &self.deps.db,
+            &auth.0,
+            id.0,
+            |_| Ok(fields),
+        )
+        .await?))
     }
 
     /// Change some fields of a person; `null` clears an optional field.
     #[oai(path = "/users/:id", method = "patch", tag = "Tag::Users")]
-    async fn patch_user(&self, auth: TenantAuth, id: Path<Uuid>, body: Body<PatchUser>) -> ApiResult<Ok200<User>> {
+    async fn patch_user(
+        &self,
+        auth: TenantAuth,
+        id: Path<Uuid>,
+        body: Body<PatchUser>,
+    ) -> ApiResult<Ok200<User>> {
         let patch = body.0;
-        Ok(ok(service::write_user(&self.deps.db, &auth.0, id.0, move |current| patch.apply(current)).await?))
+        Ok(ok(service::write_user(
+            &self.deps.db,
+            &auth.0,
+            id.0,
+            move |current| patch.apply(current),
+        )
+        .await?))
     }
 
     /// Soft-delete a person: they can no longer sign in; an administrator can restore them.
@@ -322,7 +388,9 @@ impl IdentityApi {
     /// Restore a soft-deleted person.
     #[oai(path = "/users/:id/restore", method = "post", tag = "Tag::Users")]
     async fn restore_user(&self, auth: TenantAuth, id: Path<Uuid>) -> ApiResult<Ok200<User>> {
-        Ok(ok(service::restore_user(&self.deps.db, &auth.0, id.0).await?))
+        Ok(ok(
+            service::restore_user(&self.deps.db, &auth.0, id.0).await?
+        ))
     }
 
     /// A person's recorded activity (sign-ins and changes they made), newest first.
@@ -353,7 +421,11 @@ impl IdentityApi {
 
     /// Create a department.
     #[oai(path = "/departments", method = "post", tag = "Tag::Departments")]
-    async fn create_department(&self, auth: TenantAuth, body: Body<CreateDepartment>) -> ApiResult<Created<Department>> {
+    async fn create_department(
+        &self,
+        auth: TenantAuth,
+        body: Body<CreateDepartment>,
+    ) -> ApiResult<Created<Department>> {
         let mut errors = trainflow_kernel::FieldErrors::new();
         let name = errors.check("name", bounded(&body.0.name, 1, 100));
         let code = errors.check("code", optional(body.0.code.as_deref(), 30));
@@ -362,7 +434,9 @@ impl IdentityApi {
         let dept = insert_department(&mut tx, &name.expect("checked"), code.flatten()).await?;
         audit::record(
             &mut tx,
-            Entry::by(&ctx, "department.create").object("department", dept.id).change(None, serde_json::to_value(&dept).ok()),
+            Entry::by(&ctx, "department.create")
+                .object("department", dept.id)
+                .change(None, serde_json::to_value(&dept).ok()),
         )
         .await?;
         tx.commit().await?;
@@ -386,7 +460,8 @@ impl IdentityApi {
             return Err(ApiError::field("action", "must be at most 100 characters"));
         }
         let (mut tx, _) = TenantTx::begin(&self.deps.db, &auth.0, Permission::AuditRead).await?;
-        let (rows, total) = audit_page(&mut tx, action.0.as_deref(), actor_id.0, object_id.0, page).await?;
+        let (rows, total) =
+            audit_page(&mut tx, action.0.as_deref(), actor_id.0, object_id.0, page).await?;
         tx.commit().await?;
         Ok(page.list(rows, total))
     }
@@ -397,7 +472,10 @@ impl IdentityApi {
         let (mut tx, _) = TenantTx::begin(&self.deps.db, &auth.0, Permission::AuditRead).await?;
         let broken = audit::verify_chain(&mut tx).await?;
         tx.commit().await?;
-        Ok(ok(AuditVerification { intact: broken.is_none(), first_broken_seq: broken }))
+        Ok(ok(AuditVerification {
+            intact: broken.is_none(),
+            first_broken_seq: broken,
+        }))
     }
 }
 
@@ -410,7 +488,11 @@ pub async fn departments(tx: &mut TenantTx) -> ApiResult<Vec<Department>> {
 }
 
 /// Inserts a department; a duplicate name is a 409 on `name`.
-pub async fn insert_department(tx: &mut TenantTx, name: &str, code: Option<String>) -> ApiResult<Department> {
+pub async fn insert_department(
+    tx: &mut TenantTx,
+    name: &str,
+    code: Option<String>,
+) -> ApiResult<Department> {
     let tenant = tx.tenant();
     let now = trainflow_kernel::now();
     let id = Uuid::now_v7();
@@ -421,7 +503,12 @@ pub async fn insert_department(tx: &mut TenantTx, name: &str, code: Option<Strin
         Some(_) => ApiError::Conflict { field: "name".into(), message: "a department with this name exists".into() },
         None => e.into(),
     })?;
-    Ok(Department { id, name: name.to_string(), code, created_at: now })
+    Ok(Department {
+        id,
+        name: name.to_string(),
+        code,
+        created_at: now,
+    })
 }
 
 #[derive(sqlx::FromRow)]

@@ -23,7 +23,11 @@ pub struct CleanupOutcome {
 /// the person's sessions and is audited; one tenant transaction per tenant.
 ///
 /// `default_after` applies unless the tenant's settings carry `inactive_after_days` (0 = never).
-pub async fn cleanup_inactive_users(db: &Db, now: OffsetDateTime, default_after: Duration) -> ApiResult<CleanupOutcome> {
+pub async fn cleanup_inactive_users(
+    db: &Db,
+    now: OffsetDateTime,
+    default_after: Duration,
+) -> ApiResult<CleanupOutcome> {
     let tenants: Vec<(Uuid, sqlx::types::Json<serde_json::Value>)> = {
         let mut tx = db.platform_tx().await?;
         let rows = sql!(tx.conn() => |c| sqlx::query_as("select id, settings from tenants where status = 'active' order by id")
@@ -33,7 +37,11 @@ pub async fn cleanup_inactive_users(db: &Db, now: OffsetDateTime, default_after:
     };
     let mut outcome = CleanupOutcome::default();
     for (tenant, settings) in tenants {
-        let after = match settings.0.get("inactive_after_days").and_then(serde_json::Value::as_i64) {
+        let after = match settings
+            .0
+            .get("inactive_after_days")
+            .and_then(serde_json::Value::as_i64)
+        {
             Some(0) => continue,
             Some(days) => Duration::days(days),
             None => default_after,

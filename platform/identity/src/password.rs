@@ -6,7 +6,9 @@
 use std::sync::{Arc, OnceLock};
 
 use argon2::{
-    password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString},
+    password_hash::{
+        rand_core::OsRng, PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString,
+    },
     Algorithm, Argon2, Params, Version,
 };
 use tokio::sync::Semaphore;
@@ -28,7 +30,10 @@ fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| {
         argon2()
-            .hash_password(trainflow_kernel::secret::random_token().as_bytes(), &SaltString::generate(&mut OsRng))
+            .hash_password(
+                trainflow_kernel::secret::random_token().as_bytes(),
+                &SaltString::generate(&mut OsRng),
+            )
             .expect("hashing a random password succeeds")
             .to_string()
     })
@@ -37,7 +42,9 @@ fn dummy_hash() -> &'static str {
 impl Hasher {
     /// A hasher running at most `max_concurrent` hashes at once.
     pub fn new(max_concurrent: usize) -> Self {
-        Self { permits: Arc::new(Semaphore::new(max_concurrent.max(1))) }
+        Self {
+            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+        }
     }
 
     /// Hashes `password` (PHC string).
@@ -57,8 +64,12 @@ impl Hasher {
         let _permit = self.permits.acquire().await?;
         tokio::task::spawn_blocking(move || {
             let stored = hash.as_deref().unwrap_or_else(|| dummy_hash());
-            let parsed = PasswordHash::new(stored).map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
-            Ok(hash.is_some() && argon2().verify_password(password.as_bytes(), &parsed).is_ok())
+            let parsed = PasswordHash::new(stored)
+                .map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
+            Ok(hash.is_some()
+                && argon2()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok())
         })
         .await?
     }
@@ -75,8 +86,16 @@ pub fn check_policy(password: &str) -> Result<(), String> {
         return Err("must be at most 128 characters".into());
     }
     let lower = password.to_lowercase();
-    const COMMON: [&str; 8] =
-        ["password1234", "123456789012", "qwertyuiopas", "passwordpassword", "letmein12345", "iloveyou1234", "trainflow123", "administrator"];
+    const COMMON: [&str; 8] = [
+        "password1234",
+        "123456789012",
+        "qwertyuiopas",
+        "passwordpassword",
+        "letmein12345",
+        "iloveyou1234",
+        "trainflow123",
+        "administrator",
+    ];
     if COMMON.iter().any(|c| lower.starts_with(c)) {
         return Err("is too common".into());
     }
@@ -96,8 +115,14 @@ mod tests {
         let h = Hasher::new(2);
         let hash = h.hash("correct horse battery".into()).await.unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        assert!(h.verify("correct horse battery".into(), Some(hash.clone())).await.unwrap());
-        assert!(!h.verify("wrong horse battery".into(), Some(hash)).await.unwrap());
+        assert!(h
+            .verify("correct horse battery".into(), Some(hash.clone()))
+            .await
+            .unwrap());
+        assert!(!h
+            .verify("wrong horse battery".into(), Some(hash))
+            .await
+            .unwrap());
         assert!(!h.verify("anything at all".into(), None).await.unwrap());
     }
 

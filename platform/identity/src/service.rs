@@ -16,7 +16,12 @@ use crate::{
 };
 
 /// Creates a person (hashing the optional initial password first, outside the transaction).
-pub async fn create_user(db: &Db, hasher: &Hasher, ctx: &TenantCtx, body: CreateUser) -> ApiResult<User> {
+pub async fn create_user(
+    db: &Db,
+    hasher: &Hasher,
+    ctx: &TenantCtx,
+    body: CreateUser,
+) -> ApiResult<User> {
     let (fields, password) = body.parse()?;
     let hash = match password {
         Some(p) => Some(hasher.hash(p).await?),
@@ -24,8 +29,13 @@ pub async fn create_user(db: &Db, hasher: &Hasher, ctx: &TenantCtx, body: Create
     };
     let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::UsersWrite).await?;
     let user = users::insert(&mut tx, &fields, hash, None, trainflow_kernel::now()).await?;
-    audit::record(&mut tx, Entry::by(&ctx, "user.create").object("user", user.id).change(None, Some(user.audit_json())))
-        .await?;
+    audit::record(
+        &mut tx,
+        Entry::by(&ctx, "user.create")
+            .object("user", user.id)
+            .change(None, Some(user.audit_json())),
+    )
+    .await?;
     tx.commit().await?;
     Ok(user)
 }
@@ -43,14 +53,20 @@ pub async fn write_user(
     let fields = f(&before)?;
     if before.id == ctx.user_id.0 && (fields.role != Role::Administrator || !fields.is_active) {
         return Err(ApiError::Conflict {
-            field: if fields.is_active { "role".into() } else { "is_active".into() },
+            field: if fields.is_active {
+                "role".into()
+            } else {
+                "is_active".into()
+            },
             message: "you cannot demote or deactivate yourself".into(),
         });
     }
     let after = users::update(&mut tx, id, &fields, trainflow_kernel::now()).await?;
     audit::record(
         &mut tx,
-        Entry::by(&ctx, "user.update").object("user", id).change(Some(before.audit_json()), Some(after.audit_json())),
+        Entry::by(&ctx, "user.update")
+            .object("user", id)
+            .change(Some(before.audit_json()), Some(after.audit_json())),
     )
     .await?;
     tx.commit().await?;
@@ -62,11 +78,19 @@ pub async fn delete_user(db: &Db, ctx: &TenantCtx, id: Uuid) -> ApiResult<()> {
     let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::UsersWrite).await?;
     let before = users::get(&mut tx, id, false).await?;
     if before.id == ctx.user_id.0 {
-        return Err(ApiError::Conflict { field: "id".into(), message: "you cannot delete yourself".into() });
+        return Err(ApiError::Conflict {
+            field: "id".into(),
+            message: "you cannot delete yourself".into(),
+        });
     }
     users::soft_delete(&mut tx, id, trainflow_kernel::now()).await?;
-    audit::record(&mut tx, Entry::by(&ctx, "user.delete").object("user", id).change(Some(before.audit_json()), None))
-        .await?;
+    audit::record(
+        &mut tx,
+        Entry::by(&ctx, "user.delete")
+            .object("user", id)
+            .change(Some(before.audit_json()), None),
+    )
+    .await?;
     tx.commit().await
 }
 
@@ -74,8 +98,13 @@ pub async fn delete_user(db: &Db, ctx: &TenantCtx, id: Uuid) -> ApiResult<()> {
 pub async fn restore_user(db: &Db, ctx: &TenantCtx, id: Uuid) -> ApiResult<User> {
     let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::UsersWrite).await?;
     let user = users::restore(&mut tx, id, trainflow_kernel::now()).await?;
-    audit::record(&mut tx, Entry::by(&ctx, "user.restore").object("user", user.id).change(None, Some(user.audit_json())))
-        .await?;
+    audit::record(
+        &mut tx,
+        Entry::by(&ctx, "user.restore")
+            .object("user", user.id)
+            .change(None, Some(user.audit_json())),
+    )
+    .await?;
     tx.commit().await?;
     Ok(user)
 }
@@ -112,7 +141,9 @@ pub async fn update_me(db: &Db, ctx: &TenantCtx, edit: SelfEdit) -> ApiResult<Us
     let after = users::update(&mut tx, before.id, &fields, trainflow_kernel::now()).await?;
     audit::record(
         &mut tx,
-        Entry::by(&ctx, "user.update_self").object("user", after.id).change(Some(before.audit_json()), Some(after.audit_json())),
+        Entry::by(&ctx, "user.update_self")
+            .object("user", after.id)
+            .change(Some(before.audit_json()), Some(after.audit_json())),
     )
     .await?;
     tx.commit().await?;
@@ -135,9 +166,19 @@ pub async fn list_users(
 }
 
 /// One person (deleted ones only for administrators asking for them).
-pub async fn get_user(db: &Db, ctx: &TenantCtx, id: Uuid, include_deleted: bool) -> ApiResult<User> {
+pub async fn get_user(
+    db: &Db,
+    ctx: &TenantCtx,
+    id: Uuid,
+    include_deleted: bool,
+) -> ApiResult<User> {
     let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::UsersRead).await?;
-    let user = users::get(&mut tx, id, include_deleted && ctx.role == Role::Administrator).await?;
+    let user = users::get(
+        &mut tx,
+        id,
+        include_deleted && ctx.role == Role::Administrator,
+    )
+    .await?;
     tx.commit().await?;
     Ok(user)
 }

@@ -59,7 +59,9 @@ pub async fn sign_in(
     let keys = throttle::Keys::new(tenant_key, email, ip.as_deref());
     throttle::check(&deps.db, &keys, now).await?;
 
-    let tenant = find_tenant(&deps.db, tenant_key).await?.filter(|t| t.status == "active");
+    let tenant = find_tenant(&deps.db, tenant_key)
+        .await?
+        .filter(|t| t.status == "active");
     let email = email.trim().to_lowercase();
     let found = match &tenant {
         Some(t) => {
@@ -75,7 +77,8 @@ pub async fn sign_in(
         None => (None, None),
     };
     // Always verify (against a dummy hash when there is no user) so timing reveals nothing.
-    let ok = deps.hasher.verify(password, hash).await? && user.as_ref().is_some_and(|u| u.is_active);
+    let ok =
+        deps.hasher.verify(password, hash).await? && user.as_ref().is_some_and(|u| u.is_active);
 
     match (tenant, user, ok) {
         (Some(t), Some(user), true) => {
@@ -86,8 +89,11 @@ pub async fn sign_in(
                 "update users set last_login_at = $3, last_active_at = $3, failed_login_attempts = 0
                   where tenant_id = $1 and id = $2")
                 .bind(tenant).bind(user.id).bind(now).execute(&mut *c).await.map(drop))?;
-            audit::record(&mut tx, Entry::as_actor("user", Some(user.id), "auth.sign_in", ip).object("user", user.id))
-                .await?;
+            audit::record(
+                &mut tx,
+                Entry::as_actor("user", Some(user.id), "auth.sign_in", ip).object("user", user.id),
+            )
+            .await?;
             tx.commit().await?;
             Ok((tenant, user))
         }
@@ -100,7 +106,8 @@ pub async fn sign_in(
                     .bind(TenantId(t.id)).bind(user.id).execute(&mut *c).await.map(drop))?;
                 audit::record(
                     &mut tx,
-                    Entry::as_actor("anonymous", None, "auth.sign_in_failed", ip).object("user", user.id),
+                    Entry::as_actor("anonymous", None, "auth.sign_in_failed", ip)
+                        .object("user", user.id),
                 )
                 .await?;
                 tx.commit().await?;
@@ -122,10 +129,23 @@ pub struct TokenPair {
 pub async fn issue_tokens(deps: &AuthDeps, tenant: TenantId, user: &User) -> ApiResult<TokenPair> {
     let now = trainflow_kernel::now();
     let mut tx = TenantTx::begin_system(&deps.db, tenant).await?;
-    let refresh = insert_refresh(&mut tx, UserId(user.id), Uuid::now_v7(), now, deps.refresh_ttl).await?;
+    let refresh = insert_refresh(
+        &mut tx,
+        UserId(user.id),
+        Uuid::now_v7(),
+        now,
+        deps.refresh_ttl,
+    )
+    .await?;
     tx.commit().await?;
-    let access = deps.keys.issue_access(tenant, UserId(user.id), user.role, now.unix_timestamp())?;
-    Ok(TokenPair { access_token: access, refresh_token: refresh, expires_in: deps.keys.access_ttl_secs })
+    let access =
+        deps.keys
+            .issue_access(tenant, UserId(user.id), user.role, now.unix_timestamp())?;
+    Ok(TokenPair {
+        access_token: access,
+        refresh_token: refresh,
+        expires_in: deps.keys.access_ttl_secs,
+    })
 }
 
 async fn insert_refresh(
@@ -194,13 +214,31 @@ pub async fn refresh(deps: &AuthDeps, token: &str, ip: Option<String>) -> ApiRes
         Ok(u) if u.is_active => u,
         _ => return Err(BAD),
     };
-    let refresh = insert_refresh(&mut tx, UserId(user.id), row.family_id, now, deps.refresh_ttl).await?;
+    let refresh = insert_refresh(
+        &mut tx,
+        UserId(user.id),
+        row.family_id,
+        now,
+        deps.refresh_ttl,
+    )
+    .await?;
     tx.commit().await?;
-    let access = deps.keys.issue_access(tenant, UserId(user.id), user.role, now.unix_timestamp())?;
-    Ok(TokenPair { access_token: access, refresh_token: refresh, expires_in: deps.keys.access_ttl_secs })
+    let access =
+        deps.keys
+            .issue_access(tenant, UserId(user.id), user.role, now.unix_timestamp())?;
+    Ok(TokenPair {
+        access_token: access,
+        refresh_token: refresh,
+        expires_in: deps.keys.access_ttl_secs,
+    })
 }
 
-async fn reuse_detected(mut tx: TenantTx, row: RefreshRow, ip: Option<String>, now: OffsetDateTime) -> ApiResult<TokenPair> {
+async fn reuse_detected(
+    mut tx: TenantTx,
+    row: RefreshRow,
+    ip: Option<String>,
+    now: OffsetDateTime,
+) -> ApiResult<TokenPair> {
     let tenant = tx.tenant();
     sql!(tx.conn() => |c| sqlx::query(
         "update refresh_tokens set revoked_at = $3 where tenant_id = $1 and family_id = $2 and revoked_at is null")
@@ -213,12 +251,16 @@ async fn reuse_detected(mut tx: TenantTx, row: RefreshRow, ip: Option<String>, n
     )
     .await?;
     tx.commit().await?;
-    Err(ApiError::Unauthorized("refresh token already used; all tokens of this sign-in are revoked"))
+    Err(ApiError::Unauthorized(
+        "refresh token already used; all tokens of this sign-in are revoked",
+    ))
 }
 
 /// Revokes the family of a refresh token (sign-out). Unknown tokens are ignored.
 pub async fn logout(deps: &AuthDeps, token: &str, ip: Option<String>) -> ApiResult<()> {
-    let Some((tenant, secret)) = split_token(token) else { return Ok(()) };
+    let Some((tenant, secret)) = split_token(token) else {
+        return Ok(());
+    };
     let now = trainflow_kernel::now();
     let mut tx = TenantTx::begin_system(&deps.db, tenant).await?;
     let row: Option<(Uuid, Uuid)> = sql!(tx.conn() => |c| sqlx::query_as(
@@ -228,7 +270,11 @@ pub async fn logout(deps: &AuthDeps, token: &str, ip: Option<String>) -> ApiResu
         sql!(tx.conn() => |c| sqlx::query(
             "update refresh_tokens set revoked_at = $3 where tenant_id = $1 and family_id = $2 and revoked_at is null")
             .bind(tenant).bind(family).bind(now).execute(&mut *c).await.map(drop))?;
-        audit::record(&mut tx, Entry::as_actor("user", Some(user), "auth.sign_out", ip).object("user", user)).await?;
+        audit::record(
+            &mut tx,
+            Entry::as_actor("user", Some(user), "auth.sign_out", ip).object("user", user),
+        )
+        .await?;
     }
     tx.commit().await
 }
@@ -265,15 +311,23 @@ pub async fn create_session(deps: &AuthDeps, tenant: TenantId, user: &User) -> A
 }
 
 /// Resolves a session cookie to the signed-in user (checking tenant and user are active).
-pub async fn resolve_session(db: &Db, cookie: &str, ip: Option<String>) -> ApiResult<Option<PortalSession>> {
-    let Some((tenant, secret)) = split_token(cookie) else { return Ok(None) };
+pub async fn resolve_session(
+    db: &Db,
+    cookie: &str,
+    ip: Option<String>,
+) -> ApiResult<Option<PortalSession>> {
+    let Some((tenant, secret)) = split_token(cookie) else {
+        return Ok(None);
+    };
     let now = trainflow_kernel::now();
     let mut tx = TenantTx::begin_system(db, tenant).await?;
     let row: Option<(Uuid, String, String, String)> = sql!(tx.conn() => |c| sqlx::query_as(
         "select s.user_id, s.csrf_token, t.name, t.status from sessions s join tenants t on t.id = s.tenant_id
           where s.tenant_id = $1 and s.token_hash = $2 and s.revoked_at is null and s.expires_at > $3")
         .bind(tenant).bind(token_digest(secret)).bind(now).fetch_optional(&mut *c).await)?;
-    let Some((user_id, csrf_token, tenant_name, status)) = row else { return Ok(None) };
+    let Some((user_id, csrf_token, tenant_name, status)) = row else {
+        return Ok(None);
+    };
     if status != "active" {
         return Ok(None);
     }
@@ -285,7 +339,12 @@ pub async fn resolve_session(db: &Db, cookie: &str, ip: Option<String>) -> ApiRe
     tx.commit().await?;
     let role: Role = user.role;
     Ok(Some(PortalSession {
-        ctx: TenantCtx { tenant_id: tenant, user_id: UserId(user_id), role, ip },
+        ctx: TenantCtx {
+            tenant_id: tenant,
+            user_id: UserId(user_id),
+            role,
+            ip,
+        },
         csrf_token,
         user,
         tenant_name,
@@ -294,14 +353,20 @@ pub async fn resolve_session(db: &Db, cookie: &str, ip: Option<String>) -> ApiRe
 
 /// Ends a portal session.
 pub async fn end_session(db: &Db, cookie: &str, ip: Option<String>) -> ApiResult<()> {
-    let Some((tenant, secret)) = split_token(cookie) else { return Ok(()) };
+    let Some((tenant, secret)) = split_token(cookie) else {
+        return Ok(());
+    };
     let now = trainflow_kernel::now();
     let mut tx = TenantTx::begin_system(db, tenant).await?;
     let user: Option<Uuid> = sql!(tx.conn() => |c| sqlx::query_scalar(
         "update sessions set revoked_at = $3 where tenant_id = $1 and token_hash = $2 and revoked_at is null returning user_id")
         .bind(tenant).bind(token_digest(secret)).bind(now).fetch_optional(&mut *c).await)?;
     if let Some(user) = user {
-        audit::record(&mut tx, Entry::as_actor("user", Some(user), "auth.sign_out", ip).object("user", user)).await?;
+        audit::record(
+            &mut tx,
+            Entry::as_actor("user", Some(user), "auth.sign_out", ip).object("user", user),
+        )
+        .await?;
     }
     tx.commit().await
 }

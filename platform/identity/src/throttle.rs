@@ -26,7 +26,9 @@ impl Keys {
     /// Keys for (tenant, email) and the client address.
     pub fn new(tenant_slug: &str, email: &str, ip: Option<&str>) -> Self {
         Self {
-            account: sha256_hex(format!("account:{tenant_slug}:{}", email.to_lowercase()).as_bytes()),
+            account: sha256_hex(
+                format!("account:{tenant_slug}:{}", email.to_lowercase()).as_bytes(),
+            ),
             ip: ip.map(|ip| sha256_hex(format!("ip:{ip}").as_bytes())),
         }
     }
@@ -92,7 +94,9 @@ pub fn block_for(failures: i32, free: i32) -> Option<Duration> {
     if over <= 0 {
         return None;
     }
-    let secs = 1i64.checked_shl((over - 1).min(20) as u32).unwrap_or(i64::MAX);
+    let secs = 1i64
+        .checked_shl((over - 1).min(20) as u32)
+        .unwrap_or(i64::MAX);
     Some(Duration::seconds(secs).min(MAX_BLOCK))
 }
 

@@ -13,7 +13,8 @@ use trainflow_kernel::{
 use uuid::Uuid;
 
 /// Columns selected for a user, joined with the department name.
-pub const USER_COLUMNS: &str = "u.id, u.email, u.username, u.first_name, u.last_name, u.phone, u.address,
+pub const USER_COLUMNS: &str =
+    "u.id, u.email, u.username, u.first_name, u.last_name, u.phone, u.address,
     u.employee_number, u.department_id, d.name as department_name, u.position, u.gender, u.role,
     u.is_active, u.email_verified_at, u.last_active_at, u.last_login_at, u.failed_login_attempts,
     u.external_id, u.created_at, u.updated_at, u.deleted_at";
@@ -120,7 +121,9 @@ impl User {
 
     /// "First Last", or the email when no name is known.
     pub fn display_name(&self) -> String {
-        let name = format!("{} {}", self.first_name, self.last_name).trim().to_string();
+        let name = format!("{} {}", self.first_name, self.last_name)
+            .trim()
+            .to_string();
         if name.is_empty() {
             self.email.clone()
         } else {
@@ -254,13 +257,21 @@ impl ReplaceUser {
         let last_name = errors.check("last_name", bounded(&self.last_name, 0, 100));
         let phone = errors.check(
             "phone",
-            match self.phone.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            match self
+                .phone
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+            {
                 Some(p) => PhoneNumber::parse(p).map(Some),
                 None => Ok(None),
             },
         );
         let address = errors.check("address", optional(self.address.as_deref(), 500));
-        let employee_number = errors.check("employee_number", optional(self.employee_number.as_deref(), 50));
+        let employee_number = errors.check(
+            "employee_number",
+            optional(self.employee_number.as_deref(), 50),
+        );
         let position = errors.check("position", optional(self.position.as_deref(), 100));
         let gender = errors.check("gender", optional(self.gender.as_deref(), 30));
         errors.into_result()?;
@@ -286,7 +297,10 @@ impl CreateUser {
     pub fn parse(self) -> Result<(UserFields, Option<String>), ApiError> {
         let password = self.password.clone();
         let replace = ReplaceUser {
-            username: self.username.clone().unwrap_or_else(|| self.email.trim().to_lowercase()),
+            username: self
+                .username
+                .clone()
+                .unwrap_or_else(|| self.email.trim().to_lowercase()),
             email: self.email,
             first_name: self.first_name.unwrap_or_default(),
             last_name: self.last_name.unwrap_or_default(),
@@ -300,7 +314,9 @@ impl CreateUser {
             is_active: self.is_active.unwrap_or(true),
         };
         let fields = replace.parse();
-        let password_error = password.as_deref().and_then(|p| crate::password::check_policy(p).err());
+        let password_error = password
+            .as_deref()
+            .and_then(|p| crate::password::check_policy(p).err());
         match (fields, password_error) {
             (Ok(f), None) => Ok((f, password)),
             (Ok(_), Some(e)) => Err(ApiError::field("password", e)),
@@ -417,7 +433,12 @@ pub async fn list(
         sort.0,
         if sort.1 { "desc" } else { "asc" }
     );
-    let search = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(like_pattern);
+    let search = filter
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(like_pattern);
     let rows: Vec<ListedUser> = sql!(tx.conn() => |c| sqlx::query_as(&query)
         .bind(tenant).bind(&search).bind(filter.role.map(Role::as_str)).bind(filter.department_id)
         .bind(filter.is_active).bind(filter.include_deleted).bind(page.limit()).bind(page.offset())
@@ -453,7 +474,10 @@ pub async fn get(tx: &mut TenantTx, id: Uuid, include_deleted: bool) -> ApiResul
 }
 
 /// A user by sign-in email, with the password hash (sign-in only).
-pub async fn find_for_sign_in(tx: &mut TenantTx, email: &str) -> ApiResult<Option<(User, Option<String>)>> {
+pub async fn find_for_sign_in(
+    tx: &mut TenantTx,
+    email: &str,
+) -> ApiResult<Option<(User, Option<String>)>> {
     let tenant = tx.tenant();
     let query = format!(
         "select {USER_COLUMNS}, u.password_hash from {USER_FROM}
@@ -471,17 +495,58 @@ pub async fn find_for_sign_in(tx: &mut TenantTx, email: &str) -> ApiResult<Optio
 }
 
 async fn check_department(tx: &mut TenantTx, department_id: Option<Uuid>) -> ApiResult<()> {
-    let Some(id) = department_id else { return Ok(()) };
+    let Some(id) = department_id else {
+        return Ok(());
+    };
     let tenant = tx.tenant();
-    let found: Option<i64> = sql!(tx.conn() => |c| sqlx::query_scalar(
+    let found: Option<i32> = sql!(tx.conn() => |c| sqlx::query_scalar(
         "select 1 from departments where tenant_id = $1 and id = $2 and deleted_at is null")
         .bind(tenant).bind(id).fetch_optional(&mut *c).await)?;
-    found.map(drop).ok_or_else(|| ApiError::field("department_id", "no such department"))
+    found
+        .map(drop)
+        .ok_or_else(|| ApiError::field("department_id", "no such department"))
+}
+
+/// Names every unique field `f` would collide on (all at once, in a stable order); the
+/// constraint mapping in [`map_unique`] remains the guard against a concurrent insert.
+async fn check_unique(tx: &mut TenantTx, f: &UserFields, except: Option<Uuid>) -> ApiResult<()> {
+    let tenant = tx.tenant();
+    let rows: Vec<(String, String, Option<String>)> = sql!(tx.conn() => |c| sqlx::query_as(
+        "select email, username, employee_number from users
+          where tenant_id = $1 and (email = $2 or username = $3 or employee_number = $4) and ($5 is null or id <> $5)")
+        .bind(tenant).bind(f.email.as_str()).bind(&f.username).bind(&f.employee_number).bind(except)
+        .fetch_all(&mut *c).await)?;
+    let mut errors = FieldErrors::new();
+    if rows.iter().any(|r| r.0 == f.email.as_str()) {
+        errors.add("email", "another user already has this email");
+    }
+    if rows.iter().any(|r| r.1 == f.username) {
+        errors.add("username", "another user already has this username");
+    }
+    if f.employee_number.is_some() && rows.iter().any(|r| r.2 == f.employee_number) {
+        errors.add(
+            "employee_number",
+            "another user already has this employee number",
+        );
+    }
+    match errors.0.keys().next().cloned() {
+        None => Ok(()),
+        Some(first) => {
+            let message = errors.0[&first].join("; ");
+            Err(ApiError::Conflict {
+                field: first,
+                message,
+            })
+        }
+    }
 }
 
 fn map_unique(err: sqlx::Error) -> ApiError {
     match unique_violation_field(&err, "users") {
-        Some(field) => ApiError::Conflict { message: format!("another user already has this {field}"), field },
+        Some(field) => ApiError::Conflict {
+            message: format!("another user already has this {field}"),
+            field,
+        },
         None => err.into(),
     }
 }
@@ -495,6 +560,7 @@ pub async fn insert(
     now: OffsetDateTime,
 ) -> ApiResult<User> {
     check_department(tx, f.department_id).await?;
+    check_unique(tx, f, None).await?;
     let tenant = tx.tenant();
     let id = UserId::new().0;
     let verified = password_hash.as_ref().map(|_| now);
@@ -512,8 +578,14 @@ pub async fn insert(
 }
 
 /// Writes all editable fields of user `id`.
-pub async fn update(tx: &mut TenantTx, id: Uuid, f: &UserFields, now: OffsetDateTime) -> ApiResult<User> {
+pub async fn update(
+    tx: &mut TenantTx,
+    id: Uuid,
+    f: &UserFields,
+    now: OffsetDateTime,
+) -> ApiResult<User> {
     check_department(tx, f.department_id).await?;
+    check_unique(tx, f, Some(id)).await?;
     let tenant = tx.tenant();
     let n = sql!(tx.conn() => |c| sqlx::query(
         "update users set email = $3, username = $4, first_name = $5, last_name = $6, phone = $7,
@@ -582,7 +654,12 @@ pub async fn active_count(tx: &mut TenantTx) -> ApiResult<i64> {
 }
 
 /// Sets a new password hash.
-pub async fn set_password(tx: &mut TenantTx, id: Uuid, hash: &str, now: OffsetDateTime) -> ApiResult<()> {
+pub async fn set_password(
+    tx: &mut TenantTx,
+    id: Uuid,
+    hash: &str,
+    now: OffsetDateTime,
+) -> ApiResult<()> {
     let tenant = tx.tenant();
     sql!(tx.conn() => |c| sqlx::query(
         "update users set password_hash = $3, updated_at = $4 where tenant_id = $1 and id = $2")

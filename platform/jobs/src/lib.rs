@@ -39,7 +39,10 @@ pub struct JobSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Occurrence {
     /// This instance claimed and ran it.
-    Ran { succeeded: bool, detail: serde_json::Value },
+    Ran {
+        succeeded: bool,
+        detail: serde_json::Value,
+    },
     /// Another instance (or an earlier tick) already claimed it.
     AlreadyClaimed,
 }
@@ -65,7 +68,9 @@ impl Runner {
 
     /// Starts the cron scheduler. Keep the returned handle alive; `shutdown` it on exit.
     pub async fn start(&self) -> anyhow::Result<JobScheduler> {
-        let sched = JobScheduler::new().await.context("creating the job scheduler")?;
+        let sched = JobScheduler::new()
+            .await
+            .context("creating the job scheduler")?;
         for spec in &self.jobs {
             let runner = self.clone();
             let name = spec.name;
@@ -79,7 +84,10 @@ impl Runner {
                 })
             })
             .with_context(|| format!("invalid schedule for job {name}"))?;
-            sched.add(job).await.with_context(|| format!("scheduling job {name}"))?;
+            sched
+                .add(job)
+                .await
+                .with_context(|| format!("scheduling job {name}"))?;
         }
         sched.start().await.context("starting the job scheduler")?;
         Ok(sched)
@@ -93,7 +101,11 @@ impl Runner {
         scheduled_for: OffsetDateTime,
         now: OffsetDateTime,
     ) -> anyhow::Result<Occurrence> {
-        let spec = self.jobs.iter().find(|j| j.name == name).with_context(|| format!("no job named {name}"))?;
+        let spec = self
+            .jobs
+            .iter()
+            .find(|j| j.name == name)
+            .with_context(|| format!("no job named {name}"))?;
         let run_id = Uuid::now_v7();
         let claimed = {
             let mut tx = self.db.platform_tx().await.map_err(api)?;
@@ -113,12 +125,20 @@ impl Runner {
         let (status, detail) = match result {
             Ok(Ok(detail)) => ("succeeded", detail),
             Ok(Err(err)) => ("failed", serde_json::json!({"error": format!("{err:#}")})),
-            Err(join) => ("failed", serde_json::json!({"error": format!("job panicked: {join}")})),
+            Err(join) => (
+                "failed",
+                serde_json::json!({"error": format!("job panicked: {join}")}),
+            ),
         };
         if status == "failed" {
             tracing::warn!(job = name, ?detail, "job failed");
         } else {
-            tracing::info!(job = name, ?detail, elapsed_ms = started.elapsed().as_millis() as u64, "job finished");
+            tracing::info!(
+                job = name,
+                ?detail,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "job finished"
+            );
         }
         let mut tx = self.db.platform_tx().await.map_err(api)?;
         sql!(tx.conn() => |c| sqlx::query(
@@ -126,7 +146,10 @@ impl Runner {
             .bind(run_id).bind(status).bind(trainflow_kernel::now()).bind(sqlx::types::Json(&detail))
             .execute(&mut *c).await.map(drop))?;
         tx.commit().await.map_err(api)?;
-        Ok(Occurrence::Ran { succeeded: status == "succeeded", detail })
+        Ok(Occurrence::Ran {
+            succeeded: status == "succeeded",
+            detail,
+        })
     }
 
     /// Runs a job now, outside its schedule (the command line's `job run`).
@@ -163,7 +186,9 @@ fn api(e: trainflow_kernel::ApiError) -> anyhow::Error {
 
 /// `now` truncated to the minute: the occurrence key shared by every instance's tick.
 pub fn minute_of(now: OffsetDateTime) -> OffsetDateTime {
-    now.replace_second(0).and_then(|t| t.replace_nanosecond(0)).expect("zero seconds are valid")
+    now.replace_second(0)
+        .and_then(|t| t.replace_nanosecond(0))
+        .expect("zero seconds are valid")
 }
 
 #[derive(sqlx::FromRow)]
@@ -223,6 +248,9 @@ mod tests {
     #[test]
     fn occurrences_are_keyed_to_the_minute() {
         let t = time::macros::datetime!(2026-11-22 03:00:41.123 UTC);
-        assert_eq!(minute_of(t), time::macros::datetime!(2026-11-22 03:00:00 UTC));
+        assert_eq!(
+            minute_of(t),
+            time::macros::datetime!(2026-11-22 03:00:00 UTC)
+        );
     }
 }

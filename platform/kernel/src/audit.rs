@@ -53,8 +53,22 @@ impl Entry {
     }
 
     /// An entry with an explicit actor kind (`system`, `operator`, `anonymous`).
-    pub fn as_actor(actor_kind: &'static str, actor_id: Option<Uuid>, action: &str, ip: Option<String>) -> Self {
-        Self { actor_kind: actor_kind.into(), actor_id, action: action.into(), object_type: None, object_id: None, before: None, after: None, ip }
+    pub fn as_actor(
+        actor_kind: &'static str,
+        actor_id: Option<Uuid>,
+        action: &str,
+        ip: Option<String>,
+    ) -> Self {
+        Self {
+            actor_kind: actor_kind.into(),
+            actor_id,
+            action: action.into(),
+            object_type: None,
+            object_id: None,
+            before: None,
+            after: None,
+            ip,
+        }
     }
 
     /// Names the object.
@@ -108,10 +122,28 @@ pub async fn record(tx: &mut TenantTx, entry: Entry) -> ApiResult<()> {
 }
 
 /// The canonical text hashed for an entry. Stable field order; timestamps as Unix nanoseconds.
-pub fn canonical(tenant: Uuid, seq: i64, id: Uuid, at: OffsetDateTime, e: &Entry, request_id: &str) -> String {
+pub fn canonical(
+    tenant: Uuid,
+    seq: i64,
+    id: Uuid,
+    at: OffsetDateTime,
+    e: &Entry,
+    request_id: &str,
+) -> String {
     json!([
-        tenant, seq, id, at.unix_timestamp_nanos().to_string(), e.actor_kind, e.actor_id, e.action,
-        e.object_type, e.object_id, e.before, e.after, request_id, e.ip
+        tenant,
+        seq,
+        id,
+        at.unix_timestamp_nanos().to_string(),
+        e.actor_kind,
+        e.actor_id,
+        e.action,
+        e.object_type,
+        e.object_id,
+        e.before,
+        e.after,
+        request_id,
+        e.ip
     ])
     .to_string()
 }
@@ -178,7 +210,10 @@ pub async fn verify_chain(tx: &mut TenantTx) -> ApiResult<Option<i64>> {
             after: r.after_state.map(|j| j.0),
             ip: r.ip,
         };
-        let expected = chain_hash(&prev, &canonical(tenant.0, r.seq, r.id, r.occurred_at, &entry, &r.request_id));
+        let expected = chain_hash(
+            &prev,
+            &canonical(tenant.0, r.seq, r.id, r.occurred_at, &entry, &r.request_id),
+        );
         if r.prev_hash != prev || r.hash != expected {
             return Ok(Some(r.seq));
         }

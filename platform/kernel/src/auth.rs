@@ -34,8 +34,14 @@ pub enum Role {
 
 impl Role {
     /// Every role, in order of increasing reach.
-    pub const ALL: [Role; 6] =
-        [Role::Employee, Role::Trainer, Role::Foreman, Role::Manager, Role::TrainingOfficer, Role::Administrator];
+    pub const ALL: [Role; 6] = [
+        Role::Employee,
+        Role::Trainer,
+        Role::Foreman,
+        Role::Manager,
+        Role::TrainingOfficer,
+        Role::Administrator,
+    ];
 
     /// The stored name.
     pub fn as_str(self) -> &'static str {
@@ -112,7 +118,10 @@ impl Permission {
 
     /// Whether operations under this permission write (SQLite then takes the write lock up front).
     pub fn is_write(self) -> bool {
-        matches!(self, Permission::UsersWrite | Permission::TenantSettings | Permission::SelfService)
+        matches!(
+            self,
+            Permission::UsersWrite | Permission::TenantSettings | Permission::SelfService
+        )
     }
 }
 
@@ -170,8 +179,14 @@ pub struct Claims {
 impl JwtKeys {
     /// Keys from a secret of at least 32 bytes (HS256 is the one accepted algorithm).
     pub fn new(secret: &[u8], issuer: String, access_ttl_secs: i64) -> anyhow::Result<Self> {
-        anyhow::ensure!(secret.len() >= 32, "the JWT secret must be at least 32 bytes");
-        anyhow::ensure!((60..=900).contains(&access_ttl_secs), "access tokens live between 60 and 900 seconds");
+        anyhow::ensure!(
+            secret.len() >= 32,
+            "the JWT secret must be at least 32 bytes"
+        );
+        anyhow::ensure!(
+            (60..=900).contains(&access_ttl_secs),
+            "access tokens live between 60 and 900 seconds"
+        );
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[issuer.as_str()]);
         validation.set_audience(&[AUDIENCE]);
@@ -187,7 +202,13 @@ impl JwtKeys {
     }
 
     /// Signs a token for a tenant user.
-    pub fn issue_access(&self, tenant: TenantId, user: UserId, role: Role, now: i64) -> anyhow::Result<String> {
+    pub fn issue_access(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        role: Role,
+        now: i64,
+    ) -> anyhow::Result<String> {
         self.sign(Claims {
             iss: self.issuer.clone(),
             aud: AUDIENCE.into(),
@@ -217,7 +238,11 @@ impl JwtKeys {
     }
 
     fn sign(&self, claims: Claims) -> anyhow::Result<String> {
-        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )?)
     }
 
     /// Verifies signature, algorithm, issuer, audience, expiry and type.
@@ -237,7 +262,9 @@ pub fn client_ip(req: &Request) -> Option<String> {
     if let Some(ip) = req.extensions().get::<ClientIp>() {
         return Some(ip.0.clone());
     }
-    req.remote_addr().as_socket_addr().map(|a| a.ip().to_string())
+    req.remote_addr()
+        .as_socket_addr()
+        .map(|a| a.ip().to_string())
 }
 
 /// The resolved client address, put into request extensions by the server's middleware.
@@ -250,17 +277,28 @@ pub struct ClientIp(pub String);
 pub struct TenantAuth(pub TenantCtx);
 
 async fn check_tenant_bearer(req: &Request, bearer: Bearer) -> poem::Result<TenantCtx> {
-    let keys = req.data::<Arc<JwtKeys>>().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("JWT keys missing")))?;
+    let keys = req
+        .data::<Arc<JwtKeys>>()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("JWT keys missing")))?;
     let claims = keys.verify(&bearer.token, "access")?;
     let (Some(tid), Some(role)) = (claims.tid, claims.role) else {
         return Err(ApiError::Unauthorized("not a tenant token").into());
     };
-    Ok(TenantCtx { tenant_id: TenantId(tid), user_id: UserId(claims.sub), role, ip: client_ip(req) })
+    Ok(TenantCtx {
+        tenant_id: TenantId(tid),
+        user_id: UserId(claims.sub),
+        role,
+        ip: client_ip(req),
+    })
 }
 
 /// Bearer token of a platform operator (above tenants).
 #[derive(SecurityScheme)]
-#[oai(ty = "bearer", bearer_format = "JWT", checker = "check_platform_bearer")]
+#[oai(
+    ty = "bearer",
+    bearer_format = "JWT",
+    checker = "check_platform_bearer"
+)]
 pub struct PlatformAuth(pub OperatorCtx);
 
 /// A signed-in platform operator.
@@ -273,9 +311,14 @@ pub struct OperatorCtx {
 }
 
 async fn check_platform_bearer(req: &Request, bearer: Bearer) -> poem::Result<OperatorCtx> {
-    let keys = req.data::<Arc<JwtKeys>>().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("JWT keys missing")))?;
+    let keys = req
+        .data::<Arc<JwtKeys>>()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("JWT keys missing")))?;
     let claims = keys.verify(&bearer.token, "platform")?;
-    Ok(OperatorCtx { operator_id: claims.sub, ip: client_ip(req) })
+    Ok(OperatorCtx {
+        operator_id: claims.sub,
+        ip: client_ip(req),
+    })
 }
 
 #[cfg(test)]
@@ -289,7 +332,14 @@ mod tests {
     #[test]
     fn an_access_token_round_trips() {
         let k = keys();
-        let t = k.issue_access(TenantId::new(), UserId::new(), Role::Manager, crate::now().unix_timestamp()).unwrap();
+        let t = k
+            .issue_access(
+                TenantId::new(),
+                UserId::new(),
+                Role::Manager,
+                crate::now().unix_timestamp(),
+            )
+            .unwrap();
         let c = k.verify(&t, "access").unwrap();
         assert_eq!(c.role, Some(Role::Manager));
     }
@@ -297,28 +347,42 @@ mod tests {
     #[test]
     fn a_platform_token_is_not_an_access_token() {
         let k = keys();
-        let t = k.issue_platform(Uuid::new_v4(), crate::now().unix_timestamp()).unwrap();
+        let t = k
+            .issue_platform(Uuid::new_v4(), crate::now().unix_timestamp())
+            .unwrap();
         assert!(k.verify(&t, "access").is_err());
     }
 
     #[test]
     fn an_expired_token_is_refused() {
         let k = keys();
-        let t = k.issue_access(TenantId::new(), UserId::new(), Role::Employee, 1_000_000).unwrap();
+        let t = k
+            .issue_access(TenantId::new(), UserId::new(), Role::Employee, 1_000_000)
+            .unwrap();
         assert!(k.verify(&t, "access").is_err());
     }
 
     #[test]
     fn a_token_signed_with_another_key_is_refused() {
         let other = JwtKeys::new(&[8u8; 32], "trainflow".into(), 900).unwrap();
-        let t = other.issue_access(TenantId::new(), UserId::new(), Role::Employee, crate::now().unix_timestamp()).unwrap();
+        let t = other
+            .issue_access(
+                TenantId::new(),
+                UserId::new(),
+                Role::Employee,
+                crate::now().unix_timestamp(),
+            )
+            .unwrap();
         assert!(keys().verify(&t, "access").is_err());
     }
 
     #[test]
     fn only_administrators_write_users() {
         for role in Role::ALL {
-            assert_eq!(role.grants(Permission::UsersWrite), role == Role::Administrator);
+            assert_eq!(
+                role.grants(Permission::UsersWrite),
+                role == Role::Administrator
+            );
         }
     }
 }

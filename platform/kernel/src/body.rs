@@ -36,7 +36,10 @@ where
     fn request_meta() -> Option<MetaRequest> {
         Some(MetaRequest {
             description: None,
-            content: vec![MetaMediaType { content_type: "application/json", schema: schema_ref::<T>() }],
+            content: vec![MetaMediaType {
+                content_type: "application/json",
+                schema: schema_ref::<T>(),
+            }],
             required: true,
         })
     }
@@ -48,7 +51,13 @@ where
     ) -> poem::Result<Self> {
         let is_json = request
             .content_type()
-            .map(|ct| ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"))
+            .map(|ct| {
+                ct.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .eq_ignore_ascii_case("application/json")
+            })
             .unwrap_or(false);
         if !is_json {
             return Err(ApiError::BadRequest {
@@ -57,10 +66,17 @@ where
             }
             .into());
         }
-        let bytes = body.take()?.into_bytes_limit(MAX_JSON_BODY).await.map_err(|err| match err {
-            poem::error::ReadBodyError::PayloadTooLarge => ApiError::PayloadTooLarge,
-            other => ApiError::BadRequest { message: other.to_string(), field: None },
-        })?;
+        let bytes =
+            body.take()?
+                .into_bytes_limit(MAX_JSON_BODY)
+                .await
+                .map_err(|err| match err {
+                    poem::error::ReadBodyError::PayloadTooLarge => ApiError::PayloadTooLarge,
+                    other => ApiError::BadRequest {
+                        message: other.to_string(),
+                        field: None,
+                    },
+                })?;
         parse_json(&bytes).map(Body).map_err(Into::into)
     }
 }
@@ -71,12 +87,29 @@ fn schema_ref<T: Type>() -> MetaSchemaRef {
 
 /// Parses `bytes` as `T`, naming the offending field on failure.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Every body of this API is an object; say so plainly instead of naming an array index.
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        None => return Err(ApiError::field("body", "is required")),
+        Some(b'[' | b'"' | b't' | b'f' | b'n' | b'-' | b'0'..=b'9') => {
+            return Err(ApiError::field("body", "must be a JSON object"))
+        }
+        Some(_) => {
+            return Err(ApiError::BadRequest {
+                message: "malformed JSON".into(),
+                field: None,
+            })
+        }
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            return ApiError::BadRequest { message: format!("malformed JSON: {inner}"), field: None };
+            return ApiError::BadRequest {
+                message: format!("malformed JSON: {inner}"),
+                field: None,
+            };
         }
         let message = inner.to_string();
         // serde reports missing and unknown fields at the parent path; name the field itself.
@@ -84,12 +117,20 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             .or_else(|| extract_quoted(&message, "unknown field `"))
             .map(|name| {
                 if path == "." || path == name || path.ends_with(&format!(".{name}")) {
-                    if path == "." { name } else { path.clone() }
+                    if path == "." {
+                        name
+                    } else {
+                        path.clone()
+                    }
                 } else {
                     format!("{path}.{name}")
                 }
             })
-            .unwrap_or(if path == "." { "body".to_string() } else { path });
+            .unwrap_or(if path == "." {
+                "body".to_string()
+            } else {
+                path
+            });
         ApiError::field(field, strip_position(&message))
     })
 }
@@ -145,6 +186,9 @@ mod tests {
 
     #[test]
     fn malformed_json_is_a_bad_request() {
-        assert!(matches!(parse_json::<Sample>(b"{\"email\":"), Err(ApiError::BadRequest { .. })));
+        assert!(matches!(
+            parse_json::<Sample>(b"{\"email\":"),
+            Err(ApiError::BadRequest { .. })
+        ));
     }
 }

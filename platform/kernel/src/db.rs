@@ -13,7 +13,8 @@ use anyhow::Context;
 use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
-    Connection, Executor, PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction,
+    Connection, Executor, PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool,
+    Transaction,
 };
 
 use crate::{
@@ -80,13 +81,15 @@ impl Db {
     /// security applies even when the login role is the schema owner.
     pub async fn connect(opts: &DbOptions) -> anyhow::Result<Db> {
         if is_postgres(&opts.url) {
-            let connect = PgConnectOptions::from_str(&opts.url).context("invalid PostgreSQL URL")?;
+            let connect =
+                PgConnectOptions::from_str(&opts.url).context("invalid PostgreSQL URL")?;
             let pool = PgPoolOptions::new()
                 .max_connections(opts.max_connections)
                 .acquire_timeout(Duration::from_secs(10))
                 .after_connect(|conn, _meta| {
                     Box::pin(async move {
-                        conn.execute(format!("SET ROLE {APP_ROLE}").as_str()).await?;
+                        conn.execute(format!("SET ROLE {APP_ROLE}").as_str())
+                            .await?;
                         Ok(())
                     })
                 })
@@ -109,16 +112,22 @@ impl Db {
     /// Applies the migrations of the backend at `url`, connected as the schema owner.
     pub async fn migrate(url: &str) -> anyhow::Result<()> {
         if is_postgres(url) {
-            let mut conn = PgConnection::connect(url).await.context("connecting to PostgreSQL as owner")?;
+            let mut conn = PgConnection::connect(url)
+                .await
+                .context("connecting to PostgreSQL as owner")?;
             sqlx::migrate!("../../migrations/postgres")
                 .run(&mut conn)
                 .await
                 .context("applying PostgreSQL migrations")?;
             grant_app_role(&mut conn).await?;
         } else {
-            let mut conn =
-                SqliteConnection::connect_with(&sqlite_options(url)?).await.context("opening SQLite")?;
-            sqlx::migrate!("../../migrations/sqlite").run(&mut conn).await.context("applying SQLite migrations")?;
+            let mut conn = SqliteConnection::connect_with(&sqlite_options(url)?)
+                .await
+                .context("opening SQLite")?;
+            sqlx::migrate!("../../migrations/sqlite")
+                .run(&mut conn)
+                .await
+                .context("applying SQLite migrations")?;
         }
         Ok(())
     }
@@ -159,11 +168,18 @@ impl Db {
 
     async fn begin_for(&self, tenant: TenantId, write: bool) -> ApiResult<Tx> {
         Ok(match self {
-            Db::Sqlite(p) => Tx::Sqlite(p.begin_with(if write { "BEGIN IMMEDIATE" } else { "BEGIN" }).await?),
+            Db::Sqlite(p) => Tx::Sqlite(
+                p.begin_with(if write { "BEGIN IMMEDIATE" } else { "BEGIN" })
+                    .await?,
+            ),
             // One round trip: open the transaction and bind the tenant for row-level security.
             // The id is a typed UUID, so formatting it into the statement is injection-safe.
             Db::Postgres(p) => Tx::Postgres(
-                p.begin_with(format!("BEGIN; SELECT set_config('app.tenant_id', '{}', true)", tenant.0)).await?,
+                p.begin_with(format!(
+                    "BEGIN; SELECT set_config('app.tenant_id', '{}', true)",
+                    tenant.0
+                ))
+                .await?,
             ),
         })
     }
@@ -192,14 +208,18 @@ async fn grant_app_role(conn: &mut PgConnection) -> anyhow::Result<()> {
              EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
         ),
         format!("GRANT USAGE ON SCHEMA public TO {APP_ROLE}"),
-        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {APP_ROLE}"),
+        format!(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {APP_ROLE}"
+        ),
         format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {APP_ROLE}"),
         // The audit log is append-only for the application.
         format!("REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM {APP_ROLE}"),
         format!("REVOKE ALL ON _sqlx_migrations FROM {APP_ROLE}"),
     ];
     for statement in statements {
-        conn.execute(statement.as_str()).await.with_context(|| format!("running `{statement}`"))?;
+        conn.execute(statement.as_str())
+            .await
+            .with_context(|| format!("running `{statement}`"))?;
     }
     Ok(())
 }
@@ -247,24 +267,38 @@ impl TenantTx {
     /// Opens a transaction for the signed-in user of `ctx`, after checking that the tenant is
     /// active, the user exists and is active, and their current role grants `permission`.
     /// Returns the transaction and the context with the role as stored now.
-    pub async fn begin(db: &Db, ctx: &TenantCtx, permission: Permission) -> ApiResult<(TenantTx, TenantCtx)> {
+    pub async fn begin(
+        db: &Db,
+        ctx: &TenantCtx,
+        permission: Permission,
+    ) -> ApiResult<(TenantTx, TenantCtx)> {
         let write = permission.is_write();
-        let mut tx = TenantTx { tenant: ctx.tenant_id, actor: Some(ctx.user_id), tx: db.begin_for(ctx.tenant_id, write).await? };
+        let mut tx = TenantTx {
+            tenant: ctx.tenant_id,
+            actor: Some(ctx.user_id),
+            tx: db.begin_for(ctx.tenant_id, write).await?,
+        };
         let row: Option<(String, Option<String>, Option<bool>)> = sql!(tx.conn() => |c| sqlx::query_as(
             "select t.status, u.role, u.is_active and u.deleted_at is null
                from tenants t
                left join users u on u.tenant_id = t.id and u.id = $2
               where t.id = $1")
             .bind(ctx.tenant_id).bind(ctx.user_id).fetch_optional(&mut *c).await)?;
-        let (status, role, active) = row.ok_or(ApiError::Unauthorized("tenant no longer exists"))?;
+        let (status, role, active) =
+            row.ok_or(ApiError::Unauthorized("tenant no longer exists"))?;
         if status != "active" {
             return Err(ApiError::Unauthorized("tenant is suspended"));
         }
         if active != Some(true) {
             return Err(ApiError::Unauthorized("user is inactive"));
         }
-        let role = role.and_then(|r| r.parse::<Role>().ok()).ok_or(ApiError::Unauthorized("unknown role"))?;
-        let ctx = TenantCtx { role, ..ctx.clone() };
+        let role = role
+            .and_then(|r| r.parse::<Role>().ok())
+            .ok_or(ApiError::Unauthorized("unknown role"))?;
+        let ctx = TenantCtx {
+            role,
+            ..ctx.clone()
+        };
         if !role.grants(permission) {
             // Record the refusal in its own committed transaction, then refuse.
             crate::audit::record(
@@ -282,7 +316,11 @@ impl TenantTx {
     /// Opens a transaction for `tenant` without a signed-in user: sign-in, scheduled jobs, the
     /// command line and connectors. Every use is a place where the caller vouches for the tenant.
     pub async fn begin_system(db: &Db, tenant: TenantId) -> ApiResult<TenantTx> {
-        Ok(TenantTx { tenant, actor: None, tx: db.begin_for(tenant, true).await? })
+        Ok(TenantTx {
+            tenant,
+            actor: None,
+            tx: db.begin_for(tenant, true).await?,
+        })
     }
 
     /// The tenant every statement must bind.

@@ -22,7 +22,9 @@ impl EmailAddress {
             && !local.starts_with('.')
             && !local.ends_with('.')
             && !local.contains("..")
-            && local.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
+            && local
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
         let labels: Vec<&str> = domain.split('.').collect();
         let domain_ok = labels.len() >= 2
             && labels.iter().all(|l| {
@@ -58,11 +60,16 @@ pub struct PhoneNumber(String);
 impl PhoneNumber {
     /// Parses `+44 20 7946 0958` or `+442079460958`; spaces, dashes and parentheses are dropped.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let compact: String = raw.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.')).collect();
+        let compact: String = raw
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.'))
+            .collect();
         let digits = compact
             .strip_prefix('+')
             .ok_or("must be in international E.164 form, starting with +")?;
-        if !(8..=15).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) || digits.starts_with('0')
+        if !(8..=15).contains(&digits.len())
+            || !digits.chars().all(|c| c.is_ascii_digit())
+            || digits.starts_with('0')
         {
             return Err("must be + followed by 8 to 15 digits (E.164)".into());
         }
@@ -84,7 +91,8 @@ impl Slug {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let s = raw.trim();
         let ok = (2..=40).contains(&s.len())
-            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             && !s.starts_with('-')
             && !s.ends_with('-');
         if ok {
@@ -105,7 +113,11 @@ pub fn bounded(raw: &str, min: usize, max: usize) -> Result<String, String> {
     let s = raw.trim();
     let n = s.chars().count();
     if n < min {
-        return Err(if min == 1 { "is required".into() } else { format!("must be at least {min} characters") });
+        return Err(if min == 1 {
+            "is required".into()
+        } else {
+            format!("must be at least {min} characters")
+        });
     }
     if n > max {
         return Err(format!("must be at most {max} characters"));
@@ -130,7 +142,12 @@ mod tests {
 
     #[test]
     fn emails_are_lower_cased() {
-        assert_eq!(EmailAddress::parse(" Jane.Doe@Example.COM ").unwrap().as_str(), "jane.doe@example.com");
+        assert_eq!(
+            EmailAddress::parse(" Jane.Doe@Example.COM ")
+                .unwrap()
+                .as_str(),
+            "jane.doe@example.com"
+        );
     }
 
     #[test]
@@ -142,7 +159,10 @@ mod tests {
 
     #[test]
     fn phones_must_be_e164() {
-        assert_eq!(PhoneNumber::parse("+44 20 7946 0958").unwrap().as_str(), "+442079460958");
+        assert_eq!(
+            PhoneNumber::parse("+44 20 7946 0958").unwrap().as_str(),
+            "+442079460958"
+        );
         assert!(PhoneNumber::parse("020 7946 0958").is_err());
         assert!(PhoneNumber::parse("+0123456789").is_err());
         assert!(PhoneNumber::parse("+12345").is_err());

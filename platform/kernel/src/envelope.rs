@@ -89,7 +89,10 @@ impl Page {
             return Err(ApiError::field("page", "must be between 1 and 1000000"));
         }
         if per_page == 0 || per_page > MAX_PER_PAGE {
-            return Err(ApiError::field("per_page", format!("must be between 1 and {MAX_PER_PAGE}")));
+            return Err(ApiError::field(
+                "per_page",
+                format!("must be between 1 and {MAX_PER_PAGE}"),
+            ));
         }
         Ok(Self { page, per_page })
     }
@@ -109,7 +112,12 @@ impl Page {
         let per = i64::from(self.per_page);
         Json(List {
             data,
-            meta: PageMeta { page: self.page, per_page: self.per_page, total, total_pages: (total + per - 1) / per },
+            meta: PageMeta {
+                page: self.page,
+                per_page: self.per_page,
+                total,
+                total_pages: (total + per - 1) / per,
+            },
         })
     }
 }
@@ -128,10 +136,20 @@ pub fn parse_sort(
         Some(rest) => (rest, true),
         None => (raw, false),
     };
-    allowed.iter().find(|(n, _)| *n == name).map(|(_, col)| (*col, desc)).ok_or_else(|| {
-        let names: Vec<&str> = allowed.iter().map(|(n, _)| *n).collect();
-        ApiError::field("sort", format!("must be one of {} (prefix - for descending)", names.join(", ")))
-    })
+    allowed
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, col)| (*col, desc))
+        .ok_or_else(|| {
+            let names: Vec<&str> = allowed.iter().map(|(n, _)| *n).collect();
+            ApiError::field(
+                "sort",
+                format!(
+                    "must be one of {} (prefix - for descending)",
+                    names.join(", ")
+                ),
+            )
+        })
 }
 
 #[cfg(test)]
@@ -154,7 +172,10 @@ mod tests {
     #[test]
     fn sort_accepts_only_listed_columns() {
         let allowed = [("email", "email"), ("created_at", "created_at")];
-        assert_eq!(parse_sort(Some("-email"), &allowed, ("created_at", false)).unwrap(), ("email", true));
+        assert_eq!(
+            parse_sort(Some("-email"), &allowed, ("created_at", false)).unwrap(),
+            ("email", true)
+        );
         assert!(parse_sort(Some("password_hash"), &allowed, ("created_at", false)).is_err());
     }
 }

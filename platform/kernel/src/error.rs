@@ -140,14 +140,19 @@ impl ApiError {
     pub fn body(&self) -> ErrorEnvelope {
         let fields = match self {
             ApiError::Validation(f) => f.0.clone(),
-            ApiError::BadRequest { field: Some(field), message } => {
+            ApiError::BadRequest {
+                field: Some(field),
+                message,
+            } => FieldErrors::one(field.clone(), message.clone()).0,
+            ApiError::Conflict { field, message } => {
                 FieldErrors::one(field.clone(), message.clone()).0
             }
-            ApiError::Conflict { field, message } => FieldErrors::one(field.clone(), message.clone()).0,
             _ => BTreeMap::new(),
         };
         let message = match self {
-            ApiError::Internal(_) => "internal error; quote the request id when reporting it".to_string(),
+            ApiError::Internal(_) => {
+                "internal error; quote the request id when reporting it".to_string()
+            }
             ApiError::Validation(f) => {
                 let names: Vec<&str> = f.0.keys().map(String::as_str).collect();
                 format!("invalid fields: {}", names.join(", "))
@@ -210,8 +215,13 @@ impl ResponseError for ApiError {
             .content_type("application/json; charset=utf-8")
             .body(body);
         if let ApiError::TooManyRequests { retry_after } = self {
-            resp.headers_mut()
-                .insert("retry-after", retry_after.to_string().parse().expect("digits are a valid header"));
+            resp.headers_mut().insert(
+                "retry-after",
+                retry_after
+                    .to_string()
+                    .parse()
+                    .expect("digits are a valid header"),
+            );
         }
         if let ApiError::Unauthorized(_) = self {
             resp.headers_mut()
@@ -266,7 +276,9 @@ impl ApiResponse for ApiError {
 /// envelope, naming the parameter where poem-openapi knows it.
 pub fn from_poem_error(err: poem::Error) -> ApiError {
     if err.is::<ApiError>() {
-        return err.downcast::<ApiError>().unwrap_or_else(|_| ApiError::NotFound);
+        return err
+            .downcast::<ApiError>()
+            .unwrap_or_else(|_| ApiError::NotFound);
     }
     if let Some(e) = err.downcast_ref::<poem_openapi::error::ParseParamError>() {
         return ApiError::field(path_param_name(e.name), friendly_reason(&e.reason));
@@ -280,11 +292,17 @@ pub fn from_poem_error(err: poem::Error) -> ApiError {
     let status = err.status();
     match status {
         StatusCode::NOT_FOUND => ApiError::NotFound,
-        StatusCode::METHOD_NOT_ALLOWED => ApiError::BadRequest { message: "method not allowed".into(), field: None },
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::BadRequest {
+            message: "method not allowed".into(),
+            field: None,
+        },
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
         StatusCode::UNAUTHORIZED => ApiError::Unauthorized("missing or invalid credentials"),
         StatusCode::FORBIDDEN => ApiError::Forbidden,
-        s if s.is_client_error() => ApiError::BadRequest { message: err.to_string(), field: None },
+        s if s.is_client_error() => ApiError::BadRequest {
+            message: err.to_string(),
+            field: None,
+        },
         _ => ApiError::Internal(anyhow::anyhow!("{err}")),
     }
 }

@@ -31,5 +31,6 @@ pub use ids::{TenantId, UserId};
 /// value written on both backends.
 pub fn now() -> time::OffsetDateTime {
     let t = time::OffsetDateTime::now_utc();
-    t.replace_microsecond(t.microsecond()).expect("microsecond from a valid time is valid")
+    t.replace_microsecond(t.microsecond())
+        .expect("microsecond from a valid time is valid")
 }

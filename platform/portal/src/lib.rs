@@ -51,13 +51,19 @@ impl Portal {
         c.set_same_site(SameSite::Lax);
         c.set_path("/");
         if let Some(age) = max_age {
-            c.set_max_age(std::time::Duration::from_secs(age.whole_seconds().max(0) as u64));
+            c.set_max_age(std::time::Duration::from_secs(
+                age.whole_seconds().max(0) as u64
+            ));
         }
         c
     }
 
     /// The signed-in session of this request, if any.
-    pub async fn session(&self, req: &Request, jar: &CookieJar) -> ApiResult<Option<PortalSession>> {
+    pub async fn session(
+        &self,
+        req: &Request,
+        jar: &CookieJar,
+    ) -> ApiResult<Option<PortalSession>> {
         match jar.get(self.session_cookie()) {
             Some(c) => signin::resolve_session(&self.deps.db, c.value_str(), client_ip(req)).await,
             None => Ok(None),
@@ -67,7 +73,10 @@ impl Portal {
 
 /// The portal's routes, to be nested under `/portal`.
 pub fn routes(deps: AuthDeps, cookie_secure: bool) -> impl poem::Endpoint {
-    let portal = Arc::new(Portal { deps, cookie_secure });
+    let portal = Arc::new(Portal {
+        deps,
+        cookie_secure,
+    });
     Route::new()
         .at("/", get(pages::dashboard))
         .at("/login", get(pages::login_form).post(pages::login))
@@ -94,5 +103,9 @@ pub fn routes(deps: AuthDeps, cookie_secure: bool) -> impl poem::Endpoint {
 
 /// HTML-escapes text for the few places that build markup by hand.
 pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }

@@ -67,7 +67,9 @@ impl Nav {
 }
 
 fn render(t: &impl Template, status: StatusCode) -> PageResult {
-    let html = t.render().map_err(|e| ApiError::Internal(anyhow::anyhow!("template: {e}")))?;
+    let html = t
+        .render()
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("template: {e}")))?;
     Ok(Html(html).with_status(status).into_response())
 }
 
@@ -76,7 +78,11 @@ fn to_login() -> Response {
 }
 
 /// The session, or a redirect to sign in.
-async fn require(portal: &Portal, req: &Request, jar: &CookieJar) -> Result<PortalSession, Response> {
+async fn require(
+    portal: &Portal,
+    req: &Request,
+    jar: &CookieJar,
+) -> Result<PortalSession, Response> {
     match portal.session(req, jar).await {
         Ok(Some(s)) => Ok(s),
         Ok(None) => Err(to_login()),
@@ -104,7 +110,9 @@ fn check_csrf(session: &PortalSession, submitted: &str) -> ApiResult<()> {
 fn field_errors(err: ApiError) -> Result<Errors, ApiError> {
     match err {
         ApiError::Validation(f) => Ok(Errors(f.0)),
-        ApiError::Conflict { field, message } => Ok(Errors(BTreeMap::from([(field, vec![message])]))),
+        ApiError::Conflict { field, message } => {
+            Ok(Errors(BTreeMap::from([(field, vec![message])])))
+        }
         other => Err(other),
     }
 }
@@ -134,7 +142,10 @@ struct LoginPage {
 /// The tenant selected by the request's host name, if one is configured for it.
 async fn tenant_for_host(portal: &Portal, req: &Request) -> ApiResult<Option<signin::TenantRef>> {
     let host = req.uri().host().map(str::to_string).or_else(|| {
-        req.headers().get("host").and_then(|h| h.to_str().ok()).map(|h| h.split(':').next().unwrap_or("").to_string())
+        req.headers()
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .map(|h| h.split(':').next().unwrap_or("").to_string())
     });
     match host.filter(|h| h.contains('.') && h.parse::<std::net::IpAddr>().is_err()) {
         Some(h) => signin::find_tenant(&portal.deps.db, &h).await,
@@ -148,7 +159,11 @@ pub async fn login_form(req: &Request, jar: &CookieJar, portal: Data<&Arc<Portal
         return Ok(Redirect::see_other("/portal").into_response());
     }
     let csrf = random_token();
-    jar.add(portal.cookie(portal.login_csrf_cookie(), csrf.clone(), Some(time::Duration::hours(1))));
+    jar.add(portal.cookie(
+        portal.login_csrf_cookie(),
+        csrf.clone(),
+        Some(time::Duration::hours(1)),
+    ));
     let tenant = tenant_for_host(&portal, req).await?;
     render(
         &LoginPage {
@@ -173,31 +188,61 @@ pub struct LoginForm {
 }
 
 #[handler]
-pub async fn login(req: &Request, jar: &CookieJar, portal: Data<&Arc<Portal>>, form: Form<LoginForm>) -> PageResult {
+pub async fn login(
+    req: &Request,
+    jar: &CookieJar,
+    portal: Data<&Arc<Portal>>,
+    form: Form<LoginForm>,
+) -> PageResult {
     let f = form.0;
-    let expected = jar.get(portal.login_csrf_cookie()).map(|c| c.value_str().to_string()).unwrap_or_default();
+    let expected = jar
+        .get(portal.login_csrf_cookie())
+        .map(|c| c.value_str().to_string())
+        .unwrap_or_default();
     if expected.is_empty() || !constant_time_eq(expected.as_bytes(), f.csrf.as_bytes()) {
         return Err(ApiError::Forbidden.into());
     }
     let tenant = tenant_for_host(&portal, req).await?;
-    let organisation = tenant.as_ref().map(|t| t.slug.clone()).unwrap_or_else(|| f.organisation.trim().to_string());
+    let organisation = tenant
+        .as_ref()
+        .map(|t| t.slug.clone())
+        .unwrap_or_else(|| f.organisation.trim().to_string());
     let too_long = organisation.len() > 253 || f.email.len() > 254 || f.password.len() > 128;
     let outcome = if too_long {
-        Err(ApiError::Unauthorized("invalid organisation, email or password"))
+        Err(ApiError::Unauthorized(
+            "invalid organisation, email or password",
+        ))
     } else {
-        signin::sign_in(&portal.deps, &organisation, &f.email, f.password, client_ip(req)).await
+        signin::sign_in(
+            &portal.deps,
+            &organisation,
+            &f.email,
+            f.password,
+            client_ip(req),
+        )
+        .await
     };
     match outcome {
         Ok((tenant_id, user)) => {
             let cookie = signin::create_session(&portal.deps, tenant_id, &user).await?;
-            jar.add(portal.cookie(portal.session_cookie(), cookie, Some(portal.deps.session_ttl)));
+            jar.add(portal.cookie(
+                portal.session_cookie(),
+                cookie,
+                Some(portal.deps.session_ttl),
+            ));
             jar.remove(portal.login_csrf_cookie());
             Ok(Redirect::see_other("/portal").into_response())
         }
         Err(err @ (ApiError::Unauthorized(_) | ApiError::TooManyRequests { .. })) => {
             let (message, status) = match err {
-                ApiError::TooManyRequests { .. } => ("Too many attempts. Wait a moment and try again.", StatusCode::TOO_MANY_REQUESTS),
-                _ => ("That organisation, email and password do not match an active account.", StatusCode::UNAUTHORIZED),
+                ApiError::TooManyRequests { .. } => (
+                    "Too many attempts. Wait a moment and try again.",
+                    StatusCode::TOO_MANY_REQUESTS,
+                ),
+                _ => (
+                    "That organisation, email and password do not match an active account.",
+                    StatusCode::UNAUTHORIZED,
+                ),
             };
             render(
                 &LoginPage {
@@ -221,7 +266,12 @@ pub struct CsrfForm {
 }
 
 #[handler]
-pub async fn logout(req: &Request, jar: &CookieJar, portal: Data<&Arc<Portal>>, form: Form<CsrfForm>) -> PageResult {
+pub async fn logout(
+    req: &Request,
+    jar: &CookieJar,
+    portal: Data<&Arc<Portal>>,
+    form: Form<CsrfForm>,
+) -> PageResult {
     let session = session_or_return!(&portal, req, jar);
     check_csrf(&session, &form.0.csrf)?;
     if let Some(c) = jar.get(portal.session_cookie()) {
@@ -295,7 +345,14 @@ pub async fn dashboard(req: &Request, jar: &CookieJar, portal: Data<&Arc<Portal>
             .bind(tenant).fetch_all(&mut *c).await).map_err(ApiError::from)?;
         recent = rows
             .into_iter()
-            .map(|(at, action, actor)| (at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(), action, actor))
+            .map(|(at, action, actor)| {
+                (
+                    at.format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default(),
+                    action,
+                    actor,
+                )
+            })
             .collect();
     }
     tx.commit().await?;
@@ -310,7 +367,11 @@ pub async fn dashboard(req: &Request, jar: &CookieJar, portal: Data<&Arc<Portal>
     render(
         &DashboardPage {
             nav: Some(Nav::new(&s, "dashboard")),
-            first_name: if s.user.first_name.is_empty() { s.user.email.clone() } else { s.user.first_name.clone() },
+            first_name: if s.user.first_name.is_empty() {
+                s.user.email.clone()
+            } else {
+                s.user.first_name.clone()
+            },
             cards,
             recent,
         },
@@ -353,7 +414,12 @@ pub struct SavedQuery {
 }
 
 #[handler]
-pub async fn profile(req: &Request, jar: &CookieJar, portal: Data<&Arc<Portal>>, q: Query<SavedQuery>) -> PageResult {
+pub async fn profile(
+    req: &Request,
+    jar: &CookieJar,
+    portal: Data<&Arc<Portal>>,
+    q: Query<SavedQuery>,
+) -> PageResult {
     let s = session_or_return!(&portal, req, jar);
     let u = s.user.clone();
     let form = ProfileForm {
@@ -365,13 +431,25 @@ pub async fn profile(req: &Request, jar: &CookieJar, portal: Data<&Arc<Portal>>,
         gender: u.gender.clone().unwrap_or_default(),
     };
     render(
-        &ProfilePage { nav: Some(Nav::new(&s, "profile")), csrf: s.csrf_token.clone(), user: u, form, errors: Errors::default(), saved: q.0.saved.is_some() },
+        &ProfilePage {
+            nav: Some(Nav::new(&s, "profile")),
+            csrf: s.csrf_token.clone(),
+            user: u,
+            form,
+            errors: Errors::default(),
+            saved: q.0.saved.is_some(),
+        },
         StatusCode::OK,
     )
 }
 
 #[handler]
-pub async fn save_profile(req: &Request, jar: &CookieJar, portal: Data<&Arc<Portal>>, form: Form<ProfileForm>) -> PageResult {
+pub async fn save_profile(
+    req: &Request,
+    jar: &CookieJar,
+    portal: Data<&Arc<Portal>>,
+    form: Form<ProfileForm>,
+) -> PageResult {
     let s = session_or_return!(&portal, req, jar);
     let f = form.0;
     check_csrf(&s, &f.csrf)?;
@@ -387,7 +465,14 @@ pub async fn save_profile(req: &Request, jar: &CookieJar, portal: Data<&Arc<Port
         Err(e) => {
             let errors = field_errors(e)?;
             render(
-                &ProfilePage { nav: Some(Nav::new(&s, "profile")), csrf: s.csrf_token.clone(), user: s.user.clone(), form: f, errors, saved: false },
+                &ProfilePage {
+                    nav: Some(Nav::new(&s, "profile")),
+                    csrf: s.csrf_token.clone(),
+                    user: s.user.clone(),
+                    form: f,
+                    errors,
+                    saved: false,
+                },
                 StatusCode::UNPROCESSABLE_ENTITY,
             )
         }
@@ -429,20 +514,32 @@ pub struct UsersQuery {
 
 fn users_link(q: &UsersQuery, page: u32) -> String {
     let enc = |s: &str| url_encode(s);
-    format!("/portal/users?q={}&role={}&status={}&page={page}", enc(&q.q), enc(&q.role), enc(&q.status))
+    format!(
+        "/portal/users?q={}&role={}&status={}&page={page}",
+        enc(&q.q),
+        enc(&q.role),
+        enc(&q.status)
+    )
 }
 
 fn url_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
 }
 
 #[handler]
-pub async fn users_page(req: &Request, jar: &CookieJar, portal: Data<&Arc<Portal>>, q: Query<UsersQuery>) -> PageResult {
+pub async fn users_page(
+    req: &Request,
+    jar: &CookieJar,
+    portal: Data<&Arc<Portal>>,
+    q: Query<UsersQuery>,
+) -> PageResult {
     let s = session_or_return!(&portal, req, jar);
     let q = q.0;
     let page = Page::parse(Some(q.page.unwrap_or(1).max(1)), Some(20))?;
@@ -457,7 +554,14 @@ pub async fn users_page(req: &Request, jar: &CookieJar, portal: Data<&Arc<Portal
         },
         include_deleted: q.status == "deleted",
     };
-    let (mut list, total) = service::list_users(&portal.deps.db, &s.ctx, filter, ("u.created_at", true), page).await?;
+    let (mut list, total) = service::list_users(
+        &portal.deps.db,
+        &s.ctx,
+        filter,
+        ("u.created_at", true),
+        page,
+    )
+    .await?;
     if q.status == "deleted" {
         list.retain(|u| u.deleted_at.is_some());
     }
@@ -567,7 +671,10 @@ pub async fn new_user(req: &Request, jar: &CookieJar, portal: Data<&Arc<Portal>>
     if !s.user.role.grants(Permission::UsersWrite) {
         return Err(ApiError::Forbidden.into());
     }
-    let form = UserForm { role: "employee".into(), ..Default::default() };
+    let form = UserForm {
+        role: "employee".into(),
+        ..Default::default()
+    };
     form_page(&portal, &s, None, form, Errors::default(), StatusCode::OK).await
 }
 
@@ -575,7 +682,9 @@ pub async fn new_user(req: &Request, jar: &CookieJar, portal: Data<&Arc<Portal>>
 fn parse_department(raw: &str) -> Result<Option<Uuid>, ApiError> {
     match raw.trim() {
         "" => Ok(None),
-        s => Uuid::parse_str(s).map(Some).map_err(|_| ApiError::field("department_id", "is not a department")),
+        s => Uuid::parse_str(s)
+            .map(Some)
+            .map_err(|_| ApiError::field("department_id", "is not a department")),
     }
 }
 
@@ -584,7 +693,12 @@ fn parse_role(raw: &str) -> Result<Role, ApiError> {
 }
 
 #[handler]
-pub async fn create_user(req: &Request, jar: &CookieJar, portal: Data<&Arc<Portal>>, form: Form<UserForm>) -> PageResult {
+pub async fn create_user(
+    req: &Request,
+    jar: &CookieJar,
+    portal: Data<&Arc<Portal>>,
+    form: Form<UserForm>,
+) -> PageResult {
     let s = session_or_return!(&portal, req, jar);
     let f = form.0;
     check_csrf(&s, &f.csrf)?;
@@ -606,21 +720,39 @@ pub async fn create_user(req: &Request, jar: &CookieJar, portal: Data<&Arc<Porta
         })
     });
     let result = match body {
-        Ok(body) => service::create_user(&portal.deps.db, &portal.deps.hasher, &s.ctx, body).await.map(drop),
+        Ok(body) => service::create_user(&portal.deps.db, &portal.deps.hasher, &s.ctx, body)
+            .await
+            .map(drop),
         Err(e) => Err(e),
     };
     match result {
         Ok(()) => Ok(Redirect::see_other("/portal/users?notice=created").into_response()),
         Err(e) => {
             let errors = field_errors(e)?;
-            let f = UserForm { password: String::new(), ..f };
-            form_page(&portal, &s, None, f, errors, StatusCode::UNPROCESSABLE_ENTITY).await
+            let f = UserForm {
+                password: String::new(),
+                ..f
+            };
+            form_page(
+                &portal,
+                &s,
+                None,
+                f,
+                errors,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
         }
     }
 }
 
 #[handler]
-pub async fn edit_user(req: &Request, jar: &CookieJar, portal: Data<&Arc<Portal>>, id: Path<Uuid>) -> PageResult {
+pub async fn edit_user(
+    req: &Request,
+    jar: &CookieJar,
+    portal: Data<&Arc<Portal>>,
+    id: Path<Uuid>,
+) -> PageResult {
     let s = session_or_return!(&portal, req, jar);
     if !s.user.role.grants(Permission::UsersWrite) {
         return Err(ApiError::Forbidden.into());
@@ -638,7 +770,15 @@ pub async fn edit_user(req: &Request, jar: &CookieJar, portal: Data<&Arc<Portal>
         department_id: u.department_id.map(|d| d.to_string()).unwrap_or_default(),
         password: String::new(),
     };
-    form_page(&portal, &s, Some(u.id), form, Errors::default(), StatusCode::OK).await
+    form_page(
+        &portal,
+        &s,
+        Some(u.id),
+        form,
+        Errors::default(),
+        StatusCode::OK,
+    )
+    .await
 }
 
 #[handler]
@@ -682,7 +822,15 @@ pub async fn update_user(
         Ok(()) => Ok(Redirect::see_other("/portal/users?notice=saved").into_response()),
         Err(e) => {
             let errors = field_errors(e)?;
-            form_page(&portal, &s, Some(id.0), f, errors, StatusCode::UNPROCESSABLE_ENTITY).await
+            form_page(
+                &portal,
+                &s,
+                Some(id.0),
+                f,
+                errors,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
         }
     }
 }

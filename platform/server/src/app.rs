@@ -35,7 +35,10 @@ pub struct Edge {
 }
 
 /// The OpenAPI service of every bounded context.
-pub fn api_service(deps: &AuthDeps, public_url: &str) -> OpenApiService<(IdentityApi, TenancyApi), ()> {
+pub fn api_service(
+    deps: &AuthDeps,
+    public_url: &str,
+) -> OpenApiService<(IdentityApi, TenancyApi), ()> {
     OpenApiService::new(
         (IdentityApi { deps: deps.clone() }, TenancyApi { deps: deps.clone() }),
         "TrainFlow API",
@@ -62,8 +65,14 @@ pub fn build(edge: Arc<Edge>, deps: AuthDeps) -> impl Endpoint {
         .at("/health/db", get(health_db))
         .at("/health/jobs", get(health_jobs))
         .at("/metrics", get(metrics))
-        .nest("/portal", trainflow_portal::routes(deps.clone(), edge.settings.cookie_secure))
-        .at("/", make_sync(|_| poem::web::Redirect::see_other("/portal")))
+        .nest(
+            "/portal",
+            trainflow_portal::routes(deps.clone(), edge.settings.cookie_secure),
+        )
+        .at(
+            "/",
+            make_sync(|_| poem::web::Redirect::see_other("/portal")),
+        )
         .data(edge.keys.clone())
         .data(edge.clone())
         .boxed();
@@ -83,13 +92,21 @@ pub fn build(edge: Arc<Edge>, deps: AuthDeps) -> impl Endpoint {
     })
 }
 
-async fn handle<E: Endpoint<Output = Response>>(edge: Arc<Edge>, ep: Arc<E>, mut req: Request) -> Response {
+async fn handle<E: Endpoint<Output = Response>>(
+    edge: Arc<Edge>,
+    ep: Arc<E>,
+    mut req: Request,
+) -> Response {
     let started = Instant::now();
     let request_id = req
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let ip = client_ip(&edge.settings, &req);
@@ -110,8 +127,13 @@ async fn handle<E: Endpoint<Output = Response>>(edge: Arc<Edge>, ep: Arc<E>, mut
     .await;
     let mut resp = outcome;
     let status = resp.status();
-    let operation = if status == StatusCode::NOT_FOUND && !is_api { "unmatched".to_string() } else { operation_label(&method, &path) };
-    edge.metrics.observe(&operation, status.as_u16(), started.elapsed().as_secs_f64());
+    let operation = if status == StatusCode::NOT_FOUND && !is_api {
+        "unmatched".to_string()
+    } else {
+        operation_label(&method, &path)
+    };
+    edge.metrics
+        .observe(&operation, status.as_u16(), started.elapsed().as_secs_f64());
     tracing::info!(
         request_id = %request_id, method = %method, path = %path, status = status.as_u16(),
         elapsed_ms = started.elapsed().as_secs_f64() * 1000.0, "request"
@@ -135,7 +157,10 @@ fn error_response(err: ApiError, is_api: bool) -> Response {
         trainflow_portal::escape(&body.error.message),
         trainflow_portal::escape(&body.error.request_id)
     );
-    Response::builder().status(status).content_type("text/html; charset=utf-8").body(html)
+    Response::builder()
+        .status(status)
+        .content_type("text/html; charset=utf-8")
+        .body(html)
 }
 
 /// Rate limits and the body-size limit; `Some(response)` refuses the request.
@@ -146,12 +171,22 @@ fn admit(edge: &Edge, req: &Request, ip: &str, path: &str) -> Option<Response> {
     let now = Instant::now();
     if let Err(wait) = edge.per_ip.check(ip, now) {
         edge.metrics.rate_limited("ip");
-        return Some(ApiError::TooManyRequests { retry_after: wait.as_secs().max(1) }.into_response());
+        return Some(
+            ApiError::TooManyRequests {
+                retry_after: wait.as_secs().max(1),
+            }
+            .into_response(),
+        );
     }
     if let Some(tenant) = bearer_tenant(&edge.keys, req) {
         if let Err(wait) = edge.per_tenant.check(&tenant, now) {
             edge.metrics.rate_limited("tenant");
-            return Some(ApiError::TooManyRequests { retry_after: wait.as_secs().max(1) }.into_response());
+            return Some(
+                ApiError::TooManyRequests {
+                    retry_after: wait.as_secs().max(1),
+                }
+                .into_response(),
+            );
         }
     }
     let declared = req
@@ -169,7 +204,10 @@ fn admit(edge: &Edge, req: &Request, ip: &str, path: &str) -> Option<Response> {
 fn bearer_tenant(keys: &JwtKeys, req: &Request) -> Option<String> {
     let auth = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let token = auth.strip_prefix("Bearer ")?;
-    keys.verify(token, "access").ok()?.tid.map(|t| t.to_string())
+    keys.verify(token, "access")
+        .ok()?
+        .tid
+        .map(|t| t.to_string())
 }
 
 fn client_ip(settings: &Settings, req: &Request) -> String {
@@ -185,14 +223,23 @@ fn client_ip(settings: &Settings, req: &Request) -> String {
             return first.to_string();
         }
     }
-    req.remote_addr().as_socket_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into())
+    req.remote_addr()
+        .as_socket_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// `GET /api/v1/users/0192…` → `GET /api/v1/users/:id`: bounded label cardinality.
 fn operation_label(method: &str, path: &str) -> String {
     let normalised: Vec<&str> = path
         .split('/')
-        .map(|seg| if uuid::Uuid::parse_str(seg).is_ok() || seg.parse::<u64>().is_ok() { ":id" } else { seg })
+        .map(|seg| {
+            if uuid::Uuid::parse_str(seg).is_ok() || seg.parse::<u64>().is_ok() {
+                ":id"
+            } else {
+                seg
+            }
+        })
         .collect();
     let mut label = format!("{method} {}", normalised.join("/"));
     if label.len() > 120 {
@@ -210,12 +257,18 @@ fn secure_headers(resp: &mut Response, path: &str, request_id: &str) {
         "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     };
     let pairs: [(&str, &str); 6] = [
-        ("strict-transport-security", "max-age=63072000; includeSubDomains"),
+        (
+            "strict-transport-security",
+            "max-age=63072000; includeSubDomains",
+        ),
         ("content-security-policy", csp),
         ("x-frame-options", "DENY"),
         ("x-content-type-options", "nosniff"),
         ("referrer-policy", "no-referrer"),
-        ("permissions-policy", "camera=(self), geolocation=(self), microphone=()"),
+        (
+            "permissions-policy",
+            "camera=(self), geolocation=(self), microphone=()",
+        ),
     ];
     for (name, value) in pairs {
         h.insert(name, HeaderValue::from_static(value));
@@ -224,7 +277,8 @@ fn secure_headers(resp: &mut Response, path: &str, request_id: &str) {
         h.insert("x-request-id", v);
     }
     if path.starts_with("/api/") || path.starts_with("/portal") {
-        h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+        h.entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
     }
 }
 
@@ -236,11 +290,16 @@ fn health() -> poem::web::Json<serde_json::Value> {
 #[handler]
 async fn health_db(edge: Data<&Arc<Edge>>) -> Response {
     match edge.db.ping().await {
-        Ok(()) => poem::web::Json(serde_json::json!({"status": "ok", "backend": format!("{:?}", edge.db.backend())}))
-            .into_response(),
+        Ok(()) => poem::web::Json(
+            serde_json::json!({"status": "ok", "backend": format!("{:?}", edge.db.backend())}),
+        )
+        .into_response(),
         Err(err) => {
             tracing::error!(error = ?err, "database health check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, poem::web::Json(serde_json::json!({"status": "unavailable"})))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                poem::web::Json(serde_json::json!({"status": "unavailable"})),
+            )
                 .into_response()
         }
     }
@@ -256,11 +315,23 @@ async fn health_jobs(edge: Data<&Arc<Edge>>) -> Response {
                 "scheduler": if edge.settings.jobs_enabled { "running" } else { "disabled" },
                 "jobs": jobs,
             });
-            (if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, poem::web::Json(body)).into_response()
+            (
+                if healthy {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                },
+                poem::web::Json(body),
+            )
+                .into_response()
         }
         Err(err) => {
             tracing::error!(error = ?err, "job status failed");
-            (StatusCode::SERVICE_UNAVAILABLE, poem::web::Json(serde_json::json!({"status": "unavailable"}))).into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                poem::web::Json(serde_json::json!({"status": "unavailable"})),
+            )
+                .into_response()
         }
     }
 }
@@ -269,12 +340,24 @@ async fn health_jobs(edge: Data<&Arc<Edge>>) -> Response {
 async fn metrics(edge: Data<&Arc<Edge>>) -> Response {
     let (size, idle) = edge.db.pool_stats();
     let mut gauges = vec![
-        ("trainflow_db_pool_connections", "Open database connections.", f64::from(size)),
-        ("trainflow_db_pool_idle", "Idle database connections.", idle as f64),
+        (
+            "trainflow_db_pool_connections",
+            "Open database connections.",
+            f64::from(size),
+        ),
+        (
+            "trainflow_db_pool_idle",
+            "Idle database connections.",
+            idle as f64,
+        ),
     ];
     if let Ok(jobs) = edge.runner.status().await {
         let failing = jobs.iter().filter(|j| !j.healthy).count();
-        gauges.push(("trainflow_jobs_failing", "Jobs whose latest run failed.", failing as f64));
+        gauges.push((
+            "trainflow_jobs_failing",
+            "Jobs whose latest run failed.",
+            failing as f64,
+        ));
     }
     Response::builder()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

@@ -26,7 +26,11 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() { "<unset>" } else { "<redacted>" })
+        f.write_str(if self.0.is_empty() {
+            "<unset>"
+        } else {
+            "<redacted>"
+        })
     }
 }
 
@@ -109,7 +113,9 @@ impl Default for Settings {
             auto_migrate: true,
             jobs_enabled: true,
             trust_proxy: false,
-            password_hash_concurrency: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            password_hash_concurrency: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
             log_format: "json".into(),
             demo_manifest: "tenants/demo".into(),
             inactive_after_days: 365,
@@ -123,7 +129,10 @@ impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
             .field("database_url", &redact_url(&self.database_url))
-            .field("migrate_database_url", &self.migrate_database_url.as_deref().map(redact_url))
+            .field(
+                "migrate_database_url",
+                &self.migrate_database_url.as_deref().map(redact_url),
+            )
             .field("bind", &self.bind)
             .field("public_url", &self.public_url)
             .field("jwt_secret", &self.jwt_secret)
@@ -166,7 +175,11 @@ impl Settings {
 
     /// Overrides settings from `TRAINFLOW_*` variables read through `get`.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
-        fn set<T: FromStr>(slot: &mut T, name: &str, get: &impl Fn(&str) -> Option<String>) -> anyhow::Result<()>
+        fn set<T: FromStr>(
+            slot: &mut T,
+            name: &str,
+            get: &impl Fn(&str) -> Option<String>,
+        ) -> anyhow::Result<()>
         where
             T::Err: fmt::Display,
         {
@@ -182,32 +195,75 @@ impl Settings {
         set(&mut self.bind, "TRAINFLOW_BIND", &get)?;
         set(&mut self.public_url, "TRAINFLOW_PUBLIC_URL", &get)?;
         set(&mut self.jwt_secret, "TRAINFLOW_JWT_SECRET", &get)?;
-        set(&mut self.access_token_ttl_secs, "TRAINFLOW_ACCESS_TOKEN_TTL_SECS", &get)?;
-        set(&mut self.refresh_token_ttl_days, "TRAINFLOW_REFRESH_TOKEN_TTL_DAYS", &get)?;
-        set(&mut self.session_ttl_hours, "TRAINFLOW_SESSION_TTL_HOURS", &get)?;
+        set(
+            &mut self.access_token_ttl_secs,
+            "TRAINFLOW_ACCESS_TOKEN_TTL_SECS",
+            &get,
+        )?;
+        set(
+            &mut self.refresh_token_ttl_days,
+            "TRAINFLOW_REFRESH_TOKEN_TTL_DAYS",
+            &get,
+        )?;
+        set(
+            &mut self.session_ttl_hours,
+            "TRAINFLOW_SESSION_TTL_HOURS",
+            &get,
+        )?;
         set(&mut self.cookie_secure, "TRAINFLOW_COOKIE_SECURE", &get)?;
         if let Some(v) = get("TRAINFLOW_CORS_ORIGINS") {
-            self.cors_origins = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+            self.cors_origins = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
         }
-        set(&mut self.rate_limit_per_ip, "TRAINFLOW_RATE_LIMIT_PER_IP", &get)?;
-        set(&mut self.rate_limit_per_tenant, "TRAINFLOW_RATE_LIMIT_PER_TENANT", &get)?;
+        set(
+            &mut self.rate_limit_per_ip,
+            "TRAINFLOW_RATE_LIMIT_PER_IP",
+            &get,
+        )?;
+        set(
+            &mut self.rate_limit_per_tenant,
+            "TRAINFLOW_RATE_LIMIT_PER_TENANT",
+            &get,
+        )?;
         set(&mut self.max_body_bytes, "TRAINFLOW_MAX_BODY_BYTES", &get)?;
-        set(&mut self.db_max_connections, "TRAINFLOW_DB_MAX_CONNECTIONS", &get)?;
+        set(
+            &mut self.db_max_connections,
+            "TRAINFLOW_DB_MAX_CONNECTIONS",
+            &get,
+        )?;
         set(&mut self.auto_migrate, "TRAINFLOW_AUTO_MIGRATE", &get)?;
         set(&mut self.jobs_enabled, "TRAINFLOW_JOBS_ENABLED", &get)?;
         set(&mut self.trust_proxy, "TRAINFLOW_TRUST_PROXY", &get)?;
-        set(&mut self.password_hash_concurrency, "TRAINFLOW_PASSWORD_HASH_CONCURRENCY", &get)?;
+        set(
+            &mut self.password_hash_concurrency,
+            "TRAINFLOW_PASSWORD_HASH_CONCURRENCY",
+            &get,
+        )?;
         set(&mut self.log_format, "TRAINFLOW_LOG_FORMAT", &get)?;
         set(&mut self.demo_manifest, "TRAINFLOW_DEMO_MANIFEST", &get)?;
-        set(&mut self.inactive_after_days, "TRAINFLOW_INACTIVE_AFTER_DAYS", &get)?;
-        set(&mut self.cleanup_schedule, "TRAINFLOW_CLEANUP_SCHEDULE", &get)?;
+        set(
+            &mut self.inactive_after_days,
+            "TRAINFLOW_INACTIVE_AFTER_DAYS",
+            &get,
+        )?;
+        set(
+            &mut self.cleanup_schedule,
+            "TRAINFLOW_CLEANUP_SCHEDULE",
+            &get,
+        )?;
         set(&mut self.instance_name, "TRAINFLOW_INSTANCE_NAME", &get)?;
         Ok(())
     }
 
     /// The URL migrations run with.
     pub fn migrate_url(&self) -> &str {
-        self.migrate_database_url.as_deref().unwrap_or(&self.database_url)
+        self.migrate_database_url
+            .as_deref()
+            .unwrap_or(&self.database_url)
     }
 }
 
@@ -231,7 +287,9 @@ mod tests {
 
     #[test]
     fn a_bad_number_names_its_variable() {
-        let err = Settings::default().apply_env(|k| (k == "TRAINFLOW_DB_MAX_CONNECTIONS").then(|| "many".into())).unwrap_err();
+        let err = Settings::default()
+            .apply_env(|k| (k == "TRAINFLOW_DB_MAX_CONNECTIONS").then(|| "many".into()))
+            .unwrap_err();
         assert!(err.to_string().contains("TRAINFLOW_DB_MAX_CONNECTIONS"));
     }
 

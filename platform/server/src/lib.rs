@@ -34,8 +34,11 @@ pub async fn prepare(settings: Settings) -> anyhow::Result<Instance> {
     if settings.auto_migrate {
         Db::migrate(settings.migrate_url()).await?;
     }
-    let db = Db::connect(&DbOptions { url: settings.database_url.clone(), max_connections: settings.db_max_connections })
-        .await?;
+    let db = Db::connect(&DbOptions {
+        url: settings.database_url.clone(),
+        max_connections: settings.db_max_connections,
+    })
+    .await?;
     let secret = if settings.jwt_secret.is_empty() {
         tracing::warn!(
             "TRAINFLOW_JWT_SECRET is not set: using a random secret, so tokens end at restart and \
@@ -45,7 +48,11 @@ pub async fn prepare(settings: Settings) -> anyhow::Result<Instance> {
     } else {
         settings.jwt_secret.expose().as_bytes().to_vec()
     };
-    let keys = Arc::new(JwtKeys::new(&secret, "trainflow".into(), settings.access_token_ttl_secs)?);
+    let keys = Arc::new(JwtKeys::new(
+        &secret,
+        "trainflow".into(),
+        settings.access_token_ttl_secs,
+    )?);
     let deps = AuthDeps {
         db: db.clone(),
         hasher: Hasher::new(settings.password_hash_concurrency),
@@ -68,7 +75,13 @@ pub async fn prepare(settings: Settings) -> anyhow::Result<Instance> {
         runner: runner.clone(),
         settings: settings.clone(),
     });
-    Ok(Instance { settings, db, deps, runner, edge })
+    Ok(Instance {
+        settings,
+        db,
+        deps,
+        runner,
+        edge,
+    })
 }
 
 /// The scheduled jobs of this release.
@@ -90,7 +103,9 @@ pub fn jobs(settings: &Settings) -> Vec<JobSpec> {
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "trainflow".into())
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "trainflow".into())
 }
 
 /// Serves until `shutdown` resolves, running the job scheduler alongside when enabled.
@@ -99,7 +114,11 @@ pub async fn serve<A: Acceptor + 'static>(
     acceptor: A,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let mut scheduler = if instance.settings.jobs_enabled { Some(instance.runner.start().await?) } else { None };
+    let mut scheduler = if instance.settings.jobs_enabled {
+        Some(instance.runner.start().await?)
+    } else {
+        None
+    };
     let app = app::build(instance.edge.clone(), instance.deps.clone());
     let result = Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(10)))

@@ -20,7 +20,11 @@ use trainflow_tenancy::{
 };
 
 #[derive(Parser)]
-#[command(name = "trainflow", version, about = "TrainFlow: training compliance for organisations")]
+#[command(
+    name = "trainflow",
+    version,
+    about = "TrainFlow: training compliance for organisations"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -131,7 +135,9 @@ fn read_password(enabled: bool) -> anyhow::Result<Option<String>> {
         return Ok(None);
     }
     let mut s = String::new();
-    std::io::stdin().read_to_string(&mut s).context("reading the password from standard input")?;
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .context("reading the password from standard input")?;
     let p = s.lines().next().unwrap_or("").to_string();
     password::check_policy(&p).map_err(|e| anyhow::anyhow!("password {e}"))?;
     Ok(Some(p))
@@ -140,7 +146,9 @@ fn read_password(enabled: bool) -> anyhow::Result<Option<String>> {
 fn init_tracing(settings: &Settings) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,poem=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if settings.log_format == "pretty" {
         builder.init();
     } else {
@@ -166,7 +174,10 @@ async fn main() -> anyhow::Result<()> {
                     "demo tenant ready: sign in at http://{bind}/portal"
                 );
             }
-            let acceptor = TcpListener::bind(bind.clone()).into_acceptor().await.with_context(|| format!("binding {bind}"))?;
+            let acceptor = TcpListener::bind(bind.clone())
+                .into_acceptor()
+                .await
+                .with_context(|| format!("binding {bind}"))?;
             tracing::info!(%bind, "TrainFlow listening; API docs at /docs");
             trainflow_server::serve(instance, acceptor, async {
                 let _ = tokio::signal::ctrl_c().await;
@@ -180,24 +191,41 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Openapi => {
             let instance = trainflow_server::prepare(settings).await?;
-            println!("{}", trainflow_server::app::api_service(&instance.deps, &instance.settings.public_url).spec());
+            println!(
+                "{}",
+                trainflow_server::app::api_service(&instance.deps, &instance.settings.public_url)
+                    .spec()
+            );
             Ok(())
         }
         Command::Tenant { command } => tenant_command(settings, command).await,
         Command::User { command } => user_command(settings, command).await,
-        Command::Operator { command: OperatorCommand::Create { email, password_stdin } } => {
-            let password = read_password(password_stdin)?.context("--password-stdin is required")?;
+        Command::Operator {
+            command:
+                OperatorCommand::Create {
+                    email,
+                    password_stdin,
+                },
+        } => {
+            let password =
+                read_password(password_stdin)?.context("--password-stdin is required")?;
             let instance = trainflow_server::prepare(settings).await?;
-            let email = trainflow_kernel::domain::EmailAddress::parse(&email).map_err(|e| anyhow::anyhow!("email {e}"))?;
+            let email = trainflow_kernel::domain::EmailAddress::parse(&email)
+                .map_err(|e| anyhow::anyhow!("email {e}"))?;
             let hash = instance.deps.hasher.hash(password).await?;
-            let id = tenants::create_operator(&instance.db, email.as_str(), &hash).await.map_err(anyhow_api)?;
+            let id = tenants::create_operator(&instance.db, email.as_str(), &hash)
+                .await
+                .map_err(anyhow_api)?;
             println!("operator {email} ({id})");
             Ok(())
         }
         Command::Job { command } => {
             let instance = trainflow_server::prepare(settings).await?;
             match command {
-                JobCommand::List => println!("{}", serde_json::to_string_pretty(&instance.runner.status().await?)?),
+                JobCommand::List => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&instance.runner.status().await?)?
+                ),
                 JobCommand::Run { name } => println!("{:?}", instance.runner.run_now(&name).await?),
             }
             Ok(())
@@ -209,9 +237,24 @@ async fn tenant_command(settings: Settings, command: TenantCommand) -> anyhow::R
     let instance = trainflow_server::prepare(settings).await?;
     let db = &instance.db;
     match command {
-        TenantCommand::Create { slug, name, domain, time_zone } => {
-            let fields = NewTenant { slug, name, domain, time_zone, locale: None }.parse().map_err(anyhow_api)?;
-            let t = tenants::create(db, fields, &Operator::Cli).await.map_err(anyhow_api)?;
+        TenantCommand::Create {
+            slug,
+            name,
+            domain,
+            time_zone,
+        } => {
+            let fields = NewTenant {
+                slug,
+                name,
+                domain,
+                time_zone,
+                locale: None,
+            }
+            .parse()
+            .map_err(anyhow_api)?;
+            let t = tenants::create(db, fields, &Operator::Cli)
+                .await
+                .map_err(anyhow_api)?;
             println!("tenant {} ({})", t.slug, t.id);
         }
         TenantCommand::Apply { dir } => {
@@ -220,13 +263,18 @@ async fn tenant_command(settings: Settings, command: TenantCommand) -> anyhow::R
             println!(
                 "tenant {}: {} created, {} departments and {} users added",
                 m.tenant.slug,
-                if applied.tenant_created { "was" } else { "was not" },
+                if applied.tenant_created {
+                    "was"
+                } else {
+                    "was not"
+                },
                 applied.departments_created,
                 applied.users_created
             );
         }
         TenantCommand::List => {
-            let page = trainflow_kernel::envelope::Page::parse(Some(1), Some(100)).map_err(anyhow_api)?;
+            let page =
+                trainflow_kernel::envelope::Page::parse(Some(1), Some(100)).map_err(anyhow_api)?;
             let (rows, total) = tenants::list(db, None, page).await.map_err(anyhow_api)?;
             for t in rows {
                 println!("{}\t{}\t{}\t{}", t.slug, t.status, t.id, t.name);
@@ -234,13 +282,23 @@ async fn tenant_command(settings: Settings, command: TenantCommand) -> anyhow::R
             println!("{total} tenants");
         }
         TenantCommand::Suspend { slug } => {
-            let t = tenants::by_slug(db, &slug).await.map_err(anyhow_api)?.context("no such tenant")?;
-            tenants::set_status(db, TenantId(t.id), "suspended", &Operator::Cli).await.map_err(anyhow_api)?;
+            let t = tenants::by_slug(db, &slug)
+                .await
+                .map_err(anyhow_api)?
+                .context("no such tenant")?;
+            tenants::set_status(db, TenantId(t.id), "suspended", &Operator::Cli)
+                .await
+                .map_err(anyhow_api)?;
             println!("tenant {slug} suspended");
         }
         TenantCommand::Reactivate { slug } => {
-            let t = tenants::by_slug(db, &slug).await.map_err(anyhow_api)?.context("no such tenant")?;
-            tenants::set_status(db, TenantId(t.id), "active", &Operator::Cli).await.map_err(anyhow_api)?;
+            let t = tenants::by_slug(db, &slug)
+                .await
+                .map_err(anyhow_api)?
+                .context("no such tenant")?;
+            tenants::set_status(db, TenantId(t.id), "active", &Operator::Cli)
+                .await
+                .map_err(anyhow_api)?;
             println!("tenant {slug} reactivated");
         }
     }
@@ -248,11 +306,21 @@ async fn tenant_command(settings: Settings, command: TenantCommand) -> anyhow::R
 }
 
 async fn user_command(settings: Settings, command: UserCommand) -> anyhow::Result<()> {
-    let UserCommand::Create { tenant, email, role, first_name, last_name, password_stdin } = command;
+    let UserCommand::Create {
+        tenant,
+        email,
+        role,
+        first_name,
+        last_name,
+        password_stdin,
+    } = command;
     let password = read_password(password_stdin)?;
     let instance = trainflow_server::prepare(settings).await?;
     let db = &instance.db;
-    let t = tenants::by_slug(db, &tenant).await.map_err(anyhow_api)?.with_context(|| format!("no tenant {tenant}"))?;
+    let t = tenants::by_slug(db, &tenant)
+        .await
+        .map_err(anyhow_api)?
+        .with_context(|| format!("no tenant {tenant}"))?;
     let (fields, password) = CreateUser {
         email,
         username: None,
@@ -274,13 +342,21 @@ async fn user_command(settings: Settings, command: UserCommand) -> anyhow::Resul
         Some(p) => Some(instance.deps.hasher.hash(p).await?),
         None => None,
     };
-    let mut tx = TenantTx::begin_system(db, TenantId(t.id)).await.map_err(anyhow_api)?;
-    let user = trainflow_identity::users::insert(&mut tx, &fields, hash, None, trainflow_kernel::now())
+    let mut tx = TenantTx::begin_system(db, TenantId(t.id))
         .await
         .map_err(anyhow_api)?;
-    audit::record(&mut tx, Entry::as_actor("system", None, "user.create", None).object("user", user.id).change(None, Some(user.audit_json())))
-        .await
-        .map_err(anyhow_api)?;
+    let user =
+        trainflow_identity::users::insert(&mut tx, &fields, hash, None, trainflow_kernel::now())
+            .await
+            .map_err(anyhow_api)?;
+    audit::record(
+        &mut tx,
+        Entry::as_actor("system", None, "user.create", None)
+            .object("user", user.id)
+            .change(None, Some(user.audit_json())),
+    )
+    .await
+    .map_err(anyhow_api)?;
     tx.commit().await.map_err(anyhow_api)?;
     println!("user {} ({}) in {tenant}", user.email, user.id);
     Ok(())

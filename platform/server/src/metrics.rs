@@ -3,7 +3,9 @@
 use std::{collections::BTreeMap, fmt::Write, sync::Mutex};
 
 /// Upper bounds of the latency histogram, in seconds.
-const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
 
 #[derive(Default)]
 struct Histogram {
@@ -48,11 +50,16 @@ impl Metrics {
     /// The text exposition, with the extra gauges appended.
     pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
         let mut out = String::new();
-        out.push_str("# HELP trainflow_http_requests_total HTTP requests by operation and status.\n");
+        out.push_str(
+            "# HELP trainflow_http_requests_total HTTP requests by operation and status.\n",
+        );
         out.push_str("# TYPE trainflow_http_requests_total counter\n");
         if let Ok(r) = self.requests.lock() {
             for ((op, status), n) in r.iter() {
-                let _ = writeln!(out, "trainflow_http_requests_total{{operation=\"{op}\",status=\"{status}\"}} {n}");
+                let _ = writeln!(
+                    out,
+                    "trainflow_http_requests_total{{operation=\"{op}\",status=\"{status}\"}} {n}"
+                );
             }
         }
         out.push_str("# HELP trainflow_http_request_duration_seconds HTTP latency by operation.\n");
@@ -67,8 +74,16 @@ impl Metrics {
                     );
                 }
                 let _ = writeln!(out, "trainflow_http_request_duration_seconds_bucket{{operation=\"{op}\",le=\"+Inf\"}} {}", h.count);
-                let _ = writeln!(out, "trainflow_http_request_duration_seconds_sum{{operation=\"{op}\"}} {}", h.sum);
-                let _ = writeln!(out, "trainflow_http_request_duration_seconds_count{{operation=\"{op}\"}} {}", h.count);
+                let _ = writeln!(
+                    out,
+                    "trainflow_http_request_duration_seconds_sum{{operation=\"{op}\"}} {}",
+                    h.sum
+                );
+                let _ = writeln!(
+                    out,
+                    "trainflow_http_request_duration_seconds_count{{operation=\"{op}\"}} {}",
+                    h.count
+                );
             }
         }
         out.push_str("# HELP trainflow_rate_limited_total Requests refused by a rate limit.\n");
@@ -79,7 +94,10 @@ impl Metrics {
             }
         }
         for (name, help, value) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
         }
         out
     }
@@ -94,7 +112,8 @@ mod tests {
         let m = Metrics::default();
         m.observe("list_users", 200, 0.004);
         let text = m.render(&[("trainflow_db_pool_size", "Pool size.", 3.0)]);
-        assert!(text.contains("trainflow_http_requests_total{operation=\"list_users\",status=\"200\"} 1"));
+        assert!(text
+            .contains("trainflow_http_requests_total{operation=\"list_users\",status=\"200\"} 1"));
         assert!(text.contains("le=\"0.0025\"} 0"));
         assert!(text.contains("le=\"0.005\"} 1"));
         assert!(text.contains("trainflow_db_pool_size 3"));

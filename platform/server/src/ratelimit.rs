@@ -16,18 +16,25 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// `per_minute` requests a minute, with a burst of the same size.
     pub fn new(per_minute: u32) -> Self {
-        Self { per_minute: f64::from(per_minute.max(1)), buckets: Mutex::new(HashMap::new()) }
+        Self {
+            per_minute: f64::from(per_minute.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Takes a token for `key`; on refusal returns how long until one is available.
     pub fn check(&self, key: &str, now: Instant) -> Result<(), Duration> {
-        let Ok(mut buckets) = self.buckets.lock() else { return Ok(()) };
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return Ok(());
+        };
         if buckets.len() > 100_000 {
             // Forget idle buckets so memory stays bounded.
             buckets.retain(|_, (_, last)| now.duration_since(*last) < Duration::from_secs(120));
         }
         let rate = self.per_minute / 60.0;
-        let (tokens, last) = buckets.entry(key.to_string()).or_insert((self.per_minute, now));
+        let (tokens, last) = buckets
+            .entry(key.to_string())
+            .or_insert((self.per_minute, now));
         *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(self.per_minute);
         *last = now;
         if *tokens >= 1.0 {

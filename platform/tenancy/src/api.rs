@@ -66,7 +66,11 @@ pub struct TenancyApi {
 impl TenancyApi {
     /// Sign in as a platform operator.
     #[oai(path = "/platform/auth/token", method = "post", tag = "Tag::Platform")]
-    async fn operator_token(&self, req: &poem::Request, body: Body<OperatorTokenRequest>) -> ApiResult<Ok200<OperatorToken>> {
+    async fn operator_token(
+        &self,
+        req: &poem::Request,
+        body: Body<OperatorTokenRequest>,
+    ) -> ApiResult<Ok200<OperatorToken>> {
         let now = trainflow_kernel::now();
         let email = body.0.email.trim().to_lowercase();
         let keys = throttle::Keys::new("@platform", &email, client_ip(req).as_deref());
@@ -83,7 +87,11 @@ impl TenancyApi {
         throttle::record_success(&self.deps.db, &keys).await?;
         let id = id.ok_or(ApiError::Unauthorized("invalid email or password"))?;
         let token = self.deps.keys.issue_platform(id, now.unix_timestamp())?;
-        Ok(ok(OperatorToken { access_token: token, token_type: "Bearer".into(), expires_in: self.deps.keys.access_ttl_secs }))
+        Ok(ok(OperatorToken {
+            access_token: token,
+            token_type: "Bearer".into(),
+            expires_in: self.deps.keys.access_ttl_secs,
+        }))
     }
 
     /// All tenants.
@@ -99,7 +107,10 @@ impl TenancyApi {
         let page = Page::parse(page.0, per_page.0)?;
         if let Some(s) = status.0.as_deref() {
             if !["active", "suspended", "deleted"].contains(&s) {
-                return Err(ApiError::field("status", "must be active, suspended or deleted"));
+                return Err(ApiError::field(
+                    "status",
+                    "must be active, suspended or deleted",
+                ));
             }
         }
         let (rows, total) = tenants::list(&self.deps.db, status.0.as_deref(), page).await?;
@@ -108,7 +119,11 @@ impl TenancyApi {
 
     /// Create a tenant.
     #[oai(path = "/platform/tenants", method = "post", tag = "Tag::Platform")]
-    async fn create_tenant(&self, auth: PlatformAuth, body: Body<NewTenant>) -> ApiResult<Created<Tenant>> {
+    async fn create_tenant(
+        &self,
+        auth: PlatformAuth,
+        body: Body<NewTenant>,
+    ) -> ApiResult<Created<Tenant>> {
         let fields = body.0.parse()?;
         let t = tenants::create(&self.deps.db, fields, &operator(&auth)).await?;
         Ok(created(t))
@@ -121,34 +136,69 @@ impl TenancyApi {
     }
 
     /// Suspend a tenant: its tokens and sessions stop working on their next request.
-    #[oai(path = "/platform/tenants/:id/suspend", method = "post", tag = "Tag::Platform")]
+    #[oai(
+        path = "/platform/tenants/:id/suspend",
+        method = "post",
+        tag = "Tag::Platform"
+    )]
     async fn suspend(&self, auth: PlatformAuth, id: Path<Uuid>) -> ApiResult<Ok200<Tenant>> {
-        Ok(ok(tenants::set_status(&self.deps.db, TenantId(id.0), "suspended", &operator(&auth)).await?))
+        Ok(ok(tenants::set_status(
+            &self.deps.db,
+            TenantId(id.0),
+            "suspended",
+            &operator(&auth),
+        )
+        .await?))
     }
 
     /// Reactivate a suspended tenant.
-    #[oai(path = "/platform/tenants/:id/reactivate", method = "post", tag = "Tag::Platform")]
+    #[oai(
+        path = "/platform/tenants/:id/reactivate",
+        method = "post",
+        tag = "Tag::Platform"
+    )]
     async fn reactivate(&self, auth: PlatformAuth, id: Path<Uuid>) -> ApiResult<Ok200<Tenant>> {
-        Ok(ok(tenants::set_status(&self.deps.db, TenantId(id.0), "active", &operator(&auth)).await?))
+        Ok(ok(tenants::set_status(
+            &self.deps.db,
+            TenantId(id.0),
+            "active",
+            &operator(&auth),
+        )
+        .await?))
     }
 
     /// Soft-delete a tenant (its data stays, nobody can sign in).
-    #[oai(path = "/platform/tenants/:id", method = "delete", tag = "Tag::Platform")]
+    #[oai(
+        path = "/platform/tenants/:id",
+        method = "delete",
+        tag = "Tag::Platform"
+    )]
     async fn delete_tenant(&self, auth: PlatformAuth, id: Path<Uuid>) -> ApiResult<Ok200<Tenant>> {
-        Ok(ok(tenants::set_status(&self.deps.db, TenantId(id.0), "deleted", &operator(&auth)).await?))
+        Ok(ok(tenants::set_status(
+            &self.deps.db,
+            TenantId(id.0),
+            "deleted",
+            &operator(&auth),
+        )
+        .await?))
     }
 
     /// The caller's tenant and its settings.
     #[oai(path = "/tenant", method = "get", tag = "Tag::Tenant")]
     async fn my_tenant(&self, auth: TenantAuth) -> ApiResult<Ok200<Tenant>> {
-        let (tx, ctx) = TenantTx::begin(&self.deps.db, &auth.0, Permission::SelfService).await?;
+        let (mut tx, _) = TenantTx::begin(&self.deps.db, &auth.0, Permission::SelfService).await?;
+        let tenant = tenants::current(&mut tx).await?;
         tx.commit().await?;
-        Ok(ok(tenants::get(&self.deps.db, ctx.tenant_id).await?))
+        Ok(ok(tenant))
     }
 
     /// Change the caller's tenant name, time zone, locale and settings (administrators).
     #[oai(path = "/tenant", method = "put", tag = "Tag::Tenant")]
-    async fn update_tenant(&self, auth: TenantAuth, body: Body<UpdateTenant>) -> ApiResult<Ok200<Tenant>> {
+    async fn update_tenant(
+        &self,
+        auth: TenantAuth,
+        body: Body<UpdateTenant>,
+    ) -> ApiResult<Ok200<Tenant>> {
         let b = body.0;
         let mut e = FieldErrors::new();
         let name = e.check("name", bounded(&b.name, 1, 200));
@@ -162,22 +212,36 @@ impl TenancyApi {
             }
         }
         e.into_result()?;
-        let (mut tx, ctx) = TenantTx::begin(&self.deps.db, &auth.0, Permission::TenantSettings).await?;
-        let before = tenants::get(&self.deps.db, ctx.tenant_id).await?;
-        tenants::update_settings(&mut tx, &name.expect("checked"), &tz.expect("checked"), &locale.expect("checked"), &b.settings)
-            .await?;
+        let (mut tx, ctx) =
+            TenantTx::begin(&self.deps.db, &auth.0, Permission::TenantSettings).await?;
+        let before = tenants::current(&mut tx).await?;
+        tenants::update_settings(
+            &mut tx,
+            &name.expect("checked"),
+            &tz.expect("checked"),
+            &locale.expect("checked"),
+            &b.settings,
+        )
+        .await?;
         audit::record(
             &mut tx,
             Entry::by(&ctx, "tenant.update_settings")
                 .object("tenant", ctx.tenant_id.0)
-                .change(serde_json::to_value(&before.settings).ok(), serde_json::to_value(&b.settings).ok()),
+                .change(
+                    serde_json::to_value(&before.settings).ok(),
+                    serde_json::to_value(&b.settings).ok(),
+                ),
         )
         .await?;
+        let after = tenants::current(&mut tx).await?;
         tx.commit().await?;
-        Ok(ok(tenants::get(&self.deps.db, ctx.tenant_id).await?))
+        Ok(ok(after))
     }
 }
 
 fn operator(auth: &PlatformAuth) -> Operator {
-    Operator::Api { id: auth.0.operator_id, ip: auth.0.ip.clone() }
+    Operator::Api {
+        id: auth.0.operator_id,
+        ip: auth.0.ip.clone(),
+    }
 }

@@ -74,14 +74,18 @@ pub struct Applied {
 /// Reads `dir/tenant.toml`.
 pub fn load(dir: &Path) -> anyhow::Result<Manifest> {
     let path = dir.join("tenant.toml");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 /// Applies a manifest.
 pub async fn apply(db: &Db, hasher: &Hasher, m: &Manifest) -> anyhow::Result<Applied> {
     let mut applied = Applied::default();
-    let tenant = match tenants::by_slug(db, &m.tenant.slug).await.map_err(anyhow_api)? {
+    let tenant = match tenants::by_slug(db, &m.tenant.slug)
+        .await
+        .map_err(anyhow_api)?
+    {
         Some(t) => t,
         None => {
             let fields = NewTenant {
@@ -94,19 +98,29 @@ pub async fn apply(db: &Db, hasher: &Hasher, m: &Manifest) -> anyhow::Result<App
             .parse()
             .map_err(anyhow_api)?;
             applied.tenant_created = true;
-            tenants::create(db, fields, &Operator::Cli).await.map_err(anyhow_api)?
+            tenants::create(db, fields, &Operator::Cli)
+                .await
+                .map_err(anyhow_api)?
         }
     };
     let tenant_id = TenantId(tenant.id);
 
-    let mut tx = TenantTx::begin_system(db, tenant_id).await.map_err(anyhow_api)?;
+    let mut tx = TenantTx::begin_system(db, tenant_id)
+        .await
+        .map_err(anyhow_api)?;
     let existing = departments(&mut tx).await.map_err(anyhow_api)?;
     for d in &m.departments {
         if !existing.iter().any(|e| e.name == d.name) {
-            let dept = insert_department(&mut tx, &d.name, d.code.clone()).await.map_err(anyhow_api)?;
-            audit::record(&mut tx, Entry::as_actor("system", None, "department.create", None).object("department", dept.id))
+            let dept = insert_department(&mut tx, &d.name, d.code.clone())
                 .await
                 .map_err(anyhow_api)?;
+            audit::record(
+                &mut tx,
+                Entry::as_actor("system", None, "department.create", None)
+                    .object("department", dept.id),
+            )
+            .await
+            .map_err(anyhow_api)?;
             applied.departments_created += 1;
         }
     }
@@ -142,8 +156,10 @@ pub async fn apply(db: &Db, hasher: &Hasher, m: &Manifest) -> anyhow::Result<App
         .parse()
         .map_err(anyhow_api)
         .with_context(|| format!("user {}", u.email))?;
-        let mut tx = TenantTx::begin_system(db, tenant_id).await.map_err(anyhow_api)?;
-        let exists: Option<i64> = sql!(tx.conn() => |c| sqlx::query_scalar(
+        let mut tx = TenantTx::begin_system(db, tenant_id)
+            .await
+            .map_err(anyhow_api)?;
+        let exists: Option<i32> = sql!(tx.conn() => |c| sqlx::query_scalar(
             "select 1 from users where tenant_id = $1 and email = $2")
             .bind(tenant_id).bind(fields.email.as_str()).fetch_optional(&mut *c).await)?;
         if exists.is_some() {
@@ -153,10 +169,14 @@ pub async fn apply(db: &Db, hasher: &Hasher, m: &Manifest) -> anyhow::Result<App
             Some(p) => Some(hasher.hash(p).await?),
             None => None,
         };
-        let user = users::insert(&mut tx, &fields, hash, None, trainflow_kernel::now()).await.map_err(anyhow_api)?;
+        let user = users::insert(&mut tx, &fields, hash, None, trainflow_kernel::now())
+            .await
+            .map_err(anyhow_api)?;
         audit::record(
             &mut tx,
-            Entry::as_actor("system", None, "user.create", None).object("user", user.id).change(None, Some(user.audit_json())),
+            Entry::as_actor("system", None, "user.create", None)
+                .object("user", user.id)
+                .change(None, Some(user.audit_json())),
         )
         .await
         .map_err(anyhow_api)?;
@@ -172,7 +192,12 @@ pub fn anyhow_api(e: trainflow_kernel::ApiError) -> anyhow::Error {
         trainflow_kernel::ApiError::Internal(inner) => inner,
         other => {
             let body = other.body();
-            anyhow::anyhow!("{}: {} {:?}", body.error.code, body.error.message, body.error.fields)
+            anyhow::anyhow!(
+                "{}: {} {:?}",
+                body.error.code,
+                body.error.message,
+                body.error.fields
+            )
         }
     }
 }

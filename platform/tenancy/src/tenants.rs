@@ -43,12 +43,16 @@ impl TenantSettings {
     pub fn validate(&self) -> Result<(), ApiError> {
         let mut errors = FieldErrors::new();
         let c = &self.primary_colour;
-        if !(c.len() == 7 && c.starts_with('#') && c[1..].chars().all(|ch| ch.is_ascii_hexdigit())) {
+        if !(c.len() == 7 && c.starts_with('#') && c[1..].chars().all(|ch| ch.is_ascii_hexdigit()))
+        {
             errors.add("settings.primary_colour", "must be #rrggbb");
         }
         if let Some(url) = &self.logo_url {
             if !(url.starts_with("https://") || url.starts_with('/')) || url.len() > 500 {
-                errors.add("settings.logo_url", "must be an https URL or a path, at most 500 characters");
+                errors.add(
+                    "settings.logo_url",
+                    "must be an https URL or a path, at most 500 characters",
+                );
             }
         }
         if self.inactive_after_days > 3650 {
@@ -56,7 +60,10 @@ impl TenantSettings {
         }
         for ch in &self.notification_channels {
             if !["in_app", "email", "sms", "push"].contains(&ch.as_str()) {
-                errors.add("settings.notification_channels", format!("unknown channel `{ch}`"));
+                errors.add(
+                    "settings.notification_channels",
+                    format!("unknown channel `{ch}`"),
+                );
             }
         }
         errors.into_result()
@@ -152,7 +159,11 @@ pub fn parse_time_zone(raw: &str) -> Result<String, String> {
     let ok = raw == "UTC"
         || (raw.contains('/')
             && raw.len() <= 64
-            && raw.split('/').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "_-+".contains(c))));
+            && raw.split('/').all(|p| {
+                !p.is_empty()
+                    && p.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_-+".contains(c))
+            }));
     if ok {
         Ok(raw.to_string())
     } else {
@@ -166,7 +177,10 @@ fn parse_domain(raw: Option<&str>) -> Result<Option<String>, String> {
         Some(d) => {
             let d = d.to_lowercase();
             let ok = d.split('.').all(|l| {
-                !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && !l.starts_with('-')
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    && !l.starts_with('-')
             });
             if ok {
                 Ok(Some(d))
@@ -184,8 +198,14 @@ impl NewTenant {
         let slug = e.check("slug", Slug::parse(&self.slug));
         let name = e.check("name", bounded(&self.name, 1, 200));
         let domain = e.check("domain", parse_domain(self.domain.as_deref()));
-        let time_zone = e.check("time_zone", parse_time_zone(self.time_zone.as_deref().unwrap_or("UTC")));
-        let locale = e.check("locale", bounded(self.locale.as_deref().unwrap_or("en"), 2, 10));
+        let time_zone = e.check(
+            "time_zone",
+            parse_time_zone(self.time_zone.as_deref().unwrap_or("UTC")),
+        );
+        let locale = e.check(
+            "locale",
+            bounded(self.locale.as_deref().unwrap_or("en"), 2, 10),
+        );
         e.into_result()?;
         Ok(TenantFields {
             slug: slug.expect("checked"),
@@ -233,8 +253,13 @@ pub async fn create(db: &Db, f: TenantFields, by: &Operator) -> ApiResult<Tenant
     tx.commit().await?;
     let tenant = get(db, id).await?;
     let mut ttx = TenantTx::begin_system(db, id).await?;
-    audit::record(&mut ttx, by.entry("tenant.create").object("tenant", id.0).detail(serde_json::json!({"slug": tenant.slug})))
-        .await?;
+    audit::record(
+        &mut ttx,
+        by.entry("tenant.create")
+            .object("tenant", id.0)
+            .detail(serde_json::json!({"slug": tenant.slug})),
+    )
+    .await?;
     ttx.commit().await?;
     Ok(tenant)
 }
@@ -248,11 +273,18 @@ pub async fn get(db: &Db, id: TenantId) -> ApiResult<Tenant> {
     row.map(Tenant::from).ok_or(ApiError::NotFound)
 }
 
+/// The tenant of `tx`, read inside that transaction.
+pub async fn current(tx: &mut TenantTx) -> ApiResult<Tenant> {
+    let tenant = tx.tenant();
+    let row: Option<TenantRow> = sql!(tx.conn() => |c| sqlx::query_as(&format!("select {COLUMNS} from tenants where id = $1"))
+        .bind(tenant).fetch_optional(&mut *c).await)?;
+    row.map(Tenant::from).ok_or(ApiError::NotFound)
+}
+
 /// A tenant by slug.
 pub async fn by_slug(db: &Db, slug: &str) -> ApiResult<Option<Tenant>> {
     let mut tx = db.platform_tx().await?;
-    let row: Option<TenantRow> =
-        sql!(tx.conn() => |c| sqlx::query_as(&format!("select {COLUMNS} from tenants where slug = $1"))
+    let row: Option<TenantRow> = sql!(tx.conn() => |c| sqlx::query_as(&format!("select {COLUMNS} from tenants where slug = $1"))
             .bind(slug).fetch_optional(&mut *c).await)?;
     tx.commit().await?;
     Ok(row.map(Tenant::from))

@@ -1,0 +1,1044 @@
+//! API behaviour end to end: sign-in and tokens, people, tenants, audit, errors and the edge.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use trainflow_kernel::auth::Role;
+use trainflow_tests::{email_of, Options, TestApp, Which, PASSWORD};
+
+fn data(v: &Value) -> &Value {
+    &v["data"]
+}
+
+#[tokio::test]
+async fn a_person_signs_in_and_reads_their_own_profile() {
+    let app = TestApp::spawn().await;
+    let body = app
+        .sign_in(&app.a.slug, &email_of(&app.a.slug, Role::Manager), PASSWORD)
+        .await;
+    let d = data(&body);
+    assert_eq!(d["token_type"], "Bearer");
+    assert!(d["expires_in"].as_i64().unwrap() <= 900);
+    assert!(d["refresh_token"].as_str().unwrap().len() > 40);
+    let token = d["access_token"].as_str().unwrap();
+    let (status, me) = app
+        .call(Method::GET, "/api/v1/users/me", Some(token), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["data"]["email"], email_of(&app.a.slug, Role::Manager));
+    assert_eq!(me["data"]["role"], "manager");
+    assert!(me["data"].get("password_hash").is_none());
+}
+
+#[tokio::test]
+async fn a_wrong_password_and_an_unknown_account_get_the_same_answer() {
+    let app = TestApp::spawn().await;
+    let (s1, b1) = app
+        .call(Method::POST, "/api/v1/auth/token", None, Some(json!({"tenant": app.a.slug, "email": email_of(&app.a.slug, Role::Employee), "password": "not-the-password"})))
+        .await;
+    let (s2, b2) = app
+        .call(Method::POST, "/api/v1/auth/token", None, Some(json!({"tenant": app.a.slug, "email": "nobody@nowhere.test", "password": "not-the-password"})))
+        .await;
+    assert_eq!(s1, StatusCode::UNAUTHORIZED);
+    assert_eq!(s2, StatusCode::UNAUTHORIZED);
+    assert_eq!(b1["error"]["message"], b2["error"]["message"]);
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let (_, audit) = app
+        .call(
+            Method::GET,
+            "/api/v1/audit?action=auth.sign_in_failed",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        audit["meta"]["total"], 1,
+        "the failure against a real account is audited: {audit}"
+    );
+}
+
+#[tokio::test]
+async fn repeated_failures_back_off_with_retry_after_then_allow_the_right_password() {
+    let app = TestApp::spawn().await;
+    let email = email_of(&app.a.slug, Role::Trainer);
+    let body = json!({"tenant": app.a.slug, "email": email, "password": "wrong-password-123"});
+    for _ in 0..5 {
+        let (s, _) = app
+            .call(Method::POST, "/api/v1/auth/token", None, Some(body.clone()))
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    // The sixth failure starts the back-off; the next attempt, even with the right password, waits.
+    let (s, _) = app
+        .call(Method::POST, "/api/v1/auth/token", None, Some(body.clone()))
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let resp = app
+        .client
+        .post(format!("{}/api/v1/auth/token", app.base))
+        .json(&json!({"tenant": app.a.slug, "email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry));
+    tokio::time::sleep(std::time::Duration::from_secs(retry + 1)).await;
+    let ok = app.sign_in(&app.a.slug, &email, PASSWORD).await;
+    assert!(
+        ok["data"]["access_token"].is_string(),
+        "no permanent lockout: {ok}"
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_token_rotates_and_its_replay_revokes_the_whole_family() {
+    let app = TestApp::spawn().await;
+    let first = app
+        .sign_in(
+            &app.a.slug,
+            &email_of(&app.a.slug, Role::Employee),
+            PASSWORD,
+        )
+        .await;
+    let r1 = first["data"]["refresh_token"].as_str().unwrap().to_string();
+    let (s, second) = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": r1})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let r2 = second["data"]["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(r1, r2);
+    let access = second["data"]["access_token"].as_str().unwrap();
+    assert_eq!(
+        app.call(Method::GET, "/api/v1/users/me", Some(access), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+
+    // Replaying the used token is refused and revokes r2 as well.
+    let (s, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": r1})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{body}");
+    let (s, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": r2})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let (_, audit) = app
+        .call(
+            Method::GET,
+            "/api/v1/audit?action=auth.refresh_token_reuse",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        audit["meta"]["total"], 2,
+        "both spent tokens were presented: {audit}"
+    );
+}
+
+#[tokio::test]
+async fn logout_revokes_the_refresh_token() {
+    let app = TestApp::spawn().await;
+    let first = app
+        .sign_in(
+            &app.a.slug,
+            &email_of(&app.a.slug, Role::Employee),
+            PASSWORD,
+        )
+        .await;
+    let r1 = first["data"]["refresh_token"].as_str().unwrap().to_string();
+    let (s, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/logout",
+            None,
+            Some(json!({"refresh_token": r1})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": r1})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_forged_or_foreign_token_is_refused() {
+    let app = TestApp::spawn().await;
+    let token = app.token(Which::A, Role::Administrator).await;
+    let mut forged = token.clone();
+    forged.pop();
+    forged.push('x');
+    assert_eq!(
+        app.call(Method::GET, "/api/v1/users/me", Some(&forged), None)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    // An unsigned token claiming another algorithm.
+    let parts: Vec<&str> = token.split('.').collect();
+    let none_header = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0";
+    let unsigned = format!("{none_header}.{}.", parts[1]);
+    assert_eq!(
+        app.call(Method::GET, "/api/v1/users/me", Some(&unsigned), None)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    // An operator token is not a tenant token.
+    let op = app.operator_token().await;
+    assert_eq!(
+        app.call(Method::GET, "/api/v1/users/me", Some(&op), None)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn an_administrator_manages_a_person_through_their_whole_life() {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let before = app
+        .call(
+            Method::GET,
+            "/api/v1/users/active_count",
+            Some(&admin),
+            None,
+        )
+        .await
+        .1["data"]["active_count"]
+        .as_i64()
+        .unwrap();
+
+    let (s, created) = app
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            Some(&admin),
+            Some(json!({"email": "  Nia.Osei@Example.COM ", "first_name": "Nia", "last_name": "Osei",
+                        "phone": "+44 7700 900 555", "department_id": app.a.department, "role": "foreman",
+                        "employee_number": "E-77"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let u = &created["data"];
+    assert_eq!(u["email"], "nia.osei@example.com");
+    assert_eq!(u["phone"], "+447700900555");
+    assert_eq!(u["department_name"], "Operations");
+    assert_eq!(
+        u["email_verified"], false,
+        "created without a password: invited"
+    );
+    let id = u["id"].as_str().unwrap().to_string();
+
+    // The same email in another case is a conflict on `email`.
+    let (s, dup) = app
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            Some(&admin),
+            Some(json!({"email": "NIA.OSEI@example.com"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert!(dup["error"]["fields"]["email"].is_array(), "{dup}");
+
+    // Search, filter and sort find them.
+    let (_, found) = app
+        .call(
+            Method::GET,
+            "/api/v1/users?search=osei&role=foreman",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(found["meta"]["total"], 1);
+    assert_eq!(found["data"][0]["id"], id.as_str());
+
+    // PATCH changes only what it names; null clears.
+    let (s, patched) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/users/{id}"),
+            Some(&admin),
+            Some(json!({"position": "Lead", "phone": null})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{patched}");
+    assert_eq!(patched["data"]["position"], "Lead");
+    assert_eq!(patched["data"]["phone"], Value::Null);
+    assert_eq!(patched["data"]["first_name"], "Nia");
+
+    // PUT replaces the record.
+    let (s, put) = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/users/{id}"),
+            Some(&admin),
+            Some(json!({"email": "nia@example.com", "username": "nia", "first_name": "Nia", "last_name": "Osei-Mensah",
+                        "role": "manager", "is_active": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{put}");
+    assert_eq!(put["data"]["last_name"], "Osei-Mensah");
+    assert_eq!(put["data"]["position"], Value::Null);
+    assert_eq!(put["data"]["department_id"], Value::Null);
+
+    assert_eq!(
+        app.call(
+            Method::GET,
+            "/api/v1/users/active_count",
+            Some(&admin),
+            None
+        )
+        .await
+        .1["data"]["active_count"],
+        before + 1
+    );
+
+    // Soft delete: gone from reads, visible to administrators on request, restorable.
+    assert_eq!(
+        app.call(
+            Method::DELETE,
+            &format!("/api/v1/users/{id}"),
+            Some(&admin),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.call(
+            Method::GET,
+            &format!("/api/v1/users/{id}"),
+            Some(&admin),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, deleted) = app
+        .call(
+            Method::GET,
+            "/api/v1/users?include_deleted=true&search=nia@",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert!(deleted["data"][0]["deleted_at"].is_string());
+    let (s, restored) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/users/{id}/restore"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(restored["data"]["is_active"], true);
+
+    // Every write is in the audit log with before/after and a request id.
+    let (_, audit) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/audit?object_id={id}&per_page=100"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    let actions: Vec<&str> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "user.restore",
+            "user.delete",
+            "user.update",
+            "user.update",
+            "user.create"
+        ]
+    );
+    assert!(
+        audit["data"][2]["before"]["last_name"] == "Osei"
+            && audit["data"][2]["after"]["last_name"] == "Osei-Mensah"
+    );
+    assert!(!audit["data"][0]["request_id"].as_str().unwrap().is_empty());
+    let (_, verify) = app
+        .call(Method::GET, "/api/v1/audit/verify", Some(&admin), None)
+        .await;
+    assert_eq!(verify["data"]["intact"], true);
+}
+
+#[tokio::test]
+async fn administrators_cannot_lock_themselves_out() {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let me = app.a.people[&Role::Administrator];
+    let (s, body) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/users/{me}"),
+            Some(&admin),
+            Some(json!({"role": "employee"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert!(body["error"]["fields"]["role"].is_array());
+    assert_eq!(
+        app.call(
+            Method::DELETE,
+            &format!("/api/v1/users/{me}"),
+            Some(&admin),
+            None
+        )
+        .await
+        .0,
+        StatusCode::CONFLICT
+    );
+}
+
+#[tokio::test]
+async fn lists_paginate_with_a_default_of_ten_and_a_maximum_of_one_hundred() {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    for i in 0..9 {
+        let (s, _) = app
+            .call(
+                Method::POST,
+                "/api/v1/users",
+                Some(&admin),
+                Some(json!({"email": format!("p{i}@example.com")})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+    }
+    let (_, page1) = app
+        .call(Method::GET, "/api/v1/users", Some(&admin), None)
+        .await;
+    assert_eq!(page1["data"].as_array().unwrap().len(), 10);
+    assert_eq!(
+        page1["meta"],
+        json!({"page": 1, "per_page": 10, "total": 15, "total_pages": 2})
+    );
+    let (_, page2) = app
+        .call(Method::GET, "/api/v1/users?page=2", Some(&admin), None)
+        .await;
+    assert_eq!(page2["data"].as_array().unwrap().len(), 5);
+    let (_, beyond) = app
+        .call(Method::GET, "/api/v1/users?page=9", Some(&admin), None)
+        .await;
+    assert_eq!(beyond["meta"]["total"], 15);
+    let (_, sorted) = app
+        .call(
+            Method::GET,
+            "/api/v1/users?sort=-email&per_page=100",
+            Some(&admin),
+            None,
+        )
+        .await;
+    let emails: Vec<&str> = sorted["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["email"].as_str().unwrap())
+        .collect();
+    let mut expected = emails.clone();
+    expected.sort_by(|a, b| b.cmp(a));
+    assert_eq!(emails, expected);
+    let (s, e) = app
+        .call(
+            Method::GET,
+            "/api/v1/users?sort=password_hash",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(e["error"]["fields"]["sort"].is_array());
+    let (s, e) = app
+        .call(
+            Method::GET,
+            "/api/v1/users?per_page=101",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(e["error"]["fields"]["per_page"].is_array());
+    // Wildcards in a search are literal.
+    let (_, none) = app
+        .call(Method::GET, "/api/v1/users?search=%25", Some(&admin), None)
+        .await;
+    assert_eq!(none["meta"]["total"], 0);
+}
+
+#[tokio::test]
+async fn bad_input_names_the_field_and_writes_nothing() {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let before = app.fingerprint(app.a.id).await;
+    let audit_before = app.count("audit_log", app.a.id).await;
+    let cases: Vec<(Value, StatusCode, &str)> = vec![
+        (
+            json!({"email": 42}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "email",
+        ),
+        (
+            json!({"email": "not-an-email"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "email",
+        ),
+        (
+            json!({"email": "ok@example.com", "phone": "07700 900123"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "phone",
+        ),
+        (
+            json!({"email": "ok@example.com", "first_name": "x".repeat(101)}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "first_name",
+        ),
+        (
+            json!({"email": "ok@example.com", "role": "emperor"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "role",
+        ),
+        (
+            json!({"email": "ok@example.com", "is_admin": true}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "is_admin",
+        ),
+        (
+            json!({"email": "ok@example.com", "password": "short"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "password",
+        ),
+        (
+            json!({"email": "ok@example.com", "department_id": "not-a-uuid"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "department_id",
+        ),
+        (
+            json!({"email": "ok@example.com", "department_id": uuid::Uuid::new_v4()}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "department_id",
+        ),
+        (
+            json!({"first_name": "No email"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "email",
+        ),
+        (json!([1, 2, 3]), StatusCode::UNPROCESSABLE_ENTITY, "body"),
+    ];
+    for (body, status, field) in cases {
+        let (s, resp) = app
+            .call(
+                Method::POST,
+                "/api/v1/users",
+                Some(&admin),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(s, status, "{body} → {resp}");
+        assert_eq!(resp["error"]["code"], "validation_failed");
+        assert!(
+            resp["error"]["fields"][field].is_array(),
+            "{body} should name {field}: {resp}"
+        );
+        assert!(resp["error"]["request_id"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty()));
+    }
+    // Malformed JSON and the wrong content type are 400s.
+    let (s, resp) = app
+        .call_raw(
+            Method::POST,
+            "/api/v1/users",
+            Some(&admin),
+            "application/json",
+            b"{\"email\":".to_vec(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{resp}");
+    assert_eq!(resp["error"]["code"], "bad_request");
+    let (s, _) = app
+        .call_raw(
+            Method::POST,
+            "/api/v1/users",
+            Some(&admin),
+            "text/plain",
+            b"hello".to_vec(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    // A huge body is refused before it is read.
+    let huge = format!(
+        "{{\"email\":\"{}@example.com\"}}",
+        "a".repeat(2 * 1024 * 1024)
+    );
+    let (s, resp) = app
+        .call_raw(
+            Method::POST,
+            "/api/v1/users",
+            Some(&admin),
+            "application/json",
+            huge.into_bytes(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{resp}");
+    // A body over the JSON limit but under the global one is refused too.
+    let big = format!("{{\"email\":\"{}@example.com\"}}", "a".repeat(100 * 1024));
+    let (s, _) = app
+        .call_raw(
+            Method::POST,
+            "/api/v1/users",
+            Some(&admin),
+            "application/json",
+            big.into_bytes(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    // A bad path id names `id`.
+    let (s, resp) = app
+        .call(Method::GET, "/api/v1/users/not-a-uuid", Some(&admin), None)
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(resp["error"]["fields"]["id"].is_array(), "{resp}");
+    // PATCH with null on a required field names it.
+    let target = app.a.people[&Role::Employee];
+    let (s, resp) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/users/{target}"),
+            Some(&admin),
+            Some(json!({"email": null, "phone": "12"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(resp["error"]["fields"]["email"].is_array());
+
+    assert_eq!(
+        app.fingerprint(app.a.id).await,
+        before,
+        "nothing was written"
+    );
+    assert_eq!(app.count("audit_log", app.a.id).await, audit_before);
+}
+
+#[tokio::test]
+async fn a_person_updates_their_profile_but_not_their_role() {
+    let app = TestApp::spawn().await;
+    let token = app.token(Which::A, Role::Employee).await;
+    let (s, body) = app
+        .call(Method::PUT, "/api/v1/users/me", Some(&token), Some(json!({"first_name": "Em", "last_name": "Ploy", "phone": "+15551234567", "role": "administrator"})))
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown field role: {body}"
+    );
+    let (s, body) = app
+        .call(
+            Method::PUT,
+            "/api/v1/users/me",
+            Some(&token),
+            Some(json!({"first_name": "Em", "last_name": "Ploy", "phone": "+15551234567"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["phone"], "+15551234567");
+    assert_eq!(body["data"]["role"], "employee");
+}
+
+#[tokio::test]
+async fn changing_a_password_ends_other_sign_ins() {
+    let app = TestApp::spawn().await;
+    let email = email_of(&app.a.slug, Role::Trainer);
+    let first = app.sign_in(&app.a.slug, &email, PASSWORD).await;
+    let access = first["data"]["access_token"].as_str().unwrap();
+    let refresh = first["data"]["refresh_token"].as_str().unwrap();
+    let (s, e) = app
+        .call(Method::POST, "/api/v1/users/me/password", Some(access), Some(json!({"current_password": "wrong-wrong-wrong", "new_password": "a brand new passphrase"})))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(e["error"]["fields"]["current_password"].is_array());
+    let (s, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/users/me/password",
+            Some(access),
+            Some(json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.call(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": refresh}))
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(app
+        .sign_in(&app.a.slug, &email, "a brand new passphrase")
+        .await["data"]["access_token"]
+        .is_string());
+}
+
+#[tokio::test]
+async fn suspending_a_tenant_stops_its_tokens_at_once_and_reactivating_restores_them() {
+    let app = TestApp::spawn().await;
+    let op = app.operator_token().await;
+    let token = app.token(Which::A, Role::Employee).await;
+    let other = app.token(Which::B, Role::Employee).await;
+    let (s, t) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/platform/tenants/{}/suspend", app.a.id),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    assert_eq!(t["data"]["status"], "suspended");
+    assert_eq!(
+        app.call(Method::GET, "/api/v1/users/me", Some(&token), None)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.call(Method::GET, "/api/v1/users/me", Some(&other), None)
+            .await
+            .0,
+        StatusCode::OK,
+        "other tenants carry on"
+    );
+    let body = app
+        .sign_in(
+            &app.a.slug,
+            &email_of(&app.a.slug, Role::Employee),
+            PASSWORD,
+        )
+        .await;
+    assert_eq!(body["error"]["code"], "unauthorized");
+    // Suspending twice is a conflict, not a silent success.
+    assert_eq!(
+        app.call(
+            Method::POST,
+            &format!("/api/v1/platform/tenants/{}/suspend", app.a.id),
+            Some(&op),
+            None
+        )
+        .await
+        .0,
+        StatusCode::CONFLICT
+    );
+    let (s, _) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/platform/tenants/{}/reactivate", app.a.id),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        app.call(Method::GET, "/api/v1/users/me", Some(&token), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let (_, audit) = app
+        .call(
+            Method::GET,
+            "/api/v1/audit?action=tenant.suspend",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(audit["data"][0]["actor_kind"], "operator");
+}
+
+#[tokio::test]
+async fn operators_create_and_list_tenants_with_validation() {
+    let app = TestApp::spawn().await;
+    let op = app.operator_token().await;
+    let slug = format!("new-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let (s, t) = app
+        .call(
+            Method::POST,
+            "/api/v1/platform/tenants",
+            Some(&op),
+            Some(json!({"slug": slug, "name": "New Org", "time_zone": "Africa/Lagos"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{t}");
+    assert_eq!(t["data"]["time_zone"], "Africa/Lagos");
+    let (s, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/platform/tenants",
+            Some(&op),
+            Some(json!({"slug": slug, "name": "Again"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, e) = app
+        .call(
+            Method::POST,
+            "/api/v1/platform/tenants",
+            Some(&op),
+            Some(json!({"slug": "Bad Slug", "name": "", "time_zone": "Mars"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    for f in ["slug", "name", "time_zone"] {
+        assert!(e["error"]["fields"][f].is_array(), "{f}: {e}");
+    }
+    let (_, list) = app
+        .call(
+            Method::GET,
+            "/api/v1/platform/tenants?per_page=100",
+            Some(&op),
+            None,
+        )
+        .await;
+    assert!(list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["slug"] == slug.as_str()));
+}
+
+#[tokio::test]
+async fn tenant_administrators_change_settings_with_validation() {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let (s, t) = app
+        .call(Method::PUT, "/api/v1/tenant", Some(&admin), Some(json!({"name": "Acme Rail", "time_zone": "Europe/Paris", "locale": "fr",
+              "settings": {"primary_colour": "#aa3300", "logo_url": null, "inactive_after_days": 90, "notification_channels": ["email", "sms"]}})))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    assert_eq!(t["data"]["settings"]["inactive_after_days"], 90);
+    let (s, e) = app
+        .call(Method::PUT, "/api/v1/tenant", Some(&admin), Some(json!({"name": "Acme", "time_zone": "Europe/Paris", "locale": "fr",
+              "settings": {"primary_colour": "red", "logo_url": null, "inactive_after_days": 90, "notification_channels": ["pigeon"]}})))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        e["error"]["fields"]["settings.primary_colour"].is_array(),
+        "{e}"
+    );
+    assert!(e["error"]["fields"]["settings.notification_channels"].is_array());
+    let (_, mine) = app
+        .call(Method::GET, "/api/v1/tenant", Some(&admin), None)
+        .await;
+    assert_eq!(
+        mine["data"]["name"], "Acme Rail",
+        "the refused change was not applied"
+    );
+}
+
+#[tokio::test]
+async fn every_response_carries_security_headers_and_a_request_id() {
+    let app = TestApp::spawn().await;
+    for path in [
+        "/health",
+        "/api/v1/users",
+        "/portal/login",
+        "/api/v1/openapi.json",
+        "/nowhere",
+    ] {
+        let resp = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .header("x-request-id", "trace-123")
+            .send()
+            .await
+            .unwrap();
+        let h = resp.headers();
+        for name in [
+            "strict-transport-security",
+            "content-security-policy",
+            "x-frame-options",
+            "x-content-type-options",
+            "referrer-policy",
+        ] {
+            assert!(h.contains_key(name), "{path} lacks {name}");
+        }
+        assert_eq!(h["x-request-id"], "trace-123");
+    }
+}
+
+#[tokio::test]
+async fn cors_answers_only_allowed_origins() {
+    let app = TestApp::spawn().await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(Method::OPTIONS, format!("{}/api/v1/users", app.base))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .send()
+    };
+    let ok = preflight("https://app.example.com").await.unwrap();
+    assert_eq!(
+        ok.headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap()),
+        Some("https://app.example.com")
+    );
+    let bad = preflight("https://evil.example").await.unwrap();
+    assert!(bad.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn the_per_address_rate_limit_answers_429_with_retry_after() {
+    let app = TestApp::spawn_with(Options {
+        rate_limit_per_ip: 5,
+        ..Options::default()
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        let resp = app
+            .client
+            .get(format!("{}/api/v1/openapi.json", app.base))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(resp.status());
+        if resp.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(resp.headers().contains_key("retry-after"));
+        }
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 5);
+    assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS));
+    // Health checks are never rate limited.
+    assert_eq!(
+        app.client
+            .get(format!("{}/health", app.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn health_and_metrics_report_the_service() {
+    let app = TestApp::spawn().await;
+    let (s, h) = app.call(Method::GET, "/health", None, None).await;
+    assert_eq!((s, h["status"].as_str()), (StatusCode::OK, Some("ok")));
+    let (s, db) = app.call(Method::GET, "/health/db", None, None).await;
+    assert_eq!(s, StatusCode::OK, "{db}");
+    let (s, jobs) = app.call(Method::GET, "/health/jobs", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(jobs["jobs"][0]["name"], "identity.cleanup_inactive_users");
+    let admin = app.token(Which::A, Role::Administrator).await;
+    app.call(Method::GET, "/api/v1/users", Some(&admin), None)
+        .await;
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(
+            "trainflow_http_requests_total{operation=\"GET /api/v1/users\",status=\"200\"}"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("trainflow_http_request_duration_seconds_bucket"));
+    assert!(text.contains("trainflow_db_pool_connections"));
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_envelope_and_errors() {
+    let app = TestApp::spawn().await;
+    let (s, doc) = app
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let users_get = &doc["paths"]["/api/v1/users"]["get"];
+    let params: Vec<&str> = users_get["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for p in [
+        "page",
+        "per_page",
+        "search",
+        "role",
+        "department_id",
+        "is_active",
+        "sort",
+    ] {
+        assert!(params.contains(&p), "{p} missing from {params:?}");
+    }
+    assert!(users_get["responses"]["422"].is_object());
+    assert!(doc["components"]["schemas"]["ErrorEnvelope"].is_object());
+    let docs = app
+        .client
+        .get(format!("{}/docs", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(docs.status(), StatusCode::OK);
+    assert!(docs
+        .text()
+        .await
+        .unwrap()
+        .to_lowercase()
+        .contains("swagger"));
+}
