@@ -1,0 +1,551 @@
+//! The authorization matrix (every operation × every kind of caller) and the tenant-isolation
+//! matrix (tenant B's administrator on tenant A's objects), both driven by one table that must
+//! cover every operation of the OpenAPI document.
+
+use std::collections::BTreeSet;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use trainflow_kernel::auth::{Permission, Role};
+use trainflow_tests::{TestApp, Which};
+use uuid::Uuid;
+
+/// Who may call an operation.
+#[derive(Clone, Copy, Debug)]
+enum Access {
+    /// Anyone; the operation authenticates by its body (sign-in, refresh, logout).
+    Public,
+    /// A signed-in person of the tenant whose role grants the permission.
+    Tenant(Permission),
+    /// A platform operator.
+    Platform,
+}
+
+/// What `{id}` in the path stands for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Target {
+    None,
+    User,
+    Tenant,
+}
+
+struct Op {
+    method: Method,
+    path: &'static str,
+    access: Access,
+    target: Target,
+    body: fn(&Ctx) -> Option<Value>,
+}
+
+/// Values the bodies draw on.
+struct Ctx {
+    unique: String,
+    tenant_slug: String,
+    department: Uuid,
+}
+
+fn ops() -> Vec<Op> {
+    use Access::*;
+    use Permission::*;
+    vec![
+        Op {
+            method: Method::POST,
+            path: "/api/v1/auth/token",
+            access: Public,
+            target: Target::None,
+            body: |c| {
+                Some(
+                    json!({"tenant": c.tenant_slug, "email": format!("{}@nowhere.test", c.unique), "password": "not-the-password"}),
+                )
+            },
+        },
+        Op {
+            method: Method::POST,
+            path: "/api/v1/auth/refresh",
+            access: Public,
+            target: Target::None,
+            body: |_| Some(json!({"refresh_token": format!("{}.junk", Uuid::new_v4().simple())})),
+        },
+        Op {
+            method: Method::POST,
+            path: "/api/v1/auth/logout",
+            access: Public,
+            target: Target::None,
+            body: |_| Some(json!({"refresh_token": "junk"})),
+        },
+        Op {
+            method: Method::GET,
+            path: "/api/v1/users/me",
+            access: Tenant(SelfService),
+            target: Target::None,
+            body: |_| None,
+        },
+        Op {
+            method: Method::PUT,
+            path: "/api/v1/users/me",
+            access: Tenant(SelfService),
+            target: Target::None,
+            body: |_| Some(json!({"first_name": "Same", "last_name": "Person"})),
+        },
+        Op {
+            method: Method::POST,
+            path: "/api/v1/users/me/password",
+            access: Tenant(SelfService),
+            target: Target::None,
+            body: |_| {
+                Some(
+                    json!({"current_password": "not-my-password", "new_password": "another long passphrase"}),
+                )
+            },
+        },
+        Op {
+            method: Method::GET,
+            path: "/api/v1/users",
+            access: Tenant(UsersRead),
+            target: Target::None,
+            body: |_| None,
+        },
+        Op {
+            method: Method::POST,
+            path: "/api/v1/users",
+            access: Tenant(UsersWrite),
+            target: Target::None,
+            body: |c| {
+                Some(
+                    json!({"email": format!("{}@example.com", c.unique), "department_id": c.department}),
+                )
+            },
+        },
+        Op {
+            method: Method::GET,
+            path: "/api/v1/users/active_count",
+            access: Tenant(UsersRead),
+            target: Target::None,
+            body: |_| None,
+        },
+        Op {
+            method: Method::GET,
+            path: "/api/v1/users/{id}",
+            access: Tenant(UsersRead),
+            target: Target::User,
+            body: |_| None,
+        },
+        Op {
+            method: Method::PUT,
+            path: "/api/v1/users/{id}",
+            access: Tenant(UsersWrite),
+            target: Target::User,
+            body: |c| {
+                Some(
+                    json!({"email": format!("{}@example.com", c.unique), "username": c.unique, "first_name": "Put",
+                                   "last_name": "Person", "role": "employee", "is_active": true}),
+                )
+            },
+        },
+        Op {
+            method: Method::PATCH,
+            path: "/api/v1/users/{id}",
+            access: Tenant(UsersWrite),
+            target: Target::User,
+            body: |_| Some(json!({"position": "Patched"})),
+        },
+        Op {
+            method: Method::DELETE,
+            path: "/api/v1/users/{id}",
+            access: Tenant(UsersWrite),
+            target: Target::User,
+            body: |_| None,
+        },
+        Op {
+            method: Method::POST,
+            path: "/api/v1/users/{id}/restore",
+            access: Tenant(UsersWrite),
+            target: Target::User,
+            body: |_| None,
+        },
+        Op {
+            method: Method::GET,
+            path: "/api/v1/users/{id}/activity",
+            access: Tenant(UsersRead),
+            target: Target::User,
+            body: |_| None,
+        },
+        Op {
+            method: Method::GET,
+            path: "/api/v1/departments",
+            access: Tenant(SelfService),
+            target: Target::None,
+            body: |_| None,
+        },
+        Op {
+            method: Method::POST,
+            path: "/api/v1/departments",
+            access: Tenant(UsersWrite),
+            target: Target::None,
+            body: |c| Some(json!({"name": format!("Dept {}", c.unique)})),
+        },
+        Op {
+            method: Method::GET,
+            path: "/api/v1/audit",
+            access: Tenant(AuditRead),
+            target: Target::None,
+            body: |_| None,
+        },
+        Op {
+            method: Method::GET,
+            path: "/api/v1/audit/verify",
+            access: Tenant(AuditRead),
+            target: Target::None,
+            body: |_| None,
+        },
+        Op {
+            method: Method::GET,
+            path: "/api/v1/tenant",
+            access: Tenant(SelfService),
+            target: Target::None,
+            body: |_| None,
+        },
+        Op {
+            method: Method::PUT,
+            path: "/api/v1/tenant",
+            access: Tenant(TenantSettings),
+            target: Target::None,
+            body: |c| {
+                Some(
+                    json!({"name": format!("Tenant {}", c.unique), "time_zone": "UTC", "locale": "en",
+                                   "settings": {"primary_colour": "#123456", "logo_url": null, "inactive_after_days": 365,
+                                                "notification_channels": ["email"]}}),
+                )
+            },
+        },
+        Op {
+            method: Method::POST,
+            path: "/api/v1/platform/auth/token",
+            access: Public,
+            target: Target::None,
+            body: |c| {
+                Some(
+                    json!({"email": format!("{}@nowhere.test", c.unique), "password": "not-the-password"}),
+                )
+            },
+        },
+        Op {
+            method: Method::GET,
+            path: "/api/v1/platform/tenants",
+            access: Platform,
+            target: Target::None,
+            body: |_| None,
+        },
+        Op {
+            method: Method::POST,
+            path: "/api/v1/platform/tenants",
+            access: Platform,
+            target: Target::None,
+            body: |c| Some(json!({"slug": format!("m-{}", &c.unique[..12]), "name": "Matrix"})),
+        },
+        Op {
+            method: Method::GET,
+            path: "/api/v1/platform/tenants/{id}",
+            access: Platform,
+            target: Target::Tenant,
+            body: |_| None,
+        },
+        Op {
+            method: Method::DELETE,
+            path: "/api/v1/platform/tenants/{id}",
+            access: Platform,
+            target: Target::Tenant,
+            body: |_| None,
+        },
+        Op {
+            method: Method::POST,
+            path: "/api/v1/platform/tenants/{id}/suspend",
+            access: Platform,
+            target: Target::Tenant,
+            body: |_| None,
+        },
+        Op {
+            method: Method::POST,
+            path: "/api/v1/platform/tenants/{id}/reactivate",
+            access: Platform,
+            target: Target::Tenant,
+            body: |_| None,
+        },
+    ]
+}
+
+/// Who holds each permission — written out here, independently of the code's table, so a
+/// change to either shows up as a failure.
+fn allowed_roles(p: Permission) -> &'static [Role] {
+    use Role::*;
+    match p {
+        Permission::SelfService => &Role::ALL,
+        Permission::UsersRead => &[Foreman, Manager, TrainingOfficer, Administrator],
+        Permission::UsersWrite | Permission::AuditRead | Permission::TenantSettings => {
+            &[Administrator]
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Caller {
+    Anonymous,
+    Person(Role),
+    Operator,
+}
+
+fn callers() -> Vec<Caller> {
+    let mut c = vec![Caller::Anonymous, Caller::Operator];
+    c.extend(Role::ALL.iter().map(|r| Caller::Person(*r)));
+    c
+}
+
+fn unique() -> String {
+    Uuid::new_v4().simple().to_string()
+}
+
+async fn fresh_user(app: &TestApp) -> String {
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let (s, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            Some(&admin),
+            Some(json!({"email": format!("{}@target.test", unique())})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    body["data"]["id"].as_str().unwrap().to_string()
+}
+
+async fn fresh_tenant(app: &TestApp, op: &str) -> String {
+    let (s, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/platform/tenants",
+            Some(op),
+            Some(json!({"slug": format!("t-{}", &unique()[..12]), "name": "Target"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    body["data"]["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn the_table_covers_every_operation_of_the_openapi_document() {
+    let app = TestApp::spawn().await;
+    let (_, doc) = app
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    let tabled: BTreeSet<(String, String)> = ops()
+        .iter()
+        .map(|o| (o.method.to_string(), o.path.to_string()))
+        .collect();
+    assert_eq!(
+        documented, tabled,
+        "every operation needs a row in the matrices (and every row an operation)"
+    );
+}
+
+#[tokio::test]
+async fn every_operation_admits_exactly_the_callers_its_permission_names() {
+    let app = TestApp::spawn().await;
+    let operator = app.operator_token().await;
+    let mut failures = Vec::new();
+    for op in ops() {
+        for caller in callers() {
+            let token = match caller {
+                Caller::Anonymous => None,
+                Caller::Operator => Some(operator.clone()),
+                Caller::Person(r) => Some(app.token(Which::A, r).await),
+            };
+            let path = match op.target {
+                Target::None => op.path.to_string(),
+                Target::User => op.path.replace("{id}", &fresh_user(&app).await),
+                Target::Tenant => op
+                    .path
+                    .replace("{id}", &fresh_tenant(&app, &operator).await),
+            };
+            let ctx = Ctx {
+                unique: unique(),
+                tenant_slug: app.a.slug.clone(),
+                department: app.a.department,
+            };
+            let (status, body) = app
+                .call(op.method.clone(), &path, token.as_deref(), (op.body)(&ctx))
+                .await;
+            let expected: &[StatusCode] = match (op.access, caller) {
+                (Access::Public, _) => &[],
+                (Access::Tenant(_), Caller::Anonymous | Caller::Operator) => {
+                    &[StatusCode::UNAUTHORIZED]
+                }
+                (Access::Tenant(p), Caller::Person(r)) if !allowed_roles(p).contains(&r) => {
+                    &[StatusCode::FORBIDDEN]
+                }
+                (Access::Tenant(_), Caller::Person(_)) => &[],
+                (Access::Platform, Caller::Operator) => &[],
+                (Access::Platform, _) => &[StatusCode::UNAUTHORIZED],
+            };
+            let ok = if expected.is_empty() {
+                status != StatusCode::FORBIDDEN
+                    && !(status == StatusCode::UNAUTHORIZED && !matches!(op.access, Access::Public))
+                    && !status.is_server_error()
+            } else {
+                expected.contains(&status)
+            };
+            if !ok {
+                failures.push(format!(
+                    "{} {} as {caller:?}: got {status}, expected {expected:?} ({body})",
+                    op.method, op.path
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "authorization matrix:\n{}",
+        failures.join("\n")
+    );
+    // Refusals are security events in the audit log.
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let (_, audit) = app
+        .call(
+            Method::GET,
+            "/api/v1/audit?action=permission_denied",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert!(audit["meta"]["total"].as_i64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn tenant_b_administrator_cannot_see_or_change_anything_of_tenant_a() {
+    let app = TestApp::spawn().await;
+    let b_admin = app.token(Which::B, Role::Administrator).await;
+    // Give tenant A a little of everything, then fingerprint it.
+    let a_user = fresh_user(&app).await;
+    let a_admin = app.token(Which::A, Role::Administrator).await;
+    let (_, a_dept) = app
+        .call(
+            Method::POST,
+            "/api/v1/departments",
+            Some(&a_admin),
+            Some(json!({"name": "Only in A"})),
+        )
+        .await;
+    let mut a_ids: Vec<String> = app.a.people.values().map(Uuid::to_string).collect();
+    a_ids.extend([
+        a_user.clone(),
+        app.a.id.to_string(),
+        app.a.department.to_string(),
+        a_dept["data"]["id"].as_str().unwrap().into(),
+    ]);
+    let a_before = app.fingerprint(app.a.id).await;
+    let (_, a_tenant_before) = app
+        .call(Method::GET, "/api/v1/tenant", Some(&a_admin), None)
+        .await;
+
+    let mut failures = Vec::new();
+    for op in ops() {
+        let path = match op.target {
+            Target::None => op.path.to_string(),
+            Target::User => op.path.replace("{id}", &a_user),
+            Target::Tenant => op.path.replace("{id}", &app.a.id.to_string()),
+        };
+        // Bodies point at tenant A wherever they can: its slug and its department.
+        let ctx = Ctx {
+            unique: unique(),
+            tenant_slug: app.a.slug.clone(),
+            department: app.a.department,
+        };
+        let (status, body) = app
+            .call(op.method.clone(), &path, Some(&b_admin), (op.body)(&ctx))
+            .await;
+        let text = body.to_string();
+        let leaked: Vec<&String> = a_ids
+            .iter()
+            .filter(|id| text.contains(id.as_str()))
+            .collect();
+        let acceptable = match (op.access, op.target) {
+            (Access::Tenant(_), Target::User) => status == StatusCode::NOT_FOUND,
+            (Access::Platform, _) => status == StatusCode::UNAUTHORIZED,
+            (Access::Public, _) => {
+                status == StatusCode::UNAUTHORIZED || status == StatusCode::NO_CONTENT
+            }
+            (Access::Tenant(_), _) => !status.is_server_error(),
+        };
+        if !acceptable || !leaked.is_empty() || text.contains(&app.a.slug) {
+            failures.push(format!(
+                "{} {}: {status} leaked={leaked:?} {text}",
+                op.method, op.path
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "isolation matrix:\n{}",
+        failures.join("\n")
+    );
+    assert_eq!(
+        app.fingerprint(app.a.id).await,
+        a_before,
+        "tenant A's data is untouched"
+    );
+    let (_, a_tenant_after) = app
+        .call(Method::GET, "/api/v1/tenant", Some(&a_admin), None)
+        .await;
+    assert_eq!(
+        a_tenant_before["data"]["name"],
+        a_tenant_after["data"]["name"]
+    );
+    // A's department id is refused as a reference from tenant B.
+    let (s, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            Some(&b_admin),
+            Some(json!({"email": "x@b.test", "department_id": app.a.department})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]["fields"]["department_id"].is_array());
+    // A's people cannot sign in through B's organisation, nor B's through A's.
+    let (s, _) = app
+        .call(Method::POST, "/api/v1/auth/token", None,
+              Some(json!({"tenant": app.b.slug, "email": trainflow_tests::email_of(&app.a.slug, Role::Employee), "password": trainflow_tests::PASSWORD})))
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_404_for_another_tenants_object_is_indistinguishable_from_a_missing_one() {
+    let app = TestApp::spawn().await;
+    let b_admin = app.token(Which::B, Role::Administrator).await;
+    let a_user = app.a.people[&Role::Employee];
+    let (s1, foreign) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/users/{a_user}"),
+            Some(&b_admin),
+            None,
+        )
+        .await;
+    let (s2, missing) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/users/{}", Uuid::new_v4()),
+            Some(&b_admin),
+            None,
+        )
+        .await;
+    assert_eq!((s1, s2), (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND));
+    assert_eq!(foreign["error"]["code"], missing["error"]["code"]);
+    assert_eq!(foreign["error"]["message"], missing["error"]["message"]);
+}
