@@ -124,6 +124,11 @@ impl Browser {
             .to_string()
     }
 
+    /// The cookies the browser holds for the current page.
+    pub async fn cookies(&self) -> Value {
+        self.cmd(reqwest::Method::GET, "/cookie", None).await
+    }
+
     /// The page's HTML.
     pub async fn source(&self) -> String {
         self.cmd(reqwest::Method::GET, "/source", None)

@@ -57,7 +57,20 @@ pub fn build(edge: Arc<Edge>, deps: AuthDeps) -> impl Endpoint {
     let api = api_service(&deps, &edge.settings.public_url);
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
-    let mut app = Route::new()
+    // CORS applies to the API only: the portal is same-origin and protected by CSRF tokens,
+    // and a CORS layer would refuse its own form posts (browsers send `Origin` on POST).
+    let api = if edge.settings.cors_origins.is_empty() {
+        api.boxed()
+    } else {
+        let cors = Cors::new()
+            .allow_origins(edge.settings.cors_origins.iter().map(String::as_str))
+            .allow_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+            .allow_headers(["authorization", "content-type", "x-request-id"])
+            .expose_headers(["x-request-id", "retry-after"])
+            .max_age(600);
+        api.with(cors).boxed()
+    };
+    let app = Route::new()
         .nest("/api/v1/openapi.json", spec)
         .nest("/docs", docs)
         .nest("/", api)
@@ -76,15 +89,6 @@ pub fn build(edge: Arc<Edge>, deps: AuthDeps) -> impl Endpoint {
         .data(edge.keys.clone())
         .data(edge.clone())
         .boxed();
-    if !edge.settings.cors_origins.is_empty() {
-        let cors = Cors::new()
-            .allow_origins(edge.settings.cors_origins.iter().map(String::as_str))
-            .allow_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
-            .allow_headers(["authorization", "content-type", "x-request-id"])
-            .expose_headers(["x-request-id", "retry-after"])
-            .max_age(600);
-        app = app.with(cors).boxed();
-    }
     let edge2 = edge.clone();
     app.around(move |ep, req| {
         let edge = edge2.clone();

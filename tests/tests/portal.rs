@@ -1,0 +1,398 @@
+//! The web portal: sign-in with CSRF protection, session cookies, people administration, and a
+//! real headless Chromium run through the pages.
+
+use reqwest::{Method, StatusCode};
+use trainflow_kernel::auth::Role;
+use trainflow_tests::{email_of, webdriver::Browser, Options, TestApp, PASSWORD};
+
+/// Pulls `name="csrf" value="…"` out of a page.
+fn csrf_of(html: &str) -> String {
+    let start =
+        html.find("name=\"csrf\" value=\"").expect("csrf field") + "name=\"csrf\" value=\"".len();
+    html[start..].split('"').next().unwrap().to_string()
+}
+
+fn browser_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn portal_sign_in(app: &TestApp, client: &reqwest::Client, role: Role) -> reqwest::Response {
+    let login = client
+        .get(format!("{}/portal/login", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&login);
+    client
+        .post(format!("{}/portal/login", app.base))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("organisation", &app.a.slug),
+            ("email", &email_of(&app.a.slug, role)),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn signing_in_sets_a_hardened_session_cookie() {
+    let app = TestApp::spawn_with(Options {
+        cookie_secure: true,
+        ..Options::default()
+    })
+    .await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = client
+        .get(format!("{}/portal/login", app.base))
+        .send()
+        .await
+        .unwrap();
+    let pre = login.headers()["set-cookie"].to_str().unwrap().to_string();
+    let html = login.text().await.unwrap();
+    let csrf = csrf_of(&html);
+    let resp = client
+        .post(format!("{}/portal/login", app.base))
+        .header("cookie", pre.split(';').next().unwrap())
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("organisation", &app.a.slug),
+            ("email", &email_of(&app.a.slug, Role::Manager)),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let cookies: Vec<String> = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    let session = cookies
+        .iter()
+        .find(|c| c.starts_with("__Host-tf_session="))
+        .expect("session cookie");
+    for attr in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
+        assert!(session.contains(attr), "{session} lacks {attr}");
+    }
+}
+
+#[tokio::test]
+async fn a_form_without_its_csrf_token_is_refused_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let client = browser_client();
+    // Sign-in itself needs the token of the form it came from.
+    let resp = client
+        .post(format!("{}/portal/login", app.base))
+        .form(&[
+            ("csrf", "forged"),
+            ("organisation", app.a.slug.as_str()),
+            ("email", &email_of(&app.a.slug, Role::Administrator)),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+
+    assert_eq!(
+        portal_sign_in(&app, &client, Role::Administrator)
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let before = app.fingerprint(app.a.id).await;
+    let resp = client
+        .post(format!("{}/portal/users", app.base))
+        .form(&[
+            ("csrf", "wrong"),
+            ("email", "forged@example.com"),
+            ("role", "employee"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.fingerprint(app.a.id).await, before);
+}
+
+#[tokio::test]
+async fn an_administrator_creates_edits_deactivates_and_restores_a_person_in_the_portal() {
+    let app = TestApp::spawn().await;
+    let client = browser_client();
+    assert_eq!(
+        portal_sign_in(&app, &client, Role::Administrator)
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let dash = client
+        .get(format!("{}/portal", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(dash.contains("Active people"), "{dash}");
+    let new = client
+        .get(format!("{}/portal/users/new", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&new);
+
+    // A bad phone re-renders the form with the error and the input kept.
+    let resp = client
+        .post(format!("{}/portal/users", app.base))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("email", "zoe@example.com"),
+            ("first_name", "Zoe"),
+            ("phone", "12345"),
+            ("role", "employee"),
+            ("department_id", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("Phone must be") && page.contains("value=\"zoe@example.com\""));
+
+    let dept = app.a.department.to_string();
+    let resp = client
+        .post(format!("{}/portal/users", app.base))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("email", "zoe@example.com"),
+            ("first_name", "Zoe"),
+            ("last_name", "Quinn"),
+            ("phone", "+447700900999"),
+            ("role", "foreman"),
+            ("department_id", dept.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        resp.text().await.unwrap()
+    );
+    let list = client
+        .get(format!("{}/portal/users?q=zoe", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(list.contains("Zoe Quinn") && list.contains("Foreman"));
+    let id = list
+        .split("/portal/users/")
+        .filter_map(|rest| rest.split_once("/edit").map(|(id, _)| id.to_string()))
+        .next()
+        .expect("an edit link");
+
+    let resp = client
+        .post(format!("{}/portal/users/{id}", app.base))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("email", "zoe@example.com"),
+            ("first_name", "Zoe"),
+            ("last_name", "Quinn-Hart"),
+            ("role", "manager"),
+            ("department_id", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let resp = client
+        .post(format!("{}/portal/users/{id}/delete", app.base))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let deleted = client
+        .get(format!("{}/portal/users?status=deleted", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(deleted.contains("Zoe Quinn-Hart") && deleted.contains("Deleted"));
+    let resp = client
+        .post(format!("{}/portal/users/{id}/restore", app.base))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+
+    // The portal wrote through the same audited use cases as the API.
+    let admin = app
+        .token(trainflow_tests::Which::A, Role::Administrator)
+        .await;
+    let (_, audit) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/audit?object_id={id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(audit["meta"]["total"], 4, "{audit}");
+}
+
+#[tokio::test]
+async fn people_without_the_permission_do_not_see_the_people_pages() {
+    let app = TestApp::spawn().await;
+    let client = browser_client();
+    assert_eq!(
+        portal_sign_in(&app, &client, Role::Employee).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let dash = client
+        .get(format!("{}/portal", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!dash.contains("href=\"/portal/users\""));
+    let resp = client
+        .get(format!("{}/portal/users", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    // Signing out ends the session on the server.
+    let csrf = csrf_of(&dash);
+    let resp = client
+        .post(format!("{}/portal/logout", app.base))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let resp = client
+        .get(format!("{}/portal", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["location"], "/portal/login");
+}
+
+#[tokio::test]
+async fn a_person_edits_their_profile_in_the_portal() {
+    let app = TestApp::spawn().await;
+    let client = browser_client();
+    portal_sign_in(&app, &client, Role::Trainer).await;
+    let page = client
+        .get(format!("{}/portal/profile", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&page);
+    let resp = client
+        .post(format!("{}/portal/profile", app.base))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("first_name", "Trina"),
+            ("last_name", "Trainer"),
+            ("phone", "+33612345678"),
+            ("address", ""),
+            ("gender", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let page = client
+        .get(format!("{}/portal/profile?saved=1", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("value=\"+33612345678\"") && page.contains("Your profile was saved"));
+}
+
+#[tokio::test]
+async fn in_a_real_browser_an_administrator_signs_in_creates_a_person_and_finds_them() {
+    let app = TestApp::spawn_with(Options {
+        cookie_secure: true,
+        ..Options::default()
+    })
+    .await;
+    let browser = Browser::start(1280, 900).await;
+    // Browsers treat http://localhost as a secure context, so `Secure` cookies work as in production.
+    let base = app.base.replace("127.0.0.1", "localhost");
+    browser.goto(&format!("{base}/portal")).await;
+    assert!(browser.url().await.ends_with("/portal/login"));
+    browser.fill("#organisation", &app.a.slug).await;
+    browser
+        .fill("#email", &email_of(&app.a.slug, Role::Administrator))
+        .await;
+    browser.fill("#password", PASSWORD).await;
+    browser.click("button[type=submit]").await;
+    assert!(
+        browser.wait_for_text("Welcome,").await,
+        "dashboard after sign-in at {}: {}",
+        browser.url().await,
+        browser.source().await
+    );
+
+    browser.goto(&format!("{base}/portal/users/new")).await;
+    browser.fill("#email", "browser.made@example.com").await;
+    browser.fill("#first_name", "Brow").await;
+    browser.fill("#last_name", "Ser").await;
+    browser.select("#role", "trainer").await;
+    browser.click("form.card button[type=submit]").await;
+    assert!(
+        browser.wait_for_text("The person was created.").await,
+        "{}",
+        browser.source().await
+    );
+
+    browser.fill("#q", "browser.made").await;
+    browser.click(".filters button[type=submit]").await;
+    assert!(browser.wait_for_text("browser.made@example.com").await);
+    let html = browser.source().await;
+    assert!(
+        html.contains("Brow Ser") && html.contains("Trainer") && html.contains("1 person"),
+        "{html}"
+    );
+    if let Ok(dir) = std::env::var("TRAINFLOW_SCREENSHOTS") {
+        browser
+            .screenshot(&std::path::Path::new(&dir).join("portal-users.png"))
+            .await;
+    }
+}
