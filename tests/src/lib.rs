@@ -358,27 +358,26 @@ impl TestApp {
     pub async fn fingerprint(&self, tenant: Uuid) -> Vec<(String, String)> {
         let q = "select id, email, first_name, last_name, coalesce(phone, ''), role, is_active, \
                  coalesce(cast(deleted_at as text), '') from users where tenant_id = $1 order by id";
-        let rows: Vec<(Uuid, String, String, String, String, String, bool, String)> =
-            match self.backend {
-                Backend::Sqlite => {
-                    let mut c = sqlx::SqliteConnection::connect(&self.owner_url)
-                        .await
-                        .expect("sqlite");
-                    sqlx::query_as(q)
-                        .bind(tenant)
-                        .fetch_all(&mut c)
-                        .await
-                        .expect("rows")
-                }
-                Backend::Postgres => {
-                    let mut c = PgConnection::connect(&self.owner_url).await.expect("pg");
-                    sqlx::query_as(q)
-                        .bind(tenant)
-                        .fetch_all(&mut c)
-                        .await
-                        .expect("rows")
-                }
-            };
+        let rows: Vec<UserSnapshot> = match self.backend {
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.owner_url)
+                    .await
+                    .expect("sqlite");
+                sqlx::query_as(q)
+                    .bind(tenant)
+                    .fetch_all(&mut c)
+                    .await
+                    .expect("rows")
+            }
+            Backend::Postgres => {
+                let mut c = PgConnection::connect(&self.owner_url).await.expect("pg");
+                sqlx::query_as(q)
+                    .bind(tenant)
+                    .fetch_all(&mut c)
+                    .await
+                    .expect("rows")
+            }
+        };
         let mut out: Vec<(String, String)> = rows
             .into_iter()
             .map(|r| (r.0.to_string(), format!("{r:?}")))
@@ -389,6 +388,9 @@ impl TestApp {
         out
     }
 }
+
+/// One user row as [`TestApp::fingerprint`] compares it.
+type UserSnapshot = (Uuid, String, String, String, String, String, bool, String);
 
 /// The seeded email of `role` in tenant `slug`.
 pub fn email_of(slug: &str, role: Role) -> String {

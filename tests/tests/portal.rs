@@ -353,8 +353,8 @@ async fn in_a_real_browser_an_administrator_signs_in_creates_a_person_and_finds_
     })
     .await;
     let browser = Browser::start(1280, 900).await;
-    // Browsers treat http://localhost as a secure context, so `Secure` cookies work as in production.
-    let base = app.base.replace("127.0.0.1", "localhost");
+    // Browsers treat loopback as a secure context, so `Secure` cookies work as in production.
+    let base = app.base.clone();
     browser.goto(&format!("{base}/portal")).await;
     assert!(browser.url().await.ends_with("/portal/login"));
     browser.fill("#organisation", &app.a.slug).await;

@@ -390,6 +390,16 @@ pub const USER_SORTS: [(&str, &str); 6] = [
     ("employee_number", "u.employee_number"),
 ];
 
+/// The list filter over `users u`; binds $1 tenant, $2 search pattern, $3 role,
+/// $4 department, $5 active, $6 include deleted.
+const USER_FILTER: &str = "u.tenant_id = $1
+    and ($2 is null or lower(u.email) like $2 escape '\\' or lower(u.username) like $2 escape '\\'
+         or lower(u.first_name || ' ' || u.last_name) like $2 escape '\\')
+    and ($3 is null or u.role = $3)
+    and ($4 is null or u.department_id = $4)
+    and ($5 is null or u.is_active = $5)
+    and ($6 or u.deleted_at is null)";
+
 #[derive(sqlx::FromRow)]
 struct ListedUser {
     #[sqlx(flatten)]
@@ -419,17 +429,8 @@ pub async fn list(
 ) -> ApiResult<(Vec<User>, i64)> {
     let tenant = tx.tenant();
     let query = format!(
-        "select {USER_COLUMNS}, count(*) over () as total
-           from {USER_FROM}
-          where u.tenant_id = $1
-            and ($2 is null or lower(u.email) like $2 escape '\\' or lower(u.username) like $2 escape '\\'
-                 or lower(u.first_name || ' ' || u.last_name) like $2 escape '\\')
-            and ($3 is null or u.role = $3)
-            and ($4 is null or u.department_id = $4)
-            and ($5 is null or u.is_active = $5)
-            and ($6 or u.deleted_at is null)
-          order by {} {}, u.id
-          limit $7 offset $8",
+        "select {USER_COLUMNS}, count(*) over () as total from {USER_FROM} where {USER_FILTER}
+          order by {} {}, u.id limit $7 offset $8",
         sort.0,
         if sort.1 { "desc" } else { "asc" }
     );
@@ -446,13 +447,7 @@ pub async fn list(
     let total = match rows.first() {
         Some(r) => r.total,
         None if page.page > 1 => {
-            let count_query = format!(
-                "select count(*) from users u where u.tenant_id = $1
-                   and ($2 is null or lower(u.email) like $2 escape '\\' or lower(u.username) like $2 escape '\\'
-                        or lower(u.first_name || ' ' || u.last_name) like $2 escape '\\')
-                   and ($3 is null or u.role = $3) and ($4 is null or u.department_id = $4)
-                   and ($5 is null or u.is_active = $5) and ($6 or u.deleted_at is null)"
-            );
+            let count_query = format!("select count(*) from users u where {USER_FILTER}");
             sql!(tx.conn() => |c| sqlx::query_scalar::<_, i64>(&count_query)
                 .bind(tenant).bind(&search).bind(filter.role.map(Role::as_str)).bind(filter.department_id)
                 .bind(filter.is_active).bind(filter.include_deleted).fetch_one(&mut *c).await)?

@@ -49,7 +49,7 @@ pub fn api_service(
          or `{\"error\": {\"code\", \"message\", \"fields\", \"request_id\"}}`. Lists take `page` and \
          `per_page` (default 10, max 100). Objects of another tenant answer 404.",
     )
-    .server(format!("{}", public_url.trim_end_matches('/')))
+    .server(public_url.trim_end_matches('/').to_string())
 }
 
 /// The whole HTTP application.

@@ -1,0 +1,230 @@
+//! The `trainflow` command line, run as a real process against a fresh database
+//! (SQLite, or PostgreSQL when `TRAINFLOW_TEST_BACKEND=postgres`).
+
+use std::{
+    io::Write,
+    path::PathBuf,
+    process::{Command, Output, Stdio},
+};
+
+use sqlx::{Connection, Executor};
+
+const SECRET: &str = "cli-test-secret-cli-test-secret-0123456789";
+
+struct Db {
+    url: String,
+    _dir: Option<PathBuf>,
+}
+
+async fn fresh_database() -> Db {
+    if std::env::var("TRAINFLOW_TEST_BACKEND").as_deref() == Ok("postgres") {
+        let server = std::env::var("TRAINFLOW_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let mut c = sqlx::PgConnection::connect(&server)
+            .await
+            .expect("PostgreSQL is required for the postgres run");
+        let name = format!("trainflow_cli_{}", uuid::Uuid::new_v4().simple());
+        c.execute(format!("create database {name}").as_str())
+            .await
+            .expect("create database");
+        let (base, _) = server.rsplit_once('/').expect("url with database");
+        Db {
+            url: format!("{base}/{name}"),
+            _dir: None,
+        }
+    } else {
+        let dir =
+            std::env::temp_dir().join(format!("trainflow-cli-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Db {
+            url: format!("sqlite://{}", dir.join("cli.db").display()),
+            _dir: Some(dir),
+        }
+    }
+}
+
+fn run(db: &Db, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trainflow"))
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .env("TRAINFLOW_DATABASE_URL", &db.url)
+        .env("TRAINFLOW_JWT_SECRET", SECRET)
+        .env("TRAINFLOW_CONFIG", "/nonexistent/trainflow.toml")
+        .env("TRAINFLOW_LOG_FORMAT", "pretty")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run trainflow");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!all.contains(SECRET), "a secret was printed: {all}");
+    out
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[tokio::test]
+async fn an_operator_sets_up_a_tenant_from_the_command_line() {
+    let db = fresh_database().await;
+    let o = run(&db, &["migrate"], None);
+    assert!(o.status.success(), "{}", text(&o));
+
+    let o = run(
+        &db,
+        &[
+            "tenant",
+            "create",
+            "--slug",
+            "cli-org",
+            "--name",
+            "CLI Org",
+            "--time-zone",
+            "Asia/Tokyo",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("tenant cli-org"));
+
+    let o = run(
+        &db,
+        &[
+            "user",
+            "create",
+            "--tenant",
+            "cli-org",
+            "--email",
+            "Boss@CLI.test",
+            "--role",
+            "administrator",
+            "--password-stdin",
+        ],
+        Some("a long enough password\n"),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("boss@cli.test"),
+        "emails are normalised: {}",
+        text(&o)
+    );
+
+    // Refusals say what is wrong and exit non-zero.
+    let o = run(
+        &db,
+        &[
+            "user",
+            "create",
+            "--tenant",
+            "cli-org",
+            "--email",
+            "x@cli.test",
+            "--role",
+            "emperor",
+        ],
+        None,
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("administrator"),
+        "lists the valid roles: {}",
+        text(&o)
+    );
+    let o = run(
+        &db,
+        &[
+            "user",
+            "create",
+            "--tenant",
+            "cli-org",
+            "--email",
+            "y@cli.test",
+            "--role",
+            "employee",
+            "--password-stdin",
+        ],
+        Some("short\n"),
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("at least 12"));
+    let o = run(
+        &db,
+        &[
+            "user",
+            "create",
+            "--tenant",
+            "cli-org",
+            "--email",
+            "boss@cli.test",
+            "--role",
+            "employee",
+        ],
+        None,
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("email"), "{}", text(&o));
+
+    // The demo manifest applies once; applying again adds nothing.
+    let o = run(&db, &["tenant", "apply", "tenants/demo"], None);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("17 users added"), "{}", text(&o));
+    let o = run(&db, &["tenant", "apply", "tenants/demo"], None);
+    assert!(
+        text(&o).contains("0 departments and 0 users added"),
+        "{}",
+        text(&o)
+    );
+
+    let o = run(&db, &["tenant", "list"], None);
+    assert!(
+        text(&o).contains("cli-org") && text(&o).contains("demo") && text(&o).contains("2 tenants")
+    );
+
+    let o = run(
+        &db,
+        &[
+            "operator",
+            "create",
+            "--email",
+            "ops@platform.test",
+            "--password-stdin",
+        ],
+        Some("operator passphrase 1\n"),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+
+    let o = run(
+        &db,
+        &["job", "run", "identity.cleanup_inactive_users"],
+        None,
+    );
+    assert!(
+        o.status.success() && text(&o).contains("Ran"),
+        "{}",
+        text(&o)
+    );
+    let o = run(&db, &["job", "list"], None);
+    assert!(text(&o).contains("succeeded"), "{}", text(&o));
+
+    let o = run(&db, &["openapi"], None);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("\"openapi\""));
+}

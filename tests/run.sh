@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs the whole TrainFlow test suite: unit tests, then the end-to-end suite on SQLite and on a
+# fresh PostgreSQL database. Installs what a fresh machine lacks (Chromium and chromedriver for
+# the portal's browser tests) and fails — never skips — when PostgreSQL is unreachable.
+#
+#   bash tests/run.sh                 # everything
+#   TRAINFLOW_PG_URL=postgres://user@host:5432/postgres bash tests/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/trainflow/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+PG_URL="${TRAINFLOW_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+step() { printf '\n==> %s\n' "$*"; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+step "Checking prerequisites"
+if ! command -v cargo >/dev/null; then
+  echo "cargo is required (https://rustup.rs)" >&2; exit 1
+fi
+if ! { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; }; then
+  step "Installing Chromium and chromedriver for the portal's browser tests"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
+step "Checking PostgreSQL"
+if command -v pg_isready >/dev/null && ! pg_isready -q -d "$PG_URL"; then
+  if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+    as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+    sleep 2
+  fi
+fi
+# If it is still unreachable the PostgreSQL run below fails loudly; it is never skipped.
+
+step "Building"
+cargo build --workspace --all-targets --locked
+
+step "Unit tests and the end-to-end suite on SQLite"
+TRAINFLOW_TEST_BACKEND=sqlite cargo test --workspace --locked --no-fail-fast
+
+step "The end-to-end suite on PostgreSQL (a fresh database per test binary)"
+TRAINFLOW_TEST_BACKEND=postgres TRAINFLOW_TEST_PG_URL="$PG_URL" \
+  cargo test --locked --no-fail-fast -p trainflow-tests -p trainflow-server --tests
+
+step "All tests passed on SQLite and PostgreSQL"
