@@ -1,1 +1,313 @@
-fn main() {}
+//! Benchmark: authenticated `GET /api/v1/users?per_page=50` on PostgreSQL with 100 tenants ×
+//! 10,000 people, beside the same SQL issued directly through the database driver (the
+//! ceiling) in the same run.
+//!
+//! ```text
+//! cargo build --release -p trainflow-server -p trainflow-tests
+//! target/release/bench-users            # or: cargo run --release -p trainflow-tests --bin bench-users
+//! ```
+//! Options (environment): `BENCH_PG_URL` (default postgres://postgres@127.0.0.1:5432/postgres),
+//! `BENCH_TENANTS` (100), `BENCH_USERS` (10000 per tenant), `BENCH_SECONDS` (10 per phase),
+//! `BENCH_CONCURRENCY` (32), `BENCH_KEEP=1` to keep the database.
+//!
+//! Prints: saturation throughput of the API and of the ceiling, their ratio, p50/p99 latency
+//! of the API at half its saturation rate, and the server's resident memory idle and loaded.
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use sqlx::{postgres::PgPoolOptions, Connection, Executor, PgConnection, PgPool};
+use uuid::Uuid;
+
+const PASSWORD: &str = "benchmark-password-2026";
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string()))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let server_url: String = env_or("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+    let tenants: usize = env_or("BENCH_TENANTS", 100);
+    let users: usize = env_or("BENCH_USERS", 10_000);
+    let seconds: u64 = env_or("BENCH_SECONDS", 10);
+    let concurrency: usize = env_or("BENCH_CONCURRENCY", 32);
+
+    // A fresh database, migrated by the real binary.
+    let name = format!("trainflow_bench_{}", Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&server_url).await?;
+    admin.execute(format!("create database {name}").as_str()).await?;
+    let (base, _) = server_url.rsplit_once('/').expect("URL with a database");
+    let db_url = format!("{base}/{name}");
+    let binary = std::env::current_exe()?.parent().map(|p| p.join("trainflow")).unwrap_or_else(|| PathBuf::from("trainflow"));
+    anyhow::ensure!(binary.exists(), "build the server first: cargo build --release -p trainflow-server");
+    let status = Command::new(&binary).arg("migrate").env("TRAINFLOW_DATABASE_URL", &db_url).stdout(Stdio::null()).status()?;
+    anyhow::ensure!(status.success(), "migrate failed");
+
+    println!("seeding {tenants} tenants × {users} people …");
+    let seed_started = Instant::now();
+    let hash = {
+        use argon2::{password_hash::{rand_core::OsRng, PasswordHasher, SaltString}, Algorithm, Argon2, Params, Version};
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(19 * 1024, 2, 1, None).expect("params"))
+            .hash_password(PASSWORD.as_bytes(), &SaltString::generate(&mut OsRng))
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .to_string()
+    };
+    let mut owner = PgConnection::connect(&db_url).await?;
+    let mut slugs = Vec::new();
+    for t in 0..tenants {
+        let slug = format!("bench-{t}");
+        let tenant = Uuid::now_v7();
+        let mut tx = owner.begin().await?;
+        sqlx::query("insert into tenants (id, slug, name, created_at, updated_at) values ($1, $2, $2, now(), now())")
+            .bind(tenant).bind(&slug).execute(&mut *tx).await?;
+        sqlx::query(
+            "insert into users (tenant_id, id, email, username, first_name, last_name, role, password_hash,
+                                is_active, created_at, updated_at)
+             select $1, gen_random_uuid(), 'user' || g || '@' || $2 || '.test', 'user' || g, 'First' || g, 'Last' || g,
+                    case when g = 1 then 'administrator' else 'employee' end,
+                    case when g = 1 then $3 else null end, true,
+                    now() - (g || ' seconds')::interval, now()
+               from generate_series(1, $4) g",
+        )
+        .bind(tenant).bind(&slug).bind(&hash).bind(users as i32).execute(&mut *tx).await?;
+        tx.commit().await?;
+        slugs.push((tenant, slug));
+    }
+    owner.execute("analyze").await?;
+    println!("seeded in {:.1} s", seed_started.elapsed().as_secs_f64());
+
+    // The server, as a separate process so its memory can be read.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let child = Command::new(&binary)
+        .arg("serve")
+        .env("TRAINFLOW_DATABASE_URL", &db_url)
+        .env("TRAINFLOW_BIND", format!("127.0.0.1:{port}"))
+        .env("TRAINFLOW_JWT_SECRET", "benchmark-secret-benchmark-secret-0123")
+        .env("TRAINFLOW_RATE_LIMIT_PER_IP", "1000000000")
+        .env("TRAINFLOW_RATE_LIMIT_PER_TENANT", "1000000000")
+        .env("TRAINFLOW_JOBS_ENABLED", "false")
+        .env("TRAINFLOW_DB_MAX_CONNECTIONS", concurrency.to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let pid = child.id();
+    let _server = Server(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency * 2).build()?;
+    for _ in 0..200 {
+        if http.get(format!("{base}/health")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut tokens = Vec::new();
+    for (_, slug) in &slugs {
+        let body: serde_json::Value = http
+            .post(format!("{base}/api/v1/auth/token"))
+            .json(&serde_json::json!({"tenant": slug, "email": format!("user1@{slug}.test"), "password": PASSWORD}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        tokens.push(body["data"]["access_token"].as_str().ok_or_else(|| anyhow::anyhow!("sign-in failed: {body}"))?.to_string());
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle_kib = rss_kib(pid);
+
+    // 1. API saturation: closed loop at `concurrency`.
+    let tokens = Arc::new(tokens);
+    let peak = Arc::new(AtomicU64::new(idle_kib));
+    let sampling = Arc::new(AtomicBool::new(true));
+    {
+        let (peak, sampling) = (peak.clone(), sampling.clone());
+        tokio::spawn(async move {
+            while sampling.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+    }
+    let api_rps = closed_loop(seconds, concurrency, {
+        let (http, base, tokens) = (http.clone(), base.clone(), tokens.clone());
+        move |i| {
+            let (http, base, tokens) = (http.clone(), base.clone(), tokens.clone());
+            async move {
+                let r = http.get(format!("{base}/api/v1/users?per_page=50")).bearer_auth(&tokens[i % tokens.len()]).send().await;
+                matches!(r, Ok(ref r) if r.status().is_success()) && r.map(|r| r.bytes()).is_ok()
+            }
+        }
+    })
+    .await;
+
+    // 2. API latency at half the saturation rate (open loop; latency from the scheduled time).
+    let rate = (api_rps / 2.0).max(1.0);
+    let mut latencies = open_loop(seconds, rate, {
+        let (http, base, tokens) = (http.clone(), base.clone(), tokens.clone());
+        move |i| {
+            let (http, base, tokens) = (http.clone(), base.clone(), tokens.clone());
+            async move {
+                let r = http.get(format!("{base}/api/v1/users?per_page=50")).bearer_auth(&tokens[i % tokens.len()]).send().await;
+                if let Ok(r) = r {
+                    let _ = r.bytes().await;
+                }
+            }
+        }
+    })
+    .await;
+    sampling.store(false, Ordering::Relaxed);
+    let loaded_kib = peak.load(Ordering::Relaxed);
+    latencies.sort();
+
+    // 3. The ceiling: the same list SQL through sqlx, as the application role, same concurrency.
+    let pool: PgPool = PgPoolOptions::new()
+        .max_connections(concurrency as u32)
+        .after_connect(|c, _| Box::pin(async move { c.execute("set role trainflow_app").await.map(drop) }))
+        .connect(&db_url)
+        .await?;
+    let list_sql = format!(
+        "select {}, count(*) over () as total from {} where {} order by u.created_at asc, u.id limit $7 offset $8",
+        trainflow_identity::users::USER_COLUMNS,
+        trainflow_identity::users::USER_FROM,
+        trainflow_identity::users::USER_FILTER
+    );
+    let tenant_ids: Arc<Vec<Uuid>> = Arc::new(slugs.iter().map(|(t, _)| *t).collect());
+    let ceiling_rps = closed_loop(seconds, concurrency, {
+        let (pool, sql, tenants) = (pool.clone(), Arc::new(list_sql), tenant_ids.clone());
+        move |i| {
+            let (pool, sql, tenants) = (pool.clone(), sql.clone(), tenants.clone());
+            async move {
+                let tenant = tenants[i % tenants.len()];
+                let Ok(mut tx) = pool.begin_with(format!("BEGIN; SELECT set_config('app.tenant_id', '{tenant}', true)")).await else {
+                    return false;
+                };
+                let rows = sqlx::query(&sql)
+                    .bind(tenant).bind(None::<String>).bind(None::<String>).bind(None::<Uuid>).bind(None::<bool>)
+                    .bind(false).bind(50i64).bind(0i64)
+                    .fetch_all(&mut *tx)
+                    .await;
+                rows.is_ok() && tx.commit().await.is_ok()
+            }
+        }
+    })
+    .await;
+
+    println!();
+    println!("GET /api/v1/users?per_page=50 on PostgreSQL, {tenants} tenants × {users} people, {concurrency} concurrent, {seconds} s phases");
+    println!("  API throughput (saturation)        {api_rps:>10.0} req/s");
+    println!("  ceiling: same SQL through sqlx      {ceiling_rps:>10.0} req/s");
+    println!("  API / ceiling                       {:>10.2}", api_rps / ceiling_rps);
+    println!("  at {rate:.0} req/s (half saturation): p50 {:.2} ms, p99 {:.2} ms ({} requests)",
+        percentile(&latencies, 0.50).as_secs_f64() * 1000.0,
+        percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
+        latencies.len());
+    println!("  server memory: idle {:.1} MiB, loaded (peak) {:.1} MiB", idle_kib as f64 / 1024.0, loaded_kib as f64 / 1024.0);
+
+    drop(_server);
+    pool.close().await;
+    if std::env::var("BENCH_KEEP").is_err() {
+        drop(owner);
+        admin.execute(format!("drop database {name} with (force)").as_str()).await?;
+    } else {
+        println!("kept database {db_url}");
+    }
+    Ok(())
+}
+
+/// Runs `f` back to back from `concurrency` workers for `seconds`; returns successes per second.
+async fn closed_loop<F, Fut>(seconds: u64, concurrency: usize, f: F) -> f64
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static + Clone,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let ok = Arc::new(AtomicU64::new(0));
+    // Warm up, then measure.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    run_workers(deadline, concurrency, f.clone(), Arc::new(AtomicU64::new(0))).await;
+    let started = Instant::now();
+    run_workers(started + Duration::from_secs(seconds), concurrency, f, ok.clone()).await;
+    ok.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn run_workers<F, Fut>(deadline: Instant, concurrency: usize, f: F, ok: Arc<AtomicU64>)
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static + Clone,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let mut handles = Vec::new();
+    for w in 0..concurrency {
+        let (f, ok) = (f.clone(), ok.clone());
+        handles.push(tokio::spawn(async move {
+            let mut i = w;
+            while Instant::now() < deadline {
+                if f(i).await {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                }
+                i += concurrency;
+            }
+        }));
+    }
+    for h in handles {
+        let _ = h.await;
+    }
+}
+
+/// Sends at a fixed `rate` for `seconds`; returns each request's latency measured from the time
+/// it was due (so a stalled server is not hidden by a stalled client).
+async fn open_loop<F, Fut>(seconds: u64, rate: f64, f: F) -> Vec<Duration>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static + Clone,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let total = (rate * seconds as f64) as usize;
+    let start = tokio::time::Instant::now();
+    let mut handles = Vec::with_capacity(total);
+    for i in 0..total {
+        let due = start + Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(due).await;
+        let f = f.clone();
+        handles.push(tokio::spawn(async move {
+            f(i).await;
+            due.elapsed()
+        }));
+    }
+    let mut out = Vec::with_capacity(total);
+    for h in handles {
+        if let Ok(d) = h.await {
+            out.push(d);
+        }
+    }
+    out
+}

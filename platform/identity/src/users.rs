@@ -392,7 +392,7 @@ pub const USER_SORTS: [(&str, &str); 6] = [
 
 /// The list filter over `users u`; binds $1 tenant, $2 search pattern, $3 role,
 /// $4 department, $5 active, $6 include deleted.
-const USER_FILTER: &str = "u.tenant_id = $1
+pub const USER_FILTER: &str = "u.tenant_id = $1
     and ($2 is null or lower(u.email) like $2 escape '\\' or lower(u.username) like $2 escape '\\'
          or lower(u.first_name || ' ' || u.last_name) like $2 escape '\\')
     and ($3 is null or u.role = $3)

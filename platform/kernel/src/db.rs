@@ -300,7 +300,10 @@ impl TenantTx {
             ..ctx.clone()
         };
         if !role.grants(permission) {
-            // Record the refusal in its own committed transaction, then refuse.
+            // Record the refusal in its own write transaction (the checking one may be
+            // read-only), then refuse.
+            drop(tx);
+            let mut tx = TenantTx { tenant: ctx.tenant_id, actor: Some(ctx.user_id), tx: db.begin_for(ctx.tenant_id, true).await? };
             crate::audit::record(
                 &mut tx,
                 crate::audit::Entry::security("permission_denied", &ctx)
