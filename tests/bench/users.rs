@@ -29,7 +29,10 @@ use uuid::Uuid;
 const PASSWORD: &str = "benchmark-password-2026";
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -42,7 +45,11 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
+        })
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
@@ -58,7 +65,10 @@ impl Drop for Server {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let server_url: String = env_or("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+    let server_url: String = env_or(
+        "BENCH_PG_URL",
+        "postgres://postgres@127.0.0.1:5432/postgres".to_string(),
+    );
     let tenants: usize = env_or("BENCH_TENANTS", 100);
     let users: usize = env_or("BENCH_USERS", 10_000);
     let seconds: u64 = env_or("BENCH_SECONDS", 10);
@@ -67,22 +77,41 @@ async fn main() -> anyhow::Result<()> {
     // A fresh database, migrated by the real binary.
     let name = format!("trainflow_bench_{}", Uuid::new_v4().simple());
     let mut admin = PgConnection::connect(&server_url).await?;
-    admin.execute(format!("create database {name}").as_str()).await?;
+    admin
+        .execute(format!("create database {name}").as_str())
+        .await?;
     let (base, _) = server_url.rsplit_once('/').expect("URL with a database");
     let db_url = format!("{base}/{name}");
-    let binary = std::env::current_exe()?.parent().map(|p| p.join("trainflow")).unwrap_or_else(|| PathBuf::from("trainflow"));
-    anyhow::ensure!(binary.exists(), "build the server first: cargo build --release -p trainflow-server");
-    let status = Command::new(&binary).arg("migrate").env("TRAINFLOW_DATABASE_URL", &db_url).stdout(Stdio::null()).status()?;
+    let binary = std::env::current_exe()?
+        .parent()
+        .map(|p| p.join("trainflow"))
+        .unwrap_or_else(|| PathBuf::from("trainflow"));
+    anyhow::ensure!(
+        binary.exists(),
+        "build the server first: cargo build --release -p trainflow-server"
+    );
+    let status = Command::new(&binary)
+        .arg("migrate")
+        .env("TRAINFLOW_DATABASE_URL", &db_url)
+        .stdout(Stdio::null())
+        .status()?;
     anyhow::ensure!(status.success(), "migrate failed");
 
     println!("seeding {tenants} tenants × {users} people …");
     let seed_started = Instant::now();
     let hash = {
-        use argon2::{password_hash::{rand_core::OsRng, PasswordHasher, SaltString}, Algorithm, Argon2, Params, Version};
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(19 * 1024, 2, 1, None).expect("params"))
-            .hash_password(PASSWORD.as_bytes(), &SaltString::generate(&mut OsRng))
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .to_string()
+        use argon2::{
+            password_hash::{rand_core::OsRng, PasswordHasher, SaltString},
+            Algorithm, Argon2, Params, Version,
+        };
+        Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(19 * 1024, 2, 1, None).expect("params"),
+        )
+        .hash_password(PASSWORD.as_bytes(), &SaltString::generate(&mut OsRng))
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .to_string()
     };
     let mut owner = PgConnection::connect(&db_url).await?;
     let mut slugs = Vec::new();
@@ -109,12 +138,17 @@ async fn main() -> anyhow::Result<()> {
     println!("seeded in {:.1} s", seed_started.elapsed().as_secs_f64());
 
     // The server, as a separate process so its memory can be read.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let child = Command::new(&binary)
         .arg("serve")
         .env("TRAINFLOW_DATABASE_URL", &db_url)
         .env("TRAINFLOW_BIND", format!("127.0.0.1:{port}"))
-        .env("TRAINFLOW_JWT_SECRET", "benchmark-secret-benchmark-secret-0123")
+        .env(
+            "TRAINFLOW_JWT_SECRET",
+            "benchmark-secret-benchmark-secret-0123",
+        )
         .env("TRAINFLOW_RATE_LIMIT_PER_IP", "1000000000")
         .env("TRAINFLOW_RATE_LIMIT_PER_TENANT", "1000000000")
         .env("TRAINFLOW_JOBS_ENABLED", "false")
@@ -126,7 +160,9 @@ async fn main() -> anyhow::Result<()> {
     let pid = child.id();
     let _server = Server(child);
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency * 2).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency * 2)
+        .build()?;
     for _ in 0..200 {
         if http.get(format!("{base}/health")).send().await.is_ok() {
             break;
@@ -142,7 +178,12 @@ async fn main() -> anyhow::Result<()> {
             .await?
             .json()
             .await?;
-        tokens.push(body["data"]["access_token"].as_str().ok_or_else(|| anyhow::anyhow!("sign-in failed: {body}"))?.to_string());
+        tokens.push(
+            body["data"]["access_token"]
+                .as_str()
+                .ok_or_else(|| anyhow::anyhow!("sign-in failed: {body}"))?
+                .to_string(),
+        );
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_kib = rss_kib(pid);
@@ -165,8 +206,15 @@ async fn main() -> anyhow::Result<()> {
         move |i| {
             let (http, base, tokens) = (http.clone(), base.clone(), tokens.clone());
             async move {
-                let r = http.get(format!("{base}/api/v1/users?per_page=50")).bearer_auth(&tokens[i % tokens.len()]).send().await;
-                matches!(r, Ok(ref r) if r.status().is_success()) && r.map(|r| r.bytes()).is_ok()
+                match http
+                    .get(format!("{base}/api/v1/users?per_page=50"))
+                    .bearer_auth(&tokens[i % tokens.len()])
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+                    _ => false,
+                }
             }
         }
     })
@@ -179,7 +227,11 @@ async fn main() -> anyhow::Result<()> {
         move |i| {
             let (http, base, tokens) = (http.clone(), base.clone(), tokens.clone());
             async move {
-                let r = http.get(format!("{base}/api/v1/users?per_page=50")).bearer_auth(&tokens[i % tokens.len()]).send().await;
+                let r = http
+                    .get(format!("{base}/api/v1/users?per_page=50"))
+                    .bearer_auth(&tokens[i % tokens.len()])
+                    .send()
+                    .await;
                 if let Ok(r) = r {
                     let _ = r.bytes().await;
                 }
@@ -194,31 +246,62 @@ async fn main() -> anyhow::Result<()> {
     // 3. The ceiling: the same list SQL through sqlx, as the application role, same concurrency.
     let pool: PgPool = PgPoolOptions::new()
         .max_connections(concurrency as u32)
-        .after_connect(|c, _| Box::pin(async move { c.execute("set role trainflow_app").await.map(drop) }))
+        .after_connect(|c, _| {
+            Box::pin(async move { c.execute("set role trainflow_app").await.map(drop) })
+        })
         .connect(&db_url)
         .await?;
+    // Exactly the statements the API issues for this request: the page, then the count.
     let list_sql = format!(
-        "select {}, count(*) over () as total from {} where {} order by u.created_at asc, u.id limit $7 offset $8",
+        "select {} from {} where {} order by u.created_at asc, u.id limit $7 offset $8",
         trainflow_identity::users::USER_COLUMNS,
         trainflow_identity::users::USER_FROM,
         trainflow_identity::users::USER_FILTER
     );
+    let count_sql = format!(
+        "select count(*) from users u where {}",
+        trainflow_identity::users::USER_FILTER
+    );
     let tenant_ids: Arc<Vec<Uuid>> = Arc::new(slugs.iter().map(|(t, _)| *t).collect());
     let ceiling_rps = closed_loop(seconds, concurrency, {
-        let (pool, sql, tenants) = (pool.clone(), Arc::new(list_sql), tenant_ids.clone());
+        let (pool, sqls, tenants) = (
+            pool.clone(),
+            Arc::new((list_sql, count_sql)),
+            tenant_ids.clone(),
+        );
         move |i| {
-            let (pool, sql, tenants) = (pool.clone(), sql.clone(), tenants.clone());
+            let (pool, sqls, tenants) = (pool.clone(), sqls.clone(), tenants.clone());
             async move {
                 let tenant = tenants[i % tenants.len()];
-                let Ok(mut tx) = pool.begin_with(format!("BEGIN; SELECT set_config('app.tenant_id', '{tenant}', true)")).await else {
+                let Ok(mut tx) = pool
+                    .begin_with(format!(
+                        "BEGIN; SELECT set_config('app.tenant_id', '{tenant}', true)"
+                    ))
+                    .await
+                else {
                     return false;
                 };
-                let rows = sqlx::query(&sql)
-                    .bind(tenant).bind(None::<String>).bind(None::<String>).bind(None::<Uuid>).bind(None::<bool>)
-                    .bind(false).bind(50i64).bind(0i64)
+                let rows = sqlx::query(&sqls.0)
+                    .bind(tenant)
+                    .bind(None::<String>)
+                    .bind(None::<String>)
+                    .bind(None::<Uuid>)
+                    .bind(None::<bool>)
+                    .bind("exclude")
+                    .bind(50i64)
+                    .bind(0i64)
                     .fetch_all(&mut *tx)
                     .await;
-                rows.is_ok() && tx.commit().await.is_ok()
+                let total: Result<i64, _> = sqlx::query_scalar(&sqls.1)
+                    .bind(tenant)
+                    .bind(None::<String>)
+                    .bind(None::<String>)
+                    .bind(None::<Uuid>)
+                    .bind(None::<bool>)
+                    .bind("exclude")
+                    .fetch_one(&mut *tx)
+                    .await;
+                rows.is_ok() && total.is_ok() && tx.commit().await.is_ok()
             }
         }
     })
@@ -228,18 +311,29 @@ async fn main() -> anyhow::Result<()> {
     println!("GET /api/v1/users?per_page=50 on PostgreSQL, {tenants} tenants × {users} people, {concurrency} concurrent, {seconds} s phases");
     println!("  API throughput (saturation)        {api_rps:>10.0} req/s");
     println!("  ceiling: same SQL through sqlx      {ceiling_rps:>10.0} req/s");
-    println!("  API / ceiling                       {:>10.2}", api_rps / ceiling_rps);
-    println!("  at {rate:.0} req/s (half saturation): p50 {:.2} ms, p99 {:.2} ms ({} requests)",
+    println!(
+        "  API / ceiling                       {:>10.2}",
+        api_rps / ceiling_rps
+    );
+    println!(
+        "  at {rate:.0} req/s (half saturation): p50 {:.2} ms, p99 {:.2} ms ({} requests)",
         percentile(&latencies, 0.50).as_secs_f64() * 1000.0,
         percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
-        latencies.len());
-    println!("  server memory: idle {:.1} MiB, loaded (peak) {:.1} MiB", idle_kib as f64 / 1024.0, loaded_kib as f64 / 1024.0);
+        latencies.len()
+    );
+    println!(
+        "  server memory: idle {:.1} MiB, loaded (peak) {:.1} MiB",
+        idle_kib as f64 / 1024.0,
+        loaded_kib as f64 / 1024.0
+    );
 
     drop(_server);
     pool.close().await;
     if std::env::var("BENCH_KEEP").is_err() {
         drop(owner);
-        admin.execute(format!("drop database {name} with (force)").as_str()).await?;
+        admin
+            .execute(format!("drop database {name} with (force)").as_str())
+            .await?;
     } else {
         println!("kept database {db_url}");
     }
@@ -255,9 +349,21 @@ where
     let ok = Arc::new(AtomicU64::new(0));
     // Warm up, then measure.
     let deadline = Instant::now() + Duration::from_secs(1);
-    run_workers(deadline, concurrency, f.clone(), Arc::new(AtomicU64::new(0))).await;
+    run_workers(
+        deadline,
+        concurrency,
+        f.clone(),
+        Arc::new(AtomicU64::new(0)),
+    )
+    .await;
     let started = Instant::now();
-    run_workers(started + Duration::from_secs(seconds), concurrency, f, ok.clone()).await;
+    run_workers(
+        started + Duration::from_secs(seconds),
+        concurrency,
+        f,
+        ok.clone(),
+    )
+    .await;
     ok.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 

@@ -61,9 +61,17 @@ async fn repeated_failures_back_off_with_retry_after_then_allow_the_right_passwo
     let app = TestApp::spawn().await;
     let email = email_of(&app.a.slug, Role::Trainer);
     let body = json!({"tenant": app.a.slug, "email": email, "password": "wrong-password-123"});
-    for _ in 0..5 {
+    // Spelling variants of the same account share one counter.
+    let variants = [
+        json!({"tenant": app.a.slug, "email": email, "password": "wrong-password-123"}),
+        json!({"tenant": app.a.slug.to_uppercase(), "email": email, "password": "wrong-password-123"}),
+        json!({"tenant": format!(" {} ", app.a.slug), "email": email.to_uppercase(), "password": "wrong-password-123"}),
+        json!({"tenant": app.a.slug, "email": format!(" {email}"), "password": "wrong-password-123"}),
+        json!({"tenant": app.a.slug, "email": email, "password": "wrong-password-123"}),
+    ];
+    for variant in variants {
         let (s, _) = app
-            .call(Method::POST, "/api/v1/auth/token", None, Some(body.clone()))
+            .call(Method::POST, "/api/v1/auth/token", None, Some(variant))
             .await;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
     }
@@ -1041,4 +1049,34 @@ async fn the_openapi_document_describes_the_envelope_and_errors() {
         .unwrap()
         .to_lowercase()
         .contains("swagger"));
+}
+
+#[tokio::test]
+async fn a_chunked_body_over_the_limit_is_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn().await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /portal/login HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/x-www-form-urlencoded\r\n\
+         transfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let chunk = vec![b'a'; 256 * 1024];
+    for _ in 0..8 {
+        let _ = stream
+            .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .await;
+        let _ = stream.write_all(&chunk).await;
+        let _ = stream.write_all(b"\r\n").await;
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    let text = String::from_utf8_lossy(&response);
+    assert!(
+        text.starts_with("HTTP/1.1 413"),
+        "{}",
+        &text[..text.len().min(200)]
+    );
 }

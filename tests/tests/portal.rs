@@ -298,6 +298,13 @@ async fn people_without_the_permission_do_not_see_the_people_pages() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let cleared = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cleared.starts_with("tf_session=;")
+            && cleared.contains("Max-Age=0")
+            && cleared.contains("Path=/"),
+        "{cleared}"
+    );
     let resp = client
         .get(format!("{}/portal", app.base))
         .send()

@@ -18,7 +18,7 @@ use crate::{
     password::check_policy,
     service::{self, SelfEdit},
     signin::{self, AuthDeps, TokenPair},
-    users::{self, CreateUser, PatchUser, ReplaceUser, User, UserFilter, USER_SORTS},
+    users::{self, CreateUser, Deleted, PatchUser, ReplaceUser, User, UserFilter, USER_SORTS},
 };
 
 #[derive(Tags)]
@@ -54,6 +54,14 @@ pub struct TokenRequest {
 pub struct RefreshRequest {
     #[oai(validator(max_length = 200))]
     pub refresh_token: String,
+}
+
+impl RefreshRequest {
+    fn check(&self) -> ApiResult<()> {
+        bounded(&self.refresh_token, 1, 200)
+            .map(drop)
+            .map_err(|e| ApiError::field("refresh_token", e))
+    }
 }
 
 /// Issued tokens.
@@ -121,6 +129,7 @@ pub struct Department {
     pub id: Uuid,
     pub name: String,
     pub code: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
 
@@ -200,6 +209,7 @@ impl IdentityApi {
         req: &poem::Request,
         body: Body<RefreshRequest>,
     ) -> ApiResult<Ok200<TokenResponse>> {
+        body.0.check()?;
         let pair = signin::refresh(&self.deps, &body.0.refresh_token, client_ip(req)).await?;
         Ok(ok(pair.into()))
     }
@@ -211,6 +221,7 @@ impl IdentityApi {
         req: &poem::Request,
         body: Body<RefreshRequest>,
     ) -> ApiResult<NoContent> {
+        body.0.check()?;
         signin::logout(&self.deps, &body.0.refresh_token, client_ip(req)).await?;
         Ok(NoContent::NoContent)
     }
@@ -240,7 +251,8 @@ impl IdentityApi {
         Ok(ok(service::update_me(&self.deps.db, &auth.0, edit).await?))
     }
 
-    /// Change one's own password (ends every other sign-in).
+    /// Change one's own password. Every refresh token and portal session of the person ends,
+    /// this sign-in's included; access tokens run out within their lifetime.
     #[oai(path = "/users/me/password", method = "post", tag = "Tag::Users")]
     async fn change_password(
         &self,
@@ -248,7 +260,13 @@ impl IdentityApi {
         body: Body<ChangePassword>,
     ) -> ApiResult<NoContent> {
         let b = body.0;
-        check_policy(&b.new_password).map_err(|e| ApiError::field("new_password", e))?;
+        let mut errors = trainflow_kernel::FieldErrors::new();
+        errors.check("new_password", check_policy(&b.new_password));
+        errors.check(
+            "current_password",
+            bounded(&b.current_password, 1, 128).map(drop),
+        );
+        errors.into_result()?;
         let current = {
             let (mut tx, ctx) =
                 TenantTx::begin(&self.deps.db, &auth.0, Permission::SelfService).await?;
@@ -308,7 +326,11 @@ impl IdentityApi {
             role: role.0,
             department_id: department_id.0,
             is_active: is_active.0,
-            include_deleted: include_deleted.0.unwrap_or(false),
+            deleted: if include_deleted.0.unwrap_or(false) {
+                Deleted::Include
+            } else {
+                Deleted::Exclude
+            },
         };
         let (data, total) = service::list_users(&self.deps.db, &auth.0, filter, sort, page).await?;
         Ok(page.list(data, total))

@@ -159,7 +159,9 @@ pub async fn list_users(
     page: Page,
 ) -> ApiResult<(Vec<User>, i64)> {
     let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::UsersRead).await?;
-    filter.include_deleted &= ctx.role == Role::Administrator;
+    if ctx.role != Role::Administrator {
+        filter.deleted = users::Deleted::Exclude;
+    }
     let out = users::list(&mut tx, &filter, sort, page).await?;
     tx.commit().await?;
     Ok(out)

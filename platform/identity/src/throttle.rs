@@ -26,8 +26,14 @@ impl Keys {
     /// Keys for (tenant, email) and the client address.
     pub fn new(tenant_slug: &str, email: &str, ip: Option<&str>) -> Self {
         Self {
+            // Normalised exactly as sign-in normalises them, so spelling variants share a key.
             account: sha256_hex(
-                format!("account:{tenant_slug}:{}", email.to_lowercase()).as_bytes(),
+                format!(
+                    "account:{}:{}",
+                    tenant_slug.trim().to_lowercase(),
+                    email.trim().to_lowercase()
+                )
+                .as_bytes(),
             ),
             ip: ip.map(|ip| sha256_hex(format!("ip:{ip}").as_bytes())),
         }

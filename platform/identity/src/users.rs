@@ -73,14 +73,19 @@ pub struct User {
     pub is_active: bool,
     /// False for people invited (e.g. by an HR sync) who have not set a password yet.
     pub email_verified: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
     pub last_active_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
     pub last_login_at: Option<OffsetDateTime>,
     pub failed_login_attempts: i32,
     /// Id in the HR system that synced this person.
     pub external_id: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
     /// Set when soft-deleted; an administrator can restore.
+    #[serde(with = "time::serde::rfc3339::option")]
     pub deleted_at: Option<OffsetDateTime>,
 }
 
@@ -377,7 +382,29 @@ pub struct UserFilter {
     pub role: Option<Role>,
     pub department_id: Option<Uuid>,
     pub is_active: Option<bool>,
-    pub include_deleted: bool,
+    pub deleted: Deleted,
+}
+
+/// Which soft-deleted people a list shows.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    /// Only people who are not deleted (the default).
+    #[default]
+    Exclude,
+    /// Everyone.
+    Include,
+    /// Only deleted people.
+    Only,
+}
+
+impl Deleted {
+    fn as_str(self) -> &'static str {
+        match self {
+            Deleted::Exclude => "exclude",
+            Deleted::Include => "include",
+            Deleted::Only => "only",
+        }
+    }
 }
 
 /// Sortable fields of the user list: API name → column.
@@ -391,21 +418,14 @@ pub const USER_SORTS: [(&str, &str); 6] = [
 ];
 
 /// The list filter over `users u`; binds $1 tenant, $2 search pattern, $3 role,
-/// $4 department, $5 active, $6 include deleted.
+/// $4 department, $5 active, $6 [`Deleted`] mode.
 pub const USER_FILTER: &str = "u.tenant_id = $1
     and ($2 is null or lower(u.email) like $2 escape '\\' or lower(u.username) like $2 escape '\\'
          or lower(u.first_name || ' ' || u.last_name) like $2 escape '\\')
     and ($3 is null or u.role = $3)
     and ($4 is null or u.department_id = $4)
     and ($5 is null or u.is_active = $5)
-    and ($6 or u.deleted_at is null)";
-
-#[derive(sqlx::FromRow)]
-struct ListedUser {
-    #[sqlx(flatten)]
-    user: UserRow,
-    total: i64,
-}
+    and ($6 = 'include' or (u.deleted_at is not null) = ($6 = 'only'))";
 
 /// Escapes `%`, `_` and `\` for a `like ... escape '\'` pattern.
 fn like_pattern(search: &str) -> String {
@@ -428,33 +448,30 @@ pub async fn list(
     page: Page,
 ) -> ApiResult<(Vec<User>, i64)> {
     let tenant = tx.tenant();
+    // Two statements rather than `count(*) over ()`: the page then comes straight off the
+    // (tenant_id, created_at, id) index instead of materialising every matching row.
     let query = format!(
-        "select {USER_COLUMNS}, count(*) over () as total from {USER_FROM} where {USER_FILTER}
+        "select {USER_COLUMNS} from {USER_FROM} where {USER_FILTER}
           order by {} {}, u.id limit $7 offset $8",
         sort.0,
         if sort.1 { "desc" } else { "asc" }
     );
+    let count_query = format!("select count(*) from users u where {USER_FILTER}");
     let search = filter
         .search
         .as_deref()
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(like_pattern);
-    let rows: Vec<ListedUser> = sql!(tx.conn() => |c| sqlx::query_as(&query)
-        .bind(tenant).bind(&search).bind(filter.role.map(Role::as_str)).bind(filter.department_id)
-        .bind(filter.is_active).bind(filter.include_deleted).bind(page.limit()).bind(page.offset())
+    let (role, deleted) = (filter.role.map(Role::as_str), filter.deleted.as_str());
+    let rows: Vec<UserRow> = sql!(tx.conn() => |c| sqlx::query_as(&query)
+        .bind(tenant).bind(&search).bind(role).bind(filter.department_id)
+        .bind(filter.is_active).bind(deleted).bind(page.limit()).bind(page.offset())
         .fetch_all(&mut *c).await)?;
-    let total = match rows.first() {
-        Some(r) => r.total,
-        None if page.page > 1 => {
-            let count_query = format!("select count(*) from users u where {USER_FILTER}");
-            sql!(tx.conn() => |c| sqlx::query_scalar::<_, i64>(&count_query)
-                .bind(tenant).bind(&search).bind(filter.role.map(Role::as_str)).bind(filter.department_id)
-                .bind(filter.is_active).bind(filter.include_deleted).fetch_one(&mut *c).await)?
-        }
-        None => 0,
-    };
-    Ok((rows.into_iter().map(|r| r.user.into()).collect(), total))
+    let total: i64 = sql!(tx.conn() => |c| sqlx::query_scalar(&count_query)
+        .bind(tenant).bind(&search).bind(role).bind(filter.department_id)
+        .bind(filter.is_active).bind(deleted).fetch_one(&mut *c).await)?;
+    Ok((rows.into_iter().map(User::from).collect(), total))
 }
 
 /// A user by id; deleted users only when `include_deleted`.
@@ -502,8 +519,9 @@ async fn check_department(tx: &mut TenantTx, department_id: Option<Uuid>) -> Api
         .ok_or_else(|| ApiError::field("department_id", "no such department"))
 }
 
-/// Names every unique field `f` would collide on (all at once, in a stable order); the
-/// constraint mapping in [`map_unique`] remains the guard against a concurrent insert.
+/// Refuses a record whose email, username or employee number another user holds, naming the
+/// field (email first); the constraint mapping in [`map_unique`] remains the guard against a
+/// concurrent insert.
 async fn check_unique(tx: &mut TenantTx, f: &UserFields, except: Option<Uuid>) -> ApiResult<()> {
     let tenant = tx.tenant();
     let rows: Vec<(String, String, Option<String>)> = sql!(tx.conn() => |c| sqlx::query_as(

@@ -206,12 +206,15 @@ struct JobRun {
 #[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct JobRunView {
     pub id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
     pub scheduled_for: OffsetDateTime,
     /// The instance that claimed it.
     pub instance: String,
     /// `running`, `succeeded` or `failed`.
     pub status: String,
+    #[serde(with = "time::serde::rfc3339")]
     pub started_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
     pub finished_at: Option<OffsetDateTime>,
     pub detail: Option<serde_json::Value>,
 }

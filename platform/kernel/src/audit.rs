@@ -199,6 +199,7 @@ pub async fn verify_chain(tx: &mut TenantTx) -> ApiResult<Option<i64>> {
            from audit_log where tenant_id = $1 order by seq")
         .bind(tenant).fetch_all(&mut *c).await)?;
     let mut prev = String::new();
+    let mut last_seq = 0;
     for r in rows {
         let entry = Entry {
             actor_kind: r.actor_kind,
@@ -218,6 +219,15 @@ pub async fn verify_chain(tx: &mut TenantTx) -> ApiResult<Option<i64>> {
             return Ok(Some(r.seq));
         }
         prev = r.hash;
+        last_seq = r.seq;
     }
-    Ok(None)
+    // The head must point at the last entry, so removing the newest entries shows too.
+    let head: Option<(i64, String)> = sql!(tx.conn() => |c| sqlx::query_as(
+        "select seq, hash from audit_heads where tenant_id = $1")
+        .bind(tenant).fetch_optional(&mut *c).await)?;
+    match head {
+        Some((seq, hash)) if seq != last_seq || hash != prev => Ok(Some(last_seq + 1)),
+        None if last_seq != 0 => Ok(Some(last_seq)),
+        _ => Ok(None),
+    }
 }

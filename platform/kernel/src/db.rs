@@ -287,7 +287,7 @@ impl TenantTx {
         let (status, role, active) =
             row.ok_or(ApiError::Unauthorized("tenant no longer exists"))?;
         if status != "active" {
-            return Err(ApiError::Unauthorized("tenant is suspended"));
+            return Err(ApiError::Unauthorized("tenant is not active"));
         }
         if active != Some(true) {
             return Err(ApiError::Unauthorized("user is inactive"));
@@ -303,7 +303,11 @@ impl TenantTx {
             // Record the refusal in its own write transaction (the checking one may be
             // read-only), then refuse.
             drop(tx);
-            let mut tx = TenantTx { tenant: ctx.tenant_id, actor: Some(ctx.user_id), tx: db.begin_for(ctx.tenant_id, true).await? };
+            let mut tx = TenantTx {
+                tenant: ctx.tenant_id,
+                actor: Some(ctx.user_id),
+                tx: db.begin_for(ctx.tenant_id, true).await?,
+            };
             crate::audit::record(
                 &mut tx,
                 crate::audit::Entry::security("permission_denied", &ctx)

@@ -58,6 +58,12 @@ impl Portal {
         c
     }
 
+    /// A cookie that deletes `name`: same attributes (a `__Host-` cookie is only replaced by
+    /// one with `Secure` and `Path=/`), empty value, expired.
+    pub fn expired(&self, name: &str) -> Cookie {
+        self.cookie(name, String::new(), Some(time::Duration::ZERO))
+    }
+
     /// The signed-in session of this request, if any.
     pub async fn session(
         &self,

@@ -14,7 +14,7 @@ use trainflow_identity::{
     api::{departments, Department},
     service::{self, SelfEdit},
     signin::{self, PortalSession},
-    users::{self, CreateUser, ReplaceUser, User, UserFilter},
+    users::{self, CreateUser, Deleted, ReplaceUser, User, UserFilter},
 };
 use trainflow_kernel::{
     auth::{client_ip, Permission, Role},
@@ -230,7 +230,7 @@ pub async fn login(
                 cookie,
                 Some(portal.deps.session_ttl),
             ));
-            jar.remove(portal.login_csrf_cookie());
+            jar.add(portal.expired(portal.login_csrf_cookie()));
             Ok(Redirect::see_other("/portal").into_response())
         }
         Err(err @ (ApiError::Unauthorized(_) | ApiError::TooManyRequests { .. })) => {
@@ -277,7 +277,7 @@ pub async fn logout(
     if let Some(c) = jar.get(portal.session_cookie()) {
         signin::end_session(&portal.deps.db, c.value_str(), client_ip(req)).await?;
     }
-    jar.remove(portal.session_cookie());
+    jar.add(portal.expired(portal.session_cookie()));
     Ok(to_login())
 }
 
@@ -552,9 +552,13 @@ pub async fn users_page(
             "inactive" => Some(false),
             _ => None,
         },
-        include_deleted: q.status == "deleted",
+        deleted: if q.status == "deleted" {
+            Deleted::Only
+        } else {
+            Deleted::Exclude
+        },
     };
-    let (mut list, total) = service::list_users(
+    let (list, total) = service::list_users(
         &portal.deps.db,
         &s.ctx,
         filter,
@@ -562,9 +566,6 @@ pub async fn users_page(
         page,
     )
     .await?;
-    if q.status == "deleted" {
-        list.retain(|u| u.deleted_at.is_some());
-    }
     let pages = ((total + 19) / 20).max(1);
     let notice = match q.notice.as_deref() {
         Some("created") => Some("The person was created."),

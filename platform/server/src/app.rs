@@ -123,6 +123,30 @@ async fn handle<E: Endpoint<Output = Response>>(
         if let Some(refusal) = admit(&edge, &req, &ip, &path) {
             return refusal;
         }
+        // A body without a declared length (chunked) is read here, up to the limit.
+        if !req.headers().contains_key(header::CONTENT_LENGTH)
+            && req.headers().contains_key(header::TRANSFER_ENCODING)
+        {
+            match req
+                .take_body()
+                .into_bytes_limit(edge.settings.max_body_bytes)
+                .await
+            {
+                Ok(bytes) => req.set_body(bytes),
+                Err(poem::error::ReadBodyError::PayloadTooLarge) => {
+                    return error_response(ApiError::PayloadTooLarge, is_api)
+                }
+                Err(other) => {
+                    return error_response(
+                        ApiError::BadRequest {
+                            message: other.to_string(),
+                            field: None,
+                        },
+                        is_api,
+                    )
+                }
+            }
+        }
         match ep.call(req).await {
             Ok(resp) => resp,
             Err(err) => error_response(from_poem_error(err), is_api),
@@ -131,7 +155,8 @@ async fn handle<E: Endpoint<Output = Response>>(
     .await;
     let mut resp = outcome;
     let status = resp.status();
-    let operation = if status == StatusCode::NOT_FOUND && !is_api {
+    // 404s are labelled `unmatched` so arbitrary paths cannot grow the label set.
+    let operation = if status == StatusCode::NOT_FOUND {
         "unmatched".to_string()
     } else {
         operation_label(&method, &path)
@@ -220,7 +245,9 @@ fn client_ip(settings: &Settings, req: &Request) -> String {
             .headers()
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
+            // The rightmost entry is the one our proxy appended; anything left of it is
+            // whatever the client claimed.
+            .and_then(|v| v.rsplit(',').next())
             .map(str::trim)
             .filter(|s| s.parse::<std::net::IpAddr>().is_ok())
         {

@@ -131,6 +131,23 @@ enum JobCommand {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Ctrl-C, or SIGTERM (what container runtimes, Kubernetes and systemd send).
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
 fn parse_role(s: &str) -> Result<Role, String> {
     s.parse()
 }
@@ -185,7 +202,7 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("binding {bind}"))?;
             tracing::info!(%bind, "TrainFlow listening; API docs at /docs");
             trainflow_server::serve(instance, acceptor, async {
-                let _ = tokio::signal::ctrl_c().await;
+                shutdown_signal().await;
             })
             .await
         }

@@ -110,6 +110,8 @@ pub async fn apply(db: &Db, hasher: &Hasher, m: &Manifest) -> anyhow::Result<App
         .map_err(anyhow_api)?;
     let existing = departments(&mut tx).await.map_err(anyhow_api)?;
     for d in &m.departments {
+        trainflow_kernel::domain::bounded(&d.name, 1, 100)
+            .map_err(|e| anyhow::anyhow!("department name {e}"))?;
         if !existing.iter().any(|e| e.name == d.name) {
             let dept = insert_department(&mut tx, &d.name, d.code.clone())
                 .await

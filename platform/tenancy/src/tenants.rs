@@ -21,8 +21,9 @@ pub struct TenantSettings {
     pub primary_colour: String,
     /// Logo URL shown in the portal header.
     pub logo_url: Option<String>,
-    /// People inactive for this many days are deactivated by the nightly cleanup (0 = never).
-    pub inactive_after_days: u32,
+    /// People inactive for this many days are deactivated by the nightly cleanup (0 = never;
+    /// absent = the platform default).
+    pub inactive_after_days: Option<u32>,
     /// Channels notifications may use.
     pub notification_channels: Vec<String>,
 }
@@ -32,7 +33,7 @@ impl Default for TenantSettings {
         Self {
             primary_colour: "#1f4e79".into(),
             logo_url: None,
-            inactive_after_days: 365,
+            inactive_after_days: None,
             notification_channels: vec!["in_app".into(), "email".into()],
         }
     }
@@ -55,7 +56,7 @@ impl TenantSettings {
                 );
             }
         }
-        if self.inactive_after_days > 3650 {
+        if self.inactive_after_days.is_some_and(|d| d > 3650) {
             errors.add("settings.inactive_after_days", "must be at most 3650");
         }
         for ch in &self.notification_channels {
@@ -239,7 +240,8 @@ impl Operator {
 pub async fn create(db: &Db, f: TenantFields, by: &Operator) -> ApiResult<Tenant> {
     let now = trainflow_kernel::now();
     let id = TenantId::new();
-    let mut tx = db.platform_tx().await?;
+    // The new tenant's own transaction: the row, its audit chain's first link, one commit.
+    let mut tx = TenantTx::begin_system(db, id).await?;
     sql!(tx.conn() => |c| sqlx::query(
         "insert into tenants (id, slug, name, domain, time_zone, locale, settings, created_at, updated_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $8)")
@@ -250,17 +252,15 @@ pub async fn create(db: &Db, f: TenantFields, by: &Operator) -> ApiResult<Tenant
         Some(field) => ApiError::Conflict { message: format!("another tenant already has this {field}"), field },
         None => e.into(),
     })?;
-    tx.commit().await?;
-    let tenant = get(db, id).await?;
-    let mut ttx = TenantTx::begin_system(db, id).await?;
     audit::record(
-        &mut ttx,
+        &mut tx,
         by.entry("tenant.create")
             .object("tenant", id.0)
-            .detail(serde_json::json!({"slug": tenant.slug})),
+            .detail(serde_json::json!({"slug": f.slug.as_str()})),
     )
     .await?;
-    ttx.commit().await?;
+    let tenant = current(&mut tx).await?;
+    tx.commit().await?;
     Ok(tenant)
 }
 
@@ -323,30 +323,29 @@ pub async fn set_status(db: &Db, id: TenantId, to: &str, by: &Operator) -> ApiRe
         });
     }
     let now = trainflow_kernel::now();
-    let mut tx = db.platform_tx().await?;
+    let mut tx = TenantTx::begin_system(db, id).await?;
     sql!(tx.conn() => |c| sqlx::query(
         "update tenants set status = $2, updated_at = $3,
                 suspended_at = case when $2 = 'suspended' then $3 else null end,
                 deleted_at = case when $2 = 'deleted' then $3 else null end
           where id = $1")
         .bind(id).bind(to).bind(now).execute(&mut *c).await.map(drop))?;
-    tx.commit().await?;
-    let mut ttx = TenantTx::begin_system(db, id).await?;
     let action = match to {
         "suspended" => "tenant.suspend",
         "active" => "tenant.reactivate",
         _ => "tenant.delete",
     };
     audit::record(
-        &mut ttx,
+        &mut tx,
         by.entry(action).object("tenant", id.0).change(
             Some(serde_json::json!({"status": before.status})),
             Some(serde_json::json!({"status": to})),
         ),
     )
     .await?;
-    ttx.commit().await?;
-    get(db, id).await
+    let after = current(&mut tx).await?;
+    tx.commit().await?;
+    Ok(after)
 }
 
 /// Changes name, time zone, locale and settings (tenant administrators).
@@ -369,12 +368,12 @@ pub async fn update_settings(
 
 /// Creates a platform operator (command line only).
 pub async fn create_operator(db: &Db, email: &str, password_hash: &str) -> ApiResult<Uuid> {
-    let id = Uuid::now_v7();
     let mut tx = db.platform_tx().await?;
-    sql!(tx.conn() => |c| sqlx::query(
+    let id: Uuid = sql!(tx.conn() => |c| sqlx::query_scalar(
         "insert into platform_operators (id, email, password_hash, created_at) values ($1, $2, $3, $4)
-         on conflict (email) do update set password_hash = excluded.password_hash")
-        .bind(id).bind(email).bind(password_hash).bind(trainflow_kernel::now()).execute(&mut *c).await.map(drop))?;
+         on conflict (email) do update set password_hash = excluded.password_hash
+         returning id")
+        .bind(Uuid::now_v7()).bind(email).bind(password_hash).bind(trainflow_kernel::now()).fetch_one(&mut *c).await)?;
     tx.commit().await?;
     Ok(id)
 }
