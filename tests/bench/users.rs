@@ -252,16 +252,10 @@ async fn main() -> anyhow::Result<()> {
         .connect(&db_url)
         .await?;
     // Exactly the statements the API issues for this request: the page, then the count.
-    let list_sql = format!(
-        "select {} from {} where {} order by u.created_at asc, u.id limit $7 offset $8",
-        trainflow_identity::users::USER_COLUMNS,
-        trainflow_identity::users::USER_FROM,
-        trainflow_identity::users::USER_FILTER
-    );
-    let count_sql = format!(
-        "select count(*) from users u where {}",
-        trainflow_identity::users::USER_FILTER
-    );
+    let filter = trainflow_identity::users::UserFilter::default();
+    let sample = trainflow_identity::users::UserWhere::new(Uuid::nil(), &filter);
+    let list_sql = sample.page_sql(("u.created_at", false));
+    let count_sql = sample.count_sql();
     let tenant_ids: Arc<Vec<Uuid>> = Arc::new(slugs.iter().map(|(t, _)| *t).collect());
     let ceiling_rps = closed_loop(seconds, concurrency, {
         let (pool, sqls, tenants) = (

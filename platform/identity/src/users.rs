@@ -397,16 +397,6 @@ pub enum Deleted {
     Only,
 }
 
-impl Deleted {
-    fn as_str(self) -> &'static str {
-        match self {
-            Deleted::Exclude => "exclude",
-            Deleted::Include => "include",
-            Deleted::Only => "only",
-        }
-    }
-}
-
 /// Sortable fields of the user list: API name → column.
 pub const USER_SORTS: [(&str, &str); 6] = [
     ("created_at", "u.created_at"),
@@ -417,15 +407,104 @@ pub const USER_SORTS: [(&str, &str); 6] = [
     ("employee_number", "u.employee_number"),
 ];
 
-/// The list filter over `users u`; binds $1 tenant, $2 search pattern, $3 role,
-/// $4 department, $5 active, $6 [`Deleted`] mode.
-pub const USER_FILTER: &str = "u.tenant_id = $1
-    and ($2 is null or lower(u.email) like $2 escape '\\' or lower(u.username) like $2 escape '\\'
-         or lower(u.first_name || ' ' || u.last_name) like $2 escape '\\')
-    and ($3 is null or u.role = $3)
-    and ($4 is null or u.department_id = $4)
-    and ($5 is null or u.is_active = $5)
-    and ($6 = 'include' or (u.deleted_at is not null) = ($6 = 'only'))";
+/// A bind value of a statement assembled at run time.
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Text(String),
+    Uuid(Uuid),
+    Bool(bool),
+}
+
+/// The `where` clause of a user list, assembled from fixed fragments for the filters actually
+/// given, with numbered placeholders; values are only ever bound, never spliced.
+///
+/// One statement per filter combination (instead of `($2 is null or …)` for every filter)
+/// lets PostgreSQL keep one cheap generic plan per statement and use the partial index of
+/// live people for counts; with the catch-all form it re-planned every request.
+#[derive(Debug, Clone)]
+pub struct UserWhere {
+    pub sql: String,
+    pub args: Vec<Arg>,
+}
+
+impl UserWhere {
+    /// The clause for `tenant` and `filter`.
+    pub fn new(tenant: Uuid, filter: &UserFilter) -> Self {
+        let mut w = UserWhere {
+            sql: "u.tenant_id = $1".into(),
+            args: vec![Arg::Uuid(tenant)],
+        };
+        if let Some(pattern) = filter
+            .search
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(like_pattern)
+        {
+            let n = w.args.len() + 1;
+            w.sql.push_str(&format!(
+                " and (lower(u.email) like ${n} escape '\\' or lower(u.username) like ${n} escape '\\'
+                       or lower(u.first_name || ' ' || u.last_name) like ${n} escape '\\')"
+            ));
+            w.args.push(Arg::Text(pattern));
+        }
+        if let Some(role) = filter.role {
+            w.push("u.role", Arg::Text(role.as_str().into()));
+        }
+        if let Some(department) = filter.department_id {
+            w.push("u.department_id", Arg::Uuid(department));
+        }
+        if let Some(active) = filter.is_active {
+            w.push("u.is_active", Arg::Bool(active));
+        }
+        w.sql.push_str(match filter.deleted {
+            Deleted::Exclude => " and u.deleted_at is null",
+            Deleted::Only => " and u.deleted_at is not null",
+            Deleted::Include => "",
+        });
+        w
+    }
+
+    fn push(&mut self, column: &str, arg: Arg) {
+        self.args.push(arg);
+        self.sql
+            .push_str(&format!(" and {column} = ${}", self.args.len()));
+    }
+
+    /// The page statement: `$n+1` is the limit, `$n+2` the offset.
+    pub fn page_sql(&self, sort: (&'static str, bool)) -> String {
+        let n = self.args.len();
+        format!(
+            "select {USER_COLUMNS} from {USER_FROM} where {} order by {} {}, u.id limit ${} offset ${}",
+            self.sql,
+            sort.0,
+            if sort.1 { "desc" } else { "asc" },
+            n + 1,
+            n + 2
+        )
+    }
+
+    /// The count statement.
+    pub fn count_sql(&self) -> String {
+        format!("select count(*) from users u where {}", self.sql)
+    }
+}
+
+/// Binds [`Arg`]s in order to a query of either backend (used inside [`sql!`]).
+#[macro_export]
+macro_rules! bind_args {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match a {
+                $crate::users::Arg::Text(s) => q.bind(s.as_str()),
+                $crate::users::Arg::Uuid(u) => q.bind(*u),
+                $crate::users::Arg::Bool(b) => q.bind(*b),
+            };
+        }
+        q
+    }};
+}
 
 /// Escapes `%`, `_` and `\` for a `like ... escape '\'` pattern.
 fn like_pattern(search: &str) -> String {
@@ -450,27 +529,12 @@ pub async fn list(
     let tenant = tx.tenant();
     // Two statements rather than `count(*) over ()`: the page then comes straight off the
     // (tenant_id, created_at, id) index instead of materialising every matching row.
-    let query = format!(
-        "select {USER_COLUMNS} from {USER_FROM} where {USER_FILTER}
-          order by {} {}, u.id limit $7 offset $8",
-        sort.0,
-        if sort.1 { "desc" } else { "asc" }
-    );
-    let count_query = format!("select count(*) from users u where {USER_FILTER}");
-    let search = filter
-        .search
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(like_pattern);
-    let (role, deleted) = (filter.role.map(Role::as_str), filter.deleted.as_str());
-    let rows: Vec<UserRow> = sql!(tx.conn() => |c| sqlx::query_as(&query)
-        .bind(tenant).bind(&search).bind(role).bind(filter.department_id)
-        .bind(filter.is_active).bind(deleted).bind(page.limit()).bind(page.offset())
-        .fetch_all(&mut *c).await)?;
-    let total: i64 = sql!(tx.conn() => |c| sqlx::query_scalar(&count_query)
-        .bind(tenant).bind(&search).bind(role).bind(filter.department_id)
-        .bind(filter.is_active).bind(deleted).fetch_one(&mut *c).await)?;
+    let w = UserWhere::new(tenant.0, filter);
+    let (page_sql, count_sql) = (w.page_sql(sort), w.count_sql());
+    let rows: Vec<UserRow> = sql!(tx.conn() => |c| crate::bind_args!(sqlx::query_as(&page_sql), &w.args)
+        .bind(page.limit()).bind(page.offset()).fetch_all(&mut *c).await)?;
+    let total: i64 = sql!(tx.conn() => |c| crate::bind_args!(sqlx::query_scalar(&count_sql), &w.args)
+        .fetch_one(&mut *c).await)?;
     Ok((rows.into_iter().map(User::from).collect(), total))
 }
 
