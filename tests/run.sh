@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/trainflow/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# The connector components (plugins/, their own workspace) build into a cache of their own.
+export TRAINFLOW_PLUGINS_TARGET_DIR="${TRAINFLOW_PLUGINS_TARGET_DIR:-$HOME/.cache/trainflow/plugins-target}"
 PG_URL="${TRAINFLOW_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -18,6 +20,10 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 step "Checking prerequisites"
 if ! command -v cargo >/dev/null; then
   echo "cargo is required (https://rustup.rs)" >&2; exit 1
+fi
+if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx wasm32-wasip2; then
+  step "Adding the wasm32-wasip2 target for the connector components"
+  rustup target add wasm32-wasip2
 fi
 if ! { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; }; then
   step "Installing Chromium and chromedriver for the portal's browser tests"
@@ -36,6 +42,12 @@ fi
 
 step "Building"
 cargo build --workspace --all-targets --locked
+
+step "Building the connector components (wasm32-wasip2)"
+(cd plugins && CARGO_TARGET_DIR="$TRAINFLOW_PLUGINS_TARGET_DIR" cargo build --release --target wasm32-wasip2 --locked)
+
+step "Connector SDK unit tests"
+CARGO_TARGET_DIR="$TRAINFLOW_PLUGINS_TARGET_DIR" cargo test --manifest-path sdk/Cargo.toml --locked
 
 step "Unit tests and the end-to-end suite on SQLite"
 TRAINFLOW_TEST_BACKEND=sqlite cargo test --workspace --locked --no-fail-fast

@@ -1,0 +1,276 @@
+//! The host running real components: the CSV connector, and a purpose-built connector that
+//! loops, allocates, panics and floods. Components are built from `plugins/` by this test
+//! (`cargo build --release --target wasm32-wasip2`), so it always runs the current source.
+
+use std::{path::PathBuf, process::Command, sync::Arc, sync::OnceLock, time::Duration};
+
+use trainflow_connectors::{CallError, ConnectorHost, Entity, Grants, Limits, PageRequest};
+
+/// Builds the plugins workspace once per test process; returns the directory of `.wasm` files.
+fn plugins() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../plugins");
+        let target = std::env::var("TRAINFLOW_PLUGINS_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| root.join("target"));
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--target", "wasm32-wasip2"])
+            .current_dir(&root)
+            .env("CARGO_TARGET_DIR", &target)
+            .env_remove("RUSTFLAGS")
+            .status()
+            .expect("run cargo for the plugins");
+        assert!(
+            status.success(),
+            "building the plugins failed (is the wasm32-wasip2 target installed?)"
+        );
+        target.join("wasm32-wasip2/release")
+    })
+}
+
+fn component(name: &str) -> Vec<u8> {
+    std::fs::read(plugins().join(format!("{name}.wasm"))).expect("built component")
+}
+
+fn host() -> &'static ConnectorHost {
+    static HOST: OnceLock<ConnectorHost> = OnceLock::new();
+    HOST.get_or_init(|| ConnectorHost::new().expect("engine"))
+}
+
+fn request(max: u32, cursor: Option<String>, stream: &str) -> PageRequest {
+    PageRequest {
+        stream: stream.into(),
+        cursor,
+        max_records: max,
+    }
+}
+
+const PEOPLE: &str = "Employee ID,First name,Surname,Email,Department,Status\n\
+E1,Ada,Lovelace,ada@example.com,Engineering,active\n\
+E2,\"Grace, Rear Admiral\",Hopper,grace@example.com,Engineering,yes\n\
+E3,,Nameless,nobody@example.com,Engineering,active\n\
+E4,Alan,Turing,alan@example.com,Research,left\n\
+E5,Katherine,Johnson,kj@example.com,Research,maybe\n\
+E6,Edsger,Dijkstra,ewd@example.com,Research,active";
+
+fn csv_config() -> String {
+    serde_json::json!({"entity": "employee", "columns": {
+        "external_id": "Employee ID", "first_name": "First name", "last_name": "Surname",
+        "email": "Email", "org_unit": "Department", "active": "Status"}})
+    .to_string()
+}
+
+#[test]
+fn the_csv_connector_pages_through_a_file_reporting_bad_rows_by_number() {
+    let digest = host().load(&component("trainflow_connector_csv")).unwrap();
+    let grants = Grants {
+        file: Some(Arc::new(PEOPLE.as_bytes().to_vec())),
+        ..Grants::default()
+    };
+    let mut session = host().session(&digest, grants, Limits::default()).unwrap();
+    let info = session.describe().unwrap();
+    assert_eq!(info.id, "com.trainflow.csv");
+    assert!(info.config_schema.contains("\"columns\""));
+    let streams = session.discover(&csv_config()).unwrap();
+    assert_eq!(streams[0].name, "employees");
+
+    let (mut people, mut errors, mut cursor, mut pages) = (Vec::new(), Vec::new(), None, 0);
+    loop {
+        let page = session
+            .read_page(&csv_config(), &request(2, cursor.clone(), "employees"))
+            .unwrap();
+        pages += 1;
+        for e in page.entities {
+            if let Entity::Employee(p) = e {
+                people.push(p);
+            }
+        }
+        errors.extend(page.errors);
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(pages, 3);
+    let ids: Vec<&str> = people.iter().map(|p| p.external_id.as_str()).collect();
+    assert_eq!(ids, ["E1", "E2", "E4", "E6"]);
+    assert_eq!(people[1].first_name, "Grace, Rear Admiral");
+    assert!(!people[2].active, "`left` means inactive");
+    let refs: Vec<(&str, &str)> = errors
+        .iter()
+        .map(|e| (e.reference.as_str(), e.reason.as_str()))
+        .collect();
+    assert_eq!(refs.len(), 2, "{refs:?}");
+    assert_eq!(refs[0].0, "row 4");
+    assert!(refs[0].1.contains("first_name"));
+    assert_eq!(refs[1].0, "row 6");
+    assert!(refs[1].1.contains("maybe"));
+    assert!(session.total.fuel > 0, "instructions are counted");
+}
+
+#[test]
+fn a_run_resumes_from_a_cursor_without_repeating_rows() {
+    let digest = host().load(&component("trainflow_connector_csv")).unwrap();
+    let grants = Grants {
+        file: Some(Arc::new(PEOPLE.as_bytes().to_vec())),
+        ..Grants::default()
+    };
+    let mut first = host()
+        .session(&digest, grants.clone(), Limits::default())
+        .unwrap();
+    let page = first
+        .read_page(&csv_config(), &request(3, None, "employees"))
+        .unwrap();
+    let cursor = page.next_cursor.expect("more to read");
+    // A new instance (as after a crash) continues from the committed cursor.
+    let mut second = host().session(&digest, grants, Limits::default()).unwrap();
+    let rest = second
+        .read_page(&csv_config(), &request(100, Some(cursor), "employees"))
+        .unwrap();
+    let ids: Vec<String> = rest
+        .entities
+        .iter()
+        .filter_map(|e| {
+            if let Entity::Employee(p) = e {
+                Some(p.external_id.clone())
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(ids, ["E4", "E6"]);
+    assert!(rest.next_cursor.is_none());
+}
+
+#[test]
+fn a_bad_mapping_is_a_configuration_error_naming_the_column() {
+    let digest = host().load(&component("trainflow_connector_csv")).unwrap();
+    let grants = Grants {
+        file: Some(Arc::new(PEOPLE.as_bytes().to_vec())),
+        ..Grants::default()
+    };
+    let mut session = host().session(&digest, grants, Limits::default()).unwrap();
+    let config = serde_json::json!({"entity": "employee", "columns": {
+        "external_id": "Staff number", "first_name": "First name", "last_name": "Surname"}})
+    .to_string();
+    match session.read_page(&config, &request(10, None, "employees")) {
+        Err(CallError::Connector(trainflow_connectors::ConnectorError::Configuration(m))) => {
+            assert!(m.contains("Staff number"), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn misbehave(mode: &str, limits: Limits) -> Result<usize, CallError> {
+    let digest = host()
+        .load(&component("trainflow_connector_testing"))
+        .unwrap();
+    let mut session = host().session(&digest, Grants::default(), limits).unwrap();
+    let config = serde_json::json!({"mode": mode}).to_string();
+    session
+        .read_page(&config, &request(10, None, "units"))
+        .map(|p| p.entities.len())
+}
+
+#[test]
+fn a_connector_that_loops_forever_is_stopped_at_its_deadline() {
+    let limits = Limits {
+        call_deadline: Duration::from_millis(300),
+        call_fuel: u64::MAX / 2,
+        ..Limits::default()
+    };
+    let started = std::time::Instant::now();
+    match misbehave("loop", limits) {
+        Err(CallError::Trapped(m)) => assert!(m.contains("deadline"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn a_connector_that_burns_its_instruction_budget_is_stopped() {
+    let limits = Limits {
+        call_fuel: 50_000_000,
+        ..Limits::default()
+    };
+    match misbehave("loop", limits) {
+        Err(CallError::Trapped(m)) => assert!(m.contains("fuel"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_connector_that_allocates_without_bound_traps_at_its_memory_cap() {
+    let limits = Limits {
+        memory_bytes: 32 * 1024 * 1024,
+        ..Limits::default()
+    };
+    match misbehave("allocate", limits) {
+        Err(CallError::Trapped(m)) => assert!(m.contains("memory"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_connector_that_panics_fails_with_a_readable_message() {
+    match misbehave("panic", Limits::default()) {
+        Err(CallError::Trapped(m)) => {
+            assert!(m.contains("the connector panicked: the source sent something this connector cannot handle"), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_oversized_page_is_rejected() {
+    match misbehave("oversized", Limits::default()) {
+        Err(CallError::Rejected(m)) => assert!(m.contains("15 records"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn after_misbehaving_components_the_host_still_runs_others() {
+    for mode in ["panic", "oversized"] {
+        let _ = misbehave(mode, Limits::default());
+    }
+    let _ = misbehave(
+        "loop",
+        Limits {
+            call_deadline: Duration::from_millis(100),
+            ..Limits::default()
+        },
+    );
+    assert_eq!(misbehave("well", Limits::default()).unwrap(), 1);
+}
+
+#[test]
+fn the_key_value_store_persists_between_runs_when_the_host_keeps_it() {
+    let digest = host()
+        .load(&component("trainflow_connector_testing"))
+        .unwrap();
+    let config = serde_json::json!({"mode": "kv"}).to_string();
+    let mut first = host()
+        .session(&digest, Grants::default(), Limits::default())
+        .unwrap();
+    first
+        .read_page(&config, &request(10, None, "units"))
+        .unwrap();
+    let kv = first.kv().clone();
+    assert_eq!(first.logs().0[0].message, "run number 1");
+    let mut second = host()
+        .session(
+            &digest,
+            Grants {
+                kv,
+                ..Grants::default()
+            },
+            Limits::default(),
+        )
+        .unwrap();
+    second
+        .read_page(&config, &request(10, None, "units"))
+        .unwrap();
+    assert_eq!(second.logs().0[0].message, "run number 2");
+}

@@ -1,0 +1,351 @@
+//! The CSV connector: imports people, org units, certifications and completions from an
+//! uploaded CSV file, with a column mapping the tenant configures. Every rejected row is
+//! reported with its row number and the reason; the rest are imported.
+//!
+//! Configuration:
+//! ```json
+//! {"entity": "employee", "delimiter": ",",
+//!  "columns": {"external_id": "Employee ID", "first_name": "First name", "last_name": "Surname",
+//!              "email": "Email", "org_unit": "Department"}}
+//! ```
+//! The cursor is `<byte offset>:<row number>`, so a run resumes exactly after the last committed
+//! row.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use trainflow_connector_sdk::{
+    csv::next_record, dates::parse_date, export_connector, file::UploadedFile, serde_json,
+    Certification, Completion, Connector, ConnectorError, ConnectorInfo, Employee, Entity,
+    EntityKind, OrgUnit, Page, PageRequest, RecordError, StreamInfo,
+};
+
+struct Csv;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    entity: Kind,
+    #[serde(default = "comma")]
+    delimiter: String,
+    columns: HashMap<String, String>,
+}
+
+fn comma() -> String {
+    ",".into()
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq)]
+#[serde(rename_all = "snake_case")]
+enum Kind {
+    Employee,
+    OrgUnit,
+    Certification,
+    Completion,
+}
+
+impl Kind {
+    fn stream(self) -> &'static str {
+        match self {
+            Kind::Employee => "employees",
+            Kind::OrgUnit => "org_units",
+            Kind::Certification => "certifications",
+            Kind::Completion => "completions",
+        }
+    }
+
+    fn entity(self) -> EntityKind {
+        match self {
+            Kind::Employee => EntityKind::Employee,
+            Kind::OrgUnit => EntityKind::OrgUnit,
+            Kind::Certification => EntityKind::Certification,
+            Kind::Completion => EntityKind::Completion,
+        }
+    }
+
+    fn required(self) -> &'static [&'static str] {
+        match self {
+            Kind::Employee => &["external_id", "first_name", "last_name"],
+            Kind::OrgUnit => &["external_id", "name"],
+            Kind::Certification => &["external_id", "employee", "certification_type", "issued_on"],
+            Kind::Completion => &["external_id", "employee", "course", "completed_on"],
+        }
+    }
+
+    fn optional(self) -> &'static [&'static str] {
+        match self {
+            Kind::Employee => &[
+                "email",
+                "phone",
+                "employee_number",
+                "org_unit",
+                "position",
+                "active",
+            ],
+            Kind::OrgUnit => &["code", "parent"],
+            Kind::Certification => &["expires_on", "certificate_number"],
+            Kind::Completion => &["score"],
+        }
+    }
+}
+
+fn config(value: &serde_json::Value) -> Result<Config, ConnectorError> {
+    let c: Config = serde_json::from_value(value.clone())
+        .map_err(|e| ConnectorError::Configuration(e.to_string()))?;
+    if c.delimiter.len() != 1 {
+        return Err(ConnectorError::Configuration(
+            "delimiter must be a single character".into(),
+        ));
+    }
+    for field in c.entity.required() {
+        if !c.columns.contains_key(*field) {
+            return Err(ConnectorError::Configuration(format!(
+                "columns.{field} is required"
+            )));
+        }
+    }
+    for key in c.columns.keys() {
+        if !c.entity.required().contains(&key.as_str())
+            && !c.entity.optional().contains(&key.as_str())
+        {
+            return Err(ConnectorError::Configuration(format!(
+                "columns.{key} is not a field of this entity"
+            )));
+        }
+    }
+    Ok(c)
+}
+
+/// Field name → column index, from the header row.
+struct Layout(HashMap<&'static str, usize>);
+
+impl Layout {
+    fn new(cfg: &Config, header: &[String]) -> Result<Self, ConnectorError> {
+        let mut map = HashMap::new();
+        for field in cfg.entity.required().iter().chain(cfg.entity.optional()) {
+            if let Some(column) = cfg.columns.get(*field) {
+                let index = header
+                    .iter()
+                    .position(|h| h.eq_ignore_ascii_case(column.trim()))
+                    .ok_or_else(|| {
+                        ConnectorError::Configuration(format!(
+                            "the file has no column `{column}` (for {field})"
+                        ))
+                    })?;
+                map.insert(*field, index);
+            }
+        }
+        Ok(Self(map))
+    }
+
+    fn get<'a>(&self, row: &'a [String], field: &str) -> Option<&'a str> {
+        self.0
+            .get(field)
+            .and_then(|i| row.get(*i))
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+    }
+
+    fn required<'a>(&self, row: &'a [String], field: &str) -> Result<&'a str, String> {
+        self.get(row, field)
+            .ok_or_else(|| format!("{field} is empty"))
+    }
+}
+
+fn parse_row(kind: Kind, l: &Layout, row: &[String]) -> Result<Entity, String> {
+    let opt = |f: &str| l.get(row, f).map(str::to_string);
+    Ok(match kind {
+        Kind::Employee => {
+            let active = match l.get(row, "active").map(|s| s.to_ascii_lowercase()) {
+                None => true,
+                Some(v) if ["yes", "y", "true", "1", "active"].contains(&v.as_str()) => true,
+                Some(v) if ["no", "n", "false", "0", "inactive", "left"].contains(&v.as_str()) => {
+                    false
+                }
+                Some(v) => return Err(format!("active `{v}` is not yes or no")),
+            };
+            Entity::Employee(Employee {
+                external_id: l.required(row, "external_id")?.into(),
+                email: opt("email"),
+                first_name: l.required(row, "first_name")?.into(),
+                last_name: l.required(row, "last_name")?.into(),
+                phone: opt("phone"),
+                employee_number: opt("employee_number"),
+                org_unit_external_id: opt("org_unit"),
+                position: opt("position"),
+                active,
+            })
+        }
+        Kind::OrgUnit => Entity::OrgUnit(OrgUnit {
+            external_id: l.required(row, "external_id")?.into(),
+            name: l.required(row, "name")?.into(),
+            code: opt("code"),
+            parent_external_id: opt("parent"),
+        }),
+        Kind::Certification => Entity::Certification(Certification {
+            external_id: l.required(row, "external_id")?.into(),
+            employee_external_id: l.required(row, "employee")?.into(),
+            certification_type: l.required(row, "certification_type")?.into(),
+            issued_on: parse_date(l.required(row, "issued_on")?)?,
+            expires_on: l.get(row, "expires_on").map(parse_date).transpose()?,
+            certificate_number: opt("certificate_number"),
+        }),
+        Kind::Completion => Entity::Completion(Completion {
+            external_id: l.required(row, "external_id")?.into(),
+            employee_external_id: l.required(row, "employee")?.into(),
+            course_external_id: l.required(row, "course")?.into(),
+            completed_on: parse_date(l.required(row, "completed_on")?)?,
+            score: match l.get(row, "score") {
+                None => None,
+                Some(s) => Some(
+                    s.trim_end_matches('%')
+                        .parse::<f32>()
+                        .map_err(|_| format!("score `{s}` is not a number"))?,
+                ),
+            },
+        }),
+    })
+}
+
+fn parse_cursor(cursor: Option<&str>) -> Result<Option<(u64, u64)>, ConnectorError> {
+    let Some(c) = cursor else { return Ok(None) };
+    let (offset, row) = c
+        .split_once(':')
+        .ok_or_else(|| ConnectorError::Internal(format!("bad cursor `{c}`")))?;
+    match (offset.parse(), row.parse()) {
+        (Ok(o), Ok(r)) => Ok(Some((o, r))),
+        _ => Err(ConnectorError::Internal(format!("bad cursor `{c}`"))),
+    }
+}
+
+const CHUNK: u32 = 256 * 1024;
+
+/// Reads and parses complete records from `offset`, at most `max`, growing the read as needed.
+fn records(
+    file: &UploadedFile,
+    offset: u64,
+    max: usize,
+    delimiter: u8,
+) -> Result<(Vec<Vec<String>>, Vec<Option<String>>, u64, bool), ConnectorError> {
+    let io = |e: String| ConnectorError::Transient(format!("reading the upload: {e}"));
+    let mut len = CHUNK;
+    loop {
+        let buf = file.read_at(offset, len).map_err(io)?;
+        let at_eof = offset + buf.len() as u64 >= file.size();
+        let mut rows = Vec::new();
+        let mut problems = Vec::new();
+        let mut pos = 0;
+        let mut complete = true;
+        while rows.len() < max {
+            match next_record(&buf, pos, delimiter, at_eof) {
+                None if pos < buf.len() && !at_eof => {
+                    complete = false;
+                    break;
+                }
+                None => break,
+                Some(Ok(r)) => {
+                    let blank = r.fields.iter().all(String::is_empty);
+                    pos = r.end;
+                    rows.push(r.fields);
+                    problems.push(blank.then(|| "blank row".to_string()));
+                }
+                Some(Err(e)) => {
+                    rows.push(Vec::new());
+                    problems.push(Some(e));
+                    pos = buf.len();
+                    break;
+                }
+            }
+        }
+        if !complete && rows.is_empty() {
+            if len >= 64 * 1024 * 1024 {
+                return Err(ConnectorError::Configuration(
+                    "a row is longer than 64 MiB".into(),
+                ));
+            }
+            len *= 2;
+            continue;
+        }
+        let next = offset + pos as u64;
+        let done = at_eof && pos >= buf.len();
+        return Ok((rows, problems, next, done));
+    }
+}
+
+impl Connector for Csv {
+    fn describe() -> ConnectorInfo {
+        ConnectorInfo {
+            id: "com.trainflow.csv".into(),
+            name: "CSV file".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "Imports people, org units, certifications or completions from an uploaded CSV file. \
+                          Map your column headings to TrainFlow fields; rejected rows are listed with their row number."
+                .into(),
+            config_schema: include_str!("../config.schema.json").into(),
+        }
+    }
+
+    fn discover(config_value: &serde_json::Value) -> Result<Vec<StreamInfo>, ConnectorError> {
+        let c = config(config_value)?;
+        Ok(vec![StreamInfo {
+            name: c.entity.stream().into(),
+            entity: c.entity.entity(),
+            supports_incremental: false,
+        }])
+    }
+
+    fn read_page(
+        config_value: &serde_json::Value,
+        request: PageRequest,
+    ) -> Result<Page, ConnectorError> {
+        let c = config(config_value)?;
+        if request.stream != c.entity.stream() {
+            return Err(ConnectorError::Configuration(format!(
+                "unknown stream `{}`",
+                request.stream
+            )));
+        }
+        let file = UploadedFile::open()
+            .ok_or_else(|| ConnectorError::Configuration("no file was uploaded".into()))?;
+        let delimiter = c.delimiter.as_bytes()[0];
+        let (header, header_end) = {
+            let (rows, _, end, _) = records(&file, 0, 1, delimiter)?;
+            let header = rows
+                .into_iter()
+                .next()
+                .ok_or_else(|| ConnectorError::Configuration("the file is empty".into()))?;
+            (header, end)
+        };
+        let layout = Layout::new(&c, &header)?;
+        let (offset, row) = parse_cursor(request.cursor.as_deref())?.unwrap_or((header_end, 1));
+        let max = request.max_records.max(1) as usize;
+        let (rows, problems, next, done) = records(&file, offset, max, delimiter)?;
+        let mut entities = Vec::with_capacity(rows.len());
+        let mut errors = Vec::new();
+        for (i, (fields, problem)) in rows.iter().zip(problems).enumerate() {
+            let number = row + 1 + i as u64;
+            match problem {
+                Some(p) if p == "blank row" => continue,
+                Some(p) => errors.push(RecordError {
+                    reference: format!("row {number}"),
+                    reason: p,
+                }),
+                None => match parse_row(c.entity, &layout, fields) {
+                    Ok(e) => entities.push(e),
+                    Err(reason) => errors.push(RecordError {
+                        reference: format!("row {number}"),
+                        reason,
+                    }),
+                },
+            }
+        }
+        let next_cursor = (!done).then(|| format!("{next}:{}", row + rows.len() as u64));
+        Ok(Page {
+            entities,
+            errors,
+            next_cursor,
+        })
+    }
+}
+
+export_connector!(Csv);
