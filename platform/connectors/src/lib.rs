@@ -20,8 +20,7 @@ use anyhow::Context;
 use sha2::{Digest, Sha256};
 use wasmtime::{
     component::{Component, HasSelf, Linker, ResourceTable},
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
-    StoreLimitsBuilder,
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -91,7 +90,7 @@ pub struct LogLine {
 pub struct RunState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: Limiter,
     grants: Grants,
     kv_bytes: usize,
     logs: Vec<LogLine>,
@@ -178,6 +177,51 @@ impl bindings::trainflow::connector::host::Host for RunState {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         format!("@{}", now.as_secs())
+    }
+}
+
+/// Caps linear memory and records the peak an instance reached.
+struct Limiter {
+    memory_cap: usize,
+    peak_memory: usize,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_cap || maximum.is_some_and(|m| desired > m) {
+            return Err(wasmtime::Error::msg(format!(
+                "memory cap: growing to {desired} bytes exceeds the {} byte limit",
+                self.memory_cap
+            )));
+        }
+        self.peak_memory = self.peak_memory.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000 && maximum.is_none_or(|m| desired <= m))
+    }
+
+    fn instances(&self) -> usize {
+        16
+    }
+
+    fn tables(&self) -> usize {
+        64
+    }
+
+    fn memories(&self) -> usize {
+        16
     }
 }
 
@@ -297,11 +341,10 @@ impl ConnectorHost {
             wasi: WasiCtxBuilder::new().stderr(stderr.clone()).build(),
             stderr,
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(limits.memory_bytes)
-                .instances(16)
-                .trap_on_grow_failure(true)
-                .build(),
+            limits: Limiter {
+                memory_cap: limits.memory_bytes,
+                peak_memory: 0,
+            },
             grants,
             kv_bytes,
             logs: Vec::new(),
@@ -423,6 +466,11 @@ impl Session {
     /// The log lines written so far, and how many were dropped over the cap.
     pub fn logs(&self) -> (&[LogLine], usize) {
         (&self.store.data().logs, self.store.data().logs_dropped)
+    }
+
+    /// The most linear memory the instance grew to, in bytes.
+    pub fn peak_memory(&self) -> usize {
+        self.store.data().limits.peak_memory
     }
 
     /// The installation's key-value data after the run.
