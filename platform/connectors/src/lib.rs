@@ -259,6 +259,12 @@ pub struct ConnectorHost {
 impl ConnectorHost {
     /// An engine with the pooling allocator, epoch interruption and fuel.
     pub fn new() -> anyhow::Result<Self> {
+        Self::with_pooling(true)
+    }
+
+    /// Like [`ConnectorHost::new`]; `pooling = false` allocates each instance on demand
+    /// (the baseline the instantiation benchmark compares against).
+    pub fn with_pooling(pooling: bool) -> anyhow::Result<Self> {
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(256)
             .total_core_instances(512)
@@ -270,7 +276,11 @@ impl ConnectorHost {
             .wasm_component_model(true)
             .epoch_interruption(true)
             .consume_fuel(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+            .allocation_strategy(if pooling {
+                InstanceAllocationStrategy::Pooling(pool)
+            } else {
+                InstanceAllocationStrategy::OnDemand
+            });
         let engine = wt(Engine::new(&config), "creating the wasmtime engine")?;
         let mut linker = Linker::new(&engine);
         wt(

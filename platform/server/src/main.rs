@@ -62,6 +62,30 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Tools for connector authors.
+    Connector {
+        #[command(subcommand)]
+        command: ConnectorCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConnectorCommand {
+    /// Run a connector component through the same host a run uses and print what it produced:
+    /// pages, entities, record errors, logs, instructions executed, peak memory and time.
+    Test {
+        /// The component (`.wasm`).
+        path: PathBuf,
+        /// The configuration, a JSON file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The file to offer as the run's upload.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Records per page.
+        #[arg(long, default_value_t = 500)]
+        max_records: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -181,6 +205,10 @@ fn init_tracing(settings: &Settings) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Connector { command } = cli.command {
+        // Needs neither a database nor configuration.
+        return connector_command(command);
+    }
     let settings = Settings::load()?;
     init_tracing(&settings);
     match cli.command {
@@ -241,6 +269,7 @@ async fn main() -> anyhow::Result<()> {
             println!("operator {email} ({id})");
             Ok(())
         }
+        Command::Connector { .. } => unreachable!("handled before configuration is loaded"),
         Command::Job { command } => {
             let instance = trainflow_server::prepare(settings).await?;
             match command {
@@ -381,5 +410,126 @@ async fn user_command(settings: Settings, command: UserCommand) -> anyhow::Resul
     .map_err(anyhow_api)?;
     tx.commit().await.map_err(anyhow_api)?;
     println!("user {} ({}) in {tenant}", user.email, user.id);
+    Ok(())
+}
+
+fn connector_command(command: ConnectorCommand) -> anyhow::Result<()> {
+    use std::{collections::BTreeMap, sync::Arc};
+
+    use trainflow_connectors::{ConnectorHost, Entity, Grants, Limits, PageRequest};
+
+    let ConnectorCommand::Test {
+        path,
+        config,
+        file,
+        max_records,
+    } = command;
+    let wasm = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let config = std::fs::read_to_string(&config)
+        .with_context(|| format!("reading {}", config.display()))?;
+    serde_json::from_str::<serde_json::Value>(&config).context("the configuration is not JSON")?;
+    let upload = match &file {
+        Some(f) => Some(Arc::new(
+            std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
+        )),
+        None => None,
+    };
+    let host = ConnectorHost::new()?;
+    let digest = host.load(&wasm)?;
+    let limits = Limits {
+        max_records,
+        ..Limits::default()
+    };
+    let mut session = host.session(
+        &digest,
+        Grants {
+            file: upload,
+            ..Grants::default()
+        },
+        limits,
+    )?;
+    let info = session.describe()?;
+    println!("connector   {} {} — {}", info.id, info.version, info.name);
+    println!("sha256      {digest}");
+    println!(
+        "instantiate {:.1} µs",
+        session.instantiated_in.as_secs_f64() * 1e6
+    );
+    session.check(&config)?;
+    println!("check       ok");
+    let mut failed = false;
+    for stream in session.discover(&config)? {
+        println!("stream      {} ({:?})", stream.name, stream.entity);
+        let (mut cursor, mut pages, mut kinds, mut errors) =
+            (None, 0usize, BTreeMap::<&str, usize>::new(), Vec::new());
+        loop {
+            let request = PageRequest {
+                stream: stream.name.clone(),
+                cursor: cursor.clone(),
+                max_records,
+            };
+            let page = match session.read_page(&config, &request) {
+                Ok(p) => p,
+                Err(e) => {
+                    println!("  page {}: failed: {e}", pages + 1);
+                    failed = true;
+                    break;
+                }
+            };
+            pages += 1;
+            for e in &page.entities {
+                let kind = match e {
+                    Entity::Employee(_) => "employee",
+                    Entity::OrgUnit(_) => "org_unit",
+                    Entity::Course(_) => "course",
+                    Entity::Completion(_) => "completion",
+                    Entity::Certification(_) => "certification",
+                    Entity::Deletion(_) => "deletion",
+                };
+                *kinds.entry(kind).or_default() += 1;
+            }
+            println!(
+                "  page {pages}: {} entities, {} record errors, next cursor {}",
+                page.entities.len(),
+                page.errors.len(),
+                page.next_cursor.as_deref().unwrap_or("(end)")
+            );
+            errors.extend(page.errors);
+            cursor = page.next_cursor;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        let total: usize = kinds.values().sum();
+        println!(
+            "  total: {total} entities {kinds:?}, {} record errors",
+            errors.len()
+        );
+        for e in errors.iter().take(20) {
+            println!("    {}: {}", e.reference, e.reason);
+        }
+        if errors.len() > 20 {
+            println!("    … and {} more", errors.len() - 20);
+        }
+    }
+    let (logs, dropped) = session.logs();
+    for line in logs {
+        println!("log         [{:?}] {}", line.level, line.message);
+    }
+    if dropped > 0 {
+        println!("log         {dropped} lines over the cap were dropped");
+    }
+    println!("instructions {} (fuel)", session.total.fuel);
+    println!(
+        "peak memory {:.1} MiB",
+        session.peak_memory() as f64 / (1024.0 * 1024.0)
+    );
+    println!(
+        "time        {:.1} ms",
+        session.total.elapsed.as_secs_f64() * 1000.0
+    );
+    if failed {
+        anyhow::bail!("the connector failed");
+    }
     Ok(())
 }

@@ -228,3 +228,80 @@ async fn an_operator_sets_up_a_tenant_from_the_command_line() {
     let o = run(&db, &["openapi"], None);
     assert!(String::from_utf8_lossy(&o.stdout).contains("\"openapi\""));
 }
+
+/// Builds the connector components once (the same way `tests/run.sh` does).
+fn plugins_dir() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../plugins");
+    let target = std::env::var("TRAINFLOW_PLUGINS_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"));
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .current_dir(&root)
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .expect("run cargo for the plugins");
+    assert!(
+        status.success(),
+        "building the plugins failed (is the wasm32-wasip2 target installed?)"
+    );
+    target.join("wasm32-wasip2/release")
+}
+
+#[test]
+fn a_partner_tests_a_connector_locally_with_a_file() {
+    let dir = std::env::temp_dir().join(format!(
+        "trainflow-connector-test-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("people.csv");
+    std::fs::write(
+        &csv,
+        "Employee ID,First name,Surname\nE1,Ada,Lovelace\nE2,,Nameless\nE3,Alan,Turing\n",
+    )
+    .unwrap();
+    let config = dir.join("config.json");
+    std::fs::write(
+        &config,
+        r#"{"entity": "employee", "columns": {"external_id": "Employee ID", "first_name": "First name", "last_name": "Surname"}}"#,
+    )
+    .unwrap();
+    let wasm = plugins_dir().join("trainflow_connector_csv.wasm");
+    let out = Command::new(env!("CARGO_BIN_EXE_trainflow"))
+        .args(["connector", "test"])
+        .arg(&wasm)
+        .arg("--config")
+        .arg(&config)
+        .arg("--file")
+        .arg(&csv)
+        .args(["--max-records", "2"])
+        .output()
+        .unwrap();
+    let text = text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("com.trainflow.csv"), "{text}");
+    assert!(text.contains("page 2:"), "two pages of two: {text}");
+    assert!(text.contains("total: 2 entities"), "{text}");
+    assert!(text.contains("row 3: first_name is empty"), "{text}");
+    assert!(
+        text.contains("instructions") && text.contains("peak memory"),
+        "{text}"
+    );
+
+    // A configuration naming a missing column fails with the reason and a non-zero status.
+    std::fs::write(&config, r#"{"entity": "employee", "columns": {"external_id": "Staff", "first_name": "First name", "last_name": "Surname"}}"#)
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_trainflow"))
+        .args(["connector", "test"])
+        .arg(&wasm)
+        .arg("--config")
+        .arg(&config)
+        .arg("--file")
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(crate::text(&out).contains("Staff"), "{}", crate::text(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}
