@@ -46,8 +46,9 @@ cargo build --workspace --all-targets --locked
 step "Building the connector components (wasm32-wasip2)"
 (cd plugins && CARGO_TARGET_DIR="$TRAINFLOW_PLUGINS_TARGET_DIR" cargo build --release --target wasm32-wasip2 --locked)
 
-step "Connector SDK unit tests"
+step "Connector SDK and first-party connector unit tests"
 CARGO_TARGET_DIR="$TRAINFLOW_PLUGINS_TARGET_DIR" cargo test --manifest-path sdk/Cargo.toml --locked
+CARGO_TARGET_DIR="$TRAINFLOW_PLUGINS_TARGET_DIR" cargo test --manifest-path plugins/Cargo.toml --locked
 
 step "Unit tests and the end-to-end suite on SQLite"
 TRAINFLOW_TEST_BACKEND=sqlite cargo test --workspace --locked --no-fail-fast

@@ -43,6 +43,7 @@ pub mod csv;
 pub mod dates;
 pub mod file;
 pub mod host;
+pub mod tabular;
 
 pub use bindings::trainflow::connector::types::{
     Certification, Completion, ConnectorError, ConnectorInfo, Course, Deletion, Employee, Entity,

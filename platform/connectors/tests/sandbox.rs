@@ -274,3 +274,124 @@ fn the_key_value_store_persists_between_runs_when_the_host_keeps_it() {
         .unwrap();
     assert_eq!(second.logs().0[0].message, "run number 2");
 }
+
+/// A workbook with a `Staff` sheet: headings, two good rows (one with a real Excel date), a row
+/// missing its surname and a row with an impossible date.
+fn workbook() -> Vec<u8> {
+    use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+    let mut book = Workbook::new();
+    book.add_worksheet()
+        .set_name("Notes")
+        .unwrap()
+        .write_string(0, 0, "ignore me")
+        .unwrap();
+    let sheet = book.add_worksheet().set_name("Staff").unwrap();
+    let date = Format::new().set_num_format("yyyy-mm-dd");
+    for (col, heading) in ["Cert ID", "Employee", "Type", "Issued", "Expires"]
+        .iter()
+        .enumerate()
+    {
+        sheet.write_string(0, col as u16, *heading).unwrap();
+    }
+    sheet.write_string(1, 0, "C1").unwrap();
+    sheet.write_number(1, 1, 1001).unwrap();
+    sheet.write_string(1, 2, "PTS").unwrap();
+    sheet
+        .write_datetime_with_format(1, 3, &ExcelDateTime::from_ymd(2025, 3, 31).unwrap(), &date)
+        .unwrap();
+    sheet.write_string(1, 4, "31/03/2027").unwrap();
+    sheet.write_string(2, 0, "C2").unwrap();
+    sheet.write_string(2, 2, "First Aid").unwrap();
+    sheet.write_string(2, 3, "2025-01-10").unwrap();
+    sheet.write_string(3, 0, "C3").unwrap();
+    sheet.write_string(3, 1, "E7").unwrap();
+    sheet.write_string(3, 2, "COSS").unwrap();
+    sheet.write_string(3, 3, "2025-02-30").unwrap();
+    sheet.write_string(4, 0, "C4").unwrap();
+    sheet.write_string(4, 1, "E8").unwrap();
+    sheet.write_string(4, 2, "PTS").unwrap();
+    sheet.write_string(4, 3, "2024-06-01").unwrap();
+    book.save_to_buffer().unwrap()
+}
+
+#[test]
+fn the_excel_connector_reads_a_named_sheet_with_dates_and_reports_bad_rows() {
+    let digest = host()
+        .load(&component("trainflow_connector_excel"))
+        .unwrap();
+    let grants = Grants {
+        file: Some(Arc::new(workbook())),
+        ..Grants::default()
+    };
+    let mut session = host().session(&digest, grants, Limits::default()).unwrap();
+    assert_eq!(session.describe().unwrap().id, "com.trainflow.excel");
+    let config = serde_json::json!({"entity": "certification", "sheet": "staff", "columns": {
+        "external_id": "Cert ID", "employee": "Employee", "certification_type": "Type",
+        "issued_on": "Issued", "expires_on": "Expires"}})
+    .to_string();
+    let first = session
+        .read_page(&config, &request(2, None, "certifications"))
+        .unwrap();
+    let rest = session
+        .read_page(
+            &config,
+            &request(10, first.next_cursor.clone(), "certifications"),
+        )
+        .unwrap();
+    assert!(rest.next_cursor.is_none());
+    let certs: Vec<_> = first
+        .entities
+        .iter()
+        .chain(&rest.entities)
+        .filter_map(|e| {
+            if let Entity::Certification(c) = e {
+                Some(c.clone())
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(certs.len(), 2);
+    assert_eq!(
+        certs[0].employee_external_id, "1001",
+        "whole numbers lose their .0"
+    );
+    assert_eq!(
+        certs[0].issued_on, "2025-03-31",
+        "Excel dates become ISO dates"
+    );
+    assert_eq!(certs[0].expires_on.as_deref(), Some("2027-03-31"));
+    assert_eq!(certs[1].external_id, "C4");
+    let errors: Vec<_> = first
+        .errors
+        .iter()
+        .chain(&rest.errors)
+        .map(|e| (e.reference.clone(), e.reason.clone()))
+        .collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(errors[0].0, "row 3");
+    assert!(errors[0].1.contains("employee"));
+    assert_eq!(errors[1].0, "row 4");
+    assert!(errors[1].1.contains("2025-02-30"));
+}
+
+#[test]
+fn a_file_that_is_not_a_workbook_is_a_configuration_error() {
+    let digest = host()
+        .load(&component("trainflow_connector_excel"))
+        .unwrap();
+    let grants = Grants {
+        file: Some(Arc::new(b"not,a,workbook\n".to_vec())),
+        ..Grants::default()
+    };
+    let mut session = host().session(&digest, grants, Limits::default()).unwrap();
+    let config =
+        serde_json::json!({"entity": "org_unit", "columns": {"external_id": "Id", "name": "Name"}})
+            .to_string();
+    match session.read_page(&config, &request(10, None, "org_units")) {
+        Err(CallError::Connector(trainflow_connectors::ConnectorError::Configuration(m))) => {
+            assert!(m.contains(".xlsx"), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+}

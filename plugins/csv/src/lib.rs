@@ -15,9 +15,12 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 use trainflow_connector_sdk::{
-    csv::next_record, dates::parse_date, export_connector, file::UploadedFile, serde_json,
-    Certification, Completion, Connector, ConnectorError, ConnectorInfo, Employee, Entity,
-    EntityKind, OrgUnit, Page, PageRequest, RecordError, StreamInfo,
+    csv::next_record,
+    export_connector,
+    file::UploadedFile,
+    serde_json,
+    tabular::{parse_row, Kind, Layout, Mapping},
+    Connector, ConnectorError, ConnectorInfo, Page, PageRequest, RecordError, StreamInfo,
 };
 
 struct Csv;
@@ -35,60 +38,6 @@ fn comma() -> String {
     ",".into()
 }
 
-#[derive(Deserialize, Clone, Copy, PartialEq)]
-#[serde(rename_all = "snake_case")]
-enum Kind {
-    Employee,
-    OrgUnit,
-    Certification,
-    Completion,
-}
-
-impl Kind {
-    fn stream(self) -> &'static str {
-        match self {
-            Kind::Employee => "employees",
-            Kind::OrgUnit => "org_units",
-            Kind::Certification => "certifications",
-            Kind::Completion => "completions",
-        }
-    }
-
-    fn entity(self) -> EntityKind {
-        match self {
-            Kind::Employee => EntityKind::Employee,
-            Kind::OrgUnit => EntityKind::OrgUnit,
-            Kind::Certification => EntityKind::Certification,
-            Kind::Completion => EntityKind::Completion,
-        }
-    }
-
-    fn required(self) -> &'static [&'static str] {
-        match self {
-            Kind::Employee => &["external_id", "first_name", "last_name"],
-            Kind::OrgUnit => &["external_id", "name"],
-            Kind::Certification => &["external_id", "employee", "certification_type", "issued_on"],
-            Kind::Completion => &["external_id", "employee", "course", "completed_on"],
-        }
-    }
-
-    fn optional(self) -> &'static [&'static str] {
-        match self {
-            Kind::Employee => &[
-                "email",
-                "phone",
-                "employee_number",
-                "org_unit",
-                "position",
-                "active",
-            ],
-            Kind::OrgUnit => &["code", "parent"],
-            Kind::Certification => &["expires_on", "certificate_number"],
-            Kind::Completion => &["score"],
-        }
-    }
-}
-
 fn config(value: &serde_json::Value) -> Result<Config, ConnectorError> {
     let c: Config = serde_json::from_value(value.clone())
         .map_err(|e| ConnectorError::Configuration(e.to_string()))?;
@@ -97,114 +46,21 @@ fn config(value: &serde_json::Value) -> Result<Config, ConnectorError> {
             "delimiter must be a single character".into(),
         ));
     }
-    for field in c.entity.required() {
-        if !c.columns.contains_key(*field) {
-            return Err(ConnectorError::Configuration(format!(
-                "columns.{field} is required"
-            )));
-        }
+    Mapping {
+        entity: c.entity,
+        columns: c.columns.clone(),
     }
-    for key in c.columns.keys() {
-        if !c.entity.required().contains(&key.as_str())
-            && !c.entity.optional().contains(&key.as_str())
-        {
-            return Err(ConnectorError::Configuration(format!(
-                "columns.{key} is not a field of this entity"
-            )));
-        }
-    }
+    .validate()?;
     Ok(c)
 }
 
-/// Field name → column index, from the header row.
-struct Layout(HashMap<&'static str, usize>);
-
-impl Layout {
-    fn new(cfg: &Config, header: &[String]) -> Result<Self, ConnectorError> {
-        let mut map = HashMap::new();
-        for field in cfg.entity.required().iter().chain(cfg.entity.optional()) {
-            if let Some(column) = cfg.columns.get(*field) {
-                let index = header
-                    .iter()
-                    .position(|h| h.eq_ignore_ascii_case(column.trim()))
-                    .ok_or_else(|| {
-                        ConnectorError::Configuration(format!(
-                            "the file has no column `{column}` (for {field})"
-                        ))
-                    })?;
-                map.insert(*field, index);
-            }
+impl Config {
+    fn mapping(&self) -> Mapping {
+        Mapping {
+            entity: self.entity,
+            columns: self.columns.clone(),
         }
-        Ok(Self(map))
     }
-
-    fn get<'a>(&self, row: &'a [String], field: &str) -> Option<&'a str> {
-        self.0
-            .get(field)
-            .and_then(|i| row.get(*i))
-            .map(String::as_str)
-            .filter(|s| !s.is_empty())
-    }
-
-    fn required<'a>(&self, row: &'a [String], field: &str) -> Result<&'a str, String> {
-        self.get(row, field)
-            .ok_or_else(|| format!("{field} is empty"))
-    }
-}
-
-fn parse_row(kind: Kind, l: &Layout, row: &[String]) -> Result<Entity, String> {
-    let opt = |f: &str| l.get(row, f).map(str::to_string);
-    Ok(match kind {
-        Kind::Employee => {
-            let active = match l.get(row, "active").map(|s| s.to_ascii_lowercase()) {
-                None => true,
-                Some(v) if ["yes", "y", "true", "1", "active"].contains(&v.as_str()) => true,
-                Some(v) if ["no", "n", "false", "0", "inactive", "left"].contains(&v.as_str()) => {
-                    false
-                }
-                Some(v) => return Err(format!("active `{v}` is not yes or no")),
-            };
-            Entity::Employee(Employee {
-                external_id: l.required(row, "external_id")?.into(),
-                email: opt("email"),
-                first_name: l.required(row, "first_name")?.into(),
-                last_name: l.required(row, "last_name")?.into(),
-                phone: opt("phone"),
-                employee_number: opt("employee_number"),
-                org_unit_external_id: opt("org_unit"),
-                position: opt("position"),
-                active,
-            })
-        }
-        Kind::OrgUnit => Entity::OrgUnit(OrgUnit {
-            external_id: l.required(row, "external_id")?.into(),
-            name: l.required(row, "name")?.into(),
-            code: opt("code"),
-            parent_external_id: opt("parent"),
-        }),
-        Kind::Certification => Entity::Certification(Certification {
-            external_id: l.required(row, "external_id")?.into(),
-            employee_external_id: l.required(row, "employee")?.into(),
-            certification_type: l.required(row, "certification_type")?.into(),
-            issued_on: parse_date(l.required(row, "issued_on")?)?,
-            expires_on: l.get(row, "expires_on").map(parse_date).transpose()?,
-            certificate_number: opt("certificate_number"),
-        }),
-        Kind::Completion => Entity::Completion(Completion {
-            external_id: l.required(row, "external_id")?.into(),
-            employee_external_id: l.required(row, "employee")?.into(),
-            course_external_id: l.required(row, "course")?.into(),
-            completed_on: parse_date(l.required(row, "completed_on")?)?,
-            score: match l.get(row, "score") {
-                None => None,
-                Some(s) => Some(
-                    s.trim_end_matches('%')
-                        .parse::<f32>()
-                        .map_err(|_| format!("score `{s}` is not a number"))?,
-                ),
-            },
-        }),
-    })
 }
 
 fn parse_cursor(cursor: Option<&str>) -> Result<Option<(u64, u64)>, ConnectorError> {
@@ -316,7 +172,7 @@ impl Connector for Csv {
                 .ok_or_else(|| ConnectorError::Configuration("the file is empty".into()))?;
             (header, end)
         };
-        let layout = Layout::new(&c, &header)?;
+        let layout = Layout::new(&c.mapping(), &header)?;
         let (offset, row) = parse_cursor(request.cursor.as_deref())?.unwrap_or((header_end, 1));
         let max = request.max_records.max(1) as usize;
         let (rows, problems, next, done) = records(&file, offset, max, delimiter)?;
