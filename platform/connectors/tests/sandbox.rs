@@ -297,7 +297,7 @@ fn workbook() -> Vec<u8> {
     sheet.write_number(1, 1, 1001).unwrap();
     sheet.write_string(1, 2, "PTS").unwrap();
     sheet
-        .write_datetime_with_format(1, 3, &ExcelDateTime::from_ymd(2025, 3, 31).unwrap(), &date)
+        .write_datetime_with_format(1, 3, ExcelDateTime::from_ymd(2025, 3, 31).unwrap(), &date)
         .unwrap();
     sheet.write_string(1, 4, "31/03/2027").unwrap();
     sheet.write_string(2, 0, "C2").unwrap();
