@@ -6,7 +6,7 @@ use trainflow_kernel::{
     auth::{Permission, Role, TenantCtx},
     db::{Db, TenantTx},
     envelope::Page,
-    ApiError, ApiResult,
+    ApiError, ApiResult, TenantId,
 };
 use uuid::Uuid;
 
@@ -38,6 +38,43 @@ pub async fn create_user(
     .await?;
     tx.commit().await?;
     Ok(user)
+}
+
+/// Creates a person on the platform's behalf (command line, tenant manifests): audited with the
+/// `system` actor. The password, if any, is hashed before the transaction opens.
+pub async fn create_user_as_system(
+    db: &Db,
+    hasher: &Hasher,
+    tenant: TenantId,
+    body: CreateUser,
+) -> ApiResult<User> {
+    let (fields, password) = body.parse()?;
+    let hash = match password {
+        Some(p) => Some(hasher.hash(p).await?),
+        None => None,
+    };
+    let mut tx = TenantTx::begin_system(db, tenant).await?;
+    let user = users::insert(&mut tx, &fields, hash, None, trainflow_kernel::now()).await?;
+    audit::record(
+        &mut tx,
+        Entry::as_actor("system", None, "user.create", None)
+            .object("user", user.id)
+            .change(None, Some(user.audit_json())),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+/// Whether `email` (any case) belongs to someone in the tenant, deleted people included.
+pub async fn email_taken(db: &Db, tenant: TenantId, email: &str) -> ApiResult<bool> {
+    let mut tx = TenantTx::begin_system(db, tenant).await?;
+    let email = email.trim().to_lowercase();
+    let found: Option<i32> = trainflow_kernel::sql!(tx.conn() => |c| sqlx::query_scalar(
+        "select 1 from users where tenant_id = $1 and email = $2")
+        .bind(tenant).bind(&email).fetch_optional(&mut *c).await)?;
+    tx.commit().await?;
+    Ok(found.is_some())
 }
 
 /// Rewrites a person's record from the fields `f` computes from the current record.

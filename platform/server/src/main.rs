@@ -7,12 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use poem::listener::{Listener, TcpListener};
 use trainflow_identity::{password, users::CreateUser};
-use trainflow_kernel::{
-    audit::{self, Entry},
-    auth::Role,
-    db::{Db, TenantTx},
-    TenantId,
-};
+use trainflow_kernel::{auth::Role, db::Db, TenantId};
 use trainflow_server::config::Settings;
 use trainflow_tenancy::{
     manifest::{self, anyhow_api},
@@ -372,7 +367,7 @@ async fn user_command(settings: Settings, command: UserCommand) -> anyhow::Resul
         .await
         .map_err(anyhow_api)?
         .with_context(|| format!("no tenant {tenant}"))?;
-    let (fields, password) = CreateUser {
+    let body = CreateUser {
         email,
         username: None,
         first_name,
@@ -386,29 +381,15 @@ async fn user_command(settings: Settings, command: UserCommand) -> anyhow::Resul
         role: Some(role),
         is_active: Some(true),
         password,
-    }
-    .parse()
-    .map_err(anyhow_api)?;
-    let hash = match password {
-        Some(p) => Some(instance.deps.hasher.hash(p).await?),
-        None => None,
     };
-    let mut tx = TenantTx::begin_system(db, TenantId(t.id))
-        .await
-        .map_err(anyhow_api)?;
-    let user =
-        trainflow_identity::users::insert(&mut tx, &fields, hash, None, trainflow_kernel::now())
-            .await
-            .map_err(anyhow_api)?;
-    audit::record(
-        &mut tx,
-        Entry::as_actor("system", None, "user.create", None)
-            .object("user", user.id)
-            .change(None, Some(user.audit_json())),
+    let user = trainflow_identity::service::create_user_as_system(
+        db,
+        &instance.deps.hasher,
+        TenantId(t.id),
+        body,
     )
     .await
     .map_err(anyhow_api)?;
-    tx.commit().await.map_err(anyhow_api)?;
     println!("user {} ({}) in {tenant}", user.email, user.id);
     Ok(())
 }

@@ -9,13 +9,14 @@ use serde::Deserialize;
 use trainflow_identity::{
     api::{departments, insert_department},
     password::Hasher,
-    users::{self, CreateUser},
+    service,
+    users::CreateUser,
 };
 use trainflow_kernel::{
     audit::{self, Entry},
     auth::Role,
     db::{Db, TenantTx},
-    sql, TenantId,
+    TenantId,
 };
 
 use crate::tenants::{self, NewTenant, Operator};
@@ -140,7 +141,13 @@ pub async fn apply(db: &Db, hasher: &Hasher, m: &Manifest) -> anyhow::Result<App
             ),
             None => None,
         };
-        let (fields, password) = CreateUser {
+        if service::email_taken(db, tenant_id, &u.email)
+            .await
+            .map_err(anyhow_api)?
+        {
+            continue;
+        }
+        let body = CreateUser {
             email: u.email.clone(),
             username: None,
             first_name: Some(u.first_name.clone()),
@@ -154,35 +161,11 @@ pub async fn apply(db: &Db, hasher: &Hasher, m: &Manifest) -> anyhow::Result<App
             role: Some(u.role),
             is_active: Some(true),
             password: u.password.clone(),
-        }
-        .parse()
-        .map_err(anyhow_api)
-        .with_context(|| format!("user {}", u.email))?;
-        let mut tx = TenantTx::begin_system(db, tenant_id)
-            .await
-            .map_err(anyhow_api)?;
-        let exists: Option<i32> = sql!(tx.conn() => |c| sqlx::query_scalar(
-            "select 1 from users where tenant_id = $1 and email = $2")
-            .bind(tenant_id).bind(fields.email.as_str()).fetch_optional(&mut *c).await)?;
-        if exists.is_some() {
-            continue;
-        }
-        let hash = match password {
-            Some(p) => Some(hasher.hash(p).await?),
-            None => None,
         };
-        let user = users::insert(&mut tx, &fields, hash, None, trainflow_kernel::now())
+        service::create_user_as_system(db, hasher, tenant_id, body)
             .await
-            .map_err(anyhow_api)?;
-        audit::record(
-            &mut tx,
-            Entry::as_actor("system", None, "user.create", None)
-                .object("user", user.id)
-                .change(None, Some(user.audit_json())),
-        )
-        .await
-        .map_err(anyhow_api)?;
-        tx.commit().await.map_err(anyhow_api)?;
+            .map_err(anyhow_api)
+            .with_context(|| format!("user {}", u.email))?;
         applied.users_created += 1;
     }
     Ok(applied)
