@@ -125,6 +125,24 @@ pub struct TokenPair {
     pub expires_in: i64,
 }
 
+/// An access token for `user` beside the refresh token just stored.
+fn pair(
+    deps: &AuthDeps,
+    tenant: TenantId,
+    user: &User,
+    refresh: String,
+    now: OffsetDateTime,
+) -> ApiResult<TokenPair> {
+    let access =
+        deps.keys
+            .issue_access(tenant, UserId(user.id), user.role, now.unix_timestamp())?;
+    Ok(TokenPair {
+        access_token: access,
+        refresh_token: refresh,
+        expires_in: deps.keys.access_ttl_secs,
+    })
+}
+
 /// Issues tokens for a signed-in user, starting a new refresh family.
 pub async fn issue_tokens(deps: &AuthDeps, tenant: TenantId, user: &User) -> ApiResult<TokenPair> {
     let now = trainflow_kernel::now();
@@ -138,14 +156,7 @@ pub async fn issue_tokens(deps: &AuthDeps, tenant: TenantId, user: &User) -> Api
     )
     .await?;
     tx.commit().await?;
-    let access =
-        deps.keys
-            .issue_access(tenant, UserId(user.id), user.role, now.unix_timestamp())?;
-    Ok(TokenPair {
-        access_token: access,
-        refresh_token: refresh,
-        expires_in: deps.keys.access_ttl_secs,
-    })
+    pair(deps, tenant, user, refresh, now)
 }
 
 async fn insert_refresh(
@@ -223,14 +234,7 @@ pub async fn refresh(deps: &AuthDeps, token: &str, ip: Option<String>) -> ApiRes
     )
     .await?;
     tx.commit().await?;
-    let access =
-        deps.keys
-            .issue_access(tenant, UserId(user.id), user.role, now.unix_timestamp())?;
-    Ok(TokenPair {
-        access_token: access,
-        refresh_token: refresh,
-        expires_in: deps.keys.access_ttl_secs,
-    })
+    pair(deps, tenant, &user, refresh, now)
 }
 
 async fn reuse_detected(
