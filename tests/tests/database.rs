@@ -330,3 +330,48 @@ async fn each_job_occurrence_runs_once_however_many_instances_tick() {
 fn rand_minutes() -> i64 {
     (Uuid::new_v4().as_u128() % 100_000) as i64
 }
+
+#[tokio::test]
+async fn removing_the_newest_audit_entries_is_detected_too() {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let (s, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            Some(&admin),
+            Some(json!({"email": "last@example.com"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let newest = "delete from audit_log where tenant_id = $1 and seq = (select max(seq) from audit_log where tenant_id = $1)";
+    match app.backend {
+        Backend::Sqlite => {
+            let mut c = SqliteConnection::connect(&app.owner_url).await.unwrap();
+            c.execute("drop trigger audit_log_no_delete").await.unwrap();
+            sqlx::query(newest)
+                .bind(app.a.id)
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+        Backend::Postgres => {
+            let mut c = PgConnection::connect(&app.owner_url).await.unwrap();
+            c.execute("set session_replication_role = replica")
+                .await
+                .unwrap();
+            sqlx::query(newest)
+                .bind(app.a.id)
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+    }
+    let (_, v) = app
+        .call(Method::GET, "/api/v1/audit/verify", Some(&admin), None)
+        .await;
+    assert_eq!(
+        v["data"]["intact"], false,
+        "a chain whose head points past its last entry is broken: {v}"
+    );
+}
