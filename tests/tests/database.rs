@@ -172,28 +172,7 @@ async fn the_audit_log_is_append_only_and_tampering_is_detected() {
     // Someone with the owner's keys bypasses the trigger and edits history: the chain shows it.
     let tamper = "update audit_log set action = 'user.nothing' where tenant_id = $1 and action = 'user.create'
                   and after_state like '%audited@example.com%'";
-    match app.backend {
-        Backend::Sqlite => {
-            let mut c = SqliteConnection::connect(&app.owner_url).await.unwrap();
-            c.execute("drop trigger audit_log_no_update").await.unwrap();
-            sqlx::query(tamper)
-                .bind(app.a.id)
-                .execute(&mut c)
-                .await
-                .unwrap();
-        }
-        Backend::Postgres => {
-            let mut c = PgConnection::connect(&app.owner_url).await.unwrap();
-            c.execute("set session_replication_role = replica")
-                .await
-                .unwrap();
-            sqlx::query(&tamper.replace("after_state like", "after_state::text like"))
-                .bind(app.a.id)
-                .execute(&mut c)
-                .await
-                .unwrap();
-        }
-    }
+    bypassing_audit_guards(&app, tamper, app.a.id).await;
     let (_, v) = app
         .call(Method::GET, "/api/v1/audit/verify", Some(&admin), None)
         .await;
@@ -345,28 +324,7 @@ async fn removing_the_newest_audit_entries_is_detected_too() {
         .await;
     assert_eq!(s, StatusCode::CREATED);
     let newest = "delete from audit_log where tenant_id = $1 and seq = (select max(seq) from audit_log where tenant_id = $1)";
-    match app.backend {
-        Backend::Sqlite => {
-            let mut c = SqliteConnection::connect(&app.owner_url).await.unwrap();
-            c.execute("drop trigger audit_log_no_delete").await.unwrap();
-            sqlx::query(newest)
-                .bind(app.a.id)
-                .execute(&mut c)
-                .await
-                .unwrap();
-        }
-        Backend::Postgres => {
-            let mut c = PgConnection::connect(&app.owner_url).await.unwrap();
-            c.execute("set session_replication_role = replica")
-                .await
-                .unwrap();
-            sqlx::query(newest)
-                .bind(app.a.id)
-                .execute(&mut c)
-                .await
-                .unwrap();
-        }
-    }
+    bypassing_audit_guards(&app, newest, app.a.id).await;
     let (_, v) = app
         .call(Method::GET, "/api/v1/audit/verify", Some(&admin), None)
         .await;
@@ -374,4 +332,33 @@ async fn removing_the_newest_audit_entries_is_detected_too() {
         v["data"]["intact"], false,
         "a chain whose head points past its last entry is broken: {v}"
     );
+}
+
+/// Runs `sql` (binding `tenant` as $1) as the owner with the audit log's triggers out of the way,
+/// as someone holding the owner's keys could.
+async fn bypassing_audit_guards(app: &TestApp, sql: &str, tenant: Uuid) {
+    match app.backend {
+        Backend::Sqlite => {
+            let mut c = SqliteConnection::connect(&app.owner_url).await.unwrap();
+            c.execute("drop trigger if exists audit_log_no_update")
+                .await
+                .unwrap();
+            c.execute("drop trigger if exists audit_log_no_delete")
+                .await
+                .unwrap();
+            sqlx::query(sql).bind(tenant).execute(&mut c).await.unwrap();
+        }
+        Backend::Postgres => {
+            let mut c = PgConnection::connect(&app.owner_url).await.unwrap();
+            c.execute("set session_replication_role = replica")
+                .await
+                .unwrap();
+            let sql = sql.replace("after_state like", "after_state::text like");
+            sqlx::query(&sql)
+                .bind(tenant)
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+    }
 }

@@ -22,47 +22,57 @@ pub async fn create_user(
     ctx: &TenantCtx,
     body: CreateUser,
 ) -> ApiResult<User> {
-    let (fields, password) = body.parse()?;
-    let hash = match password {
-        Some(p) => Some(hasher.hash(p).await?),
-        None => None,
-    };
+    let (fields, hash) = parse_and_hash(hasher, body).await?;
     let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::UsersWrite).await?;
-    let user = users::insert(&mut tx, &fields, hash, None, trainflow_kernel::now()).await?;
-    audit::record(
-        &mut tx,
-        Entry::by(&ctx, "user.create")
-            .object("user", user.id)
-            .change(None, Some(user.audit_json())),
-    )
-    .await?;
+    let user = insert_audited(&mut tx, &fields, hash, Entry::by(&ctx, "user.create")).await?;
     tx.commit().await?;
     Ok(user)
 }
 
 /// Creates a person on the platform's behalf (command line, tenant manifests): audited with the
-/// `system` actor. The password, if any, is hashed before the transaction opens.
+/// `system` actor.
 pub async fn create_user_as_system(
     db: &Db,
     hasher: &Hasher,
     tenant: TenantId,
     body: CreateUser,
 ) -> ApiResult<User> {
+    let (fields, hash) = parse_and_hash(hasher, body).await?;
+    let mut tx = TenantTx::begin_system(db, tenant).await?;
+    let entry = Entry::as_actor("system", None, "user.create", None);
+    let user = insert_audited(&mut tx, &fields, hash, entry).await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+/// Validates a new person and hashes their initial password, if any (outside any transaction:
+/// hashing takes tens of milliseconds).
+async fn parse_and_hash(
+    hasher: &Hasher,
+    body: CreateUser,
+) -> ApiResult<(UserFields, Option<String>)> {
     let (fields, password) = body.parse()?;
     let hash = match password {
         Some(p) => Some(hasher.hash(p).await?),
         None => None,
     };
-    let mut tx = TenantTx::begin_system(db, tenant).await?;
-    let user = users::insert(&mut tx, &fields, hash, None, trainflow_kernel::now()).await?;
+    Ok((fields, hash))
+}
+
+async fn insert_audited(
+    tx: &mut TenantTx,
+    fields: &UserFields,
+    hash: Option<String>,
+    entry: Entry,
+) -> ApiResult<User> {
+    let user = users::insert(tx, fields, hash, None, trainflow_kernel::now()).await?;
     audit::record(
-        &mut tx,
-        Entry::as_actor("system", None, "user.create", None)
+        tx,
+        entry
             .object("user", user.id)
             .change(None, Some(user.audit_json())),
     )
     .await?;
-    tx.commit().await?;
     Ok(user)
 }
 
