@@ -90,6 +90,7 @@ pub fn next_record(
 }
 
 fn finish(field: &mut Vec<u8>) -> String {
+    // Invalid UTF-8 becomes U+FFFD, which callers can report (see the CSV connector).
     let s = String::from_utf8_lossy(field).trim().to_string();
     field.clear();
     s

@@ -38,6 +38,9 @@ pub use bindings::trainflow::connector::types::{
 };
 use bindings::{TrainflowConnector, TrainflowConnectorPre};
 
+/// The most bytes one `file-read` returns.
+pub const MAX_FILE_READ: u32 = 16 * 1024 * 1024;
+
 /// How often the epoch ticks; deadlines are whole ticks.
 const TICK: Duration = Duration::from_millis(10);
 
@@ -115,11 +118,14 @@ impl bindings::trainflow::connector::types::Host for RunState {}
 
 impl bindings::trainflow::connector::host::Host for RunState {
     fn log(&mut self, level: Level, message: String) {
-        if self.log_bytes + message.len() > self.max_log_bytes {
+        // Each line costs its text plus a fixed overhead, so empty lines cannot grow the log
+        // without bound.
+        let cost = message.len() + 64;
+        if self.log_bytes + cost > self.max_log_bytes {
             self.logs_dropped += 1;
             return;
         }
-        self.log_bytes += message.len();
+        self.log_bytes += cost;
         self.logs.push(LogLine { level, message });
     }
 
@@ -163,7 +169,7 @@ impl bindings::trainflow::connector::host::Host for RunState {
             .map_err(|_| "offset out of range")?
             .min(file.len());
         let end = start
-            .saturating_add(len.min(16 * 1024 * 1024) as usize)
+            .saturating_add(len.min(MAX_FILE_READ) as usize)
             .min(file.len());
         Ok(file[start..end].to_vec())
     }
@@ -173,10 +179,9 @@ impl bindings::trainflow::connector::host::Host for RunState {
     }
 
     fn now(&mut self) -> String {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        format!("@{}", now.as_secs())
+        time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
     }
 }
 
@@ -350,7 +355,12 @@ impl ConnectorHost {
         let state = RunState {
             wasi: WasiCtxBuilder::new().stderr(stderr.clone()).build(),
             stderr,
-            table: ResourceTable::new(),
+            table: {
+                // WASI handles live in the host's memory: cap how many an instance may hold.
+                let mut table = ResourceTable::new();
+                table.set_max_capacity(1024);
+                table
+            },
             limits: Limiter {
                 memory_cap: limits.memory_bytes,
                 peak_memory: 0,
@@ -454,8 +464,22 @@ impl Session {
             .map_err(CallError::Connector)
     }
 
-    /// One page; a page larger than the host asked for is rejected.
+    /// One page; a page larger than the host asked for is rejected. The request's
+    /// `max_records` is clamped to the run's limit.
     pub fn read_page(&mut self, config: &str, request: &PageRequest) -> Result<Page, CallError> {
+        if request.max_records == 0 {
+            return Err(CallError::Rejected("max_records must be at least 1".into()));
+        }
+        let clamped;
+        let request = if request.max_records > self.limits.max_records {
+            clamped = PageRequest {
+                max_records: self.limits.max_records,
+                ..request.clone()
+            };
+            &clamped
+        } else {
+            request
+        };
         let config = config.to_string();
         let page = self
             .call(|b, s| {

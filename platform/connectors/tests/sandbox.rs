@@ -395,3 +395,76 @@ fn a_file_that_is_not_a_workbook_is_a_configuration_error() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn empty_log_lines_still_count_against_the_log_cap() {
+    let digest = host()
+        .load(&component("trainflow_connector_testing"))
+        .unwrap();
+    let limits = Limits {
+        max_log_bytes: 64 * 1024,
+        ..Limits::default()
+    };
+    let mut session = host().session(&digest, Grants::default(), limits).unwrap();
+    let config = serde_json::json!({"mode": "logflood"}).to_string();
+    session
+        .read_page(&config, &request(10, None, "units"))
+        .unwrap();
+    let (kept, dropped) = session.logs();
+    assert_eq!(kept.len(), 1024, "64 KiB at 64 bytes a line");
+    assert_eq!(dropped, 100_000 - 1024);
+}
+
+#[test]
+fn a_csv_saved_by_excel_with_a_byte_order_mark_reads_its_headings() {
+    let digest = host().load(&component("trainflow_connector_csv")).unwrap();
+    let mut file = b"\xEF\xBB\xBF".to_vec();
+    file.extend_from_slice(PEOPLE.as_bytes());
+    file.extend_from_slice(b"\nE9,Z\xF6e,Bad,zoe@example.com,Research,yes\n");
+    let grants = Grants {
+        file: Some(Arc::new(file)),
+        ..Grants::default()
+    };
+    let mut session = host().session(&digest, grants, Limits::default()).unwrap();
+    let page = session
+        .read_page(&csv_config(), &request(100, None, "employees"))
+        .unwrap();
+    assert_eq!(page.entities.len(), 4);
+    let last = page.errors.last().unwrap();
+    assert_eq!(last.reference, "row 8");
+    assert!(last.reason.contains("UTF-8"), "{last:?}");
+}
+
+#[test]
+fn excel_row_numbers_follow_the_sheet_when_it_starts_below_row_one() {
+    use rust_xlsxwriter::Workbook;
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    // Headings on row 3, data from row 4; rows 1-2 empty.
+    for (col, h) in ["Id", "Name"].iter().enumerate() {
+        sheet.write_string(2, col as u16, *h).unwrap();
+    }
+    sheet.write_string(3, 0, "D1").unwrap();
+    sheet.write_string(3, 1, "Depot").unwrap();
+    sheet.write_string(4, 0, "D2").unwrap();
+    let digest = host()
+        .load(&component("trainflow_connector_excel"))
+        .unwrap();
+    let grants = Grants {
+        file: Some(Arc::new(book.save_to_buffer().unwrap())),
+        ..Grants::default()
+    };
+    let mut session = host().session(&digest, grants, Limits::default()).unwrap();
+    let config =
+        serde_json::json!({"entity": "org_unit", "columns": {"external_id": "Id", "name": "Name"}})
+            .to_string();
+    let page = session
+        .read_page(&config, &request(10, None, "org_units"))
+        .unwrap();
+    assert_eq!(page.entities.len(), 1);
+    assert_eq!(page.errors[0].reference, "row 5", "{:?}", page.errors);
+    // A cursor pointing at the headings is refused, not read as data.
+    assert!(session
+        .read_page(&config, &request(10, Some("0".into()), "org_units"))
+        .is_err());
+}

@@ -77,8 +77,8 @@ enum ConnectorCommand {
         /// The file to offer as the run's upload.
         #[arg(long)]
         file: Option<PathBuf>,
-        /// Records per page.
-        #[arg(long, default_value_t = 500)]
+        /// Records per page (1–10000).
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         max_records: u32,
     },
 }
@@ -476,6 +476,11 @@ fn connector_command(command: ConnectorCommand) -> anyhow::Result<()> {
                 page.next_cursor.as_deref().unwrap_or("(end)")
             );
             errors.extend(page.errors);
+            if page.next_cursor.is_some() && page.next_cursor == cursor {
+                println!("  the connector returned the same cursor again; stopping");
+                failed = true;
+                break;
+            }
             cursor = page.next_cursor;
             if cursor.is_none() {
                 break;

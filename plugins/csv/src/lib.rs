@@ -41,9 +41,9 @@ fn comma() -> String {
 fn config(value: &serde_json::Value) -> Result<Config, ConnectorError> {
     let c: Config = serde_json::from_value(value.clone())
         .map_err(|e| ConnectorError::Configuration(e.to_string()))?;
-    if c.delimiter.len() != 1 {
+    if c.delimiter.len() != 1 || matches!(c.delimiter.as_str(), "\"" | "\n" | "\r") {
         return Err(ConnectorError::Configuration(
-            "delimiter must be a single character".into(),
+            "delimiter must be one character other than a quote or a line break".into(),
         ));
     }
     Mapping {
@@ -101,9 +101,16 @@ fn records(
                 None => break,
                 Some(Ok(r)) => {
                     let blank = r.fields.iter().all(String::is_empty);
+                    let not_utf8 = r.fields.iter().any(|f| f.contains('\u{FFFD}'));
                     pos = r.end;
                     rows.push(r.fields);
-                    problems.push(blank.then(|| "blank row".to_string()));
+                    problems.push(if blank {
+                        Some("blank row".to_string())
+                    } else if not_utf8 {
+                        Some("the row is not valid UTF-8 (save the file as CSV UTF-8)".to_string())
+                    } else {
+                        None
+                    });
                 }
                 Some(Err(e)) => {
                     rows.push(Vec::new());
@@ -114,10 +121,11 @@ fn records(
             }
         }
         if !complete && rows.is_empty() {
-            if len >= 64 * 1024 * 1024 {
-                return Err(ConnectorError::Configuration(
-                    "a row is longer than 64 MiB".into(),
-                ));
+            // The host returns at most 16 MiB per read.
+            if len >= 16 * 1024 * 1024 {
+                return Err(ConnectorError::Configuration(format!(
+                    "the row starting at byte {offset} is longer than 16 MiB"
+                )));
             }
             len *= 2;
             continue;
@@ -165,7 +173,17 @@ impl Connector for Csv {
             .ok_or_else(|| ConnectorError::Configuration("no file was uploaded".into()))?;
         let delimiter = c.delimiter.as_bytes()[0];
         let (header, header_end) = {
-            let (rows, _, end, _) = records(&file, 0, 1, delimiter)?;
+            // Excel's "CSV UTF-8" starts with a byte-order mark; the headings start after it.
+            let start = if file
+                .read_at(0, 3)
+                .map_err(|e| ConnectorError::Transient(e))?
+                == b"\xEF\xBB\xBF"
+            {
+                3
+            } else {
+                0
+            };
+            let (rows, _, end, _) = records(&file, start, 1, delimiter)?;
             let header = rows
                 .into_iter()
                 .next()

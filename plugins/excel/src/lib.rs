@@ -1,7 +1,7 @@
 //! The Excel connector: imports people, org units, certifications and completions from the
 //! first (or a named) worksheet of an uploaded `.xlsx` workbook, with the same column mapping
 //! as the CSV connector. The first row holds the headings; every rejected row is reported with
-//! its row number (as Excel shows it) and the reason. The cursor is the next row number.
+//! its row number (as Excel shows it) and the reason. The cursor is the index of the next row.
 
 use std::collections::HashMap;
 
@@ -58,19 +58,6 @@ fn read_upload() -> Result<Vec<u8>, ConnectorError> {
     Ok(bytes)
 }
 
-/// Days from the civil date 1970-01-01 to `y-m-d` (proleptic Gregorian), inverted.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 /// A cell as the text a person would type: dates as ISO, whole numbers without `.0`.
 fn cell_text(cell: &Data) -> String {
     match cell {
@@ -81,14 +68,19 @@ fn cell_text(cell: &Data) -> String {
         Data::Float(f) => f.to_string(),
         Data::Bool(b) => if *b { "yes" } else { "no" }.to_string(),
         Data::DateTime(dt) => {
-            // Excel's serial day 25569 is 1970-01-01.
-            let (y, m, d) = civil_from_days(dt.as_f64().floor() as i64 - 25_569);
+            // Handles both the 1900 and the 1904 (Mac) date systems.
+            let (y, m, d, ..) = dt.to_ymd_hms_milli();
             format!("{y:04}-{m:02}-{d:02}")
         }
     }
 }
 
-fn sheet_rows(bytes: Vec<u8>, sheet: Option<&str>) -> Result<Vec<Vec<String>>, ConnectorError> {
+/// The rows of the sheet and the Excel row number of the first of them (the used range may
+/// start below row 1).
+fn sheet_rows(
+    bytes: Vec<u8>,
+    sheet: Option<&str>,
+) -> Result<(usize, Vec<Vec<String>>), ConnectorError> {
     let mut book = Xlsx::new(std::io::Cursor::new(bytes)).map_err(|e| {
         ConnectorError::Configuration(format!("the upload is not an .xlsx workbook: {e}"))
     })?;
@@ -111,10 +103,14 @@ fn sheet_rows(bytes: Vec<u8>, sheet: Option<&str>) -> Result<Vec<Vec<String>>, C
     let range = book
         .worksheet_range(&name)
         .map_err(|e| ConnectorError::Configuration(format!("reading sheet `{name}`: {e}")))?;
-    Ok(range
-        .rows()
-        .map(|r| r.iter().map(cell_text).collect())
-        .collect())
+    let first = range.start().map(|(row, _)| row as usize + 1).unwrap_or(1);
+    Ok((
+        first,
+        range
+            .rows()
+            .map(|r| r.iter().map(cell_text).collect())
+            .collect(),
+    ))
 }
 
 impl Connector for Excel {
@@ -143,35 +139,37 @@ impl Connector for Excel {
                 request.stream
             )));
         }
-        let rows = sheet_rows(read_upload()?, c.sheet.as_deref())?;
+        let (first, rows) = sheet_rows(read_upload()?, c.sheet.as_deref())?;
         let header = rows
             .first()
             .ok_or_else(|| ConnectorError::Configuration("the sheet is empty".into()))?;
         let layout = Layout::new(&c.mapping(), header)?;
-        // Row numbers are Excel's: the headings are row 1.
+        // The cursor is an index into `rows`; the headings are index 0. References use the row
+        // number Excel shows, `first + index`.
         let start: usize = match request.cursor.as_deref() {
-            None => 2,
-            Some(s) => s
-                .parse()
-                .map_err(|_| ConnectorError::Internal(format!("bad cursor `{s}`")))?,
+            None => 1,
+            Some(s) => match s.parse::<usize>() {
+                Ok(i) if i >= 1 => i,
+                _ => return Err(ConnectorError::Internal(format!("bad cursor `{s}`"))),
+            },
         };
         let max = request.max_records.max(1) as usize;
         let (mut entities, mut errors) = (Vec::new(), Vec::new());
-        let mut number = start;
-        while number <= rows.len() && entities.len() + errors.len() < max {
-            let row = &rows[number - 1];
+        let mut index = start;
+        while index < rows.len() && entities.len() + errors.len() < max {
+            let row = &rows[index];
             if !row.iter().all(String::is_empty) {
                 match parse_row(c.entity, &layout, row) {
                     Ok(e) => entities.push(e),
                     Err(reason) => errors.push(RecordError {
-                        reference: format!("row {number}"),
+                        reference: format!("row {}", first + index),
                         reason,
                     }),
                 }
             }
-            number += 1;
+            index += 1;
         }
-        let next_cursor = (number <= rows.len()).then(|| number.to_string());
+        let next_cursor = (index < rows.len()).then(|| index.to_string());
         Ok(Page {
             entities,
             errors,
@@ -181,14 +179,3 @@ impl Connector for Excel {
 }
 
 export_connector!(Excel);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn excel_serial_days_become_iso_dates() {
-        assert_eq!(civil_from_days(45_747 - 25_569), (2025, 3, 31));
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-    }
-}

@@ -1,6 +1,7 @@
 //! A connector that misbehaves on purpose, chosen by `{"mode": …}` in its configuration:
 //! `loop` spins forever, `allocate` grows memory without bound, `panic` panics, `oversized`
-//! returns more records than asked for, `kv` exercises the key-value store, `well` behaves.
+//! returns more records than asked for, `logflood` writes 100,000 empty log lines, `kv`
+//! exercises the key-value store, `well` behaves.
 
 use trainflow_connector_sdk::{
     export_connector, host, serde_json, Connector, ConnectorError, ConnectorInfo, Entity,
@@ -61,6 +62,16 @@ impl Connector for Testing {
                 }
             }
             "panic" => panic!("the source sent something this connector cannot handle"),
+            "logflood" => {
+                for _ in 0..100_000 {
+                    host::log(host::Level::Debug, "");
+                }
+                Ok(Page {
+                    entities: vec![unit(1)],
+                    errors: vec![],
+                    next_cursor: None,
+                })
+            }
             "oversized" => Ok(Page {
                 entities: (0..request.max_records + 5).map(unit).collect(),
                 errors: vec![],
