@@ -53,6 +53,13 @@ CARGO_TARGET_DIR="$TRAINFLOW_PLUGINS_TARGET_DIR" cargo test --manifest-path plug
 step "Unit tests and the end-to-end suite on SQLite"
 TRAINFLOW_TEST_BACKEND=sqlite cargo test --workspace --locked --no-fail-fast
 
+if command -v psql >/dev/null; then
+  # Databases left by earlier runs (each test process creates its own).
+  for db in $(psql "$PG_URL" -Atc "select datname from pg_database where datname like 'trainflow\_test\_%' or datname like 'trainflow\_cli\_%'" 2>/dev/null); do
+    psql "$PG_URL" -qc "drop database if exists $db with (force)" >/dev/null 2>&1 || true
+  done
+fi
+
 step "The end-to-end suite on PostgreSQL (a fresh database per test binary)"
 TRAINFLOW_TEST_BACKEND=postgres TRAINFLOW_TEST_PG_URL="$PG_URL" \
   cargo test --locked --no-fail-fast -p trainflow-tests -p trainflow-server --tests
