@@ -15,17 +15,20 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-fn measure(pooling: bool, wasm: &[u8], iterations: usize) -> anyhow::Result<Vec<Duration>> {
+async fn measure(pooling: bool, wasm: &[u8], iterations: usize) -> anyhow::Result<Vec<Duration>> {
     let host = ConnectorHost::with_pooling(pooling)?;
     let digest = host.load(wasm)?;
     // Warm up.
     for _ in 0..100 {
-        host.session(&digest, Grants::default(), Limits::default())?;
+        host.session(&digest, Grants::default(), Limits::default())
+            .await?;
     }
     let mut times = Vec::with_capacity(iterations);
     for _ in 0..iterations {
         let started = Instant::now();
-        let session = host.session(&digest, Grants::default(), Limits::default())?;
+        let session = host
+            .session(&digest, Grants::default(), Limits::default())
+            .await?;
         times.push(started.elapsed());
         drop(session);
     }
@@ -33,7 +36,8 @@ fn measure(pooling: bool, wasm: &[u8], iterations: usize) -> anyhow::Result<Vec<
     Ok(times)
 }
 
-fn main() -> anyhow::Result<()> {
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
     let path = std::env::args()
         .nth(1)
         .ok_or_else(|| anyhow::anyhow!("usage: bench-connectors COMPONENT.wasm"))?;
@@ -42,8 +46,8 @@ fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5000);
-    let pooled = measure(true, &wasm, iterations)?;
-    let on_demand = measure(false, &wasm, iterations)?;
+    let pooled = measure(true, &wasm, iterations).await?;
+    let on_demand = measure(false, &wasm, iterations).await?;
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     println!("instantiation of {path} ({} KiB), {iterations} per allocator, store + WASI context + instance:", wasm.len() / 1024);
     println!(

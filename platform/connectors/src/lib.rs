@@ -28,6 +28,7 @@ mod bindings {
     wasmtime::component::bindgen!({
         path: "../../wit/connector",
         world: "trainflow-connector",
+        exports: { default: async },
     });
 }
 
@@ -289,7 +290,7 @@ impl ConnectorHost {
         let engine = wt(Engine::new(&config), "creating the wasmtime engine")?;
         let mut linker = Linker::new(&engine);
         wt(
-            wasmtime_wasi::p2::add_to_linker_sync(&mut linker),
+            wasmtime_wasi::p2::add_to_linker_async(&mut linker),
             "linking WASI",
         )?;
         wt(
@@ -342,7 +343,12 @@ impl ConnectorHost {
     }
 
     /// Starts a session on a loaded component: one instance, used for a run's calls.
-    pub fn session(&self, digest: &str, grants: Grants, limits: Limits) -> anyhow::Result<Session> {
+    pub async fn session(
+        &self,
+        digest: &str,
+        grants: Grants,
+        limits: Limits,
+    ) -> anyhow::Result<Session> {
         let pre = self
             .cache
             .lock()
@@ -379,7 +385,8 @@ impl ConnectorHost {
         store.set_epoch_deadline(ticks(limits.call_deadline));
         let started = Instant::now();
         let bindings = pre
-            .instantiate(&mut store)
+            .instantiate_async(&mut store)
+            .await
             .map_err(|e| anyhow::anyhow!("instantiation failed: {e:#}"))?;
         Ok(Session {
             store,
@@ -387,6 +394,7 @@ impl ConnectorHost {
             limits,
             instantiated_in: started.elapsed(),
             total: CallStats::default(),
+            poisoned: false,
         })
     }
 }
@@ -409,24 +417,48 @@ pub struct Session {
     pub instantiated_in: Duration,
     /// Fuel and time of all calls so far.
     pub total: CallStats,
+    /// Set once a call trapped or timed out: the instance is not used again.
+    poisoned: bool,
 }
 
 impl Session {
-    fn call<R>(
-        &mut self,
-        f: impl FnOnce(&TrainflowConnector, &mut Store<RunState>) -> wasmtime::Result<R>,
-    ) -> Result<R, CallError> {
+    fn begin_call(&mut self) -> Result<Instant, CallError> {
+        if self.poisoned {
+            return Err(CallError::Trapped(
+                "the instance was stopped by an earlier call; start a new session".into(),
+            ));
+        }
         self.store
             .set_fuel(self.limits.call_fuel)
             .map_err(|e| CallError::Trapped(e.to_string()))?;
         self.store
             .set_epoch_deadline(ticks(self.limits.call_deadline));
-        let started = Instant::now();
-        let result = f(&self.bindings, &mut self.store);
+        Ok(Instant::now())
+    }
+
+    /// The host-side deadline of a call: it also covers a guest blocked in a WASI sleep or poll,
+    /// where the epoch deadline cannot reach.
+    fn host_deadline(&self) -> Duration {
+        self.limits.call_deadline + TICK * 10
+    }
+
+    fn finish<R>(
+        &mut self,
+        started: Instant,
+        outcome: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
+    ) -> Result<R, CallError> {
         let fuel = self.limits.call_fuel - self.store.get_fuel().unwrap_or(0);
         self.total.fuel += fuel;
         self.total.elapsed += started.elapsed();
+        let result = match outcome {
+            Ok(r) => r,
+            Err(_) => {
+                self.poisoned = true;
+                return Err(CallError::Trapped("the call ran past its deadline".into()));
+            }
+        };
         result.map_err(|e| {
+            self.poisoned = true;
             let printed = String::from_utf8_lossy(&self.store.data().stderr.contents())
                 .trim()
                 .to_string();
@@ -446,46 +478,69 @@ impl Session {
     }
 
     /// The connector's description.
-    pub fn describe(&mut self) -> Result<ConnectorInfo, CallError> {
-        self.call(|b, s| b.trainflow_connector_connector().call_describe(s))
+    pub async fn describe(&mut self) -> Result<ConnectorInfo, CallError> {
+        let (started, deadline) = (self.begin_call()?, self.host_deadline());
+        let outcome = tokio::time::timeout(
+            deadline,
+            self.bindings
+                .trainflow_connector_connector()
+                .call_describe(&mut self.store),
+        )
+        .await;
+        self.finish(started, outcome)
     }
 
     /// Validates a configuration.
-    pub fn check(&mut self, config: &str) -> Result<(), CallError> {
+    pub async fn check(&mut self, config: &str) -> Result<(), CallError> {
         let config = config.to_string();
-        self.call(|b, s| b.trainflow_connector_connector().call_check(s, &config))?
-            .map_err(CallError::Connector)
+        let (started, deadline) = (self.begin_call()?, self.host_deadline());
+        let outcome = tokio::time::timeout(
+            deadline,
+            self.bindings
+                .trainflow_connector_connector()
+                .call_check(&mut self.store, &config),
+        )
+        .await;
+        self.finish(started, outcome)?.map_err(CallError::Connector)
     }
 
     /// The streams of a configuration.
-    pub fn discover(&mut self, config: &str) -> Result<Vec<StreamInfo>, CallError> {
+    pub async fn discover(&mut self, config: &str) -> Result<Vec<StreamInfo>, CallError> {
         let config = config.to_string();
-        self.call(|b, s| b.trainflow_connector_connector().call_discover(s, &config))?
-            .map_err(CallError::Connector)
+        let (started, deadline) = (self.begin_call()?, self.host_deadline());
+        let outcome = tokio::time::timeout(
+            deadline,
+            self.bindings
+                .trainflow_connector_connector()
+                .call_discover(&mut self.store, &config),
+        )
+        .await;
+        self.finish(started, outcome)?.map_err(CallError::Connector)
     }
 
     /// One page; a page larger than the host asked for is rejected. The request's
     /// `max_records` is clamped to the run's limit.
-    pub fn read_page(&mut self, config: &str, request: &PageRequest) -> Result<Page, CallError> {
+    pub async fn read_page(
+        &mut self,
+        config: &str,
+        request: &PageRequest,
+    ) -> Result<Page, CallError> {
         if request.max_records == 0 {
             return Err(CallError::Rejected("max_records must be at least 1".into()));
         }
-        let clamped;
-        let request = if request.max_records > self.limits.max_records {
-            clamped = PageRequest {
-                max_records: self.limits.max_records,
-                ..request.clone()
-            };
-            &clamped
-        } else {
-            request
-        };
+        let mut request = request.clone();
+        request.max_records = request.max_records.min(self.limits.max_records);
         let config = config.to_string();
+        let (started, deadline) = (self.begin_call()?, self.host_deadline());
+        let outcome = tokio::time::timeout(
+            deadline,
+            self.bindings
+                .trainflow_connector_connector()
+                .call_read_page(&mut self.store, &config, &request),
+        )
+        .await;
         let page = self
-            .call(|b, s| {
-                b.trainflow_connector_connector()
-                    .call_read_page(s, &config, request)
-            })?
+            .finish(started, outcome)?
             .map_err(CallError::Connector)?;
         let records = page.entities.len() + page.errors.len();
         if records > request.max_records as usize {

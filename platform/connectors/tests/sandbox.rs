@@ -61,24 +61,28 @@ fn csv_config() -> String {
     .to_string()
 }
 
-#[test]
-fn the_csv_connector_pages_through_a_file_reporting_bad_rows_by_number() {
+#[tokio::test]
+async fn the_csv_connector_pages_through_a_file_reporting_bad_rows_by_number() {
     let digest = host().load(&component("trainflow_connector_csv")).unwrap();
     let grants = Grants {
         file: Some(Arc::new(PEOPLE.as_bytes().to_vec())),
         ..Grants::default()
     };
-    let mut session = host().session(&digest, grants, Limits::default()).unwrap();
-    let info = session.describe().unwrap();
+    let mut session = host()
+        .session(&digest, grants, Limits::default())
+        .await
+        .unwrap();
+    let info = session.describe().await.unwrap();
     assert_eq!(info.id, "com.trainflow.csv");
     assert!(info.config_schema.contains("\"columns\""));
-    let streams = session.discover(&csv_config()).unwrap();
+    let streams = session.discover(&csv_config()).await.unwrap();
     assert_eq!(streams[0].name, "employees");
 
     let (mut people, mut errors, mut cursor, mut pages) = (Vec::new(), Vec::new(), None, 0);
     loop {
         let page = session
             .read_page(&csv_config(), &request(2, cursor.clone(), "employees"))
+            .await
             .unwrap();
         pages += 1;
         for e in page.entities {
@@ -109,8 +113,8 @@ fn the_csv_connector_pages_through_a_file_reporting_bad_rows_by_number() {
     assert!(session.total.fuel > 0, "instructions are counted");
 }
 
-#[test]
-fn a_run_resumes_from_a_cursor_without_repeating_rows() {
+#[tokio::test]
+async fn a_run_resumes_from_a_cursor_without_repeating_rows() {
     let digest = host().load(&component("trainflow_connector_csv")).unwrap();
     let grants = Grants {
         file: Some(Arc::new(PEOPLE.as_bytes().to_vec())),
@@ -118,15 +122,21 @@ fn a_run_resumes_from_a_cursor_without_repeating_rows() {
     };
     let mut first = host()
         .session(&digest, grants.clone(), Limits::default())
+        .await
         .unwrap();
     let page = first
         .read_page(&csv_config(), &request(3, None, "employees"))
+        .await
         .unwrap();
     let cursor = page.next_cursor.expect("more to read");
     // A new instance (as after a crash) continues from the committed cursor.
-    let mut second = host().session(&digest, grants, Limits::default()).unwrap();
+    let mut second = host()
+        .session(&digest, grants, Limits::default())
+        .await
+        .unwrap();
     let rest = second
         .read_page(&csv_config(), &request(100, Some(cursor), "employees"))
+        .await
         .unwrap();
     let ids: Vec<String> = rest
         .entities
@@ -143,18 +153,24 @@ fn a_run_resumes_from_a_cursor_without_repeating_rows() {
     assert!(rest.next_cursor.is_none());
 }
 
-#[test]
-fn a_bad_mapping_is_a_configuration_error_naming_the_column() {
+#[tokio::test]
+async fn a_bad_mapping_is_a_configuration_error_naming_the_column() {
     let digest = host().load(&component("trainflow_connector_csv")).unwrap();
     let grants = Grants {
         file: Some(Arc::new(PEOPLE.as_bytes().to_vec())),
         ..Grants::default()
     };
-    let mut session = host().session(&digest, grants, Limits::default()).unwrap();
+    let mut session = host()
+        .session(&digest, grants, Limits::default())
+        .await
+        .unwrap();
     let config = serde_json::json!({"entity": "employee", "columns": {
         "external_id": "Staff number", "first_name": "First name", "last_name": "Surname"}})
     .to_string();
-    match session.read_page(&config, &request(10, None, "employees")) {
+    match session
+        .read_page(&config, &request(10, None, "employees"))
+        .await
+    {
         Err(CallError::Connector(trainflow_connectors::ConnectorError::Configuration(m))) => {
             assert!(m.contains("Staff number"), "{m}")
         }
@@ -162,59 +178,63 @@ fn a_bad_mapping_is_a_configuration_error_naming_the_column() {
     }
 }
 
-fn misbehave(mode: &str, limits: Limits) -> Result<usize, CallError> {
+async fn misbehave(mode: &str, limits: Limits) -> Result<usize, CallError> {
     let digest = host()
         .load(&component("trainflow_connector_testing"))
         .unwrap();
-    let mut session = host().session(&digest, Grants::default(), limits).unwrap();
+    let mut session = host()
+        .session(&digest, Grants::default(), limits)
+        .await
+        .unwrap();
     let config = serde_json::json!({"mode": mode}).to_string();
     session
         .read_page(&config, &request(10, None, "units"))
+        .await
         .map(|p| p.entities.len())
 }
 
-#[test]
-fn a_connector_that_loops_forever_is_stopped_at_its_deadline() {
+#[tokio::test]
+async fn a_connector_that_loops_forever_is_stopped_at_its_deadline() {
     let limits = Limits {
         call_deadline: Duration::from_millis(300),
         call_fuel: u64::MAX / 2,
         ..Limits::default()
     };
     let started = std::time::Instant::now();
-    match misbehave("loop", limits) {
+    match misbehave("loop", limits).await {
         Err(CallError::Trapped(m)) => assert!(m.contains("deadline"), "{m}"),
         other => panic!("{other:?}"),
     }
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
-#[test]
-fn a_connector_that_burns_its_instruction_budget_is_stopped() {
+#[tokio::test]
+async fn a_connector_that_burns_its_instruction_budget_is_stopped() {
     let limits = Limits {
         call_fuel: 50_000_000,
         ..Limits::default()
     };
-    match misbehave("loop", limits) {
+    match misbehave("loop", limits).await {
         Err(CallError::Trapped(m)) => assert!(m.contains("fuel"), "{m}"),
         other => panic!("{other:?}"),
     }
 }
 
-#[test]
-fn a_connector_that_allocates_without_bound_traps_at_its_memory_cap() {
+#[tokio::test]
+async fn a_connector_that_allocates_without_bound_traps_at_its_memory_cap() {
     let limits = Limits {
         memory_bytes: 32 * 1024 * 1024,
         ..Limits::default()
     };
-    match misbehave("allocate", limits) {
+    match misbehave("allocate", limits).await {
         Err(CallError::Trapped(m)) => assert!(m.contains("memory"), "{m}"),
         other => panic!("{other:?}"),
     }
 }
 
-#[test]
-fn a_connector_that_panics_fails_with_a_readable_message() {
-    match misbehave("panic", Limits::default()) {
+#[tokio::test]
+async fn a_connector_that_panics_fails_with_a_readable_message() {
+    match misbehave("panic", Limits::default()).await {
         Err(CallError::Trapped(m)) => {
             assert!(m.contains("the connector panicked: the source sent something this connector cannot handle"), "{m}")
         }
@@ -222,18 +242,18 @@ fn a_connector_that_panics_fails_with_a_readable_message() {
     }
 }
 
-#[test]
-fn an_oversized_page_is_rejected() {
-    match misbehave("oversized", Limits::default()) {
+#[tokio::test]
+async fn an_oversized_page_is_rejected() {
+    match misbehave("oversized", Limits::default()).await {
         Err(CallError::Rejected(m)) => assert!(m.contains("15 records"), "{m}"),
         other => panic!("{other:?}"),
     }
 }
 
-#[test]
-fn after_misbehaving_components_the_host_still_runs_others() {
+#[tokio::test]
+async fn after_misbehaving_components_the_host_still_runs_others() {
     for mode in ["panic", "oversized"] {
-        let _ = misbehave(mode, Limits::default());
+        let _ = misbehave(mode, Limits::default()).await;
     }
     let _ = misbehave(
         "loop",
@@ -241,21 +261,24 @@ fn after_misbehaving_components_the_host_still_runs_others() {
             call_deadline: Duration::from_millis(100),
             ..Limits::default()
         },
-    );
-    assert_eq!(misbehave("well", Limits::default()).unwrap(), 1);
+    )
+    .await;
+    assert_eq!(misbehave("well", Limits::default()).await.unwrap(), 1);
 }
 
-#[test]
-fn the_key_value_store_persists_between_runs_when_the_host_keeps_it() {
+#[tokio::test]
+async fn the_key_value_store_persists_between_runs_when_the_host_keeps_it() {
     let digest = host()
         .load(&component("trainflow_connector_testing"))
         .unwrap();
     let config = serde_json::json!({"mode": "kv"}).to_string();
     let mut first = host()
         .session(&digest, Grants::default(), Limits::default())
+        .await
         .unwrap();
     first
         .read_page(&config, &request(10, None, "units"))
+        .await
         .unwrap();
     let kv = first.kv().clone();
     assert_eq!(first.logs().0[0].message, "run number 1");
@@ -268,9 +291,11 @@ fn the_key_value_store_persists_between_runs_when_the_host_keeps_it() {
             },
             Limits::default(),
         )
+        .await
         .unwrap();
     second
         .read_page(&config, &request(10, None, "units"))
+        .await
         .unwrap();
     assert_eq!(second.logs().0[0].message, "run number 2");
 }
@@ -314,8 +339,8 @@ fn workbook() -> Vec<u8> {
     book.save_to_buffer().unwrap()
 }
 
-#[test]
-fn the_excel_connector_reads_a_named_sheet_with_dates_and_reports_bad_rows() {
+#[tokio::test]
+async fn the_excel_connector_reads_a_named_sheet_with_dates_and_reports_bad_rows() {
     let digest = host()
         .load(&component("trainflow_connector_excel"))
         .unwrap();
@@ -323,20 +348,25 @@ fn the_excel_connector_reads_a_named_sheet_with_dates_and_reports_bad_rows() {
         file: Some(Arc::new(workbook())),
         ..Grants::default()
     };
-    let mut session = host().session(&digest, grants, Limits::default()).unwrap();
-    assert_eq!(session.describe().unwrap().id, "com.trainflow.excel");
+    let mut session = host()
+        .session(&digest, grants, Limits::default())
+        .await
+        .unwrap();
+    assert_eq!(session.describe().await.unwrap().id, "com.trainflow.excel");
     let config = serde_json::json!({"entity": "certification", "sheet": "staff", "columns": {
         "external_id": "Cert ID", "employee": "Employee", "certification_type": "Type",
         "issued_on": "Issued", "expires_on": "Expires"}})
     .to_string();
     let first = session
         .read_page(&config, &request(2, None, "certifications"))
+        .await
         .unwrap();
     let rest = session
         .read_page(
             &config,
             &request(10, first.next_cursor.clone(), "certifications"),
         )
+        .await
         .unwrap();
     assert!(rest.next_cursor.is_none());
     let certs: Vec<_> = first
@@ -375,8 +405,8 @@ fn the_excel_connector_reads_a_named_sheet_with_dates_and_reports_bad_rows() {
     assert!(errors[1].1.contains("2025-02-30"));
 }
 
-#[test]
-fn a_file_that_is_not_a_workbook_is_a_configuration_error() {
+#[tokio::test]
+async fn a_file_that_is_not_a_workbook_is_a_configuration_error() {
     let digest = host()
         .load(&component("trainflow_connector_excel"))
         .unwrap();
@@ -384,11 +414,17 @@ fn a_file_that_is_not_a_workbook_is_a_configuration_error() {
         file: Some(Arc::new(b"not,a,workbook\n".to_vec())),
         ..Grants::default()
     };
-    let mut session = host().session(&digest, grants, Limits::default()).unwrap();
+    let mut session = host()
+        .session(&digest, grants, Limits::default())
+        .await
+        .unwrap();
     let config =
         serde_json::json!({"entity": "org_unit", "columns": {"external_id": "Id", "name": "Name"}})
             .to_string();
-    match session.read_page(&config, &request(10, None, "org_units")) {
+    match session
+        .read_page(&config, &request(10, None, "org_units"))
+        .await
+    {
         Err(CallError::Connector(trainflow_connectors::ConnectorError::Configuration(m))) => {
             assert!(m.contains(".xlsx"), "{m}")
         }
@@ -396,8 +432,8 @@ fn a_file_that_is_not_a_workbook_is_a_configuration_error() {
     }
 }
 
-#[test]
-fn empty_log_lines_still_count_against_the_log_cap() {
+#[tokio::test]
+async fn empty_log_lines_still_count_against_the_log_cap() {
     let digest = host()
         .load(&component("trainflow_connector_testing"))
         .unwrap();
@@ -405,18 +441,22 @@ fn empty_log_lines_still_count_against_the_log_cap() {
         max_log_bytes: 64 * 1024,
         ..Limits::default()
     };
-    let mut session = host().session(&digest, Grants::default(), limits).unwrap();
+    let mut session = host()
+        .session(&digest, Grants::default(), limits)
+        .await
+        .unwrap();
     let config = serde_json::json!({"mode": "logflood"}).to_string();
     session
         .read_page(&config, &request(10, None, "units"))
+        .await
         .unwrap();
     let (kept, dropped) = session.logs();
     assert_eq!(kept.len(), 1024, "64 KiB at 64 bytes a line");
     assert_eq!(dropped, 100_000 - 1024);
 }
 
-#[test]
-fn a_csv_saved_by_excel_with_a_byte_order_mark_reads_its_headings() {
+#[tokio::test]
+async fn a_csv_saved_by_excel_with_a_byte_order_mark_reads_its_headings() {
     let digest = host().load(&component("trainflow_connector_csv")).unwrap();
     let mut file = b"\xEF\xBB\xBF".to_vec();
     file.extend_from_slice(PEOPLE.as_bytes());
@@ -425,9 +465,13 @@ fn a_csv_saved_by_excel_with_a_byte_order_mark_reads_its_headings() {
         file: Some(Arc::new(file)),
         ..Grants::default()
     };
-    let mut session = host().session(&digest, grants, Limits::default()).unwrap();
+    let mut session = host()
+        .session(&digest, grants, Limits::default())
+        .await
+        .unwrap();
     let page = session
         .read_page(&csv_config(), &request(100, None, "employees"))
+        .await
         .unwrap();
     assert_eq!(page.entities.len(), 4);
     let last = page.errors.last().unwrap();
@@ -435,8 +479,8 @@ fn a_csv_saved_by_excel_with_a_byte_order_mark_reads_its_headings() {
     assert!(last.reason.contains("UTF-8"), "{last:?}");
 }
 
-#[test]
-fn excel_row_numbers_follow_the_sheet_when_it_starts_below_row_one() {
+#[tokio::test]
+async fn excel_row_numbers_follow_the_sheet_when_it_starts_below_row_one() {
     use rust_xlsxwriter::Workbook;
     let mut book = Workbook::new();
     let sheet = book.add_worksheet();
@@ -454,17 +498,36 @@ fn excel_row_numbers_follow_the_sheet_when_it_starts_below_row_one() {
         file: Some(Arc::new(book.save_to_buffer().unwrap())),
         ..Grants::default()
     };
-    let mut session = host().session(&digest, grants, Limits::default()).unwrap();
+    let mut session = host()
+        .session(&digest, grants, Limits::default())
+        .await
+        .unwrap();
     let config =
         serde_json::json!({"entity": "org_unit", "columns": {"external_id": "Id", "name": "Name"}})
             .to_string();
     let page = session
         .read_page(&config, &request(10, None, "org_units"))
+        .await
         .unwrap();
     assert_eq!(page.entities.len(), 1);
     assert_eq!(page.errors[0].reference, "row 5", "{:?}", page.errors);
     // A cursor pointing at the headings is refused, not read as data.
     assert!(session
         .read_page(&config, &request(10, Some("0".into()), "org_units"))
+        .await
         .is_err());
+}
+
+#[tokio::test]
+async fn a_connector_that_sleeps_in_wasi_is_stopped_at_its_deadline() {
+    let limits = Limits {
+        call_deadline: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let started = std::time::Instant::now();
+    match misbehave("sleep", limits).await {
+        Err(CallError::Trapped(m)) => assert!(m.contains("deadline"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
 }

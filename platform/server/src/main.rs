@@ -202,7 +202,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Command::Connector { command } = cli.command {
         // Needs neither a database nor configuration.
-        return connector_command(command);
+        return connector_command(command).await;
     }
     let settings = Settings::load()?;
     init_tracing(&settings);
@@ -394,7 +394,7 @@ async fn user_command(settings: Settings, command: UserCommand) -> anyhow::Resul
     Ok(())
 }
 
-fn connector_command(command: ConnectorCommand) -> anyhow::Result<()> {
+async fn connector_command(command: ConnectorCommand) -> anyhow::Result<()> {
     use std::{collections::BTreeMap, sync::Arc};
 
     use trainflow_connectors::{ConnectorHost, Entity, Grants, Limits, PageRequest};
@@ -421,25 +421,27 @@ fn connector_command(command: ConnectorCommand) -> anyhow::Result<()> {
         max_records,
         ..Limits::default()
     };
-    let mut session = host.session(
-        &digest,
-        Grants {
-            file: upload,
-            ..Grants::default()
-        },
-        limits,
-    )?;
-    let info = session.describe()?;
+    let mut session = host
+        .session(
+            &digest,
+            Grants {
+                file: upload,
+                ..Grants::default()
+            },
+            limits,
+        )
+        .await?;
+    let info = session.describe().await?;
     println!("connector   {} {} — {}", info.id, info.version, info.name);
     println!("sha256      {digest}");
     println!(
         "instantiate {:.1} µs",
         session.instantiated_in.as_secs_f64() * 1e6
     );
-    session.check(&config)?;
+    session.check(&config).await?;
     println!("check       ok");
     let mut failed = false;
-    for stream in session.discover(&config)? {
+    for stream in session.discover(&config).await? {
         println!("stream      {} ({:?})", stream.name, stream.entity);
         let (mut cursor, mut pages, mut kinds, mut errors) =
             (None, 0usize, BTreeMap::<&str, usize>::new(), Vec::new());
@@ -449,7 +451,7 @@ fn connector_command(command: ConnectorCommand) -> anyhow::Result<()> {
                 cursor: cursor.clone(),
                 max_records,
             };
-            let page = match session.read_page(&config, &request) {
+            let page = match session.read_page(&config, &request).await {
                 Ok(p) => p,
                 Err(e) => {
                     println!("  page {}: failed: {e}", pages + 1);

@@ -1,6 +1,6 @@
 //! A connector that misbehaves on purpose, chosen by `{"mode": …}` in its configuration:
 //! `loop` spins forever, `allocate` grows memory without bound, `panic` panics, `oversized`
-//! returns more records than asked for, `logflood` writes 100,000 empty log lines, `kv`
+//! returns more records than asked for, `sleep` blocks in a WASI sleep, `logflood` writes 100,000 empty log lines, `kv`
 //! exercises the key-value store, `well` behaves.
 
 use trainflow_connector_sdk::{
@@ -62,6 +62,15 @@ impl Connector for Testing {
                 }
             }
             "panic" => panic!("the source sent something this connector cannot handle"),
+            "sleep" => {
+                // Blocks in a WASI poll, where no WebAssembly runs for the epoch to interrupt.
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                Ok(Page {
+                    entities: vec![],
+                    errors: vec![],
+                    next_cursor: None,
+                })
+            }
             "logflood" => {
                 for _ in 0..100_000 {
                     host::log(host::Level::Debug, "");
