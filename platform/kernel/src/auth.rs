@@ -152,7 +152,7 @@ pub struct JwtKeys {
 const AUDIENCE: &str = "trainflow-api";
 
 /// Claims of an access token.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     /// Issuer.
     pub iss: String,
@@ -276,11 +276,26 @@ pub struct ClientIp(pub String);
 #[oai(ty = "bearer", bearer_format = "JWT", checker = "check_tenant_bearer")]
 pub struct TenantAuth(pub TenantCtx);
 
+/// An access token the server's edge already verified (for the per-tenant rate limit), kept in
+/// the request's extensions so the token is verified once per request.
+#[derive(Debug, Clone)]
+pub struct VerifiedAccess {
+    /// The token as presented.
+    pub token: String,
+    /// Its verified claims.
+    pub claims: Claims,
+}
+
 async fn check_tenant_bearer(req: &Request, bearer: Bearer) -> poem::Result<TenantCtx> {
-    let keys = req
-        .data::<Arc<JwtKeys>>()
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("JWT keys missing")))?;
-    let claims = keys.verify(&bearer.token, "access")?;
+    let claims = match req.extensions().get::<VerifiedAccess>() {
+        Some(v) if v.token == bearer.token => v.claims.clone(),
+        _ => {
+            let keys = req
+                .data::<Arc<JwtKeys>>()
+                .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("JWT keys missing")))?;
+            keys.verify(&bearer.token, "access")?
+        }
+    };
     let (Some(tid), Some(role)) = (claims.tid, claims.role) else {
         return Err(ApiError::Unauthorized("not a tenant token").into());
     };

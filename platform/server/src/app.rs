@@ -14,7 +14,7 @@ use poem_openapi::OpenApiService;
 use trainflow_identity::{api::IdentityApi, signin::AuthDeps};
 use trainflow_jobs::Runner;
 use trainflow_kernel::{
-    auth::{ClientIp, JwtKeys},
+    auth::{ClientIp, JwtKeys, VerifiedAccess},
     db::Db,
     error::from_poem_error,
     ApiError,
@@ -115,6 +115,9 @@ async fn handle<E: Endpoint<Output = Response>>(
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let ip = client_ip(&edge.settings, &req);
     req.extensions_mut().insert(ClientIp(ip.clone()));
+    if let Some(verified) = verify_bearer(&edge.keys, &req) {
+        req.extensions_mut().insert(verified);
+    }
     let path = req.uri().path().to_string();
     let method = req.method().to_string();
     let is_api = path.starts_with("/api/");
@@ -207,7 +210,12 @@ fn admit(edge: &Edge, req: &Request, ip: &str, path: &str) -> Option<Response> {
             .into_response(),
         );
     }
-    if let Some(tenant) = bearer_tenant(&edge.keys, req) {
+    if let Some(tenant) = req
+        .extensions()
+        .get::<VerifiedAccess>()
+        .and_then(|v| v.claims.tid)
+    {
+        let tenant = tenant.to_string();
         if let Err(wait) = edge.per_tenant.check(&tenant, now) {
             edge.metrics.rate_limited("tenant");
             return Some(
@@ -230,13 +238,15 @@ fn admit(edge: &Edge, req: &Request, ip: &str, path: &str) -> Option<Response> {
 }
 
 /// The tenant of a valid bearer token, for the per-tenant limit.
-fn bearer_tenant(keys: &JwtKeys, req: &Request) -> Option<String> {
+/// Verifies a bearer access token once, at the edge; the security scheme reuses the result.
+fn verify_bearer(keys: &JwtKeys, req: &Request) -> Option<VerifiedAccess> {
     let auth = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let token = auth.strip_prefix("Bearer ")?;
-    keys.verify(token, "access")
-        .ok()?
-        .tid
-        .map(|t| t.to_string())
+    let claims = keys.verify(token, "access").ok()?;
+    Some(VerifiedAccess {
+        token: token.to_string(),
+        claims,
+    })
 }
 
 fn client_ip(settings: &Settings, req: &Request) -> String {
