@@ -15,6 +15,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection};
 use tokio::sync::{Mutex, OnceCell};
+use trainflow_integrations::{Integrations, RunSettings};
 use trainflow_kernel::{auth::Role, db::Db};
 use trainflow_server::config::{Secret, Settings};
 use trainflow_tenancy::manifest::{DepartmentSpec, Manifest, TenantSpec, UserSpec};
@@ -84,14 +85,22 @@ pub struct Options {
     pub rate_limit_per_ip: u32,
     pub cookie_secure: bool,
     pub cors_origins: Vec<String>,
+    /// Connector runs: short back-offs and deadlines so failures show quickly.
+    pub runs: RunSettings,
 }
 
 impl Default for Options {
     fn default() -> Self {
+        let mut runs = RunSettings {
+            backoff: std::time::Duration::from_millis(20),
+            ..RunSettings::default()
+        };
+        runs.limits.call_deadline = std::time::Duration::from_secs(2);
         Self {
             rate_limit_per_ip: 100_000,
             cookie_secure: false,
             cors_origins: vec!["https://app.example.com".into()],
+            runs,
         }
     }
 }
@@ -109,6 +118,7 @@ pub struct TestApp {
     pub b: Tenant,
     pub operator_email: String,
     pub runner: trainflow_jobs::Runner,
+    pub integrations: Arc<Integrations>,
     tokens: Mutex<HashMap<(String, Role), String>>,
     _dir: Option<TempDir>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
@@ -167,11 +177,12 @@ impl TestApp {
             password_hash_concurrency: 2,
             ..Settings::default()
         };
-        let instance = trainflow_server::prepare(settings)
+        let instance = trainflow_server::prepare_with(settings, opts.runs)
             .await
             .expect("prepare server");
         let db = instance.db.clone();
         let runner = instance.runner.clone();
+        let integrations = instance.integrations.clone();
         let suffix = &Uuid::new_v4().simple().to_string()[..10];
         let a = seed(&instance, &format!("a-{suffix}")).await;
         let b = seed(&instance, &format!("b-{suffix}")).await;
@@ -215,6 +226,7 @@ impl TestApp {
             b,
             operator_email,
             runner,
+            integrations,
             tokens: Mutex::new(HashMap::new()),
             _dir: dir,
             _shutdown: tx,
@@ -329,64 +341,200 @@ impl TestApp {
         )
     }
 
-    /// Counts rows of a tenant table for `tenant`, looking as the owner (outside the API).
-    pub async fn count(&self, table: &str, tenant: Uuid) -> i64 {
-        let q = format!("select count(*) from {table} where tenant_id = $1");
+    /// Rows of a query with one bound id, run as the owner (outside the API and its tenancy).
+    pub async fn owner_rows<T>(&self, query: &str, id: Uuid) -> Vec<T>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + Send
+            + Unpin,
+    {
         match self.backend {
             Backend::Sqlite => {
                 let mut c = sqlx::SqliteConnection::connect(&self.owner_url)
                     .await
                     .expect("sqlite");
-                sqlx::query_scalar(&q)
-                    .bind(tenant)
-                    .fetch_one(&mut c)
+                sqlx::query_as(query)
+                    .bind(id)
+                    .fetch_all(&mut c)
                     .await
-                    .expect("count")
+                    .expect("rows")
             }
             Backend::Postgres => {
                 let mut c = PgConnection::connect(&self.owner_url).await.expect("pg");
-                sqlx::query_scalar(&q)
-                    .bind(tenant)
-                    .fetch_one(&mut c)
+                sqlx::query_as(query)
+                    .bind(id)
+                    .fetch_all(&mut c)
                     .await
-                    .expect("count")
+                    .expect("rows")
             }
         }
+    }
+
+    /// Counts rows of a tenant table for `tenant`, looking as the owner (outside the API).
+    pub async fn count(&self, table: &str, tenant: Uuid) -> i64 {
+        let q = format!("select count(*) from {table} where tenant_id = $1");
+        let rows: Vec<(i64,)> = self.owner_rows(&q, tenant).await;
+        rows[0].0
     }
 
     /// A snapshot of everything tenant `tenant` holds, to prove a request changed nothing.
     pub async fn fingerprint(&self, tenant: Uuid) -> Vec<(String, String)> {
         let q = "select id, email, first_name, last_name, coalesce(phone, ''), role, is_active, \
                  coalesce(cast(deleted_at as text), '') from users where tenant_id = $1 order by id";
-        let rows: Vec<UserSnapshot> = match self.backend {
-            Backend::Sqlite => {
-                let mut c = sqlx::SqliteConnection::connect(&self.owner_url)
-                    .await
-                    .expect("sqlite");
-                sqlx::query_as(q)
-                    .bind(tenant)
-                    .fetch_all(&mut c)
-                    .await
-                    .expect("rows")
-            }
-            Backend::Postgres => {
-                let mut c = PgConnection::connect(&self.owner_url).await.expect("pg");
-                sqlx::query_as(q)
-                    .bind(tenant)
-                    .fetch_all(&mut c)
-                    .await
-                    .expect("rows")
-            }
-        };
+        let rows: Vec<UserSnapshot> = self.owner_rows(q, tenant).await;
         let mut out: Vec<(String, String)> = rows
             .into_iter()
             .map(|r| (r.0.to_string(), format!("{r:?}")))
             .collect();
-        for table in ["departments", "refresh_tokens", "sessions"] {
+        for table in [
+            "departments",
+            "refresh_tokens",
+            "sessions",
+            "connector_packages",
+            "connector_installations",
+            "connector_files",
+            "connector_runs",
+            "connector_links",
+            "certifications",
+        ] {
             out.push((table.into(), self.count(table, tenant).await.to_string()));
         }
         out
     }
+}
+
+/// Connector helpers: packages, installations, uploads and runs through the API.
+impl TestApp {
+    /// Sends a multipart form (package uploads).
+    pub async fn call_multipart(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        form: reqwest::multipart::Form,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .post(format!("{}{}", self.base, path))
+            .multipart(form);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Installs a connector; panics unless it is created.
+    pub async fn install(&self, token: &str, body: Value) -> Uuid {
+        let (s, b) = self
+            .call(
+                Method::POST,
+                "/api/v1/connectors/installations",
+                Some(token),
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        b["data"]["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Uploads a file for an installation.
+    pub async fn upload(
+        &self,
+        token: &str,
+        installation: Uuid,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Uuid {
+        let (s, b) = self
+            .call_raw(
+                Method::POST,
+                &format!("/api/v1/connectors/installations/{installation}/files?filename={name}"),
+                Some(token),
+                "application/octet-stream",
+                bytes,
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        b["data"]["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Starts a run and waits for it to end; returns the run.
+    pub async fn run_to_end(&self, token: &str, installation: Uuid) -> Value {
+        let (s, b) = self
+            .call(
+                Method::POST,
+                &format!("/api/v1/connectors/installations/{installation}/runs"),
+                Some(token),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+        let id = b["data"]["id"].as_str().unwrap().to_string();
+        self.wait_for_run(token, &id).await
+    }
+
+    /// Polls a run until it is no longer running (at most a minute).
+    pub async fn wait_for_run(&self, token: &str, id: &str) -> Value {
+        for _ in 0..600 {
+            let (s, b) = self
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/connectors/runs/{id}"),
+                    Some(token),
+                    None,
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{b}");
+            if b["data"]["status"] != "running" {
+                return b["data"].clone();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("run {id} did not finish within a minute");
+    }
+}
+
+/// A component built from `plugins/` (`trainflow_connector_<name>.wasm`).
+pub fn plugin(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(trainflow_integrations::catalogue::BUILT_PLUGINS_DIR)
+        .join(format!("trainflow_connector_{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// The manifest of the misbehaving test component, as a partner would upload it.
+pub fn testing_manifest(component: &[u8]) -> Value {
+    json!({
+        "id": "example.misbehaving",
+        "name": "Sandbox test connector",
+        "version": "0.1.0",
+        "description": "Misbehaves on request.",
+        "capabilities": {"file": false, "http_hosts": ["api.example.com"], "secrets": ["api_token"]},
+        "config_schema": {
+            "type": "object",
+            "properties": {"mode": {"type": "string"}, "count": {"type": "integer"}, "per_page": {"type": "integer"}, "failures": {"type": "integer"}},
+            "additionalProperties": false
+        },
+        "sha256": trainflow_kernel::secret::sha256_hex(component),
+    })
+}
+
+/// A multipart package form.
+pub fn package_form(manifest: &Value, component: Vec<u8>) -> reqwest::multipart::Form {
+    reqwest::multipart::Form::new()
+        .text("manifest", manifest.to_string())
+        .part(
+            "component",
+            reqwest::multipart::Part::bytes(component)
+                .file_name("connector.wasm")
+                .mime_str("application/wasm")
+                .expect("mime"),
+        )
 }
 
 /// One user row as [`TestApp::fingerprint`] compares it.

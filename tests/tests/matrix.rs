@@ -27,6 +27,10 @@ enum Target {
     None,
     User,
     Tenant,
+    /// A connector installation of tenant A.
+    Installation,
+    /// A connector run of tenant A.
+    Run,
 }
 
 struct Op {
@@ -271,6 +275,85 @@ fn ops() -> Vec<Op> {
             target: Target::Tenant,
             body: |_| None,
         },
+        Op {
+            method: Method::GET,
+            path: "/api/v1/connectors",
+            access: Tenant(Integrations),
+            target: Target::None,
+            body: |_| None,
+        },
+        Op {
+            method: Method::POST,
+            path: "/api/v1/connectors/packages",
+            access: Tenant(Integrations),
+            target: Target::None,
+            // Sent as multipart (see `send`): a manifest that fails validation.
+            body: |_| Some(json!({"id": "acme.incomplete"})),
+        },
+        Op {
+            method: Method::GET,
+            path: "/api/v1/connectors/installations",
+            access: Tenant(Integrations),
+            target: Target::None,
+            body: |_| None,
+        },
+        Op {
+            method: Method::POST,
+            path: "/api/v1/connectors/installations",
+            access: Tenant(Integrations),
+            target: Target::None,
+            body: |c| Some(csv_installation(&c.unique)),
+        },
+        Op {
+            method: Method::GET,
+            path: "/api/v1/connectors/installations/{id}",
+            access: Tenant(Integrations),
+            target: Target::Installation,
+            body: |_| None,
+        },
+        Op {
+            method: Method::POST,
+            path: "/api/v1/connectors/installations/{id}/files",
+            access: Tenant(Integrations),
+            target: Target::Installation,
+            // Sent as the raw file (see `send`).
+            body: |_| None,
+        },
+        Op {
+            method: Method::GET,
+            path: "/api/v1/connectors/installations/{id}/files",
+            access: Tenant(Integrations),
+            target: Target::Installation,
+            body: |_| None,
+        },
+        Op {
+            method: Method::POST,
+            path: "/api/v1/connectors/installations/{id}/runs",
+            access: Tenant(Integrations),
+            target: Target::Installation,
+            body: |_| Some(json!({})),
+        },
+        Op {
+            method: Method::GET,
+            path: "/api/v1/connectors/installations/{id}/runs",
+            access: Tenant(Integrations),
+            target: Target::Installation,
+            body: |_| None,
+        },
+        Op {
+            method: Method::GET,
+            path: "/api/v1/connectors/runs/{id}",
+            access: Tenant(Integrations),
+            target: Target::Run,
+            body: |_| None,
+        },
+        Op {
+            method: Method::POST,
+            path: "/api/v1/connectors/runs/{id}/confirm",
+            access: Tenant(Integrations),
+            target: Target::Run,
+            body: |_| None,
+        },
     ]
 }
 
@@ -281,9 +364,10 @@ fn allowed_roles(p: Permission) -> &'static [Role] {
     match p {
         Permission::SelfService => &Role::ALL,
         Permission::UsersRead => &[Foreman, Manager, TrainingOfficer, Administrator],
-        Permission::UsersWrite | Permission::AuditRead | Permission::TenantSettings => {
-            &[Administrator]
-        }
+        Permission::UsersWrite
+        | Permission::AuditRead
+        | Permission::TenantSettings
+        | Permission::Integrations => &[Administrator],
     }
 }
 
@@ -298,6 +382,65 @@ fn callers() -> Vec<Caller> {
     let mut c = vec![Caller::Anonymous, Caller::Operator];
     c.extend(Role::ALL.iter().map(|r| Caller::Person(*r)));
     c
+}
+
+/// A valid installation of the first-party CSV connector.
+fn csv_installation(unique: &str) -> Value {
+    json!({"connector_id": "com.trainflow.csv", "name": format!("csv {unique}"),
+           "config": {"entity": "employee", "columns": {"external_id": "Id", "first_name": "First", "last_name": "Last", "email": "Email"}}})
+}
+
+/// Sends an operation's request: JSON, except package uploads (multipart) and file uploads
+/// (the raw file).
+async fn send(
+    app: &TestApp,
+    op: &Op,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    if op.path == "/api/v1/connectors/packages" {
+        let form = reqwest::multipart::Form::new()
+            .text("manifest", body.unwrap_or_default().to_string())
+            .part(
+                "component",
+                reqwest::multipart::Part::bytes(b"\0asm".to_vec()).file_name("c.wasm"),
+            );
+        return app.call_multipart(path, token, form).await;
+    }
+    if op.path.ends_with("/files") && op.method == Method::POST {
+        let path = format!("{path}?filename=people.csv");
+        return app
+            .call_raw(
+                Method::POST,
+                &path,
+                token,
+                "application/octet-stream",
+                b"Id,First,Last,Email\n".to_vec(),
+            )
+            .await;
+    }
+    app.call(op.method.clone(), path, token, body).await
+}
+
+/// A fresh installation of tenant A.
+async fn fresh_installation(app: &TestApp) -> String {
+    let admin = app.token(Which::A, Role::Administrator).await;
+    app.install(&admin, csv_installation(&unique()))
+        .await
+        .to_string()
+}
+
+/// A fresh (finished) run of tenant A.
+async fn fresh_run(app: &TestApp) -> String {
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let inst = app.install(&admin, csv_installation(&unique())).await;
+    let file = b"Id,First,Last,Email\nE1,Ann,Lee,ann@example.com\n".to_vec();
+    app.upload(&admin, inst, "people.csv", file).await;
+    app.run_to_end(&admin, inst).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 fn unique() -> String {
@@ -368,6 +511,8 @@ async fn every_operation_admits_exactly_the_callers_its_permission_names() {
             let path = match op.target {
                 Target::None => op.path.to_string(),
                 Target::User => op.path.replace("{id}", &fresh_user(&app).await),
+                Target::Installation => op.path.replace("{id}", &fresh_installation(&app).await),
+                Target::Run => op.path.replace("{id}", &fresh_run(&app).await),
                 Target::Tenant => op
                     .path
                     .replace("{id}", &fresh_tenant(&app, &operator).await),
@@ -377,9 +522,7 @@ async fn every_operation_admits_exactly_the_callers_its_permission_names() {
                 tenant_slug: app.a.slug.clone(),
                 department: app.a.department,
             };
-            let (status, body) = app
-                .call(op.method.clone(), &path, token.as_deref(), (op.body)(&ctx))
-                .await;
+            let (status, body) = send(&app, &op, &path, token.as_deref(), (op.body)(&ctx)).await;
             let expected: &[StatusCode] = match (op.access, caller) {
                 (Access::Public, _) => &[],
                 (Access::Tenant(_), Caller::Anonymous | Caller::Operator) => {
@@ -448,6 +591,9 @@ async fn tenant_b_administrator_cannot_see_or_change_anything_of_tenant_a() {
         app.a.department.to_string(),
         a_dept["data"]["id"].as_str().unwrap().into(),
     ]);
+    let a_installation = fresh_installation(&app).await;
+    let a_run = fresh_run(&app).await;
+    a_ids.extend([a_installation.clone(), a_run.clone()]);
     let a_before = app.fingerprint(app.a.id).await;
     let (_, a_tenant_before) = app
         .call(Method::GET, "/api/v1/tenant", Some(&a_admin), None)
@@ -458,6 +604,8 @@ async fn tenant_b_administrator_cannot_see_or_change_anything_of_tenant_a() {
         let path = match op.target {
             Target::None => op.path.to_string(),
             Target::User => op.path.replace("{id}", &a_user),
+            Target::Installation => op.path.replace("{id}", &a_installation),
+            Target::Run => op.path.replace("{id}", &a_run),
             Target::Tenant => op.path.replace("{id}", &app.a.id.to_string()),
         };
         // Bodies point at tenant A wherever they can: its slug and its department.
@@ -466,16 +614,16 @@ async fn tenant_b_administrator_cannot_see_or_change_anything_of_tenant_a() {
             tenant_slug: app.a.slug.clone(),
             department: app.a.department,
         };
-        let (status, body) = app
-            .call(op.method.clone(), &path, Some(&b_admin), (op.body)(&ctx))
-            .await;
+        let (status, body) = send(&app, &op, &path, Some(&b_admin), (op.body)(&ctx)).await;
         let text = body.to_string();
         let leaked: Vec<&String> = a_ids
             .iter()
             .filter(|id| text.contains(id.as_str()))
             .collect();
         let acceptable = match (op.access, op.target) {
-            (Access::Tenant(_), Target::User) => status == StatusCode::NOT_FOUND,
+            (Access::Tenant(_), Target::User | Target::Installation | Target::Run) => {
+                status == StatusCode::NOT_FOUND
+            }
             (Access::Platform, _) => status == StatusCode::UNAUTHORIZED,
             (Access::Public, _) => {
                 status == StatusCode::UNAUTHORIZED || status == StatusCode::NO_CONTENT

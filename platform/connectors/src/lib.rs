@@ -2,8 +2,10 @@
 //!
 //! * Components are compiled once (Cranelift) and kept as `InstancePre` keyed by their SHA-256,
 //!   so a run instantiates from the pooling allocator in microseconds.
-//! * Every call has an epoch deadline and a fuel budget (fuel also counts the instructions a run
-//!   executed); every instance has a memory cap; pages, logs and the key-value store are capped.
+//! * Every call has a deadline and a fuel budget (fuel also counts the instructions a run
+//!   executed). The guest yields to the async executor at every 10 ms epoch tick, so a busy
+//!   connector never holds a worker thread, and the host drops a call at its deadline. Every
+//!   instance has a memory cap; pages, logs and the key-value store are capped.
 //! * WASI is linked because Rust's standard library expects it, but with nothing granted: no
 //!   preopened directories, no environment, no arguments, no stdin, no socket addresses.
 //! * The host owns identity: the store knows the installation's file, secrets and key-value
@@ -382,7 +384,10 @@ impl ConnectorHost {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         wt(store.set_fuel(limits.call_fuel), "setting fuel")?;
-        store.set_epoch_deadline(ticks(limits.call_deadline));
+        // Every epoch tick the guest yields to the executor, so a busy connector shares the
+        // async workers with everything else; the host-side timeout of each call ends it.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
         let started = Instant::now();
         let bindings = pre
             .instantiate_async(&mut store)
@@ -402,10 +407,6 @@ impl ConnectorHost {
 /// wasmtime's `Error` is its own type: convert with the whole chain as text.
 fn wt<T>(r: wasmtime::Result<T>, what: &str) -> anyhow::Result<T> {
     r.map_err(|e| anyhow::anyhow!("{what}: {e:#}"))
-}
-
-fn ticks(d: Duration) -> u64 {
-    (d.as_millis() / TICK.as_millis()).max(1) as u64
 }
 
 /// One instance of a component, with its limits and the measurements so far.
@@ -431,15 +432,14 @@ impl Session {
         self.store
             .set_fuel(self.limits.call_fuel)
             .map_err(|e| CallError::Trapped(e.to_string()))?;
-        self.store
-            .set_epoch_deadline(ticks(self.limits.call_deadline));
+        self.store.set_epoch_deadline(1);
         Ok(Instant::now())
     }
 
-    /// The host-side deadline of a call: it also covers a guest blocked in a WASI sleep or poll,
-    /// where the epoch deadline cannot reach.
+    /// The deadline of a call, enforced on the host side: the guest yields at every epoch tick
+    /// (and in WASI sleeps and polls), and the call's future is dropped when time is up.
     fn host_deadline(&self) -> Duration {
-        self.limits.call_deadline + TICK * 10
+        self.limits.call_deadline
     }
 
     fn finish<R>(

@@ -74,7 +74,7 @@ impl Role {
         match permission {
             SelfService => true,
             UsersRead => matches!(self, Foreman | Manager | TrainingOfficer | Administrator),
-            UsersWrite | AuditRead | TenantSettings => self == Administrator,
+            UsersWrite | AuditRead | TenantSettings | Integrations => self == Administrator,
         }
     }
 }
@@ -102,6 +102,8 @@ pub enum Permission {
     AuditRead,
     /// Change tenant settings.
     TenantSettings,
+    /// See, install and run connectors.
+    Integrations,
 }
 
 impl Permission {
@@ -113,6 +115,7 @@ impl Permission {
             Permission::UsersWrite => "users_write",
             Permission::AuditRead => "audit_read",
             Permission::TenantSettings => "tenant_settings",
+            Permission::Integrations => "integrations",
         }
     }
 
@@ -120,7 +123,10 @@ impl Permission {
     pub fn is_write(self) -> bool {
         matches!(
             self,
-            Permission::UsersWrite | Permission::TenantSettings | Permission::SelfService
+            Permission::UsersWrite
+                | Permission::TenantSettings
+                | Permission::SelfService
+                | Permission::Integrations
         )
     }
 }

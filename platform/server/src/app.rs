@@ -12,6 +12,7 @@ use poem::{
 };
 use poem_openapi::OpenApiService;
 use trainflow_identity::{api::IdentityApi, signin::AuthDeps};
+use trainflow_integrations::{api::ConnectorsApi, Integrations};
 use trainflow_jobs::Runner;
 use trainflow_kernel::{
     auth::{ClientIp, JwtKeys, VerifiedAccess},
@@ -32,15 +33,23 @@ pub struct Edge {
     pub per_tenant: RateLimiter,
     pub db: Db,
     pub runner: Runner,
+    pub integrations: Arc<Integrations>,
 }
 
 /// The OpenAPI service of every bounded context.
 pub fn api_service(
     deps: &AuthDeps,
+    integrations: &Arc<Integrations>,
     public_url: &str,
-) -> OpenApiService<(IdentityApi, TenancyApi), ()> {
+) -> OpenApiService<(IdentityApi, TenancyApi, ConnectorsApi), ()> {
     OpenApiService::new(
-        (IdentityApi { deps: deps.clone() }, TenancyApi { deps: deps.clone() }),
+        (
+            IdentityApi { deps: deps.clone() },
+            TenancyApi { deps: deps.clone() },
+            ConnectorsApi {
+                svc: integrations.clone(),
+            },
+        ),
         "TrainFlow API",
         env!("CARGO_PKG_VERSION"),
     )
@@ -54,7 +63,7 @@ pub fn api_service(
 
 /// The whole HTTP application.
 pub fn build(edge: Arc<Edge>, deps: AuthDeps) -> impl Endpoint {
-    let api = api_service(&deps, &edge.settings.public_url);
+    let api = api_service(&deps, &edge.integrations, &edge.settings.public_url);
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     // CORS applies to the API only: the portal is same-origin and protected by CSRF tokens,
@@ -132,7 +141,7 @@ async fn handle<E: Endpoint<Output = Response>>(
         {
             match req
                 .take_body()
-                .into_bytes_limit(edge.settings.max_body_bytes)
+                .into_bytes_limit(body_limit(&edge.settings, &path))
                 .await
             {
                 Ok(bytes) => req.set_body(bytes),
@@ -231,13 +240,29 @@ fn admit(edge: &Edge, req: &Request, ip: &str, path: &str) -> Option<Response> {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > edge.settings.max_body_bytes) {
+    if declared.is_some_and(|n| n > body_limit(&edge.settings, path)) {
         return Some(ApiError::PayloadTooLarge.into_response());
     }
     None
 }
 
 /// The tenant of a valid bearer token, for the per-tenant limit.
+/// The largest body a path accepts: uploads of packages and import files are larger than
+/// everything else.
+fn body_limit(settings: &Settings, path: &str) -> usize {
+    let upload = (path.starts_with("/api/v1/connectors/installations/")
+        || path.starts_with("/portal/integrations/"))
+        && path.ends_with("/files");
+    if upload {
+        settings.max_upload_bytes.max(settings.max_body_bytes)
+    } else if path == "/api/v1/connectors/packages" || path == "/portal/integrations/packages" {
+        (trainflow_integrations::manifest::MAX_COMPONENT_BYTES + 256 * 1024)
+            .max(settings.max_body_bytes)
+    } else {
+        settings.max_body_bytes
+    }
+}
+
 /// Verifies a bearer access token once, at the edge; the security scheme reuses the result.
 fn verify_bearer(keys: &JwtKeys, req: &Request) -> Option<VerifiedAccess> {
     let auth = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;

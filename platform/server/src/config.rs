@@ -91,6 +91,11 @@ pub struct Settings {
     pub cleanup_schedule: String,
     /// This instance's name in job history (default: host name and process id).
     pub instance_name: String,
+    /// AES-256 key for connector credentials: base64 of 32 random bytes. Unset: a random key
+    /// per start (development; stored credentials are then unreadable after a restart).
+    pub credentials_key: Secret,
+    /// Largest file an installation accepts for import, in bytes.
+    pub max_upload_bytes: usize,
 }
 
 impl Default for Settings {
@@ -121,6 +126,8 @@ impl Default for Settings {
             inactive_after_days: 365,
             cleanup_schedule: "0 15 3 * * *".into(),
             instance_name: String::new(),
+            credentials_key: Secret::default(),
+            max_upload_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -143,6 +150,8 @@ impl fmt::Debug for Settings {
             .field("rate_limit_per_tenant", &self.rate_limit_per_tenant)
             .field("db_max_connections", &self.db_max_connections)
             .field("jobs_enabled", &self.jobs_enabled)
+            .field("credentials_key", &self.credentials_key)
+            .field("max_upload_bytes", &self.max_upload_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -256,6 +265,12 @@ impl Settings {
             &get,
         )?;
         set(&mut self.instance_name, "TRAINFLOW_INSTANCE_NAME", &get)?;
+        set(&mut self.credentials_key, "TRAINFLOW_CREDENTIALS_KEY", &get)?;
+        set(
+            &mut self.max_upload_bytes,
+            "TRAINFLOW_MAX_UPLOAD_BYTES",
+            &get,
+        )?;
         Ok(())
     }
 

@@ -12,6 +12,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 use anyhow::Context;
 use poem::{listener::Acceptor, Server};
 use trainflow_identity::{password::Hasher, signin::AuthDeps};
+use trainflow_integrations::{CredentialsKey, Integrations, RunSettings};
 use trainflow_jobs::{JobSpec, Runner};
 use trainflow_kernel::{
     auth::JwtKeys,
@@ -27,10 +28,16 @@ pub struct Instance {
     pub deps: AuthDeps,
     pub runner: Runner,
     pub edge: Arc<Edge>,
+    pub integrations: Arc<Integrations>,
 }
 
 /// Connects (migrating first when configured) and assembles the services.
 pub async fn prepare(settings: Settings) -> anyhow::Result<Instance> {
+    prepare_with(settings, RunSettings::default()).await
+}
+
+/// Like [`prepare`], with explicit connector run settings (tests shorten back-offs).
+pub async fn prepare_with(settings: Settings, runs: RunSettings) -> anyhow::Result<Instance> {
     if settings.auto_migrate {
         Db::migrate(settings.migrate_url()).await?;
     }
@@ -65,7 +72,17 @@ pub async fn prepare(settings: Settings) -> anyhow::Result<Instance> {
     } else {
         settings.instance_name.clone()
     };
-    let runner = Runner::new(db.clone(), instance, jobs(&settings));
+    let key = if settings.credentials_key.is_empty() {
+        tracing::warn!(
+            "TRAINFLOW_CREDENTIALS_KEY is not set: using a random key, so connector credentials \
+             stored now cannot be read after a restart. Set it in production."
+        );
+        CredentialsKey::random()
+    } else {
+        CredentialsKey::from_base64(settings.credentials_key.expose())?
+    };
+    let integrations = Integrations::new(db.clone(), key, runs, instance.clone()).await?;
+    let runner = Runner::new(db.clone(), instance, jobs(&settings, &integrations));
     let edge = Arc::new(Edge {
         keys,
         metrics: Metrics::default(),
@@ -74,6 +91,7 @@ pub async fn prepare(settings: Settings) -> anyhow::Result<Instance> {
         db: db.clone(),
         runner: runner.clone(),
         settings: settings.clone(),
+        integrations: integrations.clone(),
     });
     Ok(Instance {
         settings,
@@ -81,25 +99,41 @@ pub async fn prepare(settings: Settings) -> anyhow::Result<Instance> {
         deps,
         runner,
         edge,
+        integrations,
     })
 }
 
 /// The scheduled jobs of this release.
-pub fn jobs(settings: &Settings) -> Vec<JobSpec> {
+pub fn jobs(settings: &Settings, integrations: &Arc<Integrations>) -> Vec<JobSpec> {
     let after = time::Duration::days(settings.inactive_after_days);
-    vec![JobSpec {
-        name: "identity.cleanup_inactive_users",
-        schedule: settings.cleanup_schedule.clone(),
-        description: "Deactivates people inactive for longer than the tenant allows",
-        run: Arc::new(move |db, now| {
-            Box::pin(async move {
-                let outcome = trainflow_identity::jobs::cleanup_inactive_users(&db, now, after)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-                Ok(serde_json::to_value(outcome)?)
-            })
-        }),
-    }]
+    let connectors = integrations.clone();
+    vec![
+        JobSpec {
+            name: "identity.cleanup_inactive_users",
+            schedule: settings.cleanup_schedule.clone(),
+            description: "Deactivates people inactive for longer than the tenant allows",
+            run: Arc::new(move |db, now| {
+                Box::pin(async move {
+                    let outcome = trainflow_identity::jobs::cleanup_inactive_users(&db, now, after)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    Ok(serde_json::to_value(outcome)?)
+                })
+            }),
+        },
+        JobSpec {
+            name: "connectors.dispatch",
+            schedule: trainflow_integrations::schedule::DISPATCH_SCHEDULE.into(),
+            description: "Starts the connector runs whose cron schedule is due this minute",
+            run: Arc::new(move |_db, now| {
+                let connectors = connectors.clone();
+                Box::pin(async move {
+                    let minute = trainflow_jobs::minute_of(now);
+                    Ok(serde_json::to_value(connectors.dispatch(minute).await?)?)
+                })
+            }),
+        },
+    ]
 }
 
 fn hostname() -> String {

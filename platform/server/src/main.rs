@@ -238,8 +238,12 @@ async fn main() -> anyhow::Result<()> {
             let instance = trainflow_server::prepare(settings).await?;
             println!(
                 "{}",
-                trainflow_server::app::api_service(&instance.deps, &instance.settings.public_url)
-                    .spec()
+                trainflow_server::app::api_service(
+                    &instance.deps,
+                    &instance.integrations,
+                    &instance.settings.public_url
+                )
+                .spec()
             );
             Ok(())
         }

@@ -1,10 +1,12 @@
 //! A connector that misbehaves on purpose, chosen by `{"mode": …}` in its configuration:
 //! `loop` spins forever, `allocate` grows memory without bound, `panic` panics, `oversized`
 //! returns more records than asked for, `sleep` blocks in a WASI sleep, `logflood` writes 100,000 empty log lines, `kv`
-//! exercises the key-value store, `well` behaves.
+//! exercises the key-value store, `flaky` fails with a transient error `failures` times before
+//! answering, `throttled` asks to be retried after a second once, `people` emits `count`
+//! employees `per_page` at a time, `well` behaves.
 
 use trainflow_connector_sdk::{
-    export_connector, host, serde_json, Connector, ConnectorError, ConnectorInfo, Entity,
+    export_connector, host, serde_json, Connector, ConnectorError, ConnectorInfo, Employee, Entity,
     EntityKind, OrgUnit, Page, PageRequest, StreamInfo,
 };
 
@@ -27,10 +29,31 @@ fn unit(i: u32) -> Entity {
     })
 }
 
+fn number(config: &serde_json::Value, key: &str, default: u32) -> u32 {
+    config
+        .get(key)
+        .and_then(|v| v.as_u64())
+        .map_or(default, |v| v as u32)
+}
+
+fn person(i: u32) -> Entity {
+    Entity::Employee(Employee {
+        external_id: format!("p{i}"),
+        email: Some(format!("person{i}@source.example")),
+        first_name: format!("Person{i}"),
+        last_name: "Synced".into(),
+        phone: None,
+        employee_number: Some(format!("S{i:05}")),
+        org_unit_external_id: None,
+        position: None,
+        active: true,
+    })
+}
+
 impl Connector for Testing {
     fn describe() -> ConnectorInfo {
         ConnectorInfo {
-            id: "com.trainflow.testing".into(),
+            id: "example.misbehaving".into(),
             name: "Sandbox test connector".into(),
             version: "0.1.0".into(),
             description: "Misbehaves on request.".into(),
@@ -38,7 +61,14 @@ impl Connector for Testing {
         }
     }
 
-    fn discover(_: &serde_json::Value) -> Result<Vec<StreamInfo>, ConnectorError> {
+    fn discover(config: &serde_json::Value) -> Result<Vec<StreamInfo>, ConnectorError> {
+        if mode(config) == "people" {
+            return Ok(vec![StreamInfo {
+                name: "employees".into(),
+                entity: EntityKind::Employee,
+                supports_incremental: false,
+            }]);
+        }
         Ok(vec![StreamInfo {
             name: "units".into(),
             entity: EntityKind::OrgUnit,
@@ -94,6 +124,49 @@ impl Connector for Testing {
                     entities: vec![unit(u32::from(runs))],
                     errors: vec![],
                     next_cursor: None,
+                })
+            }
+            "flaky" => {
+                let failures = number(config, "failures", 2);
+                let attempts = host::kv_get("attempts").map(|v| v[0]).unwrap_or(0);
+                if u32::from(attempts) < failures {
+                    host::kv_set("attempts", &[attempts + 1]).map_err(ConnectorError::Internal)?;
+                    return Err(ConnectorError::Transient("the source timed out".into()));
+                }
+                Ok(Page {
+                    entities: vec![unit(1)],
+                    errors: vec![],
+                    next_cursor: None,
+                })
+            }
+            "throttled" => {
+                if host::kv_get("throttled").is_none() {
+                    host::kv_set("throttled", &[1]).map_err(ConnectorError::Internal)?;
+                    return Err(ConnectorError::RateLimited(1));
+                }
+                Ok(Page {
+                    entities: vec![unit(1)],
+                    errors: vec![],
+                    next_cursor: None,
+                })
+            }
+            "people" => {
+                let count = number(config, "count", 10);
+                let per_page = number(config, "per_page", 4).min(request.max_records);
+                let start: u32 = request
+                    .cursor
+                    .as_deref()
+                    .map(|c| {
+                        c.parse()
+                            .map_err(|_| ConnectorError::Internal("bad cursor".into()))
+                    })
+                    .transpose()?
+                    .unwrap_or(0);
+                let end = (start + per_page).min(count);
+                Ok(Page {
+                    entities: (start..end).map(person).collect(),
+                    errors: vec![],
+                    next_cursor: (end < count).then(|| end.to_string()),
                 })
             }
             _ => Ok(Page {

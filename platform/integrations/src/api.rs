@@ -1,0 +1,178 @@
+//! `/api/v1/connectors`: the catalogue, partner packages, installations, uploads and runs.
+//! Administrators only; every object of another tenant answers 404.
+
+use std::sync::Arc;
+
+use poem_openapi::{
+    param::{Path, Query},
+    payload::{Binary, Json},
+    types::multipart::Upload,
+    ApiResponse, Multipart, OpenApi, Tags,
+};
+use trainflow_kernel::{
+    auth::{Permission, TenantAuth},
+    body::Body,
+    db::TenantTx,
+    envelope::{created, ok, Created, Data, Ok200},
+    ApiError, ApiResult,
+};
+use uuid::Uuid;
+
+use crate::{
+    catalogue::CatalogueEntry,
+    installations::{CreateInstallation, Installation, UploadedFile},
+    manifest::MAX_COMPONENT_BYTES,
+    runs::{Run, StartRun},
+    Integrations,
+};
+
+#[derive(Tags)]
+enum Tag {
+    /// Connectors: catalogue, packages, installations and runs.
+    Connectors,
+}
+
+/// A partner package: `manifest` (JSON) and `component` (the `.wasm` file).
+#[derive(Debug, Multipart)]
+pub struct PackageUpload {
+    /// The manifest, as JSON text.
+    pub manifest: String,
+    /// The WebAssembly component.
+    pub component: Upload,
+}
+
+/// 202 Accepted with `{"data": T}`.
+#[derive(ApiResponse)]
+pub enum Accepted {
+    /// Started; poll `GET /connectors/runs/{id}`.
+    #[oai(status = 202)]
+    Accepted(Json<Data<Run>>),
+}
+
+/// The connectors API.
+pub struct ConnectorsApi {
+    pub svc: Arc<Integrations>,
+}
+
+#[OpenApi(prefix_path = "/api/v1/connectors", tag = "Tag::Connectors")]
+impl ConnectorsApi {
+    /// The catalogue: first-party connectors and this organisation's uploaded packages, with the
+    /// capabilities each asks for and its configuration schema.
+    #[oai(path = "/", method = "get")]
+    async fn catalogue(&self, auth: TenantAuth) -> ApiResult<Ok200<Vec<CatalogueEntry>>> {
+        let (mut tx, _) = TenantTx::begin(&self.svc.db, &auth.0, Permission::Integrations).await?;
+        let entries = self.svc.catalogue(&mut tx).await?;
+        tx.commit().await?;
+        Ok(ok(entries))
+    }
+
+    /// Upload a partner package (multipart: `manifest`, `component`). Validated before it is
+    /// accepted: manifest fields, SHA-256, a compilable `trainflow:connector` component whose
+    /// own description matches; at most 20 MiB.
+    #[oai(path = "/packages", method = "post")]
+    async fn upload_package(
+        &self,
+        auth: TenantAuth,
+        form: PackageUpload,
+    ) -> ApiResult<Created<CatalogueEntry>> {
+        self.svc.authorize(&auth.0).await?;
+        if form.component.size() > MAX_COMPONENT_BYTES {
+            return Err(ApiError::field(
+                "component",
+                "a component may be at most 20 MiB",
+            ));
+        }
+        let component = form
+            .component
+            .into_vec()
+            .await
+            .map_err(|e| ApiError::field("component", e.to_string()))?;
+        let entry = self
+            .svc
+            .upload_package(&auth.0, form.manifest.as_bytes(), component)
+            .await?;
+        Ok(created(entry))
+    }
+
+    /// This organisation's installations.
+    #[oai(path = "/installations", method = "get")]
+    async fn installations(&self, auth: TenantAuth) -> ApiResult<Ok200<Vec<Installation>>> {
+        Ok(ok(self.svc.installations(&auth.0).await?))
+    }
+
+    /// Install a connector: configuration validated against its schema and by the connector,
+    /// credentials encrypted (never returned), an optional cron schedule.
+    #[oai(path = "/installations", method = "post")]
+    async fn install(
+        &self,
+        auth: TenantAuth,
+        body: Body<CreateInstallation>,
+    ) -> ApiResult<Created<Installation>> {
+        Ok(created(self.svc.install(&auth.0, body.0).await?))
+    }
+
+    /// One installation.
+    #[oai(path = "/installations/:id", method = "get")]
+    async fn installation(
+        &self,
+        auth: TenantAuth,
+        id: Path<Uuid>,
+    ) -> ApiResult<Ok200<Installation>> {
+        Ok(ok(self.svc.installation(&auth.0, id.0).await?))
+    }
+
+    /// Upload a file for the installation to import (the request body is the file).
+    #[oai(path = "/installations/:id/files", method = "post")]
+    async fn upload_file(
+        &self,
+        auth: TenantAuth,
+        id: Path<Uuid>,
+        /// The file's name, for the run history.
+        filename: Query<String>,
+        body: Binary<Vec<u8>>,
+    ) -> ApiResult<Created<UploadedFile>> {
+        Ok(created(
+            self.svc
+                .upload_file(&auth.0, id.0, &filename.0, body.0)
+                .await?,
+        ))
+    }
+
+    /// The files uploaded for an installation, newest first.
+    #[oai(path = "/installations/:id/files", method = "get")]
+    async fn files(&self, auth: TenantAuth, id: Path<Uuid>) -> ApiResult<Ok200<Vec<UploadedFile>>> {
+        Ok(ok(self.svc.files(&auth.0, id.0).await?))
+    }
+
+    /// Run an installation now (202; the run continues in the background). The body may be
+    /// `{}`. 409 while another run of it is in progress.
+    #[oai(path = "/installations/:id/runs", method = "post")]
+    async fn run_now(
+        &self,
+        auth: TenantAuth,
+        id: Path<Uuid>,
+        body: Body<StartRun>,
+    ) -> ApiResult<Accepted> {
+        let run = self.svc.run_now(&auth.0, id.0, body.0).await?;
+        Ok(Accepted::Accepted(Json(Data { data: run })))
+    }
+
+    /// The run history of an installation, newest first.
+    #[oai(path = "/installations/:id/runs", method = "get")]
+    async fn runs(&self, auth: TenantAuth, id: Path<Uuid>) -> ApiResult<Ok200<Vec<Run>>> {
+        Ok(ok(self.svc.runs(&auth.0, id.0).await?))
+    }
+
+    /// One run: status, counts, record errors, logs, duration, instructions and memory.
+    #[oai(path = "/runs/:id", method = "get")]
+    async fn run(&self, auth: TenantAuth, id: Path<Uuid>) -> ApiResult<Ok200<Run>> {
+        Ok(ok(self.svc.run(&auth.0, id.0).await?))
+    }
+
+    /// Confirm the deletions a full-refresh run held back (it would have deactivated more than
+    /// 20% of the organisation's active people).
+    #[oai(path = "/runs/:id/confirm", method = "post")]
+    async fn confirm(&self, auth: TenantAuth, id: Path<Uuid>) -> ApiResult<Ok200<Run>> {
+        Ok(ok(self.svc.confirm(&auth.0, id.0).await?))
+    }
+}

@@ -1,0 +1,540 @@
+//! Packages, installations and uploaded files: the tenant-scoped rows, and the use cases that
+//! validate and write them (each in one tenant transaction, audited).
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use poem_openapi::{Enum, Object};
+use serde::{Deserialize, Serialize};
+use sqlx::types::Json;
+use time::OffsetDateTime;
+use trainflow_connectors::{CallError, ConnectorError, Grants};
+use trainflow_kernel::{
+    audit::{self, Entry},
+    auth::{Permission, TenantCtx},
+    db::{unique_violation_field, TenantTx},
+    domain::bounded,
+    sql, ApiError, ApiResult, FieldErrors,
+};
+use uuid::Uuid;
+
+use crate::{
+    catalogue::{CatalogueEntry, FIRST_PARTY_PREFIX},
+    manifest::{host_matches, Manifest, MAX_COMPONENT_BYTES},
+    schema::validate_config,
+    Integrations,
+};
+
+/// How a run treats records the source no longer has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, Deserialize)]
+#[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    /// Upsert what the source sends; delete only what it reports deleted.
+    Incremental,
+    /// The source sends everything: what it no longer has is soft-deleted at the end of a run.
+    FullRefresh,
+}
+
+impl SyncMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncMode::Incremental => "incremental",
+            SyncMode::FullRefresh => "full_refresh",
+        }
+    }
+
+    pub fn parse(s: &str) -> SyncMode {
+        if s == "full_refresh" {
+            SyncMode::FullRefresh
+        } else {
+            SyncMode::Incremental
+        }
+    }
+}
+
+/// An installed connector.
+#[derive(Debug, Clone, Object, Serialize)]
+pub struct Installation {
+    pub id: Uuid,
+    pub connector_id: String,
+    /// The uploaded package it runs (none for first-party connectors).
+    pub package_id: Option<Uuid>,
+    pub name: String,
+    /// Its configuration (validated against the connector's schema).
+    pub config: serde_json::Value,
+    /// Names of the stored credentials; their values are never returned.
+    pub credential_names: Vec<String>,
+    /// Hosts this installation may call (a subset of what the connector declares).
+    pub http_hosts: Vec<String>,
+    /// Cron schedule (`minute hour day month weekday`, UTC), if it runs on one.
+    pub schedule: Option<String>,
+    pub sync_mode: SyncMode,
+    pub enabled: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct InstallationRow {
+    id: Uuid,
+    connector_id: String,
+    package_id: Option<Uuid>,
+    name: String,
+    config: Json<serde_json::Value>,
+    credential_names: Json<Vec<String>>,
+    pub(crate) credentials: Option<Vec<u8>>,
+    http_hosts: Json<Vec<String>>,
+    schedule: Option<String>,
+    sync_mode: String,
+    enabled: bool,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl From<InstallationRow> for Installation {
+    fn from(r: InstallationRow) -> Self {
+        Self {
+            id: r.id,
+            connector_id: r.connector_id,
+            package_id: r.package_id,
+            name: r.name,
+            config: r.config.0,
+            credential_names: r.credential_names.0,
+            http_hosts: r.http_hosts.0,
+            schedule: r.schedule,
+            sync_mode: SyncMode::parse(&r.sync_mode),
+            enabled: r.enabled,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+const INSTALLATION_COLUMNS: &str = "id, connector_id, package_id, name, config, credential_names, \
+     credentials, http_hosts, schedule, sync_mode, enabled, created_at, updated_at";
+
+/// Body of `POST /connectors/installations`.
+#[derive(Debug, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[oai(deny_unknown_fields)]
+pub struct CreateInstallation {
+    /// A catalogue connector id.
+    #[oai(validator(max_length = 64))]
+    pub connector_id: String,
+    /// A specific uploaded package (default: the first-party connector, else the newest package).
+    pub package_id: Option<Uuid>,
+    #[oai(validator(max_length = 100))]
+    pub name: String,
+    /// Configuration; validated against the connector's schema and by the connector itself.
+    pub config: serde_json::Value,
+    /// Secret values by name (only names the connector declares). Stored encrypted.
+    pub credentials: Option<BTreeMap<String, String>>,
+    /// Hosts it may call: a subset of what the connector declares (default: all of them).
+    pub http_hosts: Option<Vec<String>>,
+    /// Cron schedule, `minute hour day month weekday` in UTC (e.g. `0 2 * * *`).
+    #[oai(validator(max_length = 100))]
+    pub schedule: Option<String>,
+    /// Default `incremental`.
+    pub sync_mode: Option<SyncMode>,
+}
+
+/// An uploaded file.
+#[derive(Debug, Clone, Object, Serialize, sqlx::FromRow)]
+pub struct UploadedFile {
+    pub id: Uuid,
+    pub installation_id: Uuid,
+    pub filename: String,
+    pub size_bytes: i64,
+    pub sha256: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// The connector an installation runs: its catalogue entry and component bytes.
+pub(crate) struct Resolved {
+    pub entry: CatalogueEntry,
+    pub component: Arc<[u8]>,
+}
+
+impl Integrations {
+    /// The catalogue as tenant `tx` sees it: first-party connectors, then its packages.
+    pub async fn catalogue(&self, tx: &mut TenantTx) -> ApiResult<Vec<CatalogueEntry>> {
+        let tenant = tx.tenant();
+        let rows: Vec<(Uuid, Json<Manifest>)> = sql!(tx.conn() => |c| sqlx::query_as(
+            "select id, manifest from connector_packages where tenant_id = $1
+              order by connector_id, created_at desc")
+            .bind(tenant).fetch_all(&mut *c).await)?;
+        let mut out: Vec<CatalogueEntry> =
+            self.first_party.iter().map(|f| f.entry.clone()).collect();
+        out.extend(
+            rows.into_iter()
+                .map(|(id, m)| CatalogueEntry::from_manifest(&m.0, id)),
+        );
+        Ok(out)
+    }
+
+    /// Checks that the caller may manage integrations, before any costly validation.
+    pub async fn authorize(&self, ctx: &TenantCtx) -> ApiResult<TenantCtx> {
+        let (tx, ctx) = TenantTx::begin(&self.db, ctx, Permission::Integrations).await?;
+        tx.commit().await?;
+        Ok(ctx)
+    }
+
+    /// Resolves a connector for tenant `tx`: a named package, the first-party connector, or the
+    /// tenant's newest package with that id.
+    pub(crate) async fn resolve(
+        &self,
+        tx: &mut TenantTx,
+        connector_id: &str,
+        package_id: Option<Uuid>,
+    ) -> ApiResult<Resolved> {
+        if package_id.is_none() {
+            if let Some(fp) = self.first_party(connector_id) {
+                return Ok(Resolved {
+                    entry: fp.entry.clone(),
+                    component: fp.component.clone(),
+                });
+            }
+        }
+        let tenant = tx.tenant();
+        let row: Option<(Uuid, Json<Manifest>, Vec<u8>)> = sql!(tx.conn() => |c| sqlx::query_as(
+            "select id, manifest, component from connector_packages
+              where tenant_id = $1 and connector_id = $2 and ($3 is null or id = $3)
+              order by created_at desc limit 1")
+            .bind(tenant).bind(connector_id).bind(package_id).fetch_optional(&mut *c).await)?;
+        let (id, manifest, component) = row.ok_or_else(|| {
+            ApiError::field(
+                if package_id.is_some() {
+                    "package_id"
+                } else {
+                    "connector_id"
+                },
+                "no such connector in this organisation's catalogue",
+            )
+        })?;
+        Ok(Resolved {
+            entry: CatalogueEntry::from_manifest(&manifest.0, id),
+            component: Arc::from(component),
+        })
+    }
+
+    /// Validates and stores a partner package. The component must be the manifest's (SHA-256),
+    /// compile, implement `trainflow:connector`, and describe itself with the manifest's id and
+    /// version.
+    pub async fn upload_package(
+        &self,
+        ctx: &TenantCtx,
+        manifest_json: &[u8],
+        component: Vec<u8>,
+    ) -> ApiResult<CatalogueEntry> {
+        // Who may upload is settled before anything is parsed or compiled.
+        self.authorize(ctx).await?;
+        if component.len() > MAX_COMPONENT_BYTES {
+            return Err(ApiError::field(
+                "component",
+                format!(
+                    "is {} bytes; a component may be at most 20 MiB",
+                    component.len()
+                ),
+            ));
+        }
+        if component.is_empty() {
+            return Err(ApiError::field("component", "is required"));
+        }
+        let manifest = Manifest::parse(manifest_json)?;
+        manifest.validate(&component, FIRST_PARTY_PREFIX)?;
+        // Compiling takes a while for a large component: off the async workers.
+        let host = self.host.clone();
+        let bytes = Arc::<[u8]>::from(component);
+        let wasm = bytes.clone();
+        let digest = tokio::task::spawn_blocking(move || host.load(&wasm))
+            .await
+            .map_err(|e| anyhow::anyhow!("compiling the component: {e}"))?
+            .map_err(|e| ApiError::field("component", format!("{e:#}")))?;
+        let mut session = self
+            .host
+            .session(&digest, Grants::default(), self.settings.limits.clone())
+            .await?;
+        let info = session
+            .describe()
+            .await
+            .map_err(|e| ApiError::field("component", format!("describe failed: {e}")))?;
+        let mut errors = FieldErrors::new();
+        if info.id != manifest.id {
+            errors.add(
+                "manifest.id",
+                format!("the component describes itself as `{}`", info.id),
+            );
+        }
+        if info.version != manifest.version {
+            errors.add(
+                "manifest.version",
+                format!("the component describes itself as version {}", info.version),
+            );
+        }
+        errors.into_result()?;
+
+        let (mut tx, ctx) = TenantTx::begin(&self.db, ctx, Permission::Integrations).await?;
+        let tenant = tx.tenant();
+        let id = Uuid::now_v7();
+        let now = trainflow_kernel::now();
+        sql!(tx.conn() => |c| sqlx::query(
+            "insert into connector_packages (tenant_id, id, connector_id, version, name, description,
+                    manifest, sha256, size_bytes, component, uploaded_by, created_at)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+            .bind(tenant).bind(id).bind(&manifest.id).bind(&manifest.version).bind(&manifest.name)
+            .bind(&manifest.description).bind(Json(&manifest)).bind(&digest)
+            .bind(bytes.len() as i64).bind(&bytes[..]).bind(ctx.user_id.0).bind(now)
+            .execute(&mut *c).await.map(drop))
+        .map_err(|e| match unique_violation_field(&e, "connector_packages") {
+            Some(_) => ApiError::Conflict {
+                field: "manifest.version".into(),
+                message: format!("version {} of {} is already uploaded", manifest.version, manifest.id),
+            },
+            None => e.into(),
+        })?;
+        let entry = CatalogueEntry::from_manifest(&manifest, id);
+        audit::record(
+            &mut tx,
+            Entry::by(&ctx, "connector.package_upload")
+                .object("connector_package", id)
+                .change(None, Some(serde_json::to_value(&entry).unwrap_or_default())),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(entry)
+    }
+
+    /// Installs a connector for the caller's tenant.
+    pub async fn install(
+        &self,
+        ctx: &TenantCtx,
+        body: CreateInstallation,
+    ) -> ApiResult<Installation> {
+        let (mut tx, ctx) = TenantTx::begin(&self.db, ctx, Permission::Integrations).await?;
+        let resolved = self
+            .resolve(&mut tx, &body.connector_id, body.package_id)
+            .await?;
+        let entry = &resolved.entry;
+        let mut errors = FieldErrors::new();
+        let name = errors.check("name", bounded(&body.name, 1, 100));
+        let schedule = match body.schedule.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(s) => errors.check("schedule", crate::schedule::parse(s).map(|_| s.to_string())),
+        };
+        let credentials = body.credentials.unwrap_or_default();
+        for (key, value) in &credentials {
+            if !entry.capabilities.secrets.contains(key) {
+                errors.add(
+                    format!("credentials.{key}"),
+                    "the connector does not declare this credential",
+                );
+            } else if value.is_empty() || value.len() > 4096 {
+                errors.add(format!("credentials.{key}"), "must be 1 to 4096 characters");
+            }
+        }
+        let http_hosts = body
+            .http_hosts
+            .unwrap_or_else(|| entry.capabilities.http_hosts.clone());
+        for (i, host) in http_hosts.iter().enumerate() {
+            let declared = entry
+                .capabilities
+                .http_hosts
+                .iter()
+                .any(|p| p == host || (!host.starts_with("*.") && host_matches(p, host)));
+            if !declared {
+                errors.add(
+                    format!("http_hosts[{i}]"),
+                    "the connector does not declare this host",
+                );
+            }
+        }
+        errors.into_result()?;
+        validate_config(&entry.config_schema, &body.config)?;
+        self.check_config(&resolved, &body.config).await?;
+
+        let tenant = tx.tenant();
+        let id = Uuid::now_v7();
+        let now = trainflow_kernel::now();
+        let sealed = if credentials.is_empty() {
+            None
+        } else {
+            Some(self.key.seal(tenant.0, id, &credentials)?)
+        };
+        let names: Vec<String> = credentials.keys().cloned().collect();
+        let sync_mode = body.sync_mode.unwrap_or(SyncMode::Incremental);
+        sql!(tx.conn() => |c| sqlx::query(
+            "insert into connector_installations (tenant_id, id, connector_id, package_id, name, config,
+                    credential_names, credentials, http_hosts, schedule, sync_mode, enabled, created_by,
+                    created_at, updated_at)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, true, $12, $13, $13)")
+            .bind(tenant).bind(id).bind(&entry.connector_id).bind(entry.package_id)
+            .bind(name.as_deref()).bind(Json(&body.config)).bind(Json(&names)).bind(sealed)
+            .bind(Json(&http_hosts)).bind(&schedule).bind(sync_mode.as_str()).bind(ctx.user_id.0)
+            .bind(now).execute(&mut *c).await.map(drop))
+        .map_err(|e| match unique_violation_field(&e, "connector_installations") {
+            Some(_) => ApiError::Conflict {
+                field: "name".into(),
+                message: "another installation has this name".into(),
+            },
+            None => e.into(),
+        })?;
+        let installation = get_installation(&mut tx, id).await?;
+        audit::record(
+            &mut tx,
+            Entry::by(&ctx, "connector.install")
+                .object("connector_installation", id)
+                .change(
+                    None,
+                    Some(serde_json::to_value(&installation).unwrap_or_default()),
+                ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(installation)
+    }
+
+    /// Asks the connector itself whether a configuration is usable.
+    async fn check_config(&self, resolved: &Resolved, config: &serde_json::Value) -> ApiResult<()> {
+        let digest = self.host.load(&resolved.component)?;
+        let mut session = self
+            .host
+            .session(&digest, Grants::default(), self.settings.limits.clone())
+            .await?;
+        match session.check(&config.to_string()).await {
+            Ok(()) => Ok(()),
+            Err(CallError::Connector(ConnectorError::Configuration(message))) => {
+                Err(ApiError::field("config", message))
+            }
+            Err(other) => Err(ApiError::field(
+                "config",
+                format!("the connector could not check it: {other}"),
+            )),
+        }
+    }
+
+    /// Stores a file for an installation whose connector reads one.
+    pub async fn upload_file(
+        &self,
+        ctx: &TenantCtx,
+        installation: Uuid,
+        filename: &str,
+        content: Vec<u8>,
+    ) -> ApiResult<UploadedFile> {
+        self.authorize(ctx).await?;
+        let filename = bounded(filename, 1, 255).map_err(|e| ApiError::field("filename", e))?;
+        if content.is_empty() {
+            return Err(ApiError::field("file", "is empty"));
+        }
+        let (mut tx, ctx) = TenantTx::begin(&self.db, ctx, Permission::Integrations).await?;
+        let inst = get_installation(&mut tx, installation).await?;
+        let resolved = self
+            .resolve(&mut tx, &inst.connector_id, inst.package_id)
+            .await?;
+        if !resolved.entry.capabilities.file {
+            return Err(ApiError::field(
+                "file",
+                "this connector does not read files",
+            ));
+        }
+        let tenant = tx.tenant();
+        let id = Uuid::now_v7();
+        let now = trainflow_kernel::now();
+        let sha256 = trainflow_kernel::secret::sha256_hex(&content);
+        sql!(tx.conn() => |c| sqlx::query(
+            "insert into connector_files (tenant_id, id, installation_id, filename, size_bytes, sha256,
+                    content, uploaded_by, created_at)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+            .bind(tenant).bind(id).bind(installation).bind(&filename).bind(content.len() as i64)
+            .bind(&sha256).bind(&content).bind(ctx.user_id.0).bind(now)
+            .execute(&mut *c).await.map(drop))?;
+        let file = UploadedFile {
+            id,
+            installation_id: installation,
+            filename,
+            size_bytes: content.len() as i64,
+            sha256,
+            created_at: now,
+        };
+        audit::record(
+            &mut tx,
+            Entry::by(&ctx, "connector.file_upload")
+                .object("connector_installation", installation)
+                .detail(serde_json::to_value(&file).unwrap_or_default()),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(file)
+    }
+
+    /// The caller's tenant's installations.
+    pub async fn installations(&self, ctx: &TenantCtx) -> ApiResult<Vec<Installation>> {
+        let (mut tx, _) = TenantTx::begin(&self.db, ctx, Permission::Integrations).await?;
+        let tenant = tx.tenant();
+        let rows: Vec<InstallationRow> = sql!(tx.conn() => |c| sqlx::query_as(&format!(
+            "select {INSTALLATION_COLUMNS} from connector_installations
+              where tenant_id = $1 and deleted_at is null order by name"))
+            .bind(tenant).fetch_all(&mut *c).await)?;
+        tx.commit().await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// One installation of the caller's tenant.
+    pub async fn installation(&self, ctx: &TenantCtx, id: Uuid) -> ApiResult<Installation> {
+        let (mut tx, _) = TenantTx::begin(&self.db, ctx, Permission::Integrations).await?;
+        let inst = get_installation(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(inst)
+    }
+
+    /// The files uploaded for an installation, newest first.
+    pub async fn files(&self, ctx: &TenantCtx, installation: Uuid) -> ApiResult<Vec<UploadedFile>> {
+        let (mut tx, _) = TenantTx::begin(&self.db, ctx, Permission::Integrations).await?;
+        get_installation(&mut tx, installation).await?;
+        let tenant = tx.tenant();
+        let files: Vec<UploadedFile> = sql!(tx.conn() => |c| sqlx::query_as(
+            "select id, installation_id, filename, size_bytes, sha256, created_at from connector_files
+              where tenant_id = $1 and installation_id = $2 order by created_at desc limit 50")
+            .bind(tenant).bind(installation).fetch_all(&mut *c).await)?;
+        tx.commit().await?;
+        Ok(files)
+    }
+}
+
+/// One installation, by id, in `tx`'s tenant.
+pub async fn get_installation(tx: &mut TenantTx, id: Uuid) -> ApiResult<Installation> {
+    Ok(installation_row(tx, id).await?.into())
+}
+
+pub(crate) async fn installation_row(tx: &mut TenantTx, id: Uuid) -> ApiResult<InstallationRow> {
+    let tenant = tx.tenant();
+    let row: Option<InstallationRow> = sql!(tx.conn() => |c| sqlx::query_as(&format!(
+        "select {INSTALLATION_COLUMNS} from connector_installations
+          where tenant_id = $1 and id = $2 and deleted_at is null"))
+        .bind(tenant).bind(id).fetch_optional(&mut *c).await)?;
+    row.ok_or(ApiError::NotFound)
+}
+
+impl InstallationRow {
+    pub(crate) fn id(&self) -> Uuid {
+        self.id
+    }
+
+    pub(crate) fn connector_id(&self) -> &str {
+        &self.connector_id
+    }
+
+    pub(crate) fn package_id(&self) -> Option<Uuid> {
+        self.package_id
+    }
+
+    pub(crate) fn sync_mode(&self) -> &str {
+        &self.sync_mode
+    }
+
+    pub(crate) fn config_json(&self) -> String {
+        self.config.0.to_string()
+    }
+}

@@ -1,0 +1,873 @@
+//! A run: claim, execute in the sandbox page by page, finish.
+//!
+//! * **Claim.** A run is a row in `connector_runs` with status `running`. A partial unique index
+//!   allows one running run per installation; scheduled runs are also unique per
+//!   (installation, minute), so an occurrence runs once however many instances tick. A running
+//!   run whose heartbeat stopped (its instance died) is marked `abandoned` by the next start.
+//! * **Pages.** Each page's upserts, its cursor, the key-value store and the run's counters are
+//!   committed in one transaction. A run that starts while the stream's cursor is unfinished for
+//!   the same file resumes from it.
+//! * **Errors.** Transient connector errors are retried with exponential back-off; rate limits
+//!   wait as asked (up to a cap); anything else — and any sandbox trap — fails the run with the
+//!   reason.
+//! * **Full refresh.** When every stream is complete, what the source no longer sent is
+//!   soft-deleted, unless that would deactivate more than the guard's share of the tenant's
+//!   active people: then the run waits for an administrator's confirmation.
+
+use std::{collections::HashMap, sync::Arc, time::Instant};
+
+use poem_openapi::Object;
+use serde::{Deserialize, Serialize};
+use sqlx::types::Json;
+use time::OffsetDateTime;
+use trainflow_connectors::{CallError, ConnectorError, Grants, PageRequest};
+use trainflow_kernel::{
+    audit::{self, Entry},
+    auth::{Permission, TenantCtx},
+    db::TenantTx,
+    sql, ApiError, ApiResult, TenantId,
+};
+use uuid::Uuid;
+
+use crate::{
+    apply::{self, kind_name, parse_kind, Applied, PageContext},
+    installations::{installation_row, SyncMode},
+    worker::{Report, Worker},
+    Integrations,
+};
+
+/// Record errors kept per run (all are counted).
+const MAX_STORED_ERRORS: usize = 1000;
+
+/// What started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    Manual,
+    Schedule,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Manual => "manual",
+            Trigger::Schedule => "schedule",
+        }
+    }
+}
+
+/// A record the connector or the host rejected.
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
+pub struct RunRecordError {
+    pub stream: String,
+    /// Row number or external id.
+    pub reference: String,
+    pub reason: String,
+}
+
+/// A line the connector logged.
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
+pub struct RunLogLine {
+    pub level: String,
+    pub message: String,
+}
+
+/// A run and what it did.
+#[derive(Debug, Clone, Object, Serialize)]
+pub struct Run {
+    pub id: Uuid,
+    pub installation_id: Uuid,
+    /// `manual` or `schedule`.
+    pub trigger: String,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub scheduled_for: Option<OffsetDateTime>,
+    pub file_id: Option<Uuid>,
+    pub sync_mode: String,
+    /// `running`, `succeeded`, `failed`, `needs_confirmation` or `abandoned`.
+    pub status: String,
+    /// The server instance that executed it.
+    pub instance: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+    pub duration_ms: Option<i64>,
+    pub pages: i32,
+    pub created: i32,
+    pub updated: i32,
+    pub deactivated: i32,
+    pub record_errors: i32,
+    /// Soft-deletions a full refresh holds back until an administrator confirms.
+    pub pending_deletions: i32,
+    pub retries: i32,
+    /// WebAssembly instructions executed (fuel consumed).
+    pub instructions: i64,
+    /// The most linear memory the connector used, in bytes.
+    pub peak_memory_bytes: i64,
+    /// The first record errors (`record_errors` counts them all).
+    pub errors: Vec<RunRecordError>,
+    pub logs: Vec<RunLogLine>,
+    /// Why the run failed.
+    pub error: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct RunRow {
+    id: Uuid,
+    installation_id: Uuid,
+    trigger: String,
+    scheduled_for: Option<OffsetDateTime>,
+    file_id: Option<Uuid>,
+    sync_mode: String,
+    status: String,
+    instance: String,
+    started_at: OffsetDateTime,
+    finished_at: Option<OffsetDateTime>,
+    pages: i32,
+    created: i32,
+    updated: i32,
+    deactivated: i32,
+    record_errors: i32,
+    pending_deletions: i32,
+    retries: i32,
+    fuel: i64,
+    peak_memory: i64,
+    errors: Json<Vec<RunRecordError>>,
+    logs: Json<Vec<RunLogLine>>,
+    error: Option<String>,
+}
+
+const RUN_COLUMNS: &str =
+    "id, installation_id, trigger, scheduled_for, file_id, sync_mode, status, \
+     instance, started_at, finished_at, pages, created, updated, deactivated, record_errors, \
+     pending_deletions, retries, fuel, peak_memory, errors, logs, error";
+
+impl From<RunRow> for Run {
+    fn from(r: RunRow) -> Self {
+        Self {
+            duration_ms: r
+                .finished_at
+                .map(|f| (f - r.started_at).whole_milliseconds() as i64),
+            id: r.id,
+            installation_id: r.installation_id,
+            trigger: r.trigger,
+            scheduled_for: r.scheduled_for,
+            file_id: r.file_id,
+            sync_mode: r.sync_mode,
+            status: r.status,
+            instance: r.instance,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            pages: r.pages,
+            created: r.created,
+            updated: r.updated,
+            deactivated: r.deactivated,
+            record_errors: r.record_errors,
+            pending_deletions: r.pending_deletions,
+            retries: r.retries,
+            instructions: r.fuel,
+            peak_memory_bytes: r.peak_memory,
+            errors: r.errors.0,
+            logs: r.logs.0,
+            error: r.error,
+        }
+    }
+}
+
+/// Body of `POST /connectors/installations/{id}/runs`.
+#[derive(Debug, Default, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[oai(deny_unknown_fields)]
+pub struct StartRun {
+    /// The uploaded file to read (default: the newest one).
+    pub file_id: Option<Uuid>,
+}
+
+/// How a run's execution ended.
+#[derive(Debug)]
+enum Ending {
+    Succeeded,
+    NeedsConfirmation,
+    /// Stopped without finishing (`RunSettings::stop_after_pages`).
+    Interrupted,
+}
+
+impl Integrations {
+    /// Starts a run on the caller's request: claims it, then executes it in the background.
+    pub async fn run_now(
+        self: &Arc<Self>,
+        ctx: &TenantCtx,
+        installation: Uuid,
+        body: StartRun,
+    ) -> ApiResult<Run> {
+        let (mut tx, ctx) = TenantTx::begin(&self.db, ctx, Permission::Integrations).await?;
+        let run = self
+            .claim(
+                &mut tx,
+                installation,
+                Trigger::Manual,
+                None,
+                Some(ctx.user_id.0),
+                body.file_id,
+            )
+            .await?
+            .ok_or_else(|| ApiError::Conflict {
+                field: "installation".into(),
+                message: "a run of this installation is in progress".into(),
+            })?;
+        audit::record(
+            &mut tx,
+            Entry::by(&ctx, "connector.run_start")
+                .object("connector_run", run.id)
+                .detail(serde_json::json!({"installation_id": installation})),
+        )
+        .await?;
+        tx.commit().await?;
+        self.spawn(ctx.tenant_id, run.id);
+        Ok(run)
+    }
+
+    /// Executes a claimed run on a background task.
+    pub fn spawn(self: &Arc<Self>, tenant: TenantId, run: Uuid) {
+        let svc = self.clone();
+        tokio::spawn(async move { svc.execute(tenant, run).await });
+    }
+
+    /// Claims a run of `installation` in `tx`: `None` when another run holds it (or, for a
+    /// scheduled run, when this occurrence was already claimed).
+    pub async fn claim(
+        &self,
+        tx: &mut TenantTx,
+        installation: Uuid,
+        trigger: Trigger,
+        scheduled_for: Option<OffsetDateTime>,
+        requested_by: Option<Uuid>,
+        file_id: Option<Uuid>,
+    ) -> ApiResult<Option<Run>> {
+        let inst = installation_row(tx, installation).await?;
+        let tenant = tx.tenant();
+        let now = trainflow_kernel::now();
+        let resolved = self
+            .resolve(tx, inst.connector_id(), inst.package_id())
+            .await?;
+        let file_id = if resolved.entry.capabilities.file {
+            let file: Option<(Uuid,)> = sql!(tx.conn() => |c| sqlx::query_as(
+                "select id from connector_files where tenant_id = $1 and installation_id = $2
+                   and ($3 is null or id = $3) order by created_at desc limit 1")
+                .bind(tenant).bind(installation).bind(file_id).fetch_optional(&mut *c).await)?;
+            match file {
+                Some((id,)) => Some(id),
+                None if file_id.is_some() => {
+                    return Err(ApiError::field(
+                        "file_id",
+                        "no such file for this installation",
+                    ))
+                }
+                None => return Err(ApiError::field("file_id", "upload a file to import first")),
+            }
+        } else {
+            None
+        };
+        // A run whose instance stopped heartbeating is over.
+        let stale = now - self.settings.stale_after;
+        sql!(tx.conn() => |c| sqlx::query(
+            "update connector_runs set status = 'abandoned', finished_at = $3,
+                    error = 'the server running it stopped; the next run resumes from its last committed page'
+              where tenant_id = $1 and installation_id = $2 and status = 'running' and heartbeat_at < $4")
+            .bind(tenant).bind(installation).bind(now).bind(stale).execute(&mut *c).await.map(drop))?;
+        let busy: Option<(Uuid,)> = sql!(tx.conn() => |c| sqlx::query_as(
+            "select id from connector_runs where tenant_id = $1 and installation_id = $2
+               and (status = 'running' or ($3 is not null and scheduled_for = $3))")
+            .bind(tenant).bind(installation).bind(scheduled_for).fetch_optional(&mut *c).await)?;
+        if busy.is_some() {
+            return Ok(None);
+        }
+        let id = Uuid::now_v7();
+        let inserted = sql!(tx.conn() => |c| sqlx::query(
+            "insert into connector_runs (tenant_id, id, installation_id, trigger, scheduled_for, file_id,
+                    sync_mode, status, instance, requested_by, started_at, heartbeat_at)
+             values ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9, $10, $10)")
+            .bind(tenant).bind(id).bind(installation).bind(trigger.as_str()).bind(scheduled_for)
+            .bind(file_id).bind(inst.sync_mode()).bind(&self.instance).bind(requested_by).bind(now)
+            .execute(&mut *c).await.map(drop));
+        match inserted {
+            Ok(()) => Ok(Some(get_run_in(tx, id).await?)),
+            // Another instance claimed it between our check and insert.
+            Err(e)
+                if e.as_database_error()
+                    .is_some_and(|d| d.is_unique_violation()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Executes a claimed run to its end and records the outcome. Never panics; every failure
+    /// becomes the run's `error`.
+    pub async fn execute(self: Arc<Self>, tenant: TenantId, run: Uuid) {
+        let mut state = RunState::default();
+        let result = self.execute_inner(tenant, run, &mut state).await;
+        let (status, error) = match &result {
+            Ok(Ending::Succeeded) => ("succeeded", None),
+            Ok(Ending::NeedsConfirmation) => ("needs_confirmation", None),
+            Ok(Ending::Interrupted) => return,
+            Err(message) => ("failed", Some(message.clone())),
+        };
+        if let Err(e) = self.finish(tenant, run, status, error, &state).await {
+            tracing::error!(run = %run, error = %e, "recording the end of a connector run failed");
+        }
+    }
+
+    async fn execute_inner(
+        &self,
+        tenant: TenantId,
+        run_id: Uuid,
+        state: &mut RunState,
+    ) -> Result<Ending, String> {
+        let started = Instant::now();
+        let internal = |e: ApiError| format!("{e:#}");
+        // Load everything the run needs, then release the connection.
+        let mut tx = TenantTx::begin_system(&self.db, tenant)
+            .await
+            .map_err(internal)?;
+        let run = get_run_in(&mut tx, run_id).await.map_err(internal)?;
+        let inst = installation_row(&mut tx, run.installation_id)
+            .await
+            .map_err(internal)?;
+        let resolved = self
+            .resolve(&mut tx, inst.connector_id(), inst.package_id())
+            .await
+            .map_err(internal)?;
+        let secrets = match &inst.credentials {
+            Some(sealed) => self
+                .key
+                .open(tenant.0, inst.id(), sealed)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .filter(|(k, _)| resolved.entry.capabilities.secrets.contains(k))
+                .collect(),
+            None => HashMap::new(),
+        };
+        let file = match run.file_id {
+            Some(id) => {
+                let content: Vec<u8> = sql!(tx.conn() => |c| sqlx::query_scalar(
+                    "select content from connector_files where tenant_id = $1 and id = $2")
+                    .bind(tenant).bind(id).fetch_one(&mut *c).await)
+                .map_err(|e| e.to_string())?;
+                Some(Arc::new(content))
+            }
+            None => None,
+        };
+        let kv: HashMap<String, Vec<u8>> = sql!(tx.conn() => |c| sqlx::query_as(
+            "select key, value from connector_kv where tenant_id = $1 and installation_id = $2")
+            .bind(tenant).bind(inst.id()).fetch_all(&mut *c).await)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .collect();
+        tx.commit().await.map_err(internal)?;
+        let config = inst.config_json();
+        let mode = SyncMode::parse(&run.sync_mode);
+
+        let host = self.host.clone();
+        let component = resolved.component.clone();
+        let digest = tokio::task::spawn_blocking(move || host.load(&component))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("{e:#}"))?;
+        let grants = Grants {
+            file,
+            secrets,
+            kv: kv.clone(),
+        };
+        let worker = Worker::start(
+            self.host.clone(),
+            digest,
+            grants,
+            self.settings.limits.clone(),
+        )
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+        state.saved_kv = kv;
+
+        let result = self
+            .drive(tenant, &run, inst.id(), mode, &config, &worker, state)
+            .await;
+        state.capture(worker.finish().await);
+        let ending = result?;
+        tracing::info!(
+            run = %run_id,
+            pages = state.pages,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "connector run ended"
+        );
+        Ok(ending)
+    }
+
+    /// Reads every stream to its end, committing page by page; then the full-refresh sweep.
+    #[allow(clippy::too_many_arguments)]
+    async fn drive(
+        &self,
+        tenant: TenantId,
+        run: &Run,
+        installation: Uuid,
+        mode: SyncMode,
+        config: &str,
+        worker: &Worker,
+        state: &mut RunState,
+    ) -> Result<Ending, String> {
+        let streams = loop {
+            match worker.discover(config).await {
+                Ok(s) => break s,
+                Err(e) => self.wait_or_fail(tenant, run.id, e, state).await?,
+            }
+        };
+        let mut generations: Vec<(String, Uuid)> = Vec::new();
+        for stream in streams {
+            let (mut cursor, generation) = self
+                .resume_point(tenant, installation, &stream.name, run)
+                .await
+                .map_err(|e| e.to_string())?;
+            generations.push((stream.name.clone(), generation));
+            let ctx = PageContext {
+                installation,
+                stream: stream.name.clone(),
+                generation,
+                now: trainflow_kernel::now(),
+            };
+            loop {
+                if self
+                    .settings
+                    .stop_after_pages
+                    .is_some_and(|n| state.pages >= n)
+                {
+                    return Ok(Ending::Interrupted);
+                }
+                let request = PageRequest {
+                    stream: stream.name.clone(),
+                    cursor: cursor.clone(),
+                    max_records: self.settings.page_size,
+                };
+                let (page, kv) = worker.read_page(config, request).await;
+                let page = match page {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.wait_or_fail(tenant, run.id, e, state).await?;
+                        continue;
+                    }
+                };
+                let next = page.next_cursor.clone();
+                let ctx = PageContext {
+                    now: trainflow_kernel::now(),
+                    ..ctx.clone()
+                };
+                let mut applied = {
+                    let mut tx = TenantTx::begin_system(&self.db, tenant)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let mut applied = apply::apply_page(&mut tx, &ctx, page.entities)
+                        .await
+                        .map_err(|e| format!("applying a page failed: {e:#}"))?;
+                    for e in page.errors {
+                        applied.errors.push((e.reference, e.reason));
+                    }
+                    state.add(&stream.name, &applied);
+                    let kv = (kv != state.saved_kv).then_some(kv);
+                    self.commit_page(&mut tx, run, &ctx, next.as_deref(), kv, state)
+                        .await
+                        .map_err(|e| format!("committing a page failed: {e:#}"))?;
+                    tx.commit().await.map_err(|e| e.to_string())?;
+                    applied
+                };
+                applied.errors.clear();
+                match next {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+        }
+        if mode == SyncMode::FullRefresh {
+            return self
+                .sweep(tenant, run.id, installation, &generations, false, state)
+                .await
+                .map_err(|e| format!("removing what the source no longer has failed: {e:#}"));
+        }
+        Ok(Ending::Succeeded)
+    }
+
+    /// Where a stream starts: the cursor of an unfinished pass over the same file, or the start.
+    async fn resume_point(
+        &self,
+        tenant: TenantId,
+        installation: Uuid,
+        stream: &str,
+        run: &Run,
+    ) -> ApiResult<(Option<String>, Uuid)> {
+        let mut tx = TenantTx::begin_system(&self.db, tenant).await?;
+        let row: Option<(Option<Uuid>, Option<String>, bool, Uuid)> = sql!(tx.conn() => |c| sqlx::query_as(
+            "select file_id, cursor, done, run_id from connector_cursors
+              where tenant_id = $1 and installation_id = $2 and stream = $3")
+            .bind(tenant).bind(installation).bind(stream).fetch_optional(&mut *c).await)?;
+        tx.commit().await?;
+        Ok(match row {
+            Some((file, cursor, false, generation)) if file == run.file_id => (cursor, generation),
+            _ => (None, run.id),
+        })
+    }
+
+    /// Writes the cursor, the key-value store (when it changed), the run's counters and its
+    /// heartbeat, in the page's transaction.
+    async fn commit_page(
+        &self,
+        tx: &mut TenantTx,
+        run: &Run,
+        ctx: &PageContext,
+        next: Option<&str>,
+        kv: Option<HashMap<String, Vec<u8>>>,
+        state: &mut RunState,
+    ) -> ApiResult<()> {
+        let tenant = tx.tenant();
+        sql!(tx.conn() => |c| sqlx::query(
+            "insert into connector_cursors (tenant_id, installation_id, stream, file_id, cursor, done, run_id, updated_at)
+             values ($1, $2, $3, $4, $5, $6, $7, $8)
+             on conflict (tenant_id, installation_id, stream) do update
+                set file_id = excluded.file_id, cursor = excluded.cursor, done = excluded.done,
+                    run_id = excluded.run_id, updated_at = excluded.updated_at")
+            .bind(tenant).bind(ctx.installation).bind(&ctx.stream).bind(run.file_id).bind(next)
+            .bind(next.is_none()).bind(ctx.generation).bind(ctx.now)
+            .execute(&mut *c).await.map(drop))?;
+        if let Some(kv) = kv {
+            sql!(tx.conn() => |c| sqlx::query(
+                "delete from connector_kv where tenant_id = $1 and installation_id = $2")
+                .bind(tenant).bind(ctx.installation).execute(&mut *c).await.map(drop))?;
+            for (key, value) in &kv {
+                sql!(tx.conn() => |c| sqlx::query(
+                    "insert into connector_kv (tenant_id, installation_id, key, value) values ($1, $2, $3, $4)")
+                    .bind(tenant).bind(ctx.installation).bind(key).bind(value)
+                    .execute(&mut *c).await.map(drop))?;
+            }
+            state.saved_kv = kv;
+        }
+        state.pages += 1;
+        let errors = state.errors_changed.then_some(Json(&state.errors));
+        sql!(tx.conn() => |c| sqlx::query(
+            "update connector_runs set pages = $3, created = $4, updated = $5, deactivated = $6,
+                    record_errors = $7, retries = $8, heartbeat_at = $9, errors = coalesce($10, errors)
+              where tenant_id = $1 and id = $2")
+            .bind(tenant).bind(run.id).bind(state.pages as i32).bind(state.created as i32)
+            .bind(state.updated as i32).bind(state.deactivated as i32).bind(state.record_errors as i32)
+            .bind(state.retries as i32).bind(ctx.now).bind(errors)
+            .execute(&mut *c).await.map(drop))?;
+        state.errors_changed = false;
+        Ok(())
+    }
+
+    /// After a failed call: waits and returns `Ok` to retry, or the run's failure.
+    async fn wait_or_fail(
+        &self,
+        tenant: TenantId,
+        run: Uuid,
+        error: CallError,
+        state: &mut RunState,
+    ) -> Result<(), String> {
+        let wait = match &error {
+            CallError::Connector(ConnectorError::Transient(_))
+                if state.retries < self.settings.max_retries =>
+            {
+                self.settings.backoff * 2u32.saturating_pow(state.consecutive_retries.min(16))
+            }
+            CallError::Connector(ConnectorError::RateLimited(seconds))
+                if state.retries < self.settings.max_retries =>
+            {
+                std::time::Duration::from_secs(u64::from(*seconds))
+                    .min(self.settings.max_rate_limit_wait)
+            }
+            _ => return Err(describe(&error)),
+        };
+        state.retries += 1;
+        state.consecutive_retries += 1;
+        tracing::info!(run = %run, ?wait, error = %describe(&error), "retrying a connector call");
+        // Keep the heartbeat fresh while waiting, so the run is not taken for dead.
+        if let Ok(mut tx) = TenantTx::begin_system(&self.db, tenant).await {
+            let now = trainflow_kernel::now();
+            let _ = sql!(tx.conn() => |c| sqlx::query(
+                "update connector_runs set heartbeat_at = $3, retries = $4 where tenant_id = $1 and id = $2")
+                .bind(tenant).bind(run).bind(now).bind(state.retries as i32).execute(&mut *c).await.map(drop));
+            let _ = tx.commit().await;
+        }
+        tokio::time::sleep(wait).await;
+        Ok(())
+    }
+
+    /// The full-refresh sweep: soft-deletes what the last pass of each stream did not see. Held
+    /// back (unless `confirmed`) when it would deactivate more than the guard's share of the
+    /// tenant's active people.
+    async fn sweep(
+        &self,
+        tenant: TenantId,
+        run: Uuid,
+        installation: Uuid,
+        generations: &[(String, Uuid)],
+        confirmed: bool,
+        state: &mut RunState,
+    ) -> ApiResult<Ending> {
+        let mut tx = TenantTx::begin_system(&self.db, tenant).await?;
+        let mut gone: Vec<(String, Uuid)> = Vec::new();
+        for (stream, generation) in generations {
+            let rows: Vec<(String, Uuid)> = sql!(tx.conn() => |c| sqlx::query_as(
+                "select entity_kind, entity_id from connector_links
+                  where tenant_id = $1 and installation_id = $2 and stream = $3 and seen_run <> $4")
+                .bind(tenant).bind(installation).bind(stream).bind(generation)
+                .fetch_all(&mut *c).await)?;
+            gone.extend(rows);
+        }
+        let people: Vec<Uuid> = gone
+            .iter()
+            .filter(|(k, _)| k == kind_name(trainflow_connectors::EntityKind::Employee))
+            .map(|(_, id)| *id)
+            .collect();
+        let mut leaving = 0i64;
+        for chunk in people.chunks(500) {
+            leaving += sql!(tx.conn() => |c| {
+                let mut qb = sqlx::QueryBuilder::new(
+                    "select count(*) from users where is_active = true and deleted_at is null and tenant_id = ");
+                qb.push_bind(tenant).push(" and id in (");
+                let mut list = qb.separated(", ");
+                for id in chunk { list.push_bind(*id); }
+                qb.push(")");
+                qb.build_query_scalar::<i64>().fetch_one(&mut *c).await
+            })?;
+        }
+        let active: i64 = sql!(tx.conn() => |c| sqlx::query_scalar(
+            "select count(*) from users where tenant_id = $1 and is_active = true and deleted_at is null")
+            .bind(tenant).fetch_one(&mut *c).await)?;
+        if !confirmed
+            && leaving > 0
+            && leaving as f64 > self.settings.deletion_guard * active as f64
+        {
+            sql!(tx.conn() => |c| sqlx::query(
+                "update connector_runs set pending_deletions = $3 where tenant_id = $1 and id = $2")
+                .bind(tenant).bind(run).bind(leaving as i32).execute(&mut *c).await.map(drop))?;
+            tx.commit().await?;
+            return Ok(Ending::NeedsConfirmation);
+        }
+        let now = trainflow_kernel::now();
+        let mut applied = Applied::default();
+        for (kind, id) in &gone {
+            if let Some(kind) = parse_kind(kind) {
+                if let Err(reason) =
+                    apply::soft_delete(&mut tx, kind, *id, now, &mut applied).await?
+                {
+                    applied.errors.push((id.to_string(), reason));
+                }
+            }
+        }
+        state.add("full_refresh", &applied);
+        sql!(tx.conn() => |c| sqlx::query(
+            "update connector_runs set deactivated = $3, pending_deletions = 0, record_errors = $4,
+                    errors = $5 where tenant_id = $1 and id = $2")
+            .bind(tenant).bind(run).bind(state.deactivated as i32).bind(state.record_errors as i32)
+            .bind(Json(&state.errors)).execute(&mut *c).await.map(drop))?;
+        tx.commit().await?;
+        Ok(Ending::Succeeded)
+    }
+
+    /// Confirms the held-back deletions of a full-refresh run.
+    pub async fn confirm(&self, ctx: &TenantCtx, run_id: Uuid) -> ApiResult<Run> {
+        let (mut tx, ctx) = TenantTx::begin(&self.db, ctx, Permission::Integrations).await?;
+        let run = get_run_in(&mut tx, run_id).await?;
+        if run.status != "needs_confirmation" {
+            return Err(ApiError::Conflict {
+                field: "status".into(),
+                message: format!("the run is {}, not waiting for confirmation", run.status),
+            });
+        }
+        let tenant = tx.tenant();
+        let newer: Option<(Uuid,)> = sql!(tx.conn() => |c| sqlx::query_as(
+            "select id from connector_runs where tenant_id = $1 and installation_id = $2 and started_at > $3 limit 1")
+            .bind(tenant).bind(run.installation_id).bind(run.started_at).fetch_optional(&mut *c).await)?;
+        if newer.is_some() {
+            return Err(ApiError::Conflict {
+                field: "status".into(),
+                message: "a newer run of this installation exists; confirm that one instead".into(),
+            });
+        }
+        let generations: Vec<(String, Uuid)> = sql!(tx.conn() => |c| sqlx::query_as(
+            "select stream, run_id from connector_cursors where tenant_id = $1 and installation_id = $2")
+            .bind(tenant).bind(run.installation_id).fetch_all(&mut *c).await)?;
+        audit::record(
+            &mut tx,
+            Entry::by(&ctx, "connector.deletions_confirmed")
+                .object("connector_run", run.id)
+                .detail(serde_json::json!({"pending_deletions": run.pending_deletions})),
+        )
+        .await?;
+        tx.commit().await?;
+        let mut state = RunState {
+            deactivated: run.deactivated as u32,
+            record_errors: run.record_errors as u32,
+            errors: run.errors.clone(),
+            ..RunState::default()
+        };
+        self.sweep(
+            tenant,
+            run.id,
+            run.installation_id,
+            &generations,
+            true,
+            &mut state,
+        )
+        .await?;
+        let mut tx = TenantTx::begin_system(&self.db, tenant).await?;
+        sql!(tx.conn() => |c| sqlx::query(
+            "update connector_runs set status = 'succeeded' where tenant_id = $1 and id = $2")
+            .bind(tenant).bind(run.id).execute(&mut *c).await.map(drop))?;
+        let run = get_run_in(&mut tx, run.id).await?;
+        tx.commit().await?;
+        Ok(run)
+    }
+
+    /// Records how a run ended, with its logs and measurements.
+    async fn finish(
+        &self,
+        tenant: TenantId,
+        run: Uuid,
+        status: &str,
+        error: Option<String>,
+        state: &RunState,
+    ) -> ApiResult<()> {
+        let mut tx = TenantTx::begin_system(&self.db, tenant).await?;
+        let now = trainflow_kernel::now();
+        let installation: Option<(Uuid,)> = sql!(tx.conn() => |c| sqlx::query_as(
+            "update connector_runs set status = $3, error = $4, finished_at = $5, heartbeat_at = $5,
+                    fuel = $6, peak_memory = $7, logs = $8, errors = $9, record_errors = $10,
+                    created = $11, updated = $12, deactivated = $13, pages = $14, retries = $15
+              where tenant_id = $1 and id = $2 returning installation_id")
+            .bind(tenant).bind(run).bind(status).bind(&error).bind(now).bind(state.fuel as i64)
+            .bind(state.peak_memory as i64).bind(Json(&state.logs)).bind(Json(&state.errors))
+            .bind(state.record_errors as i32).bind(state.created as i32).bind(state.updated as i32)
+            .bind(state.deactivated as i32).bind(state.pages as i32).bind(state.retries as i32)
+            .fetch_optional(&mut *c).await)?;
+        audit::record(
+            &mut tx,
+            Entry::as_actor("system", None, "connector.run_finish", None)
+                .object("connector_run", run)
+                .detail(serde_json::json!({
+                    "installation_id": installation.map(|r| r.0),
+                    "status": status,
+                    "error": error,
+                    "pages": state.pages,
+                    "created": state.created,
+                    "updated": state.updated,
+                    "deactivated": state.deactivated,
+                    "record_errors": state.record_errors,
+                })),
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    /// One run of the caller's tenant.
+    pub async fn run(&self, ctx: &TenantCtx, id: Uuid) -> ApiResult<Run> {
+        let (mut tx, _) = TenantTx::begin(&self.db, ctx, Permission::Integrations).await?;
+        let run = get_run_in(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(run)
+    }
+
+    /// The latest runs of an installation, newest first.
+    pub async fn runs(&self, ctx: &TenantCtx, installation: Uuid) -> ApiResult<Vec<Run>> {
+        let (mut tx, _) = TenantTx::begin(&self.db, ctx, Permission::Integrations).await?;
+        installation_row(&mut tx, installation).await?;
+        let tenant = tx.tenant();
+        let rows: Vec<RunRow> = sql!(tx.conn() => |c| sqlx::query_as(&format!(
+            "select {RUN_COLUMNS} from connector_runs where tenant_id = $1 and installation_id = $2
+              order by started_at desc limit 50"))
+            .bind(tenant).bind(installation).fetch_all(&mut *c).await)?;
+        tx.commit().await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+}
+
+/// One run, by id, in `tx`'s tenant.
+pub async fn get_run_in(tx: &mut TenantTx, id: Uuid) -> ApiResult<Run> {
+    let tenant = tx.tenant();
+    let row: Option<RunRow> = sql!(tx.conn() => |c| sqlx::query_as(&format!(
+        "select {RUN_COLUMNS} from connector_runs where tenant_id = $1 and id = $2"))
+        .bind(tenant).bind(id).fetch_optional(&mut *c).await)?;
+    row.map(Into::into).ok_or(ApiError::NotFound)
+}
+
+fn describe(error: &CallError) -> String {
+    match error {
+        CallError::Connector(e) => match e {
+            ConnectorError::Configuration(m) => format!("configuration error: {m}"),
+            ConnectorError::Authentication(m) => format!("authentication failed: {m}"),
+            ConnectorError::RateLimited(s) => {
+                format!("the source kept rate-limiting (retry after {s} s)")
+            }
+            ConnectorError::Transient(m) => format!("the source kept failing: {m}"),
+            ConnectorError::AccessDenied(m) => format!("access denied: {m}"),
+            ConnectorError::Internal(m) => format!("connector error: {m}"),
+        },
+        CallError::Trapped(m) => format!("stopped by the sandbox: {m}"),
+        CallError::Rejected(m) => format!("rejected by the host: {m}"),
+    }
+}
+
+/// What a run has done so far.
+#[derive(Default)]
+struct RunState {
+    pages: u32,
+    created: u32,
+    updated: u32,
+    deactivated: u32,
+    record_errors: u32,
+    retries: u32,
+    consecutive_retries: u32,
+    errors: Vec<RunRecordError>,
+    errors_changed: bool,
+    logs: Vec<RunLogLine>,
+    fuel: u64,
+    peak_memory: usize,
+    saved_kv: HashMap<String, Vec<u8>>,
+}
+
+impl RunState {
+    fn add(&mut self, stream: &str, applied: &Applied) {
+        self.created += applied.created;
+        self.updated += applied.updated;
+        self.deactivated += applied.deactivated;
+        self.record_errors += applied.errors.len() as u32;
+        self.consecutive_retries = 0;
+        for (reference, reason) in &applied.errors {
+            if self.errors.len() >= MAX_STORED_ERRORS {
+                break;
+            }
+            self.errors.push(RunRecordError {
+                stream: stream.to_string(),
+                reference: reference.clone(),
+                reason: reason.clone(),
+            });
+            self.errors_changed = true;
+        }
+    }
+
+    fn capture(&mut self, report: Report) {
+        let (lines, dropped) = (report.logs, report.logs_dropped);
+        self.logs = lines
+            .iter()
+            .map(|l| RunLogLine {
+                level: format!("{:?}", l.level).to_lowercase(),
+                message: l.message.clone(),
+            })
+            .collect();
+        if dropped > 0 {
+            self.logs.push(RunLogLine {
+                level: "warn".into(),
+                message: format!("{dropped} more lines were dropped over the log cap"),
+            });
+        }
+        self.fuel = report.fuel;
+        self.peak_memory = report.peak_memory;
+    }
+}

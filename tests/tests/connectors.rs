@@ -1,0 +1,709 @@
+//! Connectors end to end through the API: the catalogue, partner packages, installations,
+//! uploads, runs of the first-party CSV connector and of purpose-built misbehaving components,
+//! resumption, full refresh with its guard, schedules — on SQLite and PostgreSQL.
+
+use std::{sync::Arc, time::Duration};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use trainflow_integrations::{runs::Trigger, Integrations, RunSettings};
+use trainflow_kernel::{auth::Role, db::TenantTx, TenantId};
+use trainflow_tests::{package_form, plugin, testing_manifest, TestApp, Which};
+use uuid::Uuid;
+
+fn people_mapping() -> Value {
+    json!({"entity": "employee", "columns": {
+        "external_id": "Employee ID", "first_name": "First name", "last_name": "Surname",
+        "email": "Email", "org_unit": "Department", "employee_number": "Number"}})
+}
+
+fn people_csv(range: std::ops::Range<u32>) -> Vec<u8> {
+    let mut out = String::from("Employee ID,First name,Surname,Email,Department,Number\n");
+    for i in range {
+        out.push_str(&format!(
+            "E{i},Worker{i},Line,worker{i}@example.com,OPS,N{i:04}\n"
+        ));
+    }
+    out.into_bytes()
+}
+
+async fn csv_installation(app: &TestApp, token: &str, name: &str, mode: &str) -> Uuid {
+    app.install(
+        token,
+        json!({"connector_id": "com.trainflow.csv", "name": name, "config": people_mapping(), "sync_mode": mode}),
+    )
+    .await
+}
+
+async fn users_with_external_ids(app: &TestApp, tenant: Uuid) -> Vec<(String, bool, bool)> {
+    app.owner_rows(
+        "select external_id, password_hash is null, is_active and deleted_at is null from users
+          where tenant_id = $1 and external_id is not null order by external_id",
+        tenant,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_catalogue_shows_the_first_party_connectors_and_what_they_may_do() {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let (s, body) = app
+        .call(Method::GET, "/api/v1/connectors", Some(&admin), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let ids: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["connector_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"com.trainflow.csv") && ids.contains(&"com.trainflow.excel"),
+        "{ids:?}"
+    );
+    let csv = &body["data"][0];
+    assert_eq!(csv["publisher"], "trainflow");
+    assert_eq!(csv["capabilities"]["file"], true);
+    assert_eq!(csv["capabilities"]["http_hosts"], json!([]));
+    assert_eq!(csv["config_schema"]["type"], "object");
+    // Not for other roles.
+    let officer = app.token(Which::A, Role::TrainingOfficer).await;
+    let (s, _) = app
+        .call(Method::GET, "/api/v1/connectors", Some(&officer), None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_csv_import_creates_invited_people_reports_bad_rows_and_is_idempotent() {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let inst = csv_installation(&app, &admin, "HR export", "incremental").await;
+    let mut csv = people_csv(0..5);
+    csv.extend_from_slice(b"E5,,Line,worker5@example.com,OPS,N0005\n");
+    csv.extend_from_slice(b"E6,Worker6,Line,not-an-email,OPS,N0006\n");
+    csv.extend_from_slice(b"E7,Worker7,Line,worker7@example.com,NOWHERE,N0007\n");
+    app.upload(&admin, inst, "people.csv", csv.clone()).await;
+    let run = app.run_to_end(&admin, inst).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["created"], 6, "{run}");
+    assert_eq!(run["record_errors"], 3, "{run}");
+    let errors = run["errors"].to_string();
+    assert!(
+        errors.contains("row 7"),
+        "the CSV connector names the row: {errors}"
+    );
+    assert!(
+        errors.contains("not-an-email") || errors.contains("email"),
+        "{errors}"
+    );
+    assert!(errors.contains("NOWHERE"), "{errors}");
+    assert!(run["instructions"].as_i64().unwrap() > 0);
+    assert!(run["peak_memory_bytes"].as_i64().unwrap() > 0);
+    assert!(run["duration_ms"].as_i64().is_some());
+
+    let people = users_with_external_ids(&app, app.a.id).await;
+    assert_eq!(people.len(), 6);
+    assert!(people
+        .iter()
+        .all(|(_, invited, active)| *invited && *active));
+    // They are people of the tenant, in the department their org unit names.
+    let (_, list) = app
+        .call(
+            Method::GET,
+            "/api/v1/users?search=worker3",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        list["data"][0]["department_id"],
+        app.a.department.to_string()
+    );
+
+    // The same file again: nothing new, nothing changed.
+    app.upload(&admin, inst, "people.csv", csv).await;
+    let again = app.run_to_end(&admin, inst).await;
+    assert_eq!(again["status"], "succeeded", "{again}");
+    assert_eq!(
+        (again["created"].as_i64(), again["updated"].as_i64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(users_with_external_ids(&app, app.a.id).await.len(), 6);
+
+    // A change in the source updates the person.
+    app.upload(&admin, inst, "people.csv", b"Employee ID,First name,Surname,Email,Department,Number\nE1,Renamed,Line,worker1@example.com,OPS,N0001\n".to_vec()).await;
+    let third = app.run_to_end(&admin, inst).await;
+    assert_eq!(third["updated"], 1, "{third}");
+    let (_, list) = app
+        .call(
+            Method::GET,
+            "/api/v1/users?search=Renamed",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(list["meta"]["total"], 1);
+
+    // Tenant B sees none of it.
+    let b_admin = app.token(Which::B, Role::Administrator).await;
+    let (s, _) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/connectors/runs/{}", run["id"].as_str().unwrap()),
+            Some(&b_admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, b_inst) = app
+        .call(
+            Method::GET,
+            "/api/v1/connectors/installations",
+            Some(&b_admin),
+            None,
+        )
+        .await;
+    assert_eq!(b_inst["data"], json!([]));
+}
+
+#[tokio::test]
+async fn org_units_certifications_and_completions_land_in_their_tables() {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let units = app
+        .install(&admin, json!({"connector_id": "com.trainflow.csv", "name": "Units", "config":
+            {"entity": "org_unit", "columns": {"external_id": "Id", "name": "Name", "code": "Code"}}}))
+        .await;
+    app.upload(
+        &admin,
+        units,
+        "units.csv",
+        b"Id,Name,Code\nU1,Signalling,SIG\nU2,Track,TRK\n".to_vec(),
+    )
+    .await;
+    let run = app.run_to_end(&admin, units).await;
+    assert_eq!(
+        (run["status"].as_str(), run["created"].as_i64()),
+        (Some("succeeded"), Some(2)),
+        "{run}"
+    );
+
+    let people = csv_installation(&app, &admin, "People", "incremental").await;
+    app.upload(&admin, people, "p.csv", b"Employee ID,First name,Surname,Email,Department,Number\nE1,Ana,Lee,ana@example.com,SIG,N1\n".to_vec()).await;
+    assert_eq!(app.run_to_end(&admin, people).await["created"], 1);
+
+    let certs = app
+        .install(&admin, json!({"connector_id": "com.trainflow.csv", "name": "Certs", "config":
+            {"entity": "certification", "columns": {"external_id": "Id", "employee": "Employee", "certification_type": "Type", "issued_on": "Issued", "expires_on": "Expires"}}}))
+        .await;
+    app.upload(&admin, certs, "c.csv", b"Id,Employee,Type,Issued,Expires\nC1,E1,FIRST-AID,2026-01-10,2028-01-10\nC2,E9,FIRST-AID,2026-01-10,2028-01-10\nC3,E1,WELDING,2026-13-01,\n".to_vec()).await;
+    let run = app.run_to_end(&admin, certs).await;
+    assert_eq!(run["created"], 1, "{run}");
+    assert_eq!(run["record_errors"], 2, "{run}");
+    assert_eq!(app.count("certifications", app.a.id).await, 1);
+    assert_eq!(app.count("certification_types", app.a.id).await, 1);
+    assert_eq!(app.count("departments", app.a.id).await, 3);
+
+    let done = app
+        .install(&admin, json!({"connector_id": "com.trainflow.csv", "name": "Completions", "config":
+            {"entity": "completion", "columns": {"external_id": "Id", "employee": "Employee", "course": "Course", "completed_on": "Date", "score": "Score"}}}))
+        .await;
+    app.upload(
+        &admin,
+        done,
+        "d.csv",
+        b"Id,Employee,Course,Date,Score\nK1,E1,SAFETY-101,2026-03-01,92\n".to_vec(),
+    )
+    .await;
+    let run = app.run_to_end(&admin, done).await;
+    assert_eq!(run["created"], 1, "{run}");
+    assert_eq!(app.count("course_completions", app.a.id).await, 1);
+    assert_eq!(app.count("courses", app.a.id).await, 1);
+}
+
+#[tokio::test]
+async fn a_run_killed_midway_resumes_from_its_last_committed_page_without_duplicates() {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let inst = csv_installation(&app, &admin, "Big export", "incremental").await;
+    app.upload(&admin, inst, "people.csv", people_csv(0..10))
+        .await;
+
+    // A service that dies after two pages of three records: its run stays `running`.
+    let svc = &app.integrations;
+    let dying = Arc::new(Integrations {
+        db: svc.db.clone(),
+        host: svc.host.clone(),
+        first_party: svc.first_party.clone(),
+        key: svc.key.clone(),
+        instance: "doomed".into(),
+        settings: RunSettings {
+            page_size: 3,
+            stop_after_pages: Some(2),
+            stale_after: Duration::ZERO,
+            ..RunSettings::default()
+        },
+    });
+    let tenant = TenantId(app.a.id);
+    let mut tx = TenantTx::begin_system(&dying.db, tenant).await.unwrap();
+    let run = dying
+        .claim(&mut tx, inst, Trigger::Manual, None, None, None)
+        .await
+        .unwrap()
+        .expect("claimed");
+    tx.commit().await.unwrap();
+    dying.clone().execute(tenant, run.id).await;
+    assert_eq!(users_with_external_ids(&app, app.a.id).await.len(), 6);
+
+    // While it looks alive, another run is refused.
+    let (s, body) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/connectors/installations/{inst}/runs"),
+            Some(&admin),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+
+    // Once its heartbeat is stale, the next run takes over and resumes after row 6.
+    let mut tx = TenantTx::begin_system(&dying.db, tenant).await.unwrap();
+    let resumed = dying
+        .claim(&mut tx, inst, Trigger::Manual, None, None, None)
+        .await
+        .unwrap()
+        .expect("claimed after the dead run");
+    tx.commit().await.unwrap();
+    let finisher = Arc::new(Integrations {
+        db: svc.db.clone(),
+        host: svc.host.clone(),
+        first_party: svc.first_party.clone(),
+        key: svc.key.clone(),
+        instance: "survivor".into(),
+        settings: RunSettings {
+            page_size: 3,
+            ..RunSettings::default()
+        },
+    });
+    finisher.clone().execute(tenant, resumed.id).await;
+    let done = app.wait_for_run(&admin, &resumed.id.to_string()).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(
+        done["created"], 4,
+        "only the rows after the last committed page: {done}"
+    );
+    let people = users_with_external_ids(&app, app.a.id).await;
+    assert_eq!(people.len(), 10, "nothing lost, nothing doubled");
+    let first = app.wait_for_run(&admin, &run.id.to_string()).await;
+    assert_eq!(first["status"], "abandoned", "{first}");
+}
+
+#[tokio::test]
+async fn a_full_refresh_removes_what_the_source_dropped_but_asks_before_a_mass_deactivation() {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let inst = csv_installation(&app, &admin, "Nightly", "full_refresh").await;
+    app.upload(&admin, inst, "all.csv", people_csv(0..10)).await;
+    assert_eq!(app.run_to_end(&admin, inst).await["created"], 10);
+
+    // 3 of 16 active people (19%): under the guard, applied.
+    app.upload(&admin, inst, "all.csv", people_csv(0..7)).await;
+    let run = app.run_to_end(&admin, inst).await;
+    assert_eq!(
+        (run["status"].as_str(), run["deactivated"].as_i64()),
+        (Some("succeeded"), Some(3)),
+        "{run}"
+    );
+    let active = users_with_external_ids(&app, app.a.id)
+        .await
+        .iter()
+        .filter(|p| p.2)
+        .count();
+    assert_eq!(active, 7);
+
+    // 5 of 13 (38%): held until an administrator confirms.
+    app.upload(&admin, inst, "all.csv", people_csv(0..2)).await;
+    let run = app.run_to_end(&admin, inst).await;
+    assert_eq!(run["status"], "needs_confirmation", "{run}");
+    assert_eq!(run["pending_deletions"], 5, "{run}");
+    let active = users_with_external_ids(&app, app.a.id)
+        .await
+        .iter()
+        .filter(|p| p.2)
+        .count();
+    assert_eq!(active, 7, "nothing deactivated before confirmation");
+    let id = run["id"].as_str().unwrap();
+    let (s, body) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/connectors/runs/{id}/confirm"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["status"], "succeeded");
+    let active = users_with_external_ids(&app, app.a.id)
+        .await
+        .iter()
+        .filter(|p| p.2)
+        .count();
+    assert_eq!(active, 2);
+    // Confirming twice is a conflict, not a second sweep.
+    let (s, _) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/connectors/runs/{id}/confirm"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    // People who come back in the source come back in TrainFlow.
+    app.upload(&admin, inst, "all.csv", people_csv(0..3)).await;
+    let run = app.run_to_end(&admin, inst).await;
+    assert_eq!(run["updated"], 1, "{run}");
+}
+
+async fn upload_testing_package(app: &TestApp, token: &str) -> Value {
+    let wasm = plugin("testing");
+    let manifest = testing_manifest(&wasm);
+    let (s, body) = app
+        .call_multipart(
+            "/api/v1/connectors/packages",
+            Some(token),
+            package_form(&manifest, wasm),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    body["data"].clone()
+}
+
+#[tokio::test]
+async fn packages_are_validated_before_they_are_accepted() {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let wasm = plugin("testing");
+    let good = testing_manifest(&wasm);
+    let cases: Vec<(Value, Vec<u8>, &str)> = vec![
+        (
+            {
+                let mut m = good.clone();
+                m["sha256"] = json!("00".repeat(32));
+                m
+            },
+            wasm.clone(),
+            "manifest.sha256",
+        ),
+        (
+            {
+                let mut m = good.clone();
+                m["id"] = json!("com.trainflow.fake");
+                m
+            },
+            wasm.clone(),
+            "manifest.id",
+        ),
+        (
+            {
+                let mut m = good.clone();
+                m["version"] = json!("one");
+                m
+            },
+            wasm.clone(),
+            "manifest.version",
+        ),
+        (
+            {
+                let mut m = good.clone();
+                m["config_schema"] = json!({"type": "no-such-type"});
+                m
+            },
+            wasm.clone(),
+            "manifest.config_schema",
+        ),
+        (
+            {
+                let mut m = good.clone();
+                m["capabilities"]["http_hosts"] = json!(["10.0.0.1"]);
+                m
+            },
+            wasm.clone(),
+            "manifest.capabilities.http_hosts[0]",
+        ),
+        (
+            {
+                let mut m = good.clone();
+                m["id"] = json!("example.other");
+                m
+            },
+            wasm.clone(),
+            "manifest.id",
+        ),
+        (
+            {
+                let mut m = good.clone();
+                m["sha256"] = json!(trainflow_kernel::secret::sha256_hex(b"not wasm"));
+                m
+            },
+            b"not wasm".to_vec(),
+            "component",
+        ),
+    ];
+    for (manifest, component, field) in cases {
+        let (s, body) = app
+            .call_multipart(
+                "/api/v1/connectors/packages",
+                Some(&admin),
+                package_form(&manifest, component),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {body}");
+        assert!(body["error"]["fields"][field].is_array(), "{field}: {body}");
+    }
+    let (s, body) = app
+        .call_multipart(
+            "/api/v1/connectors/packages",
+            Some(&admin),
+            reqwest::multipart::Form::new().text("manifest", "{not json"),
+        )
+        .await;
+    assert!(s.is_client_error(), "{s} {body}");
+    // Larger than 20 MiB: refused before anything is read into a package.
+    let big = vec![0u8; 21 * 1024 * 1024];
+    let mut m = good.clone();
+    m["sha256"] = json!(trainflow_kernel::secret::sha256_hex(&big));
+    let (s, _) = app
+        .call_multipart(
+            "/api/v1/connectors/packages",
+            Some(&admin),
+            package_form(&m, big),
+        )
+        .await;
+    assert!(
+        s == StatusCode::PAYLOAD_TOO_LARGE || s == StatusCode::UNPROCESSABLE_ENTITY,
+        "{s}"
+    );
+    assert_eq!(app.count("connector_packages", app.a.id).await, 0);
+
+    let entry = upload_testing_package(&app, &admin).await;
+    assert_eq!(entry["publisher"], "tenant");
+    assert_eq!(entry["capabilities"]["secrets"], json!(["api_token"]));
+    let (s, _) = app
+        .call_multipart(
+            "/api/v1/connectors/packages",
+            Some(&admin),
+            package_form(&good, wasm),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "the same version twice");
+    // Only this tenant sees it.
+    let b_admin = app.token(Which::B, Role::Administrator).await;
+    let (_, b) = app
+        .call(Method::GET, "/api/v1/connectors", Some(&b_admin), None)
+        .await;
+    assert!(!b.to_string().contains("example.misbehaving"));
+}
+
+#[tokio::test]
+async fn installations_validate_config_credentials_hosts_and_schedule_and_never_return_secrets() {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    upload_testing_package(&app, &admin).await;
+    let bad: Vec<(Value, &str)> = vec![
+        (
+            json!({"connector_id": "acme.nothing", "name": "x", "config": {}}),
+            "connector_id",
+        ),
+        (
+            json!({"connector_id": "com.trainflow.csv", "name": "x", "config": {"entity": "employee"}}),
+            "config",
+        ),
+        (
+            json!({"connector_id": "com.trainflow.csv", "name": "x", "config": {"entity": "employee", "columns": {"first_name": "F"}}}),
+            "config",
+        ),
+        (
+            json!({"connector_id": "com.trainflow.csv", "name": "x", "config": {"entity": "robot", "columns": {}}}),
+            "config.entity",
+        ),
+        (
+            json!({"connector_id": "example.misbehaving", "name": "x", "config": {}, "credentials": {"password": "p"}}),
+            "credentials.password",
+        ),
+        (
+            json!({"connector_id": "example.misbehaving", "name": "x", "config": {}, "http_hosts": ["evil.example.net"]}),
+            "http_hosts[0]",
+        ),
+        (
+            json!({"connector_id": "example.misbehaving", "name": "x", "config": {}, "schedule": "every day"}),
+            "schedule",
+        ),
+        (
+            json!({"connector_id": "example.misbehaving", "name": "", "config": {}}),
+            "name",
+        ),
+    ];
+    for (body, field) in bad {
+        let (s, resp) = app
+            .call(
+                Method::POST,
+                "/api/v1/connectors/installations",
+                Some(&admin),
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {resp}");
+        assert!(resp["error"]["fields"][field].is_array(), "{field}: {resp}");
+    }
+    assert_eq!(app.count("connector_installations", app.a.id).await, 0);
+    let id = app
+        .install(&admin, json!({"connector_id": "example.misbehaving", "name": "Vendor", "config": {"mode": "well"},
+            "credentials": {"api_token": "tok-very-secret-123"}, "schedule": "0 2 * * *"}))
+        .await;
+    let (s, dup) = app
+        .call(
+            Method::POST,
+            "/api/v1/connectors/installations",
+            Some(&admin),
+            Some(json!({"connector_id": "example.misbehaving", "name": "Vendor", "config": {}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{dup}");
+    let (_, got) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/connectors/installations/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(got["data"]["credential_names"], json!(["api_token"]));
+    assert_eq!(got["data"]["http_hosts"], json!(["api.example.com"]));
+    assert!(!got.to_string().contains("tok-very-secret-123"));
+    // Stored encrypted: the plaintext is nowhere in the row.
+    let (stored,): (Vec<u8>,) = app
+        .owner_rows(
+            "select credentials from connector_installations where id = $1",
+            id,
+        )
+        .await
+        .remove(0);
+    assert!(!String::from_utf8_lossy(&stored).contains("tok-very-secret"));
+    assert_eq!(
+        app.integrations.key.open(app.a.id, id, &stored).unwrap()["api_token"],
+        "tok-very-secret-123"
+    );
+    assert!(app.integrations.key.open(app.b.id, id, &stored).is_err());
+}
+
+#[tokio::test]
+async fn misbehaving_connectors_fail_their_runs_while_the_server_keeps_serving() {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let b_user = app.token(Which::B, Role::Employee).await;
+    upload_testing_package(&app, &admin).await;
+    let cases = [
+        ("loop", "failed", "ran "),
+        ("allocate", "failed", "memory"),
+        ("panic", "failed", "cannot handle"),
+        ("oversized", "failed", "at most"),
+        ("sleep", "failed", "deadline"),
+        ("flaky", "succeeded", ""),
+        ("throttled", "succeeded", ""),
+    ];
+    for (mode, status, says) in cases {
+        let inst = app
+            .install(&admin, json!({"connector_id": "example.misbehaving", "name": mode, "config": {"mode": mode}}))
+            .await;
+        let (s, started) = app
+            .call(
+                Method::POST,
+                &format!("/api/v1/connectors/installations/{inst}/runs"),
+                Some(&admin),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{started}");
+        // Another tenant is served while the run misbehaves.
+        let t = std::time::Instant::now();
+        let (s, _) = app
+            .call(Method::GET, "/api/v1/users/me", Some(&b_user), None)
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "{mode}: {:?}",
+            t.elapsed()
+        );
+        let run = app
+            .wait_for_run(&admin, started["data"]["id"].as_str().unwrap())
+            .await;
+        assert_eq!(run["status"], status, "{mode}: {run}");
+        assert!(
+            run["error"].as_str().unwrap_or("").contains(says),
+            "{mode}: {run}"
+        );
+        if mode == "flaky" {
+            assert_eq!(run["retries"], 2, "{run}");
+        }
+        if mode == "throttled" {
+            assert_eq!(run["retries"], 1, "{run}");
+        }
+    }
+    let (s, _) = app
+        .call(Method::GET, "/api/v1/users/me", Some(&b_user), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    // Each run's end is in the audit log.
+    let (_, audit) = app
+        .call(
+            Method::GET,
+            "/api/v1/audit?action=connector.run_finish",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(audit["meta"]["total"], 7, "{audit}");
+}
+
+#[tokio::test]
+async fn each_scheduled_occurrence_runs_once_even_when_dispatched_twice() {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    upload_testing_package(&app, &admin).await;
+    let inst = app
+        .install(&admin, json!({"connector_id": "example.misbehaving", "name": "Hourly", "config": {"mode": "well"}, "schedule": "30 * * * *"}))
+        .await;
+    let due = time::macros::datetime!(2026-11-22 05:30 UTC);
+    let not_due = time::macros::datetime!(2026-11-22 05:31 UTC);
+    let (one, two) = tokio::join!(
+        app.integrations.dispatch(due),
+        app.integrations.dispatch(due)
+    );
+    let started = one.unwrap().started + two.unwrap().started;
+    assert_eq!(
+        started, 1,
+        "two instances ticking the same minute start one run"
+    );
+    assert_eq!(app.integrations.dispatch(not_due).await.unwrap().started, 0);
+    let (_, runs) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/connectors/installations/{inst}/runs"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(runs["data"].as_array().unwrap().len(), 1, "{runs}");
+    assert_eq!(runs["data"][0]["trigger"], "schedule");
+    let run = app
+        .wait_for_run(&admin, runs["data"][0]["id"].as_str().unwrap())
+        .await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    // The dispatcher is a job the health endpoint reports.
+    let (_, jobs) = app.call(Method::GET, "/health/jobs", None, None).await;
+    assert!(jobs.to_string().contains("connectors.dispatch"), "{jobs}");
+}
