@@ -23,8 +23,8 @@
 //! its cursor, so keep cursors small and self-contained (an offset, a timestamp, a page token).
 //!
 //! What a connector may touch is what the host offers in [`host`]: its log, a small key-value
-//! store, the uploaded file, declared secrets and the clock. There is no filesystem, socket or
-//! environment.
+//! store, the uploaded file, declared secrets and the clock — and, through [`http`], the hosts
+//! its manifest declares and the tenant allows. There is no filesystem, socket or environment.
 #![deny(missing_docs)]
 
 #[doc(hidden)]
@@ -43,6 +43,7 @@ pub mod csv;
 pub mod dates;
 pub mod file;
 pub mod host;
+pub mod http;
 pub mod tabular;
 
 pub use bindings::trainflow::connector::types::{

@@ -514,10 +514,10 @@ pub fn testing_manifest(component: &[u8]) -> Value {
         "name": "Sandbox test connector",
         "version": "0.1.0",
         "description": "Misbehaves on request.",
-        "capabilities": {"file": false, "http_hosts": ["api.example.com"], "secrets": ["api_token"]},
+        "capabilities": {"file": false, "http_hosts": ["api.example.com", "localhost"], "secrets": ["api_token"]},
         "config_schema": {
             "type": "object",
-            "properties": {"mode": {"type": "string"}, "count": {"type": "integer"}, "per_page": {"type": "integer"}, "failures": {"type": "integer"}},
+            "properties": {"mode": {"type": "string"}, "count": {"type": "integer"}, "per_page": {"type": "integer"}, "failures": {"type": "integer"}, "url": {"type": "string"}},
             "additionalProperties": false
         },
         "sha256": trainflow_kernel::secret::sha256_hex(component),

@@ -581,7 +581,10 @@ async fn installations_validate_config_credentials_hosts_and_schedule_and_never_
         )
         .await;
     assert_eq!(got["data"]["credential_names"], json!(["api_token"]));
-    assert_eq!(got["data"]["http_hosts"], json!(["api.example.com"]));
+    assert_eq!(
+        got["data"]["http_hosts"],
+        json!(["api.example.com", "localhost"])
+    );
     assert!(!got.to_string().contains("tok-very-secret-123"));
     // Stored encrypted: the plaintext is nowhere in the row.
     let (stored,): (Vec<u8>,) = app
@@ -706,4 +709,112 @@ async fn each_scheduled_occurrence_runs_once_even_when_dispatched_twice() {
     // The dispatcher is a job the health endpoint reports.
     let (_, jobs) = app.call(Method::GET, "/health/jobs", None, None).await;
     assert!(jobs.to_string().contains("connectors.dispatch"), "{jobs}");
+}
+
+/// A local HTTP server answering `GET /units` with a unit name.
+async fn source_api() -> u16 {
+    use poem::{
+        listener::{Acceptor, Listener, TcpListener},
+        Route,
+    };
+    let acceptor = TcpListener::bind("127.0.0.1:0")
+        .into_acceptor()
+        .await
+        .unwrap();
+    let port = acceptor.local_addr()[0].as_socket_addr().unwrap().port();
+    let app = Route::new().at("/units", poem::endpoint::make_sync(|_| "Signalling"));
+    tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
+    port
+}
+
+#[tokio::test]
+async fn outbound_http_reaches_allowed_hosts_only_and_every_refusal_is_audited() {
+    let mut opts = trainflow_tests::Options::default();
+    opts.runs.allow_loopback_http = true;
+    let app = TestApp::spawn_with(opts).await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    upload_testing_package(&app, &admin).await;
+    let port = source_api().await;
+    let fetch = |name: &str, url: String| json!({"connector_id": "example.misbehaving", "name": name, "config": {"mode": "http", "url": url}});
+    // Allowed by the manifest and the installation, and loopback is allowed here.
+    let ok = app
+        .install(
+            &admin,
+            fetch("allowed", format!("http://localhost:{port}/units")),
+        )
+        .await;
+    let run = app.run_to_end(&admin, ok).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let (_, units) = app
+        .call(Method::GET, "/api/v1/departments", Some(&admin), None)
+        .await;
+    assert!(units.to_string().contains("Signalling"), "{units}");
+
+    let refused = [
+        (
+            format!("http://127.0.0.1:{port}/units"),
+            "IP addresses are not allowed",
+        ),
+        (
+            "https://evil.example.net/units".to_string(),
+            "not among the hosts",
+        ),
+    ];
+    for (i, (url, why)) in refused.iter().enumerate() {
+        let inst = app
+            .install(&admin, fetch(&format!("refused {i}"), url.clone()))
+            .await;
+        let run = app.run_to_end(&admin, inst).await;
+        assert_eq!(run["status"], "failed", "{run}");
+        assert!(run["error"].as_str().unwrap().contains("refused"), "{run}");
+        let (_, audit) = app
+            .call(
+                Method::GET,
+                "/api/v1/audit?action=connector.http_refused",
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert!(audit.to_string().contains(why), "{why}: {audit}");
+    }
+    // An installation may narrow the hosts: without `localhost` the same request is refused.
+    let narrowed = app
+        .install(
+            &admin,
+            json!({"connector_id": "example.misbehaving", "name": "narrow",
+            "config": {"mode": "http", "url": format!("http://localhost:{port}/units")},
+            "http_hosts": ["api.example.com"]}),
+        )
+        .await;
+    assert_eq!(app.run_to_end(&admin, narrowed).await["status"], "failed");
+}
+
+#[tokio::test]
+async fn names_that_resolve_to_private_addresses_are_refused_after_resolution() {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    upload_testing_package(&app, &admin).await;
+    let port = source_api().await;
+    let inst = app
+        .install(
+            &admin,
+            json!({"connector_id": "example.misbehaving", "name": "loopback",
+            "config": {"mode": "http", "url": format!("http://localhost:{port}/units")}}),
+        )
+        .await;
+    let run = app.run_to_end(&admin, inst).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    let (_, audit) = app
+        .call(
+            Method::GET,
+            "/api/v1/audit?action=connector.http_refused",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert!(audit.to_string().contains("a loopback address"), "{audit}");
+    let (_, units) = app
+        .call(Method::GET, "/api/v1/departments", Some(&admin), None)
+        .await;
+    assert!(!units.to_string().contains("Signalling"));
 }

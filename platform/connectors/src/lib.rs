@@ -8,6 +8,8 @@
 //!   instance has a memory cap; pages, logs and the key-value store are capped.
 //! * WASI is linked because Rust's standard library expects it, but with nothing granted: no
 //!   preopened directories, no environment, no arguments, no stdin, no socket addresses.
+//! * `wasi:http/outgoing-handler` is linked behind a policy ([`HttpGrant`]): allowed host names
+//!   only, never private addresses, every refusal recorded.
 //! * The host owns identity: the store knows the installation's file, secrets and key-value
 //!   data; no WIT function takes a tenant.
 #![forbid(unsafe_code)]
@@ -25,6 +27,10 @@ use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+mod http;
+pub use http::{forbidden_address, host_matches, Cassette, Exchange, HttpGrant, HttpRefusal};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -77,12 +83,14 @@ impl Default for Limits {
     }
 }
 
-/// What a run may see: its uploaded file, declared secrets and its key-value store.
+/// What a run may see: its uploaded file, declared secrets, its key-value store and the hosts it
+/// may call.
 #[derive(Default, Clone)]
 pub struct Grants {
     pub file: Option<Arc<Vec<u8>>>,
     pub secrets: HashMap<String, String>,
     pub kv: HashMap<String, Vec<u8>>,
+    pub http: HttpGrant,
 }
 
 /// A log line written by a connector.
@@ -96,6 +104,8 @@ pub struct LogLine {
 pub struct RunState {
     wasi: WasiCtx,
     table: ResourceTable,
+    http_ctx: WasiHttpCtx,
+    http_policy: http::Policy,
     limits: Limiter,
     grants: Grants,
     kv_bytes: usize,
@@ -113,6 +123,16 @@ impl WasiView for RunState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for RunState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            hooks: &mut self.http_policy,
+            table: &mut self.table,
+            ctx: &mut self.http_ctx,
         }
     }
 }
@@ -296,6 +316,10 @@ impl ConnectorHost {
             "linking WASI",
         )?;
         wt(
+            wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker),
+            "linking wasi:http",
+        )?;
+        wt(
             TrainflowConnector::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s),
             "linking the host interface",
         )?;
@@ -361,6 +385,11 @@ impl ConnectorHost {
         let kv_bytes = grants.kv.iter().map(|(k, v)| k.len() + v.len()).sum();
         let stderr = wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(8 * 1024);
         let state = RunState {
+            http_ctx: WasiHttpCtx::new(),
+            http_policy: http::Policy {
+                grant: grants.http.clone(),
+                refusals: Arc::default(),
+            },
             wasi: WasiCtxBuilder::new().stderr(stderr.clone()).build(),
             stderr,
             table: {
@@ -555,6 +584,17 @@ impl Session {
     /// The log lines written so far, and how many were dropped over the cap.
     pub fn logs(&self) -> (&[LogLine], usize) {
         (&self.store.data().logs, self.store.data().logs_dropped)
+    }
+
+    /// The outbound requests refused so far.
+    pub fn http_refusals(&self) -> Vec<HttpRefusal> {
+        self.store
+            .data()
+            .http_policy
+            .refusals
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
     }
 
     /// The most linear memory the instance grew to, in bytes.

@@ -534,6 +534,10 @@ impl InstallationRow {
         &self.sync_mode
     }
 
+    pub(crate) fn http_hosts(&self) -> &[String] {
+        &self.http_hosts.0
+    }
+
     pub(crate) fn config_json(&self) -> String {
         self.config.0.to_string()
     }

@@ -53,6 +53,8 @@ pub struct RunSettings {
     /// Testing aid: stop a run after this many pages without finishing it, as if its
     /// instance had been killed.
     pub stop_after_pages: Option<u32>,
+    /// Let connectors reach host names that resolve to loopback (development and tests only).
+    pub allow_loopback_http: bool,
 }
 
 impl Default for RunSettings {
@@ -66,6 +68,7 @@ impl Default for RunSettings {
             stale_after: Duration::from_secs(300),
             deletion_guard: 0.2,
             stop_after_pages: None,
+            allow_loopback_http: false,
         }
     }
 }

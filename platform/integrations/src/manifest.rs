@@ -149,8 +149,12 @@ pub fn version(v: &str) -> Result<(), String> {
     }
 }
 
-/// A host name, or `*.` followed by one; never an IP address.
+/// A host name, or `*.` followed by one; never an IP address. `localhost` is accepted for
+/// development: the server refuses loopback addresses unless configured to allow them.
 pub fn host_pattern(host: &str) -> Result<(), String> {
+    if host == "localhost" {
+        return Ok(());
+    }
     let name = host.strip_prefix("*.").unwrap_or(host);
     if name.parse::<std::net::IpAddr>().is_ok() || name.starts_with('[') {
         return Err("IP addresses are not allowed; name the host".into());
@@ -173,16 +177,7 @@ pub fn host_pattern(host: &str) -> Result<(), String> {
     }
 }
 
-/// Whether `host` matches `pattern` (`*.example.com` matches `a.example.com`, not `example.com`).
-pub fn host_matches(pattern: &str, host: &str) -> bool {
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    match pattern.strip_prefix("*.") {
-        Some(suffix) => host
-            .strip_suffix(suffix)
-            .is_some_and(|rest| rest.ends_with('.') && rest.len() > 1),
-        None => host == pattern,
-    }
-}
+pub use trainflow_connectors::host_matches;
 
 #[cfg(test)]
 mod tests {
@@ -195,7 +190,8 @@ mod tests {
         assert!(!host_matches("*.example.com", "evil-example.com"));
         assert!(host_matches("api.example.com", "API.example.com"));
         assert!(host_pattern("10.0.0.1").is_err());
-        assert!(host_pattern("localhost").is_err());
+        assert!(host_pattern("localhost").is_ok());
+        assert!(host_pattern("intranet").is_err());
         assert!(host_pattern("*.example.com").is_ok());
     }
 

@@ -20,7 +20,9 @@ use poem_openapi::Object;
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use time::OffsetDateTime;
-use trainflow_connectors::{CallError, ConnectorError, Grants, PageRequest};
+use trainflow_connectors::{
+    host_matches, CallError, ConnectorError, Grants, HttpGrant, HttpRefusal, PageRequest,
+};
 use trainflow_kernel::{
     audit::{self, Entry},
     auth::{Permission, TenantCtx},
@@ -374,10 +376,29 @@ impl Integrations {
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("{e:#}"))?;
+        // The hosts both the manifest and the installation allow.
+        let allowed_hosts = inst
+            .http_hosts()
+            .iter()
+            .filter(|h| {
+                resolved
+                    .entry
+                    .capabilities
+                    .http_hosts
+                    .iter()
+                    .any(|p| p == *h || (!h.starts_with("*.") && host_matches(p, h)))
+            })
+            .cloned()
+            .collect();
         let grants = Grants {
             file,
             secrets,
             kv: kv.clone(),
+            http: HttpGrant {
+                allowed_hosts,
+                allow_loopback: self.settings.allow_loopback_http,
+                cassette: None,
+            },
         };
         let worker = Worker::start(
             self.host.clone(),
@@ -747,12 +768,28 @@ impl Integrations {
             .bind(state.record_errors as i32).bind(state.created as i32).bind(state.updated as i32)
             .bind(state.deactivated as i32).bind(state.pages as i32).bind(state.retries as i32)
             .fetch_optional(&mut *c).await)?;
+        let installation = installation.map(|r| r.0);
+        for refusal in &state.http_refusals {
+            tracing::warn!(run = %run, url = %refusal.url, reason = %refusal.reason, "connector HTTP request refused");
+            audit::record(
+                &mut tx,
+                Entry::as_actor("system", None, "connector.http_refused", None)
+                    .object("connector_run", run)
+                    .detail(serde_json::json!({
+                        "installation_id": installation,
+                        "method": refusal.method,
+                        "url": refusal.url,
+                        "reason": refusal.reason,
+                    })),
+            )
+            .await?;
+        }
         audit::record(
             &mut tx,
             Entry::as_actor("system", None, "connector.run_finish", None)
                 .object("connector_run", run)
                 .detail(serde_json::json!({
-                    "installation_id": installation.map(|r| r.0),
+                    "installation_id": installation,
                     "status": status,
                     "error": error,
                     "pages": state.pages,
@@ -829,6 +866,7 @@ struct RunState {
     logs: Vec<RunLogLine>,
     fuel: u64,
     peak_memory: usize,
+    http_refusals: Vec<HttpRefusal>,
     saved_kv: HashMap<String, Vec<u8>>,
 }
 
@@ -869,5 +907,6 @@ impl RunState {
         }
         self.fuel = report.fuel;
         self.peak_memory = report.peak_memory;
+        self.http_refusals = report.http_refusals;
     }
 }

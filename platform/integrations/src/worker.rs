@@ -10,7 +10,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use tokio::sync::{mpsc, oneshot};
 use trainflow_connectors::{
-    CallError, ConnectorHost, Grants, Limits, LogLine, Page, PageRequest, StreamInfo,
+    CallError, ConnectorHost, Grants, HttpRefusal, Limits, LogLine, Page, PageRequest, StreamInfo,
 };
 
 enum Command {
@@ -29,6 +29,7 @@ pub struct Report {
     pub logs_dropped: usize,
     pub fuel: u64,
     pub peak_memory: usize,
+    pub http_refusals: Vec<HttpRefusal>,
 }
 
 /// The run's handle on its session thread.
@@ -90,6 +91,7 @@ impl Worker {
                                     logs_dropped: dropped,
                                     fuel: session.total.fuel,
                                     peak_memory: session.peak_memory(),
+                                    http_refusals: session.http_refusals(),
                                 });
                                 return;
                             }

@@ -96,6 +96,8 @@ pub struct Settings {
     pub credentials_key: Secret,
     /// Largest file an installation accepts for import, in bytes.
     pub max_upload_bytes: usize,
+    /// Let connectors call host names that resolve to loopback (development and tests only).
+    pub connector_allow_loopback: bool,
 }
 
 impl Default for Settings {
@@ -128,6 +130,7 @@ impl Default for Settings {
             instance_name: String::new(),
             credentials_key: Secret::default(),
             max_upload_bytes: 256 * 1024 * 1024,
+            connector_allow_loopback: false,
         }
     }
 }
@@ -269,6 +272,11 @@ impl Settings {
         set(
             &mut self.max_upload_bytes,
             "TRAINFLOW_MAX_UPLOAD_BYTES",
+            &get,
+        )?;
+        set(
+            &mut self.connector_allow_loopback,
+            "TRAINFLOW_CONNECTOR_ALLOW_LOOPBACK",
             &get,
         )?;
         Ok(())

@@ -37,7 +37,8 @@ pub async fn prepare(settings: Settings) -> anyhow::Result<Instance> {
 }
 
 /// Like [`prepare`], with explicit connector run settings (tests shorten back-offs).
-pub async fn prepare_with(settings: Settings, runs: RunSettings) -> anyhow::Result<Instance> {
+pub async fn prepare_with(settings: Settings, mut runs: RunSettings) -> anyhow::Result<Instance> {
+    runs.allow_loopback_http |= settings.connector_allow_loopback;
     if settings.auto_migrate {
         Db::migrate(settings.migrate_url()).await?;
     }

@@ -80,6 +80,10 @@ enum ConnectorCommand {
         /// Records per page (1–10000).
         #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         max_records: u32,
+        /// Answer outbound HTTP from recorded exchanges in this directory (one JSON file each:
+        /// method, url, status, headers, body); nothing reaches the network.
+        #[arg(long)]
+        http_cassette: Option<PathBuf>,
     },
 }
 
@@ -401,14 +405,40 @@ async fn user_command(settings: Settings, command: UserCommand) -> anyhow::Resul
 async fn connector_command(command: ConnectorCommand) -> anyhow::Result<()> {
     use std::{collections::BTreeMap, sync::Arc};
 
-    use trainflow_connectors::{ConnectorHost, Entity, Grants, Limits, PageRequest};
+    use trainflow_connectors::{
+        Cassette, ConnectorHost, Entity, Grants, HttpGrant, Limits, PageRequest,
+    };
 
     let ConnectorCommand::Test {
         path,
         config,
         file,
         max_records,
+        http_cassette,
     } = command;
+    // Without a cassette no request leaves the sandbox; with one, the recorded hosts answer.
+    let http = match &http_cassette {
+        Some(dir) => {
+            let cassette = Cassette::load(dir)
+                .with_context(|| format!("reading the cassette {}", dir.display()))?;
+            let allowed_hosts = cassette
+                .exchanges
+                .iter()
+                .filter_map(|e| e.url.parse::<poem::http::Uri>().ok())
+                .filter_map(|u| u.host().map(str::to_string))
+                .collect();
+            println!(
+                "cassette    {} recorded exchanges",
+                cassette.exchanges.len()
+            );
+            HttpGrant {
+                allowed_hosts,
+                allow_loopback: false,
+                cassette: Some(Arc::new(cassette)),
+            }
+        }
+        None => HttpGrant::default(),
+    };
     let wasm = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let config = std::fs::read_to_string(&config)
         .with_context(|| format!("reading {}", config.display()))?;
@@ -430,6 +460,7 @@ async fn connector_command(command: ConnectorCommand) -> anyhow::Result<()> {
             &digest,
             Grants {
                 file: upload,
+                http,
                 ..Grants::default()
             },
             limits,
@@ -510,6 +541,12 @@ async fn connector_command(command: ConnectorCommand) -> anyhow::Result<()> {
     }
     if dropped > 0 {
         println!("log         {dropped} lines over the cap were dropped");
+    }
+    for refusal in session.http_refusals() {
+        println!(
+            "http        refused {} {}: {}",
+            refusal.method, refusal.url, refusal.reason
+        );
     }
     println!("instructions {} (fuel)", session.total.fuel);
     println!(

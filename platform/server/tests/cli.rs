@@ -229,23 +229,50 @@ async fn an_operator_sets_up_a_tenant_from_the_command_line() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("\"openapi\""));
 }
 
-/// Builds the connector components once (the same way `tests/run.sh` does).
+/// The connector components the integrations crate's build script compiled.
 fn plugins_dir() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../plugins");
-    let target = std::env::var("TRAINFLOW_PLUGINS_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join("target"));
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--target", "wasm32-wasip2"])
-        .current_dir(&root)
-        .env("CARGO_TARGET_DIR", &target)
-        .status()
-        .expect("run cargo for the plugins");
-    assert!(
-        status.success(),
-        "building the plugins failed (is the wasm32-wasip2 target installed?)"
-    );
-    target.join("wasm32-wasip2/release")
+    PathBuf::from(trainflow_integrations::catalogue::BUILT_PLUGINS_DIR)
+}
+
+#[test]
+fn a_partner_replays_recorded_http_with_a_cassette() {
+    let dir = std::env::temp_dir().join(format!(
+        "trainflow-cassette-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let cassette = dir.join("cassette");
+    std::fs::create_dir_all(&cassette).unwrap();
+    std::fs::write(
+        cassette.join("units.json"),
+        r#"{"method": "GET", "url": "https://api.example.com/units", "status": 200,
+            "headers": {"content-type": "text/plain"}, "body": "Signalling"}"#,
+    )
+    .unwrap();
+    let config = dir.join("config.json");
+    let wasm = plugins_dir().join("trainflow_connector_testing.wasm");
+    let run = |url: &str| {
+        std::fs::write(&config, format!(r#"{{"mode": "http", "url": "{url}"}}"#)).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_trainflow"))
+            .args(["connector", "test"])
+            .arg(&wasm)
+            .arg("--config")
+            .arg(&config)
+            .arg("--http-cassette")
+            .arg(&cassette)
+            .output()
+            .unwrap();
+        (out.status.success(), text(&out))
+    };
+    let (ok, text) = run("https://api.example.com/units");
+    assert!(ok, "{text}");
+    assert!(text.contains("1 recorded exchanges"), "{text}");
+    assert!(text.contains("total: 1 entities"), "{text}");
+    assert!(text.contains("answered 200"), "{text}");
+    // A request the cassette does not hold fails, and says why.
+    let (ok, text) = run("https://api.example.com/people");
+    assert!(!ok, "{text}");
+    assert!(text.contains("no recorded response"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

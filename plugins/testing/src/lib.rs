@@ -3,11 +3,12 @@
 //! returns more records than asked for, `sleep` blocks in a WASI sleep, `logflood` writes 100,000 empty log lines, `kv`
 //! exercises the key-value store, `flaky` fails with a transient error `failures` times before
 //! answering, `throttled` asks to be retried after a second once, `people` emits `count`
-//! employees `per_page` at a time, `well` behaves.
+//! employees `per_page` at a time, `http` fetches `url` and names a unit after the answer,
+//! `well` behaves.
 
 use trainflow_connector_sdk::{
-    export_connector, host, serde_json, Connector, ConnectorError, ConnectorInfo, Employee, Entity,
-    EntityKind, OrgUnit, Page, PageRequest, StreamInfo,
+    export_connector, host, http, serde_json, Connector, ConnectorError, ConnectorInfo, Employee,
+    Entity, EntityKind, OrgUnit, Page, PageRequest, StreamInfo,
 };
 
 struct Testing;
@@ -146,6 +147,29 @@ impl Connector for Testing {
                 }
                 Ok(Page {
                     entities: vec![unit(1)],
+                    errors: vec![],
+                    next_cursor: None,
+                })
+            }
+            "http" => {
+                let url = config
+                    .get("url")
+                    .and_then(|u| u.as_str())
+                    .unwrap_or_default();
+                let resp = http::get(url, &[("accept", "text/plain")])?;
+                let name: String = String::from_utf8_lossy(&resp.body)
+                    .trim()
+                    .chars()
+                    .take(100)
+                    .collect();
+                host::info(&format!("{url} answered {}", resp.status));
+                Ok(Page {
+                    entities: vec![Entity::OrgUnit(OrgUnit {
+                        external_id: "fetched".into(),
+                        name,
+                        code: None,
+                        parent_external_id: None,
+                    })],
                     errors: vec![],
                     next_cursor: None,
                 })
