@@ -24,7 +24,7 @@ use trainflow_connectors::{
     Certification, Completion, Course, Deletion, Employee, Entity, EntityKind, OrgUnit,
 };
 use trainflow_kernel::{
-    db::TenantTx,
+    db::{Conn, TenantTx},
     domain::{EmailAddress, PhoneNumber},
     sql, ApiResult,
 };
@@ -151,18 +151,40 @@ async fn find_links(
         return Ok(HashMap::new());
     }
     let tenant = tx.tenant();
-    let rows: Vec<(String, Uuid)> = sql!(tx.conn() => |c| {
-        let mut qb = QueryBuilder::new(
-            "select external_id, entity_id from connector_links where tenant_id = ");
-        qb.push_bind(tenant).push(" and installation_id = ").push_bind(installation)
-            .push(format!(" and {column} = ")).push_bind(value).push(" and external_id in (");
-        let mut list = qb.separated(", ");
-        for id in external_ids {
-            list.push_bind(*id);
+    let rows: Vec<(String, Uuid)> = match tx.conn() {
+        // One array parameter: a small statement whatever the page size.
+        Conn::Postgres(c) => {
+            let ids: Vec<&str> = external_ids.to_vec();
+            sqlx::query_as(&format!(
+                "select external_id, entity_id from connector_links
+                  where tenant_id = $1 and installation_id = $2 and {column} = $3
+                    and external_id = any($4)"
+            ))
+            .bind(tenant)
+            .bind(installation)
+            .bind(value)
+            .bind(ids)
+            .fetch_all(&mut *c)
+            .await?
         }
-        qb.push(")");
-        qb.build_query_as().fetch_all(&mut *c).await
-    })?;
+        Conn::Sqlite(c) => {
+            let mut qb = QueryBuilder::new(
+                "select external_id, entity_id from connector_links where tenant_id = ",
+            );
+            qb.push_bind(tenant)
+                .push(" and installation_id = ")
+                .push_bind(installation)
+                .push(format!(" and {column} = "))
+                .push_bind(value)
+                .push(" and external_id in (");
+            let mut list = qb.separated(", ");
+            for id in external_ids {
+                list.push_bind(*id);
+            }
+            qb.push(")");
+            qb.build_query_as().fetch_all(&mut *c).await?
+        }
+    };
     Ok(rows.into_iter().collect())
 }
 
@@ -242,20 +264,50 @@ async fn save_links(
         return Ok(());
     }
     let tenant = tx.tenant();
-    sql!(tx.conn() => |c| {
-        let mut qb = QueryBuilder::new(
-            "insert into connector_links (tenant_id, installation_id, stream, external_id, entity_kind,
-                    entity_id, seen_run, updated_at) ");
-        qb.push_values(links, |mut row, (external_id, id)| {
-            row.push_bind(tenant).push_bind(ctx.installation).push_bind(&ctx.stream)
-                .push_bind(external_id).push_bind(kind_name(kind)).push_bind(*id)
-                .push_bind(ctx.generation).push_bind(ctx.now);
-        });
-        qb.push(" on conflict (tenant_id, installation_id, stream, external_id) do update
-                  set entity_id = excluded.entity_id, seen_run = excluded.seen_run,
-                      updated_at = excluded.updated_at");
-        qb.build().execute(&mut *c).await.map(drop)
-    })?;
+    let kind = kind_name(kind);
+    let on_conflict = " on conflict (tenant_id, installation_id, stream, external_id) do update
+          set entity_id = excluded.entity_id, seen_run = excluded.seen_run,
+              updated_at = excluded.updated_at";
+    match tx.conn() {
+        Conn::Postgres(c) => {
+            let (external, ids): (Vec<&str>, Vec<Uuid>) =
+                links.iter().map(|(e, id)| (e.as_str(), *id)).unzip();
+            sqlx::query(&format!(
+                "insert into connector_links (tenant_id, installation_id, stream, external_id,
+                        entity_kind, entity_id, seen_run, updated_at)
+                 select $1, $2, $3, l.external_id, $4, l.entity_id, $5, $6
+                   from unnest($7::text[], $8::uuid[]) as l(external_id, entity_id){on_conflict}"
+            ))
+            .bind(tenant)
+            .bind(ctx.installation)
+            .bind(&ctx.stream)
+            .bind(kind)
+            .bind(ctx.generation)
+            .bind(ctx.now)
+            .bind(external)
+            .bind(ids)
+            .execute(&mut *c)
+            .await?;
+        }
+        Conn::Sqlite(c) => {
+            let mut qb = QueryBuilder::new(
+                "insert into connector_links (tenant_id, installation_id, stream, external_id,
+                        entity_kind, entity_id, seen_run, updated_at) ",
+            );
+            qb.push_values(links, |mut row, (external_id, id)| {
+                row.push_bind(tenant)
+                    .push_bind(ctx.installation)
+                    .push_bind(&ctx.stream)
+                    .push_bind(external_id)
+                    .push_bind(kind)
+                    .push_bind(*id)
+                    .push_bind(ctx.generation)
+                    .push_bind(ctx.now);
+            });
+            qb.push(on_conflict);
+            qb.build().execute(&mut *c).await?;
+        }
+    }
     Ok(())
 }
 
@@ -410,30 +462,19 @@ async fn employees(
         .iter()
         .filter_map(|p| p.employee_number.as_deref())
         .collect();
-    let existing: Vec<Existing> = sql!(tx.conn() => |c| {
-        let mut qb = QueryBuilder::new(format!("select {EXISTING_COLUMNS} from users where tenant_id = "));
-        qb.push_bind(tenant).push(" and (1 = 0");
-        if !linked_ids.is_empty() {
-            qb.push(" or id in (");
-            let mut list = qb.separated(", ");
-            for id in &linked_ids { list.push_bind(*id); }
-            qb.push(")");
+    let mut existing: Vec<Existing> = Vec::new();
+    let ids: Vec<String> = linked_ids.iter().map(Uuid::to_string).collect();
+    for (column, values) in [
+        ("id", ids),
+        ("email", owned(&emails)),
+        ("employee_number", owned(&numbers)),
+    ] {
+        for u in users_where_in(tx, column, &values).await? {
+            if !existing.iter().any(|e| e.id == u.id) {
+                existing.push(u);
+            }
         }
-        if !emails.is_empty() {
-            qb.push(" or email in (");
-            let mut list = qb.separated(", ");
-            for e in &emails { list.push_bind(*e); }
-            qb.push(")");
-        }
-        if !numbers.is_empty() {
-            qb.push(" or employee_number in (");
-            let mut list = qb.separated(", ");
-            for n in &numbers { list.push_bind(*n); }
-            qb.push(")");
-        }
-        qb.push(")");
-        qb.build_query_as().fetch_all(&mut *c).await
-    })?;
+    }
     let by_id: HashMap<Uuid, &Existing> = existing.iter().map(|u| (u.id, u)).collect();
     let mut email_owner: HashMap<String, Uuid> =
         existing.iter().map(|u| (u.email.clone(), u.id)).collect();
@@ -534,25 +575,165 @@ async fn employees(
         }
     }
     if !inserts.is_empty() {
-        let now = ctx.now;
-        sql!(tx.conn() => |c| {
-            let mut qb = QueryBuilder::new(
-                "insert into users (tenant_id, id, email, username, first_name, last_name, phone,
-                        employee_number, department_id, position, role, is_active, external_id,
-                        created_at, updated_at) ");
-            qb.push_values(&inserts, |mut row, (id, p, department)| {
-                let email = p.email.as_ref().map(EmailAddress::as_str);
-                row.push_bind(tenant).push_bind(*id).push_bind(email).push_bind(email)
-                    .push_bind(&p.first_name).push_bind(&p.last_name).push_bind(&p.phone)
-                    .push_bind(&p.employee_number).push_bind(*department).push_bind(&p.position)
-                    .push_bind("employee").push_bind(p.active).push_bind(&p.external_id)
-                    .push_bind(now).push_bind(now);
-            });
-            qb.build().execute(&mut *c).await.map(drop)
-        })?;
+        insert_people(tx, &inserts, ctx.now).await?;
         out.created += inserts.len() as u32;
     }
     save_links(tx, ctx, EntityKind::Employee, &links).await
+}
+
+fn owned(values: &[&str]) -> Vec<String> {
+    values.iter().map(|v| v.to_string()).collect()
+}
+
+/// People of the tenant whose `column` is one of `values` (an index lookup per key).
+async fn users_where_in(
+    tx: &mut TenantTx,
+    column: &'static str,
+    values: &[String],
+) -> ApiResult<Vec<Existing>> {
+    if values.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tenant = tx.tenant();
+    Ok(match tx.conn() {
+        Conn::Postgres(c) => {
+            // Ids travel as text and are compared as uuids.
+            let cast = if column == "id" {
+                "::uuid[]"
+            } else {
+                "::text[]"
+            };
+            sqlx::query_as(&format!(
+                "select {EXISTING_COLUMNS} from users where tenant_id = $1 and {column} = any($2{cast})"
+            ))
+            .bind(tenant)
+            .bind(values)
+            .fetch_all(&mut *c)
+            .await?
+        }
+        Conn::Sqlite(c) => {
+            let mut qb = QueryBuilder::new(format!(
+                "select {EXISTING_COLUMNS} from users where tenant_id = "
+            ));
+            qb.push_bind(tenant).push(format!(" and {column} in ("));
+            let mut list = qb.separated(", ");
+            for v in values {
+                if column == "id" {
+                    list.push_bind(v.parse::<Uuid>().unwrap_or_default());
+                } else {
+                    list.push_bind(v.as_str());
+                }
+            }
+            qb.push(")");
+            qb.build_query_as().fetch_all(&mut *c).await?
+        }
+    })
+}
+
+/// Adds new people (role employee, invited: no password) in one statement.
+async fn insert_people(
+    tx: &mut TenantTx,
+    people: &[(Uuid, &Person, Option<Uuid>)],
+    now: OffsetDateTime,
+) -> ApiResult<()> {
+    let tenant = tx.tenant();
+    match tx.conn() {
+        Conn::Postgres(c) => {
+            // Column arrays: a fixed, small statement instead of 15 parameters per person.
+            let mut cols = PersonColumns::default();
+            for (id, p, department) in people {
+                cols.push(*id, p, *department);
+            }
+            sqlx::query(
+                "insert into users (tenant_id, id, email, username, first_name, last_name, phone,
+                        employee_number, department_id, position, role, is_active, external_id,
+                        created_at, updated_at)
+                 select $1, u.id, u.email, u.email, u.first_name, u.last_name, u.phone,
+                        u.employee_number, u.department_id, u.position, 'employee', u.is_active,
+                        u.external_id, $2, $2
+                   from unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
+                               $8::text[], $9::uuid[], $10::text[], $11::bool[], $12::text[])
+                     as u(id, email, first_name, last_name, phone, employee_number, department_id,
+                          position, is_active, external_id)",
+            )
+            .bind(tenant)
+            .bind(now)
+            .bind(cols.id)
+            .bind(cols.email)
+            .bind(cols.first_name)
+            .bind(cols.last_name)
+            .bind(cols.phone)
+            .bind(cols.employee_number)
+            .bind(cols.department_id)
+            .bind(cols.position)
+            .bind(cols.is_active)
+            .bind(cols.external_id)
+            .execute(&mut *c)
+            .await?;
+        }
+        Conn::Sqlite(c) => {
+            let mut qb = QueryBuilder::new(
+                "insert into users (tenant_id, id, email, username, first_name, last_name, phone,
+                        employee_number, department_id, position, role, is_active, external_id,
+                        created_at, updated_at) ",
+            );
+            qb.push_values(people, |mut row, (id, p, department)| {
+                let email = p.email.as_ref().map(EmailAddress::as_str);
+                row.push_bind(tenant)
+                    .push_bind(*id)
+                    .push_bind(email)
+                    .push_bind(email)
+                    .push_bind(&p.first_name)
+                    .push_bind(&p.last_name)
+                    .push_bind(&p.phone)
+                    .push_bind(&p.employee_number)
+                    .push_bind(*department)
+                    .push_bind(&p.position)
+                    .push_bind("employee")
+                    .push_bind(p.active)
+                    .push_bind(&p.external_id)
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            qb.build().execute(&mut *c).await?;
+        }
+    }
+    Ok(())
+}
+
+/// New people as column arrays, for PostgreSQL's `unnest`.
+#[derive(Default)]
+struct PersonColumns {
+    id: Vec<Uuid>,
+    email: Vec<String>,
+    first_name: Vec<String>,
+    last_name: Vec<String>,
+    phone: Vec<Option<String>>,
+    employee_number: Vec<Option<String>>,
+    department_id: Vec<Option<Uuid>>,
+    position: Vec<Option<String>>,
+    is_active: Vec<bool>,
+    external_id: Vec<String>,
+}
+
+impl PersonColumns {
+    fn push(&mut self, id: Uuid, p: &Person, department: Option<Uuid>) {
+        self.id.push(id);
+        self.email.push(
+            p.email
+                .as_ref()
+                .map(|e| e.as_str().to_string())
+                .unwrap_or_default(),
+        );
+        self.first_name.push(p.first_name.clone());
+        self.last_name.push(p.last_name.clone());
+        self.phone.push(p.phone.clone());
+        self.employee_number.push(p.employee_number.clone());
+        self.department_id.push(department);
+        self.position.push(p.position.clone());
+        self.is_active.push(p.active);
+        self.external_id.push(p.external_id.clone());
+    }
 }
 
 /// Brings one existing person in line with the source; `Some(reason)` when it may not.

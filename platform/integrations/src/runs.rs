@@ -419,6 +419,8 @@ impl Integrations {
             run = %run_id,
             pages = state.pages,
             elapsed_ms = started.elapsed().as_millis() as u64,
+            connector_ms = state.connector_time.as_millis() as u64,
+            apply_ms = state.apply_time.as_millis() as u64,
             "connector run ended"
         );
         Ok(ending)
@@ -468,7 +470,10 @@ impl Integrations {
                     cursor: cursor.clone(),
                     max_records: self.settings.page_size,
                 };
+                let called = Instant::now();
                 let (page, kv) = worker.read_page(config, request).await;
+                state.connector_time += called.elapsed();
+                let applying = Instant::now();
                 let page = match page {
                     Ok(p) => p,
                     Err(e) => {
@@ -485,6 +490,7 @@ impl Integrations {
                     let mut tx = TenantTx::begin_system(&self.db, tenant)
                         .await
                         .map_err(|e| e.to_string())?;
+                    plan_per_page(&mut tx).await.map_err(|e| e.to_string())?;
                     let mut applied = apply::apply_page(&mut tx, &ctx, page.entities)
                         .await
                         .map_err(|e| format!("applying a page failed: {e:#}"))?;
@@ -500,6 +506,7 @@ impl Integrations {
                     applied
                 };
                 applied.errors.clear();
+                state.apply_time += applying.elapsed();
                 match next {
                     Some(c) => cursor = Some(c),
                     None => break,
@@ -834,6 +841,18 @@ pub async fn get_run_in(tx: &mut TenantTx, id: Uuid) -> ApiResult<Run> {
     row.map(Into::into).ok_or(ApiError::NotFound)
 }
 
+/// An import grows its tables faster than statistics follow, and a cached generic plan chosen
+/// while they were empty (a sequential scan) stays slow as they fill: on PostgreSQL, plan each
+/// statement of a page for its actual parameters.
+async fn plan_per_page(tx: &mut TenantTx) -> ApiResult<()> {
+    if let trainflow_kernel::db::Conn::Postgres(c) = tx.conn() {
+        sqlx::query("set local plan_cache_mode = force_custom_plan")
+            .execute(&mut *c)
+            .await?;
+    }
+    Ok(())
+}
+
 fn describe(error: &CallError) -> String {
     match error {
         CallError::Connector(e) => match e {
@@ -868,6 +887,9 @@ struct RunState {
     peak_memory: usize,
     http_refusals: Vec<HttpRefusal>,
     saved_kv: HashMap<String, Vec<u8>>,
+    /// Time spent waiting for the connector, and applying and committing pages.
+    connector_time: std::time::Duration,
+    apply_time: std::time::Duration,
 }
 
 impl RunState {
