@@ -408,3 +408,123 @@ async fn in_a_real_browser_an_administrator_signs_in_creates_a_person_and_finds_
             .await;
     }
 }
+
+#[tokio::test]
+async fn an_administrator_installs_a_connector_uploads_a_file_and_runs_it_in_the_portal() {
+    let app = TestApp::spawn().await;
+    let client = browser_client();
+    portal_sign_in(&app, &client, Role::Administrator).await;
+    let get = |path: String| {
+        let client = client.clone();
+        let base = app.base.clone();
+        async move {
+            let resp = client.get(format!("{base}{path}")).send().await.unwrap();
+            (resp.status(), resp.text().await.unwrap())
+        }
+    };
+    let (s, page) = get("/portal/integrations".into()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        page.contains("CSV file") && page.contains("read a file you upload"),
+        "{page}"
+    );
+    let (s, form) = get("/portal/integrations/install?connector=com.trainflow.csv".into()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(form.contains("What this connector may do"), "{form}");
+    let csrf = csrf_of(&form);
+
+    // A configuration the schema refuses comes back with the field named, nothing installed.
+    let bad = client
+        .post(format!("{}/portal/integrations/install", app.base))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("connector_id", "com.trainflow.csv"),
+            ("name", "People file"),
+            ("config", r#"{"entity": "employee"}"#),
+            ("sync_mode", "incremental"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.text().await.unwrap().contains("config"));
+    assert_eq!(app.count("connector_installations", app.a.id).await, 0);
+
+    let config = r#"{"entity": "employee", "columns": {"external_id": "Id", "first_name": "First", "last_name": "Last", "email": "Email"}}"#;
+    let created = client
+        .post(format!("{}/portal/integrations/install", app.base))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("connector_id", "com.trainflow.csv"),
+            ("name", "People file"),
+            ("config", config),
+            ("sync_mode", "incremental"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::SEE_OTHER);
+    let location = created.headers()["location"].to_str().unwrap().to_string();
+    let form = reqwest::multipart::Form::new().text("csrf", csrf.clone()).part(
+        "file",
+        reqwest::multipart::Part::bytes(
+            b"Id,First,Last,Email\nP1,Portal,Person,portal.person@example.com\nP2,,Nameless,x@example.com\n"
+                .to_vec(),
+        )
+        .file_name("people.csv"),
+    );
+    let uploaded = client
+        .post(format!("{}{location}/files", app.base))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), StatusCode::SEE_OTHER);
+    let ran = client
+        .post(format!("{}{location}/runs", app.base))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ran.status(), StatusCode::SEE_OTHER);
+    let run_page = ran.headers()["location"].to_str().unwrap().to_string();
+    let mut html = String::new();
+    for _ in 0..100 {
+        html = get(run_page.clone()).await.1;
+        if !html.contains("Running") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(html.contains("Succeeded"), "{html}");
+    assert!(
+        html.contains("row 3") && html.contains("first_name"),
+        "the rejected row is listed: {html}"
+    );
+    let (_, history) = get(location.clone()).await;
+    assert!(
+        history.contains("Succeeded") && history.contains("people.csv"),
+        "{history}"
+    );
+    let (_, people) = get("/portal/users?q=portal.person".into()).await;
+    assert!(people.contains("portal.person@example.com"), "{people}");
+
+    // Other roles neither see the pages nor reach them.
+    let officer = browser_client();
+    portal_sign_in(&app, &officer, Role::TrainingOfficer).await;
+    let resp = officer
+        .get(format!("{}/portal/integrations", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let dashboard = officer
+        .get(format!("{}/portal", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!dashboard.contains("/portal/integrations"));
+}

@@ -429,9 +429,38 @@ impl Integrations {
             return Err(ApiError::field("file", "is empty"));
         }
         let (mut tx, ctx) = TenantTx::begin(&self.db, ctx, Permission::Integrations).await?;
-        let inst = get_installation(&mut tx, installation).await?;
+        let file = self
+            .store_file(
+                &mut tx,
+                installation,
+                filename,
+                content,
+                Some(ctx.user_id.0),
+            )
+            .await?;
+        audit::record(
+            &mut tx,
+            Entry::by(&ctx, "connector.file_upload")
+                .object("connector_installation", installation)
+                .detail(serde_json::to_value(&file).unwrap_or_default()),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(file)
+    }
+
+    /// Stores a file in `tx` for an installation whose connector reads files.
+    pub(crate) async fn store_file(
+        &self,
+        tx: &mut TenantTx,
+        installation: Uuid,
+        filename: String,
+        content: Vec<u8>,
+        uploaded_by: Option<Uuid>,
+    ) -> ApiResult<UploadedFile> {
+        let inst = get_installation(tx, installation).await?;
         let resolved = self
-            .resolve(&mut tx, &inst.connector_id, inst.package_id)
+            .resolve(tx, &inst.connector_id, inst.package_id)
             .await?;
         if !resolved.entry.capabilities.file {
             return Err(ApiError::field(
@@ -448,25 +477,31 @@ impl Integrations {
                     content, uploaded_by, created_at)
              values ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
             .bind(tenant).bind(id).bind(installation).bind(&filename).bind(content.len() as i64)
-            .bind(&sha256).bind(&content).bind(ctx.user_id.0).bind(now)
+            .bind(&sha256).bind(&content).bind(uploaded_by).bind(now)
             .execute(&mut *c).await.map(drop))?;
-        let file = UploadedFile {
+        Ok(UploadedFile {
             id,
             installation_id: installation,
             filename,
             size_bytes: content.len() as i64,
             sha256,
             created_at: now,
-        };
-        audit::record(
-            &mut tx,
-            Entry::by(&ctx, "connector.file_upload")
-                .object("connector_installation", installation)
-                .detail(serde_json::to_value(&file).unwrap_or_default()),
-        )
-        .await?;
+        })
+    }
+
+    /// The catalogue and installations of a tenant, for the command line.
+    pub async fn overview(
+        &self,
+        tenant: trainflow_kernel::TenantId,
+    ) -> ApiResult<(Vec<CatalogueEntry>, Vec<Installation>)> {
+        let mut tx = TenantTx::begin_system(&self.db, tenant).await?;
+        let catalogue = self.catalogue(&mut tx).await?;
+        let rows: Vec<InstallationRow> = sql!(tx.conn() => |c| sqlx::query_as(&format!(
+            "select {INSTALLATION_COLUMNS} from connector_installations
+              where tenant_id = $1 and deleted_at is null order by name"))
+            .bind(tenant).fetch_all(&mut *c).await)?;
         tx.commit().await?;
-        Ok(file)
+        Ok((catalogue, rows.into_iter().map(Into::into).collect()))
     }
 
     /// The caller's tenant's installations.

@@ -228,6 +228,46 @@ impl Integrations {
         Ok(run)
     }
 
+    /// Runs an installation on the operator's behalf (the command line): optionally uploads a
+    /// file first, then executes the run in this task and returns how it ended.
+    pub async fn run_as_system(
+        self: &Arc<Self>,
+        tenant: TenantId,
+        installation: Uuid,
+        file: Option<(String, Vec<u8>)>,
+    ) -> ApiResult<Run> {
+        let mut tx = TenantTx::begin_system(&self.db, tenant).await?;
+        let file_id = match file {
+            Some((name, content)) => {
+                let f = self
+                    .store_file(&mut tx, installation, name, content, None)
+                    .await?;
+                audit::record(
+                    &mut tx,
+                    Entry::as_actor("system", None, "connector.file_upload", None)
+                        .object("connector_installation", installation)
+                        .detail(serde_json::to_value(&f).unwrap_or_default()),
+                )
+                .await?;
+                Some(f.id)
+            }
+            None => None,
+        };
+        let run = self
+            .claim(&mut tx, installation, Trigger::Manual, None, None, file_id)
+            .await?
+            .ok_or_else(|| ApiError::Conflict {
+                field: "installation".into(),
+                message: "a run of this installation is in progress".into(),
+            })?;
+        tx.commit().await?;
+        self.clone().execute(tenant, run.id).await;
+        let mut tx = TenantTx::begin_system(&self.db, tenant).await?;
+        let run = get_run_in(&mut tx, run.id).await?;
+        tx.commit().await?;
+        Ok(run)
+    }
+
     /// Executes a claimed run on a background task.
     pub fn spawn(self: &Arc<Self>, tenant: TenantId, run: Uuid) {
         let svc = self.clone();

@@ -5,6 +5,7 @@
 //! in one place whichever door a person comes through.
 #![forbid(unsafe_code)]
 
+mod integrations;
 mod pages;
 
 use std::sync::Arc;
@@ -16,12 +17,15 @@ use poem::{
     EndpointExt, Request, Route,
 };
 use trainflow_identity::signin::{self, AuthDeps, PortalSession};
+use trainflow_integrations::Integrations;
 use trainflow_kernel::{auth::client_ip, ApiResult};
 
 /// Portal dependencies.
 pub struct Portal {
     pub deps: AuthDeps,
     pub cookie_secure: bool,
+    /// Connectors (absent in deployments that do not offer them).
+    pub integrations: Option<Arc<Integrations>>,
 }
 
 impl Portal {
@@ -78,10 +82,15 @@ impl Portal {
 }
 
 /// The portal's routes, to be nested under `/portal`.
-pub fn routes(deps: AuthDeps, cookie_secure: bool) -> impl poem::Endpoint {
+pub fn routes(
+    deps: AuthDeps,
+    cookie_secure: bool,
+    integrations: Option<Arc<Integrations>>,
+) -> impl poem::Endpoint {
     let portal = Arc::new(Portal {
         deps,
         cookie_secure,
+        integrations,
     });
     Route::new()
         .at("/", get(pages::dashboard))
@@ -94,6 +103,29 @@ pub fn routes(deps: AuthDeps, cookie_secure: bool) -> impl poem::Endpoint {
         .at("/users/:id", post(pages::update_user))
         .at("/users/:id/delete", post(pages::delete_user))
         .at("/users/:id/restore", post(pages::restore_user))
+        .at("/integrations", get(integrations::index))
+        .at("/integrations/packages", post(integrations::upload_package))
+        .at(
+            "/integrations/install",
+            get(integrations::install_form).post(integrations::install),
+        )
+        .at(
+            "/integrations/installations/:id",
+            get(integrations::installation_view),
+        )
+        .at(
+            "/integrations/installations/:id/files",
+            post(integrations::upload_file),
+        )
+        .at(
+            "/integrations/installations/:id/runs",
+            post(integrations::run_now),
+        )
+        .at("/integrations/runs/:id", get(integrations::run_view))
+        .at(
+            "/integrations/runs/:id/confirm",
+            post(integrations::confirm),
+        )
         .at(
             "/static/app.css",
             make_sync(|_| {

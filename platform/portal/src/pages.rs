@@ -27,34 +27,43 @@ use uuid::Uuid;
 
 use crate::Portal;
 
-type PageResult = poem::Result<Response>;
+pub(crate) type PageResult = poem::Result<Response>;
 
 /// Field → messages, for re-rendered forms.
 #[derive(Default)]
 pub struct Errors(BTreeMap<String, Vec<String>>);
 
 impl Errors {
-    fn get(&self, field: &str) -> &[String] {
+    pub(crate) fn get(&self, field: &str) -> &[String] {
         self.0.get(field).map(Vec::as_slice).unwrap_or(&[])
     }
 
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Every message, with its field, for forms whose fields are free-form (JSON configs).
+    pub(crate) fn all(&self) -> Vec<(String, String)> {
+        self.0
+            .iter()
+            .flat_map(|(f, ms)| ms.iter().map(move |m| (f.clone(), m.clone())))
+            .collect()
     }
 }
 
 /// The navigation bar of a signed-in page.
 pub struct Nav {
-    current: &'static str,
-    user_name: String,
-    role_label: &'static str,
-    tenant_name: String,
-    csrf: String,
-    can_see_users: bool,
+    pub(crate) current: &'static str,
+    pub(crate) user_name: String,
+    pub(crate) role_label: &'static str,
+    pub(crate) tenant_name: String,
+    pub(crate) csrf: String,
+    pub(crate) can_see_users: bool,
+    pub(crate) can_manage_integrations: bool,
 }
 
 impl Nav {
-    fn new(s: &PortalSession, current: &'static str) -> Self {
+    pub(crate) fn new(s: &PortalSession, current: &'static str) -> Self {
         Self {
             current,
             user_name: s.user.display_name(),
@@ -62,11 +71,12 @@ impl Nav {
             tenant_name: s.tenant_name.clone(),
             csrf: s.csrf_token.clone(),
             can_see_users: s.user.role.grants(Permission::UsersRead),
+            can_manage_integrations: s.user.role.grants(Permission::Integrations),
         }
     }
 }
 
-fn render(t: &impl Template, status: StatusCode) -> PageResult {
+pub(crate) fn render(t: &impl Template, status: StatusCode) -> PageResult {
     let html = t
         .render()
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("template: {e}")))?;
@@ -78,7 +88,7 @@ fn to_login() -> Response {
 }
 
 /// The session, or a redirect to sign in.
-async fn require(
+pub(crate) async fn require(
     portal: &Portal,
     req: &Request,
     jar: &CookieJar,
@@ -99,7 +109,7 @@ macro_rules! session_or_return {
     };
 }
 
-fn check_csrf(session: &PortalSession, submitted: &str) -> ApiResult<()> {
+pub(crate) fn check_csrf(session: &PortalSession, submitted: &str) -> ApiResult<()> {
     if constant_time_eq(session.csrf_token.as_bytes(), submitted.as_bytes()) {
         Ok(())
     } else {
@@ -107,7 +117,7 @@ fn check_csrf(session: &PortalSession, submitted: &str) -> ApiResult<()> {
     }
 }
 
-fn field_errors(err: ApiError) -> Result<Errors, ApiError> {
+pub(crate) fn field_errors(err: ApiError) -> Result<Errors, ApiError> {
     match err {
         ApiError::Validation(f) => Ok(Errors(f.0)),
         ApiError::Conflict { field, message } => {

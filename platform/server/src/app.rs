@@ -89,7 +89,11 @@ pub fn build(edge: Arc<Edge>, deps: AuthDeps) -> impl Endpoint {
         .at("/metrics", get(metrics))
         .nest(
             "/portal",
-            trainflow_portal::routes(deps.clone(), edge.settings.cookie_secure),
+            trainflow_portal::routes(
+                deps.clone(),
+                edge.settings.cookie_secure,
+                Some(edge.integrations.clone()),
+            ),
         )
         .at(
             "/",

@@ -57,10 +57,34 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// A tenant's integrations: the catalogue, installations and runs.
+    Integrations {
+        #[command(subcommand)]
+        command: IntegrationsCommand,
+    },
     /// Tools for connector authors.
     Connector {
         #[command(subcommand)]
         command: ConnectorCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum IntegrationsCommand {
+    /// The catalogue and the installations of a tenant.
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Run an installation now (optionally importing a file) and print how it ended.
+    Run {
+        #[arg(long)]
+        tenant: String,
+        /// The installation's id.
+        installation: uuid::Uuid,
+        /// A file to upload for this run.
+        #[arg(long)]
+        file: Option<PathBuf>,
     },
 }
 
@@ -273,6 +297,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Connector { .. } => unreachable!("handled before configuration is loaded"),
+        Command::Integrations { command } => integrations_command(settings, command).await,
         Command::Job { command } => {
             let instance = trainflow_server::prepare(settings).await?;
             match command {
@@ -285,6 +310,74 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn integrations_command(
+    settings: Settings,
+    command: IntegrationsCommand,
+) -> anyhow::Result<()> {
+    let instance = trainflow_server::prepare(settings).await?;
+    let svc = &instance.integrations;
+    let tenant_of = |slug: String| {
+        let db = instance.db.clone();
+        async move {
+            tenants::by_slug(&db, &slug)
+                .await
+                .map_err(anyhow_api)?
+                .map(|t| trainflow_kernel::TenantId(t.id))
+                .with_context(|| format!("no tenant {slug}"))
+        }
+    };
+    match command {
+        IntegrationsCommand::List { tenant } => {
+            let (catalogue, installations) = svc
+                .overview(tenant_of(tenant).await?)
+                .await
+                .map_err(anyhow_api)?;
+            for e in catalogue {
+                println!(
+                    "connector    {} {} ({}) — {}",
+                    e.connector_id, e.version, e.publisher, e.name
+                );
+            }
+            for i in installations {
+                println!(
+                    "installation {} {} [{}] schedule: {}",
+                    i.id,
+                    i.name,
+                    i.connector_id,
+                    i.schedule.as_deref().unwrap_or("on demand")
+                );
+            }
+        }
+        IntegrationsCommand::Run {
+            tenant,
+            installation,
+            file,
+        } => {
+            let file = match file {
+                Some(path) => {
+                    let name = path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| "upload".into());
+                    let bytes = std::fs::read(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    Some((name, bytes))
+                }
+                None => None,
+            };
+            let run = svc
+                .run_as_system(tenant_of(tenant).await?, installation, file)
+                .await
+                .map_err(anyhow_api)?;
+            println!("{}", serde_json::to_string_pretty(&run)?);
+            if run.status == "failed" {
+                anyhow::bail!("the run failed");
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn tenant_command(settings: Settings, command: TenantCommand) -> anyhow::Result<()> {

@@ -332,3 +332,49 @@ fn a_partner_tests_a_connector_locally_with_a_file() {
     assert!(crate::text(&out).contains("Staff"), "{}", crate::text(&out));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn an_operator_lists_a_tenants_integrations_and_runs_are_refused_for_unknown_installations() {
+    let db = fresh_database().await;
+    let out = run(&db, &["migrate"], None);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(
+        &db,
+        &[
+            "tenant",
+            "create",
+            "--slug",
+            "acme-rail",
+            "--name",
+            "Acme Rail",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(
+        &db,
+        &["integrations", "list", "--tenant", "acme-rail"],
+        None,
+    );
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains("com.trainflow.csv") && shown.contains("com.trainflow.excel"),
+        "{shown}"
+    );
+    let out = run(
+        &db,
+        &[
+            "integrations",
+            "run",
+            "--tenant",
+            "acme-rail",
+            "0190f0c1-7a6e-7c3e-9d7b-0a1b2c3d4e5f",
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).contains("not found"), "{}", text(&out));
+    let out = run(&db, &["integrations", "list", "--tenant", "nobody"], None);
+    assert!(!out.status.success());
+}
