@@ -232,28 +232,27 @@ async fn a_run_killed_midway_resumes_from_its_last_committed_page_without_duplic
         .await;
 
     // A service that dies after two pages of three records: its run stays `running`.
-    let svc = &app.integrations;
-    let dying = Arc::new(Integrations {
-        db: svc.db.clone(),
-        host: svc.host.clone(),
-        first_party: svc.first_party.clone(),
-        key: svc.key.clone(),
-        instance: "doomed".into(),
-        settings: RunSettings {
+    let dying = app.integrations.with_settings(
+        "doomed",
+        RunSettings {
             page_size: 3,
             stop_after_pages: Some(2),
             stale_after: Duration::ZERO,
             ..RunSettings::default()
         },
-    });
+    );
     let tenant = TenantId(app.a.id);
-    let mut tx = TenantTx::begin_system(&dying.db, tenant).await.unwrap();
-    let run = dying
-        .claim(&mut tx, inst, Trigger::Manual, None, None, None)
-        .await
-        .unwrap()
-        .expect("claimed");
-    tx.commit().await.unwrap();
+    let claim = |svc: Arc<Integrations>| async move {
+        let mut tx = TenantTx::begin_system(&svc.db, tenant).await.unwrap();
+        let run = svc
+            .claim(&mut tx, inst, Trigger::Manual, None, None, None)
+            .await
+            .unwrap()
+            .expect("claimed");
+        tx.commit().await.unwrap();
+        run
+    };
+    let run = claim(dying.clone()).await;
     dying.clone().execute(tenant, run.id).await;
     assert_eq!(users_with_external_ids(&app, app.a.id).await.len(), 6);
 
@@ -269,24 +268,14 @@ async fn a_run_killed_midway_resumes_from_its_last_committed_page_without_duplic
     assert_eq!(s, StatusCode::CONFLICT, "{body}");
 
     // Once its heartbeat is stale, the next run takes over and resumes after row 6.
-    let mut tx = TenantTx::begin_system(&dying.db, tenant).await.unwrap();
-    let resumed = dying
-        .claim(&mut tx, inst, Trigger::Manual, None, None, None)
-        .await
-        .unwrap()
-        .expect("claimed after the dead run");
-    tx.commit().await.unwrap();
-    let finisher = Arc::new(Integrations {
-        db: svc.db.clone(),
-        host: svc.host.clone(),
-        first_party: svc.first_party.clone(),
-        key: svc.key.clone(),
-        instance: "survivor".into(),
-        settings: RunSettings {
+    let resumed = claim(dying.clone()).await;
+    let finisher = app.integrations.with_settings(
+        "survivor",
+        RunSettings {
             page_size: 3,
             ..RunSettings::default()
         },
-    });
+    );
     finisher.clone().execute(tenant, resumed.id).await;
     let done = app.wait_for_run(&admin, &resumed.id.to_string()).await;
     assert_eq!(done["status"], "succeeded", "{done}");

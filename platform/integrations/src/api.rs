@@ -75,7 +75,6 @@ impl ConnectorsApi {
         auth: TenantAuth,
         form: PackageUpload,
     ) -> ApiResult<Created<CatalogueEntry>> {
-        self.svc.authorize(&auth.0).await?;
         if form.component.size() > MAX_COMPONENT_BYTES {
             return Err(ApiError::field(
                 "component",

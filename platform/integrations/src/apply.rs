@@ -23,6 +23,7 @@ use time::{Date, OffsetDateTime};
 use trainflow_connectors::{
     Certification, Completion, Course, Deletion, Employee, Entity, EntityKind, OrgUnit,
 };
+use trainflow_identity::users::revoke_credentials;
 use trainflow_kernel::{
     db::{Conn, TenantTx},
     domain::{EmailAddress, PhoneNumber},
@@ -781,23 +782,12 @@ async fn update_person(
         .bind(&p.phone).bind(&p.employee_number).bind(department).bind(&p.position)
         .bind(p.active).bind(ctx.now).execute(&mut *c).await.map(drop))?;
     if deactivating {
-        revoke(tx, current.id, ctx.now).await?;
+        revoke_credentials(tx, current.id, ctx.now).await?;
         out.deactivated += 1;
     } else {
         out.updated += 1;
     }
     Ok(None)
-}
-
-async fn revoke(tx: &mut TenantTx, user: Uuid, now: OffsetDateTime) -> ApiResult<()> {
-    let tenant = tx.tenant();
-    sql!(tx.conn() => |c| sqlx::query(
-        "update refresh_tokens set revoked_at = $3 where tenant_id = $1 and user_id = $2 and revoked_at is null")
-        .bind(tenant).bind(user).bind(now).execute(&mut *c).await.map(drop))?;
-    sql!(tx.conn() => |c| sqlx::query(
-        "update sessions set revoked_at = $3 where tenant_id = $1 and user_id = $2 and revoked_at is null")
-        .bind(tenant).bind(user).bind(now).execute(&mut *c).await.map(drop))?;
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1193,7 +1183,7 @@ async fn delete_person(
         "update users set deleted_at = $3, is_active = false, updated_at = $3
           where tenant_id = $1 and id = $2 and deleted_at is null")
         .bind(tenant).bind(id).bind(now).execute(&mut *c).await.map(drop))?;
-    revoke(tx, id, now).await?;
+    revoke_credentials(tx, id, now).await?;
     out.deactivated += 1;
     Ok(Ok(()))
 }

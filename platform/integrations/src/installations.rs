@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::{
     catalogue::{CatalogueEntry, FIRST_PARTY_PREFIX},
-    manifest::{host_matches, Manifest, MAX_COMPONENT_BYTES},
+    manifest::{host_within, Manifest, MAX_COMPONENT_BYTES},
     schema::validate_config,
     Integrations,
 };
@@ -152,12 +152,6 @@ pub struct UploadedFile {
     pub created_at: OffsetDateTime,
 }
 
-/// The connector an installation runs: its catalogue entry and component bytes.
-pub(crate) struct Resolved {
-    pub entry: CatalogueEntry,
-    pub component: Arc<[u8]>,
-}
-
 impl Integrations {
     /// The catalogue as tenant `tx` sees it: first-party connectors, then its packages.
     pub async fn catalogue(&self, tx: &mut TenantTx) -> ApiResult<Vec<CatalogueEntry>> {
@@ -176,35 +170,32 @@ impl Integrations {
     }
 
     /// Checks that the caller may manage integrations, before any costly validation.
-    pub async fn authorize(&self, ctx: &TenantCtx) -> ApiResult<TenantCtx> {
+    async fn authorize(&self, ctx: &TenantCtx) -> ApiResult<TenantCtx> {
         let (tx, ctx) = TenantTx::begin(&self.db, ctx, Permission::Integrations).await?;
         tx.commit().await?;
         Ok(ctx)
     }
 
-    /// Resolves a connector for tenant `tx`: a named package, the first-party connector, or the
-    /// tenant's newest package with that id.
-    pub(crate) async fn resolve(
+    /// The catalogue entry of a connector for tenant `tx`: a named package, the first-party
+    /// connector, or the tenant's newest package with that id. Reads the manifest only.
+    pub(crate) async fn entry(
         &self,
         tx: &mut TenantTx,
         connector_id: &str,
         package_id: Option<Uuid>,
-    ) -> ApiResult<Resolved> {
+    ) -> ApiResult<CatalogueEntry> {
         if package_id.is_none() {
             if let Some(fp) = self.first_party(connector_id) {
-                return Ok(Resolved {
-                    entry: fp.entry.clone(),
-                    component: fp.component.clone(),
-                });
+                return Ok(fp.entry.clone());
             }
         }
         let tenant = tx.tenant();
-        let row: Option<(Uuid, Json<Manifest>, Vec<u8>)> = sql!(tx.conn() => |c| sqlx::query_as(
-            "select id, manifest, component from connector_packages
+        let row: Option<(Uuid, Json<Manifest>)> = sql!(tx.conn() => |c| sqlx::query_as(
+            "select id, manifest from connector_packages
               where tenant_id = $1 and connector_id = $2 and ($3 is null or id = $3)
               order by created_at desc limit 1")
             .bind(tenant).bind(connector_id).bind(package_id).fetch_optional(&mut *c).await)?;
-        let (id, manifest, component) = row.ok_or_else(|| {
+        let (id, manifest) = row.ok_or_else(|| {
             ApiError::field(
                 if package_id.is_some() {
                     "package_id"
@@ -214,10 +205,27 @@ impl Integrations {
                 "no such connector in this organisation's catalogue",
             )
         })?;
-        Ok(Resolved {
-            entry: CatalogueEntry::from_manifest(&manifest.0, id),
-            component: Arc::from(component),
-        })
+        Ok(CatalogueEntry::from_manifest(&manifest.0, id))
+    }
+
+    /// The component of a catalogue entry: from memory for first-party connectors, else the
+    /// uploaded package's bytes.
+    pub(crate) async fn component(
+        &self,
+        tx: &mut TenantTx,
+        entry: &CatalogueEntry,
+    ) -> ApiResult<Arc<[u8]>> {
+        let Some(package) = entry.package_id else {
+            return self
+                .first_party(&entry.connector_id)
+                .map(|fp| fp.component.clone())
+                .ok_or(ApiError::NotFound);
+        };
+        let tenant = tx.tenant();
+        let bytes: Vec<u8> = sql!(tx.conn() => |c| sqlx::query_scalar(
+            "select component from connector_packages where tenant_id = $1 and id = $2")
+            .bind(tenant).bind(package).fetch_one(&mut *c).await)?;
+        Ok(Arc::from(bytes))
     }
 
     /// Validates and stores a partner package. The component must be the manifest's (SHA-256),
@@ -314,10 +322,9 @@ impl Integrations {
         body: CreateInstallation,
     ) -> ApiResult<Installation> {
         let (mut tx, ctx) = TenantTx::begin(&self.db, ctx, Permission::Integrations).await?;
-        let resolved = self
-            .resolve(&mut tx, &body.connector_id, body.package_id)
+        let entry = &self
+            .entry(&mut tx, &body.connector_id, body.package_id)
             .await?;
-        let entry = &resolved.entry;
         let mut errors = FieldErrors::new();
         let name = errors.check("name", bounded(&body.name, 1, 100));
         let schedule = match body.schedule.as_deref().map(str::trim) {
@@ -339,12 +346,7 @@ impl Integrations {
             .http_hosts
             .unwrap_or_else(|| entry.capabilities.http_hosts.clone());
         for (i, host) in http_hosts.iter().enumerate() {
-            let declared = entry
-                .capabilities
-                .http_hosts
-                .iter()
-                .any(|p| p == host || (!host.starts_with("*.") && host_matches(p, host)));
-            if !declared {
+            if !host_within(&entry.capabilities.http_hosts, host) {
                 errors.add(
                     format!("http_hosts[{i}]"),
                     "the connector does not declare this host",
@@ -353,7 +355,8 @@ impl Integrations {
         }
         errors.into_result()?;
         validate_config(&entry.config_schema, &body.config)?;
-        self.check_config(&resolved, &body.config).await?;
+        let component = self.component(&mut tx, entry).await?;
+        self.check_config(&component, &body.config).await?;
 
         let tenant = tx.tenant();
         let id = Uuid::now_v7();
@@ -397,8 +400,8 @@ impl Integrations {
     }
 
     /// Asks the connector itself whether a configuration is usable.
-    async fn check_config(&self, resolved: &Resolved, config: &serde_json::Value) -> ApiResult<()> {
-        let digest = self.host.load(&resolved.component)?;
+    async fn check_config(&self, component: &[u8], config: &serde_json::Value) -> ApiResult<()> {
+        let digest = self.host.load(component)?;
         let mut session = self
             .host
             .session(&digest, Grants::default(), self.settings.limits.clone())
@@ -423,12 +426,11 @@ impl Integrations {
         filename: &str,
         content: Vec<u8>,
     ) -> ApiResult<UploadedFile> {
-        self.authorize(ctx).await?;
+        let (mut tx, ctx) = TenantTx::begin(&self.db, ctx, Permission::Integrations).await?;
         let filename = bounded(filename, 1, 255).map_err(|e| ApiError::field("filename", e))?;
         if content.is_empty() {
             return Err(ApiError::field("file", "is empty"));
         }
-        let (mut tx, ctx) = TenantTx::begin(&self.db, ctx, Permission::Integrations).await?;
         let file = self
             .store_file(
                 &mut tx,
@@ -459,10 +461,8 @@ impl Integrations {
         uploaded_by: Option<Uuid>,
     ) -> ApiResult<UploadedFile> {
         let inst = get_installation(tx, installation).await?;
-        let resolved = self
-            .resolve(tx, &inst.connector_id, inst.package_id)
-            .await?;
-        if !resolved.entry.capabilities.file {
+        let entry = self.entry(tx, &inst.connector_id, inst.package_id).await?;
+        if !entry.capabilities.file {
             return Err(ApiError::field(
                 "file",
                 "this connector does not read files",

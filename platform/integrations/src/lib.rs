@@ -104,6 +104,19 @@ impl Integrations {
         }))
     }
 
+    /// A service sharing this one's database, host, catalogue and key, with other run settings
+    /// and instance name (tools and tests that run connectors differently).
+    pub fn with_settings(&self, instance: &str, settings: RunSettings) -> Arc<Self> {
+        Arc::new(Self {
+            db: self.db.clone(),
+            host: self.host.clone(),
+            first_party: self.first_party.clone(),
+            key: self.key.clone(),
+            settings,
+            instance: instance.to_string(),
+        })
+    }
+
     /// The first-party connector with this id.
     pub fn first_party(&self, connector_id: &str) -> Option<&FirstParty> {
         self.first_party

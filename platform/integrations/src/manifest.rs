@@ -179,16 +179,25 @@ pub fn host_pattern(host: &str) -> Result<(), String> {
 
 pub use trainflow_connectors::host_matches;
 
+/// Whether `host` (a name or a `*.` pattern an installation asks for) is within what a manifest
+/// declares: the same pattern, or a name one of its patterns matches.
+pub fn host_within(declared: &[String], host: &str) -> bool {
+    declared
+        .iter()
+        .any(|p| p == host || (!host.starts_with("*.") && host_matches(p, host)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn host_patterns() {
-        assert!(host_matches("*.example.com", "api.example.com"));
-        assert!(!host_matches("*.example.com", "example.com"));
-        assert!(!host_matches("*.example.com", "evil-example.com"));
-        assert!(host_matches("api.example.com", "API.example.com"));
+        let declared = ["*.example.com".to_string(), "api.other.com".to_string()];
+        assert!(host_within(&declared, "api.example.com"));
+        assert!(host_within(&declared, "*.example.com"));
+        assert!(!host_within(&declared, "*.other.com"));
+        assert!(!host_within(&declared, "example.com"));
         assert!(host_pattern("10.0.0.1").is_err());
         assert!(host_pattern("localhost").is_ok());
         assert!(host_pattern("intranet").is_err());

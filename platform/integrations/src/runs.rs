@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use time::OffsetDateTime;
 use trainflow_connectors::{
-    host_matches, CallError, ConnectorError, Grants, HttpGrant, HttpRefusal, PageRequest,
+    CallError, ConnectorError, Grants, HttpGrant, HttpRefusal, PageRequest,
 };
 use trainflow_kernel::{
     audit::{self, Entry},
@@ -34,6 +34,7 @@ use uuid::Uuid;
 use crate::{
     apply::{self, kind_name, parse_kind, Applied, PageContext},
     installations::{installation_row, SyncMode},
+    manifest::host_within,
     worker::{Report, Worker},
     Integrations,
 };
@@ -288,10 +289,10 @@ impl Integrations {
         let inst = installation_row(tx, installation).await?;
         let tenant = tx.tenant();
         let now = trainflow_kernel::now();
-        let resolved = self
-            .resolve(tx, inst.connector_id(), inst.package_id())
+        let entry = self
+            .entry(tx, inst.connector_id(), inst.package_id())
             .await?;
-        let file_id = if resolved.entry.capabilities.file {
+        let file_id = if entry.capabilities.file {
             let file: Option<(Uuid,)> = sql!(tx.conn() => |c| sqlx::query_as(
                 "select id from connector_files where tenant_id = $1 and installation_id = $2
                    and ($3 is null or id = $3) order by created_at desc limit 1")
@@ -367,7 +368,7 @@ impl Integrations {
         state: &mut RunState,
     ) -> Result<Ending, String> {
         let started = Instant::now();
-        let internal = |e: ApiError| format!("{e:#}");
+        let internal = |e: ApiError| fault(run_id, e);
         // Load everything the run needs, then release the connection.
         let mut tx = TenantTx::begin_system(&self.db, tenant)
             .await
@@ -376,17 +377,18 @@ impl Integrations {
         let inst = installation_row(&mut tx, run.installation_id)
             .await
             .map_err(internal)?;
-        let resolved = self
-            .resolve(&mut tx, inst.connector_id(), inst.package_id())
+        let entry = self
+            .entry(&mut tx, inst.connector_id(), inst.package_id())
             .await
             .map_err(internal)?;
+        let component = self.component(&mut tx, &entry).await.map_err(internal)?;
         let secrets = match &inst.credentials {
             Some(sealed) => self
                 .key
                 .open(tenant.0, inst.id(), sealed)
                 .map_err(|e| e.to_string())?
                 .into_iter()
-                .filter(|(k, _)| resolved.entry.capabilities.secrets.contains(k))
+                .filter(|(k, _)| entry.capabilities.secrets.contains(k))
                 .collect(),
             None => HashMap::new(),
         };
@@ -395,7 +397,7 @@ impl Integrations {
                 let content: Vec<u8> = sql!(tx.conn() => |c| sqlx::query_scalar(
                     "select content from connector_files where tenant_id = $1 and id = $2")
                     .bind(tenant).bind(id).fetch_one(&mut *c).await)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| fault(run_id, e))?;
                 Some(Arc::new(content))
             }
             None => None,
@@ -403,7 +405,7 @@ impl Integrations {
         let kv: HashMap<String, Vec<u8>> = sql!(tx.conn() => |c| sqlx::query_as(
             "select key, value from connector_kv where tenant_id = $1 and installation_id = $2")
             .bind(tenant).bind(inst.id()).fetch_all(&mut *c).await)
-        .map_err(|e| e.to_string())?
+        .map_err(|e| fault(run_id, e))?
         .into_iter()
         .collect();
         tx.commit().await.map_err(internal)?;
@@ -411,7 +413,6 @@ impl Integrations {
         let mode = SyncMode::parse(&run.sync_mode);
 
         let host = self.host.clone();
-        let component = resolved.component.clone();
         let digest = tokio::task::spawn_blocking(move || host.load(&component))
             .await
             .map_err(|e| e.to_string())?
@@ -420,14 +421,7 @@ impl Integrations {
         let allowed_hosts = inst
             .http_hosts()
             .iter()
-            .filter(|h| {
-                resolved
-                    .entry
-                    .capabilities
-                    .http_hosts
-                    .iter()
-                    .any(|p| p == *h || (!h.starts_with("*.") && host_matches(p, h)))
-            })
+            .filter(|h| host_within(&entry.capabilities.http_hosts, h))
             .cloned()
             .collect();
         let grants = Grants {
@@ -489,7 +483,7 @@ impl Integrations {
             let (mut cursor, generation) = self
                 .resume_point(tenant, installation, &stream.name, run)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| fault(run.id, e))?;
             generations.push((stream.name.clone(), generation));
             let ctx = PageContext {
                 installation,
@@ -529,11 +523,11 @@ impl Integrations {
                 let mut applied = {
                     let mut tx = TenantTx::begin_system(&self.db, tenant)
                         .await
-                        .map_err(|e| e.to_string())?;
-                    plan_per_page(&mut tx).await.map_err(|e| e.to_string())?;
+                        .map_err(|e| fault(run.id, e))?;
+                    plan_per_page(&mut tx).await.map_err(|e| fault(run.id, e))?;
                     let mut applied = apply::apply_page(&mut tx, &ctx, page.entities)
                         .await
-                        .map_err(|e| format!("applying a page failed: {e:#}"))?;
+                        .map_err(|e| fault(run.id, e))?;
                     for e in page.errors {
                         applied.errors.push((e.reference, e.reason));
                     }
@@ -541,8 +535,8 @@ impl Integrations {
                     let kv = (kv != state.saved_kv).then_some(kv);
                     self.commit_page(&mut tx, run, &ctx, next.as_deref(), kv, state)
                         .await
-                        .map_err(|e| format!("committing a page failed: {e:#}"))?;
-                    tx.commit().await.map_err(|e| e.to_string())?;
+                        .map_err(|e| fault(run.id, e))?;
+                    tx.commit().await.map_err(|e| fault(run.id, e))?;
                     applied
                 };
                 applied.errors.clear();
@@ -557,7 +551,7 @@ impl Integrations {
             return self
                 .sweep(tenant, run.id, installation, &generations, false, state)
                 .await
-                .map_err(|e| format!("removing what the source no longer has failed: {e:#}"));
+                .map_err(|e| fault(run.id, e));
         }
         Ok(Ending::Succeeded)
     }
@@ -891,6 +885,18 @@ async fn plan_per_page(tx: &mut TenantTx) -> ApiResult<()> {
             .await?;
     }
     Ok(())
+}
+
+/// A run's failure as its history shows it: the reason for errors a tenant can act on; for
+/// internal ones (database, server) a generic line, with the details in the server log only.
+fn fault(run: Uuid, e: impl Into<ApiError>) -> String {
+    match e.into() {
+        ApiError::Internal(err) => {
+            tracing::error!(run = %run, error = ?err, "a connector run failed on an internal error");
+            format!("an internal error stopped the run; the server log has the details (run {run})")
+        }
+        other => other.to_string(),
+    }
 }
 
 fn describe(error: &CallError) -> String {
