@@ -149,6 +149,17 @@ impl Db {
         })
     }
 
+    /// Refreshes the planner's statistics of the tables an import grows (PostgreSQL; SQLite
+    /// picks indexes without statistics). Autovacuum's thresholds lag behind a long import, and
+    /// a plan made for a near-empty table applies key lookups as a filtered scan. The refresh
+    /// runs as the schema owner through a function the migrations define.
+    pub async fn refresh_import_statistics(&self) -> anyhow::Result<()> {
+        if let Db::Postgres(p) = self {
+            p.execute("select refresh_import_statistics()").await?;
+        }
+        Ok(())
+    }
+
     /// Checks the database answers.
     pub async fn ping(&self) -> anyhow::Result<()> {
         match self {

@@ -334,7 +334,7 @@ fn a_partner_tests_a_connector_locally_with_a_file() {
 }
 
 #[tokio::test]
-async fn an_operator_lists_a_tenants_integrations_and_runs_are_refused_for_unknown_installations() {
+async fn an_operator_installs_lists_and_runs_a_tenants_integrations() {
     let db = fresh_database().await;
     let out = run(&db, &["migrate"], None);
     assert!(out.status.success(), "{}", text(&out));
@@ -377,4 +377,101 @@ async fn an_operator_lists_a_tenants_integrations_and_runs_are_refused_for_unkno
     assert!(text(&out).contains("not found"), "{}", text(&out));
     let out = run(&db, &["integrations", "list", "--tenant", "nobody"], None);
     assert!(!out.status.success());
+
+    // Install on behalf of an administrator, from JSON files; run with a file.
+    let out = run(
+        &db,
+        &[
+            "user",
+            "create",
+            "--tenant",
+            "acme-rail",
+            "--email",
+            "it@acme.test",
+            "--role",
+            "administrator",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let dir = std::env::temp_dir().join(format!(
+        "trainflow-cli-install-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config.json");
+    std::fs::write(
+        &config,
+        r#"{"entity": "employee", "columns": {"external_id": "id", "first_name": "first", "last_name": "last", "email": "email"}}"#,
+    )
+    .unwrap();
+    let install = |config: &PathBuf, who: &str| {
+        run(
+            &db,
+            &[
+                "integrations",
+                "install",
+                "--tenant",
+                "acme-rail",
+                "--as",
+                who,
+                "--connector",
+                "com.trainflow.csv",
+                "--name",
+                "HR export",
+                "--config",
+                config.to_str().unwrap(),
+                "--schedule",
+                "0 2 * * *",
+            ],
+            None,
+        )
+    };
+    let refused = install(&config, "nobody@acme.test");
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("no person"), "{}", text(&refused));
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, r#"{"entity": "starship"}"#).unwrap();
+    let refused = install(&bad, "it@acme.test");
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("config"), "{}", text(&refused));
+    let out = install(&config, "it@acme.test");
+    assert!(out.status.success(), "{}", text(&out));
+    let installation: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = installation["id"].as_str().unwrap().to_string();
+    assert_eq!(installation["schedule"], "0 2 * * *");
+    let out = run(
+        &db,
+        &["integrations", "list", "--tenant", "acme-rail"],
+        None,
+    );
+    assert!(
+        text(&out).contains(&format!("installation {id} HR export")),
+        "{}",
+        text(&out)
+    );
+    let csv = dir.join("people.csv");
+    std::fs::write(
+        &csv,
+        "id,first,last,email\nE1,Ada,Lovelace,ada@acme.test\nE2,Alan,Turing,alan@acme.test\n",
+    )
+    .unwrap();
+    let out = run(
+        &db,
+        &[
+            "integrations",
+            "run",
+            "--tenant",
+            "acme-rail",
+            &id,
+            "--file",
+            csv.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let finished: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(finished["status"], "succeeded", "{finished}");
+    assert_eq!(finished["created"], 2, "{finished}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
