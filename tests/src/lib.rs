@@ -6,6 +6,7 @@
 //! `TRAINFLOW_TEST_PG_URL` points at the server (default `postgres://postgres@127.0.0.1:5432/postgres`).
 //! With `postgres` selected and no server reachable the tests fail; they never skip.
 
+pub mod sinks;
 pub mod webdriver;
 
 use std::{collections::HashMap, path::PathBuf, sync::Arc};
@@ -119,6 +120,9 @@ pub struct TestApp {
     pub operator_email: String,
     pub runner: trainflow_jobs::Runner,
     pub integrations: Arc<Integrations>,
+    /// The outbox deliverer (email and SMS go to the server log unless a test builds its own).
+    pub deliverer: trainflow_notifications::Deliverer,
+    pub renewals: trainflow_renewals::Renewals,
     tokens: Mutex<HashMap<(String, Role), String>>,
     _dir: Option<TempDir>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
@@ -183,6 +187,8 @@ impl TestApp {
         let db = instance.db.clone();
         let runner = instance.runner.clone();
         let integrations = instance.integrations.clone();
+        let deliverer = instance.deliverer.clone();
+        let renewals = instance.renewals.clone();
         let suffix = &Uuid::new_v4().simple().to_string()[..10];
         let a = seed(&instance, &format!("a-{suffix}")).await;
         let b = seed(&instance, &format!("b-{suffix}")).await;
@@ -227,6 +233,8 @@ impl TestApp {
             operator_email,
             runner,
             integrations,
+            deliverer,
+            renewals,
             tokens: Mutex::new(HashMap::new()),
             _dir: dir,
             _shutdown: tx,

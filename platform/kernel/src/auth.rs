@@ -75,6 +75,9 @@ impl Role {
             SelfService => true,
             UsersRead => matches!(self, Foreman | Manager | TrainingOfficer | Administrator),
             UsersWrite | AuditRead | TenantSettings | Integrations => self == Administrator,
+            Broadcast => matches!(self, Manager | TrainingOfficer | Administrator),
+            CertificationsManage => matches!(self, TrainingOfficer | Administrator),
+            ComplianceRead => matches!(self, Foreman | Manager | TrainingOfficer | Administrator),
         }
     }
 }
@@ -104,6 +107,12 @@ pub enum Permission {
     TenantSettings,
     /// See, install and run connectors.
     Integrations,
+    /// Send broadcasts to everyone, a role or a department.
+    Broadcast,
+    /// Define certification types and approval chains; record certifications for anyone.
+    CertificationsManage,
+    /// See who is compliant, expiring or expired.
+    ComplianceRead,
 }
 
 impl Permission {
@@ -116,6 +125,9 @@ impl Permission {
             Permission::AuditRead => "audit_read",
             Permission::TenantSettings => "tenant_settings",
             Permission::Integrations => "integrations",
+            Permission::Broadcast => "broadcast",
+            Permission::CertificationsManage => "certifications_manage",
+            Permission::ComplianceRead => "compliance_read",
         }
     }
 
@@ -127,6 +139,8 @@ impl Permission {
                 | Permission::TenantSettings
                 | Permission::SelfService
                 | Permission::Integrations
+                | Permission::Broadcast
+                | Permission::CertificationsManage
         )
     }
 }

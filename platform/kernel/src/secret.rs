@@ -48,3 +48,43 @@ mod tests {
         assert_eq!(token_digest("x").len(), 64);
     }
 }
+
+/// A link token that names its tenant: `<tenant id>.<256-bit random>`. Links that act (approve,
+/// reset a password, verify an email) are opened without a session, and the tenant part lets
+/// the server look the token up under that tenant's row-level security. Returns the token and
+/// the digest to store.
+pub fn link_token(tenant: crate::TenantId) -> (String, String) {
+    let token = format!("{}.{}", tenant.0.simple(), random_token());
+    let digest = token_digest(&token);
+    (token, digest)
+}
+
+/// The tenant and stored digest of a link token; `None` when it is not one.
+pub fn parse_link_token(token: &str) -> Option<(crate::TenantId, String)> {
+    let (tenant, random) = token.split_once('.')?;
+    if random.len() != 43
+        || !random
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return None;
+    }
+    let tenant = uuid::Uuid::try_parse(tenant).ok()?;
+    Some((crate::TenantId(tenant), token_digest(token)))
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::*;
+
+    #[test]
+    fn link_tokens_round_trip_and_reject_tampering() {
+        let tenant = crate::TenantId(uuid::Uuid::now_v7());
+        let (token, digest) = link_token(tenant);
+        assert_eq!(parse_link_token(&token), Some((tenant, digest.clone())));
+        assert!(parse_link_token("garbage").is_none());
+        assert!(parse_link_token(&token[..token.len() - 1]).is_none());
+        let other = format!("{}.{}", uuid::Uuid::now_v7().simple(), &token[33..]);
+        assert_ne!(parse_link_token(&other).map(|p| p.1), Some(digest));
+    }
+}

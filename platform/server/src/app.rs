@@ -20,6 +20,8 @@ use trainflow_kernel::{
     error::from_poem_error,
     ApiError,
 };
+use trainflow_notifications::{api::NotificationsApi, Deliverer};
+use trainflow_renewals::{api::RenewalsApi, Renewals};
 use trainflow_tenancy::api::TenancyApi;
 
 use crate::{config::Settings, metrics::Metrics, ratelimit::RateLimiter};
@@ -34,20 +36,39 @@ pub struct Edge {
     pub db: Db,
     pub runner: Runner,
     pub integrations: Arc<Integrations>,
+    pub deliverer: Deliverer,
+    pub renewals: Renewals,
 }
 
 /// The OpenAPI service of every bounded context.
 pub fn api_service(
     deps: &AuthDeps,
     integrations: &Arc<Integrations>,
+    renewals: &Renewals,
     public_url: &str,
-) -> OpenApiService<(IdentityApi, TenancyApi, ConnectorsApi), ()> {
+) -> OpenApiService<
+    (
+        IdentityApi,
+        TenancyApi,
+        ConnectorsApi,
+        NotificationsApi,
+        RenewalsApi,
+    ),
+    (),
+> {
     OpenApiService::new(
         (
             IdentityApi { deps: deps.clone() },
             TenancyApi { deps: deps.clone() },
             ConnectorsApi {
                 svc: integrations.clone(),
+            },
+            NotificationsApi {
+                db: deps.db.clone(),
+                public_url: public_url.trim_end_matches('/').to_string(),
+            },
+            RenewalsApi {
+                svc: renewals.clone(),
             },
         ),
         "TrainFlow API",
@@ -63,7 +84,12 @@ pub fn api_service(
 
 /// The whole HTTP application.
 pub fn build(edge: Arc<Edge>, deps: AuthDeps) -> impl Endpoint {
-    let api = api_service(&deps, &edge.integrations, &edge.settings.public_url);
+    let api = api_service(
+        &deps,
+        &edge.integrations,
+        &edge.renewals,
+        &edge.settings.public_url,
+    );
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     // CORS applies to the API only: the portal is same-origin and protected by CSRF tokens,
@@ -87,6 +113,10 @@ pub fn build(edge: Arc<Edge>, deps: AuthDeps) -> impl Endpoint {
         .at("/health/db", get(health_db))
         .at("/health/jobs", get(health_jobs))
         .at("/metrics", get(metrics))
+        .nest(
+            "/a",
+            trainflow_renewals::links::routes(edge.renewals.clone()),
+        )
         .nest(
             "/portal",
             trainflow_portal::routes(
@@ -257,7 +287,10 @@ fn body_limit(settings: &Settings, path: &str) -> usize {
     let upload = (path.starts_with("/api/v1/connectors/installations/")
         || path.starts_with("/portal/integrations/"))
         && path.ends_with("/files");
-    if upload {
+    let evidence = path.starts_with("/api/v1/renewals/") && path.ends_with("/evidence");
+    if evidence {
+        (trainflow_renewals::api::MAX_EVIDENCE_BYTES + 64 * 1024).max(settings.max_body_bytes)
+    } else if upload {
         settings.max_upload_bytes.max(settings.max_body_bytes)
     } else if path == "/api/v1/connectors/packages" || path == "/portal/integrations/packages" {
         (trainflow_integrations::manifest::MAX_COMPONENT_BYTES + 256 * 1024)

@@ -98,6 +98,28 @@ pub struct Settings {
     pub max_upload_bytes: usize,
     /// Let connectors call host names that resolve to loopback (development and tests only).
     pub connector_allow_loopback: bool,
+    /// SMTP server for email: `smtp://user:pass@host:587?tls=required`, `smtps://host:465`, or
+    /// `smtp://localhost:2525` (no TLS; local relays and tests). Empty: email goes to the log.
+    pub smtp_url: Secret,
+    /// The sender of email, e.g. `TrainFlow <no-reply@example.com>`.
+    pub mail_from: String,
+    /// Twilio's API base URL (a local server in tests).
+    pub twilio_base_url: String,
+    /// Twilio account; empty: SMS goes to the log.
+    pub twilio_account_sid: String,
+    pub twilio_auth_token: Secret,
+    /// The number (E.164) or messaging service SMS are sent from.
+    pub twilio_from: String,
+    /// Cron schedule (with seconds) of outbox delivery.
+    pub delivery_schedule: String,
+    /// Seconds before a failed delivery is retried (doubling each attempt, at most an hour).
+    pub delivery_backoff_secs: u64,
+    /// Hours an approval link stays usable.
+    pub approval_link_hours: i64,
+    /// Cron schedule of the daily expiry reminder scan.
+    pub reminder_schedule: String,
+    /// Cron schedule of approval reminders, escalation and re-routing.
+    pub escalation_schedule: String,
 }
 
 impl Default for Settings {
@@ -131,6 +153,17 @@ impl Default for Settings {
             credentials_key: Secret::default(),
             max_upload_bytes: 256 * 1024 * 1024,
             connector_allow_loopback: false,
+            smtp_url: Secret::default(),
+            mail_from: "TrainFlow <no-reply@trainflow.localhost>".into(),
+            twilio_base_url: "https://api.twilio.com".into(),
+            twilio_account_sid: String::new(),
+            twilio_auth_token: Secret::default(),
+            twilio_from: String::new(),
+            delivery_schedule: "*/10 * * * * *".into(),
+            delivery_backoff_secs: 30,
+            approval_link_hours: 72,
+            reminder_schedule: "0 0 6 * * *".into(),
+            escalation_schedule: "0 */5 * * * *".into(),
         }
     }
 }
@@ -155,6 +188,9 @@ impl fmt::Debug for Settings {
             .field("jobs_enabled", &self.jobs_enabled)
             .field("credentials_key", &self.credentials_key)
             .field("max_upload_bytes", &self.max_upload_bytes)
+            .field("smtp_url", &self.smtp_url)
+            .field("twilio_account_sid", &self.twilio_account_sid)
+            .field("twilio_auth_token", &self.twilio_auth_token)
             .finish_non_exhaustive()
     }
 }
@@ -277,6 +313,45 @@ impl Settings {
         set(
             &mut self.connector_allow_loopback,
             "TRAINFLOW_CONNECTOR_ALLOW_LOOPBACK",
+            &get,
+        )?;
+        set(&mut self.smtp_url, "TRAINFLOW_SMTP_URL", &get)?;
+        set(&mut self.mail_from, "TRAINFLOW_MAIL_FROM", &get)?;
+        set(&mut self.twilio_base_url, "TRAINFLOW_TWILIO_BASE_URL", &get)?;
+        set(
+            &mut self.twilio_account_sid,
+            "TRAINFLOW_TWILIO_ACCOUNT_SID",
+            &get,
+        )?;
+        set(
+            &mut self.twilio_auth_token,
+            "TRAINFLOW_TWILIO_AUTH_TOKEN",
+            &get,
+        )?;
+        set(&mut self.twilio_from, "TRAINFLOW_TWILIO_FROM", &get)?;
+        set(
+            &mut self.delivery_schedule,
+            "TRAINFLOW_DELIVERY_SCHEDULE",
+            &get,
+        )?;
+        set(
+            &mut self.delivery_backoff_secs,
+            "TRAINFLOW_DELIVERY_BACKOFF_SECS",
+            &get,
+        )?;
+        set(
+            &mut self.approval_link_hours,
+            "TRAINFLOW_APPROVAL_LINK_HOURS",
+            &get,
+        )?;
+        set(
+            &mut self.reminder_schedule,
+            "TRAINFLOW_REMINDER_SCHEDULE",
+            &get,
+        )?;
+        set(
+            &mut self.escalation_schedule,
+            "TRAINFLOW_ESCALATION_SCHEDULE",
             &get,
         )?;
         Ok(())

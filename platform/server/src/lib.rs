@@ -18,6 +18,8 @@ use trainflow_kernel::{
     auth::JwtKeys,
     db::{Db, DbOptions},
 };
+use trainflow_notifications::{outbox::RetryPolicy, Deliverer, EmailTransport, SmsTransport};
+use trainflow_renewals::Renewals;
 
 use crate::{app::Edge, config::Settings, metrics::Metrics, ratelimit::RateLimiter};
 
@@ -29,6 +31,8 @@ pub struct Instance {
     pub runner: Runner,
     pub edge: Arc<Edge>,
     pub integrations: Arc<Integrations>,
+    pub deliverer: Deliverer,
+    pub renewals: Renewals,
 }
 
 /// Connects (migrating first when configured) and assembles the services.
@@ -83,7 +87,34 @@ pub async fn prepare_with(settings: Settings, mut runs: RunSettings) -> anyhow::
         CredentialsKey::from_base64(settings.credentials_key.expose())?
     };
     let integrations = Integrations::new(db.clone(), key, runs, instance.clone()).await?;
-    let runner = Runner::new(db.clone(), instance, jobs(&settings, &integrations));
+    let deliverer = Deliverer {
+        db: db.clone(),
+        email: EmailTransport::from_url(settings.smtp_url.expose(), &settings.mail_from)?,
+        sms: SmsTransport::twilio(
+            &settings.twilio_base_url,
+            &settings.twilio_account_sid,
+            settings.twilio_auth_token.expose(),
+            &settings.twilio_from,
+        )?,
+        retry: RetryPolicy {
+            backoff: Duration::from_secs(settings.delivery_backoff_secs.max(1)),
+            ..RetryPolicy::default()
+        },
+    };
+    anyhow::ensure!(
+        (1..=24 * 30).contains(&settings.approval_link_hours),
+        "approval_link_hours must be between 1 and 720"
+    );
+    let renewals = Renewals::new(
+        db.clone(),
+        &settings.public_url,
+        time::Duration::hours(settings.approval_link_hours),
+    );
+    let runner = Runner::new(
+        db.clone(),
+        instance,
+        jobs(&settings, &integrations, &deliverer, &renewals),
+    );
     let edge = Arc::new(Edge {
         keys,
         metrics: Metrics::default(),
@@ -93,6 +124,8 @@ pub async fn prepare_with(settings: Settings, mut runs: RunSettings) -> anyhow::
         runner: runner.clone(),
         settings: settings.clone(),
         integrations: integrations.clone(),
+        deliverer: deliverer.clone(),
+        renewals: renewals.clone(),
     });
     Ok(Instance {
         settings,
@@ -101,13 +134,21 @@ pub async fn prepare_with(settings: Settings, mut runs: RunSettings) -> anyhow::
         runner,
         edge,
         integrations,
+        deliverer,
+        renewals,
     })
 }
 
 /// The scheduled jobs of this release.
-pub fn jobs(settings: &Settings, integrations: &Arc<Integrations>) -> Vec<JobSpec> {
+pub fn jobs(
+    settings: &Settings,
+    integrations: &Arc<Integrations>,
+    deliverer: &Deliverer,
+    renewals: &Renewals,
+) -> Vec<JobSpec> {
     let after = time::Duration::days(settings.inactive_after_days);
     let connectors = integrations.clone();
+    let (outbox, reminders, escalations) = (deliverer.clone(), renewals.clone(), renewals.clone());
     vec![
         JobSpec {
             name: "identity.cleanup_inactive_users",
@@ -131,6 +172,42 @@ pub fn jobs(settings: &Settings, integrations: &Arc<Integrations>) -> Vec<JobSpe
                 Box::pin(async move {
                     let minute = trainflow_jobs::minute_of(now);
                     Ok(serde_json::to_value(connectors.dispatch(minute).await?)?)
+                })
+            }),
+        },
+        JobSpec {
+            name: "notifications.deliver",
+            schedule: settings.delivery_schedule.clone(),
+            description: "Delivers due email and SMS from the outbox, retrying failures with back-off",
+            run: Arc::new(move |_db, now| {
+                let outbox = outbox.clone();
+                Box::pin(async move {
+                    let outcome = outbox.deliver_due(now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                    Ok(serde_json::to_value(outcome)?)
+                })
+            }),
+        },
+        JobSpec {
+            name: "renewals.expiry_reminders",
+            schedule: settings.reminder_schedule.clone(),
+            description: "Reminds people of certifications reaching the tenant's reminder offsets",
+            run: Arc::new(move |_db, now| {
+                let renewals = reminders.clone();
+                Box::pin(async move {
+                    let outcome = renewals.expiry_reminders(now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                    Ok(serde_json::to_value(outcome)?)
+                })
+            }),
+        },
+        JobSpec {
+            name: "renewals.escalations",
+            schedule: settings.escalation_schedule.clone(),
+            description: "Reminds idle approvers, escalates overdue steps and re-routes steps whose approver left",
+            run: Arc::new(move |_db, now| {
+                let renewals = escalations.clone();
+                Box::pin(async move {
+                    let outcome = renewals.escalations(now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                    Ok(serde_json::to_value(outcome)?)
                 })
             }),
         },

@@ -297,6 +297,7 @@ async fn main() -> anyhow::Result<()> {
                 trainflow_server::app::api_service(
                     &instance.deps,
                     &instance.integrations,
+                    &instance.renewals,
                     &instance.settings.public_url
                 )
                 .spec()

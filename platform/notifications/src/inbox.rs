@@ -1,0 +1,350 @@
+//! In-app notifications and preferences, and [`notify`]: the one call events make.
+
+use std::collections::HashMap;
+
+use poem_openapi::Object;
+use serde::Serialize;
+use time::OffsetDateTime;
+use trainflow_kernel::{db::TenantTx, sql, ApiError, ApiResult};
+use uuid::Uuid;
+
+use crate::{
+    outbox::{enqueue, Message},
+    templates, Channel, Kind, Priority,
+};
+
+/// Something to tell one person.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    pub user_id: Uuid,
+    pub kind: Kind,
+    pub priority: Priority,
+    pub title: String,
+    pub body: String,
+    /// Where the related object is (a portal path or a full URL).
+    pub link: Option<String>,
+    /// The email template and its values (default: the generic `notification` template).
+    pub email_template: Option<(&'static str, Vec<(&'static str, String)>)>,
+    /// The SMS text (default: the title and the link).
+    pub sms: Option<String>,
+    /// Send on these channels whatever the preferences say (a link a person must receive to
+    /// act, such as an approval request). In-app is always kept.
+    pub required_channels: Vec<Channel>,
+}
+
+impl Notice {
+    pub fn new(
+        user_id: Uuid,
+        kind: Kind,
+        priority: Priority,
+        title: impl Into<String>,
+        body: impl Into<String>,
+    ) -> Self {
+        Notice {
+            user_id,
+            kind,
+            priority,
+            title: title.into(),
+            body: body.into(),
+            link: None,
+            email_template: None,
+            sms: None,
+            required_channels: Vec::new(),
+        }
+    }
+}
+
+/// What [`notify`] wrote.
+#[derive(Debug, Default, Clone)]
+pub struct Notified {
+    pub notification: Option<Uuid>,
+    pub email: Option<Uuid>,
+    pub sms: Option<Uuid>,
+}
+
+/// Records `notice` inside the caller's transaction: the in-app notification, and an outbox
+/// message per channel the person wants (and can be reached on). Nothing is sent before the
+/// transaction commits, and nothing is lost if it does.
+pub async fn notify(
+    tx: &mut TenantTx,
+    notice: &Notice,
+    public_url: &str,
+    now: OffsetDateTime,
+) -> ApiResult<Notified> {
+    let tenant = tx.tenant();
+    let person: Option<(String, Option<String>, String, bool)> = sql!(tx.conn() => |c| sqlx::query_as(
+        "select u.email, u.phone, t.name, u.is_active and u.deleted_at is null
+           from users u join tenants t on t.id = u.tenant_id
+          where u.tenant_id = $1 and u.id = $2")
+        .bind(tenant).bind(notice.user_id).fetch_optional(&mut *c).await)?;
+    let Some((email, phone, organisation, active)) = person else {
+        return Err(ApiError::NotFound);
+    };
+    let mut out = Notified::default();
+    if !active {
+        return Ok(out);
+    }
+    let wants = preferences_of(tx, notice.user_id).await?;
+    let wanted = |channel: Channel| {
+        notice.required_channels.contains(&channel)
+            || wants
+                .get(&(notice.kind, channel))
+                .copied()
+                .unwrap_or_else(|| channel.default_for(notice.kind))
+    };
+    let link = notice.link.as_ref().map(|l| absolute(public_url, l));
+    let id = Uuid::now_v7();
+    sql!(tx.conn() => |c| sqlx::query(
+        "insert into notifications (tenant_id, id, user_id, kind, priority, title, body, link, created_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+        .bind(tenant).bind(id).bind(notice.user_id).bind(notice.kind.as_str())
+        .bind(notice.priority.as_str()).bind(&notice.title).bind(&notice.body)
+        .bind(&notice.link).bind(now).execute(&mut *c).await.map(drop))?;
+    out.notification = Some(id);
+    if wanted(Channel::Email) {
+        let (name, mut vars) = notice
+            .email_template
+            .clone()
+            .unwrap_or(("notification", Vec::new()));
+        vars.extend([
+            ("title", notice.title.clone()),
+            ("body", notice.body.clone()),
+            ("link", link.clone().unwrap_or_default()),
+            ("organisation", organisation.clone()),
+        ]);
+        let template = templates::load(tx, name)
+            .await?
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no email template {name}")))?;
+        let r = templates::render(&template, &vars);
+        out.email = Some(
+            enqueue(
+                tx,
+                Message::Email {
+                    to: email,
+                    subject: r.subject,
+                    text: r.text,
+                    html: Some(r.html),
+                },
+                now,
+            )
+            .await?,
+        );
+    }
+    if let Some(phone) = phone.filter(|_| wanted(Channel::Sms)) {
+        let text = notice.sms.clone().unwrap_or_else(|| match &link {
+            Some(l) => format!("{}: {} {l}", organisation, notice.title),
+            None => format!("{}: {}", organisation, notice.title),
+        });
+        out.sms = Some(enqueue(tx, Message::Sms { to: phone, text }, now).await?);
+    }
+    Ok(out)
+}
+
+fn absolute(public_url: &str, link: &str) -> String {
+    if link.starts_with("http://") || link.starts_with("https://") {
+        link.to_string()
+    } else {
+        format!(
+            "{}/{}",
+            public_url.trim_end_matches('/'),
+            link.trim_start_matches('/')
+        )
+    }
+}
+
+/// A person's explicit choices.
+async fn preferences_of(
+    tx: &mut TenantTx,
+    user: Uuid,
+) -> ApiResult<HashMap<(Kind, Channel), bool>> {
+    let tenant = tx.tenant();
+    let rows: Vec<(String, String, bool)> = sql!(tx.conn() => |c| sqlx::query_as(
+        "select kind, channel, enabled from notification_preferences where tenant_id = $1 and user_id = $2")
+        .bind(tenant).bind(user).fetch_all(&mut *c).await)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(k, c, e)| Some(((Kind::parse(&k)?, Channel::parse(&c)?), e)))
+        .collect())
+}
+
+/// One preference.
+#[derive(Debug, Clone, Object, Serialize, serde::Deserialize)]
+pub struct Preference {
+    pub kind: Kind,
+    pub channel: Channel,
+    pub enabled: bool,
+}
+
+/// Every type × channel for `user`, chosen or defaulted.
+pub async fn preferences(tx: &mut TenantTx, user: Uuid) -> ApiResult<Vec<Preference>> {
+    let chosen = preferences_of(tx, user).await?;
+    Ok(Kind::ALL
+        .into_iter()
+        .flat_map(|kind| Channel::ALL.into_iter().map(move |channel| (kind, channel)))
+        .map(|(kind, channel)| Preference {
+            kind,
+            channel,
+            enabled: chosen
+                .get(&(kind, channel))
+                .copied()
+                .unwrap_or_else(|| channel.default_for(kind)),
+        })
+        .collect())
+}
+
+/// Records `user`'s choices (the others keep their values).
+pub async fn set_preferences(tx: &mut TenantTx, user: Uuid, prefs: &[Preference]) -> ApiResult<()> {
+    let tenant = tx.tenant();
+    for p in prefs {
+        sql!(tx.conn() => |c| sqlx::query(
+            "insert into notification_preferences (tenant_id, user_id, kind, channel, enabled)
+             values ($1, $2, $3, $4, $5)
+             on conflict (tenant_id, user_id, kind, channel) do update set enabled = excluded.enabled")
+            .bind(tenant).bind(user).bind(p.kind.as_str()).bind(p.channel.as_str()).bind(p.enabled)
+            .execute(&mut *c).await.map(drop))?;
+    }
+    Ok(())
+}
+
+/// An in-app notification.
+#[derive(Debug, Clone, Object, Serialize)]
+pub struct Notification {
+    pub id: Uuid,
+    pub kind: Kind,
+    pub priority: Priority,
+    pub title: String,
+    pub body: String,
+    pub link: Option<String>,
+    pub read: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub read_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(sqlx::FromRow)]
+struct NotificationRow {
+    id: Uuid,
+    kind: String,
+    priority: String,
+    title: String,
+    body: String,
+    link: Option<String>,
+    read_at: Option<OffsetDateTime>,
+    created_at: OffsetDateTime,
+}
+
+impl From<NotificationRow> for Notification {
+    fn from(r: NotificationRow) -> Self {
+        Notification {
+            id: r.id,
+            kind: Kind::parse(&r.kind).unwrap_or(Kind::System),
+            priority: Priority::parse(&r.priority),
+            title: r.title,
+            body: r.body,
+            link: r.link,
+            read: r.read_at.is_some(),
+            read_at: r.read_at,
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// A page of `user`'s notifications, newest first, and the total.
+pub async fn list(
+    tx: &mut TenantTx,
+    user: Uuid,
+    unread_only: bool,
+    limit: i64,
+    offset: i64,
+) -> ApiResult<(Vec<Notification>, i64)> {
+    let tenant = tx.tenant();
+    let filter = if unread_only {
+        " and read_at is null"
+    } else {
+        ""
+    };
+    let rows: Vec<NotificationRow> = sql!(tx.conn() => |c| sqlx::query_as(&format!(
+        "select id, kind, priority, title, body, link, read_at, created_at from notifications
+          where tenant_id = $1 and user_id = $2 and deleted_at is null{filter}
+          order by created_at desc, id desc limit $3 offset $4"))
+        .bind(tenant).bind(user).bind(limit).bind(offset).fetch_all(&mut *c).await)?;
+    let total: i64 = sql!(tx.conn() => |c| sqlx::query_scalar(&format!(
+        "select count(*) from notifications where tenant_id = $1 and user_id = $2 and deleted_at is null{filter}"))
+        .bind(tenant).bind(user).fetch_one(&mut *c).await)?;
+    Ok((rows.into_iter().map(Into::into).collect(), total))
+}
+
+/// How many of `user`'s notifications are unread.
+pub async fn unread_count(tx: &mut TenantTx, user: Uuid) -> ApiResult<i64> {
+    let tenant = tx.tenant();
+    Ok(sql!(tx.conn() => |c| sqlx::query_scalar(
+        "select count(*) from notifications where tenant_id = $1 and user_id = $2 and deleted_at is null and read_at is null")
+        .bind(tenant).bind(user).fetch_one(&mut *c).await)?)
+}
+
+/// Marks one of `user`'s notifications read or unread; 404 for anyone else's.
+pub async fn mark(
+    tx: &mut TenantTx,
+    user: Uuid,
+    id: Uuid,
+    read: bool,
+    now: OffsetDateTime,
+) -> ApiResult<Notification> {
+    let tenant = tx.tenant();
+    let read_at = read.then_some(now);
+    let row: Option<NotificationRow> = sql!(tx.conn() => |c| sqlx::query_as(
+        "update notifications set read_at = case when $4 then coalesce(read_at, $5) else null end
+          where tenant_id = $1 and user_id = $2 and id = $3 and deleted_at is null
+          returning id, kind, priority, title, body, link, read_at, created_at")
+        .bind(tenant).bind(user).bind(id).bind(read).bind(read_at.unwrap_or(now))
+        .fetch_optional(&mut *c).await)?;
+    row.map(Into::into).ok_or(ApiError::NotFound)
+}
+
+/// Marks every unread notification of `user` read; returns how many.
+pub async fn mark_all_read(tx: &mut TenantTx, user: Uuid, now: OffsetDateTime) -> ApiResult<u64> {
+    let tenant = tx.tenant();
+    Ok(sql!(tx.conn() => |c| sqlx::query(
+        "update notifications set read_at = $3 where tenant_id = $1 and user_id = $2 and read_at is null and deleted_at is null")
+        .bind(tenant).bind(user).bind(now).execute(&mut *c).await.map(|r| r.rows_affected()))?)
+}
+
+/// Deletes (softly) one of `user`'s notifications; 404 for anyone else's.
+pub async fn delete(tx: &mut TenantTx, user: Uuid, id: Uuid, now: OffsetDateTime) -> ApiResult<()> {
+    let tenant = tx.tenant();
+    let n = sql!(tx.conn() => |c| sqlx::query(
+        "update notifications set deleted_at = $4 where tenant_id = $1 and user_id = $2 and id = $3 and deleted_at is null")
+        .bind(tenant).bind(user).bind(id).bind(now).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    if n == 0 {
+        return Err(ApiError::NotFound);
+    }
+    Ok(())
+}
+
+/// Who a broadcast reaches.
+#[derive(Debug, Clone)]
+pub enum Audience {
+    All,
+    Role(String),
+    Department(Uuid),
+}
+
+/// The active people of `audience`.
+pub async fn audience(tx: &mut TenantTx, audience: &Audience) -> ApiResult<Vec<Uuid>> {
+    let tenant = tx.tenant();
+    let base =
+        "select id from users where tenant_id = $1 and is_active = true and deleted_at is null";
+    Ok(match audience {
+        Audience::All => sql!(tx.conn() => |c| sqlx::query_scalar(base)
+            .bind(tenant).fetch_all(&mut *c).await)?,
+        Audience::Role(role) => {
+            sql!(tx.conn() => |c| sqlx::query_scalar(&format!("{base} and role = $2"))
+            .bind(tenant).bind(role).fetch_all(&mut *c).await)?
+        }
+        Audience::Department(d) => {
+            sql!(tx.conn() => |c| sqlx::query_scalar(&format!("{base} and department_id = $2"))
+            .bind(tenant).bind(*d).fetch_all(&mut *c).await)?
+        }
+    })
+}

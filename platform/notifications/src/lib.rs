@@ -1,0 +1,129 @@
+//! Notifications: what people are told, and how it reaches them.
+//!
+//! * [`inbox`]: in-app notifications (type, priority, read/unread, deleted, a link to the
+//!   related object), each person's preferences per type × channel, and broadcasts.
+//! * [`templates`]: the email and SMS texts, built in and overridable per tenant.
+//! * [`outbox`]: every email and SMS is a row written in the transaction of the event that
+//!   caused it; a job delivers due rows with retries and back-off, so a dead SMTP server or
+//!   Twilio outage delays messages but loses none, and a delivered message is never sent again.
+//! * [`transport`]: SMTP through lettre, and Twilio's REST API through reqwest (with a
+//!   configurable base URL, so tests talk to a local server that answers like Twilio).
+
+use poem_openapi::Enum;
+use serde::{Deserialize, Serialize};
+
+pub mod api;
+pub mod inbox;
+pub mod outbox;
+pub mod templates;
+pub mod transport;
+
+pub use inbox::{notify, Notice};
+pub use outbox::{Deliverer, DeliveryOutcome};
+pub use transport::{EmailTransport, SmsTransport};
+
+/// What a notification is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Enum, Serialize, Deserialize)]
+#[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Attendance,
+    Report,
+    Account,
+    Session,
+    System,
+    Renewal,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 6] = [
+        Kind::Attendance,
+        Kind::Report,
+        Kind::Account,
+        Kind::Session,
+        Kind::System,
+        Kind::Renewal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Attendance => "attendance",
+            Kind::Report => "report",
+            Kind::Account => "account",
+            Kind::Session => "session",
+            Kind::System => "system",
+            Kind::Renewal => "renewal",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// How urgent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, Deserialize)]
+#[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Low,
+    Medium,
+    High,
+}
+
+impl Priority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Medium => "medium",
+            Priority::High => "high",
+        }
+    }
+
+    pub fn parse(s: &str) -> Priority {
+        match s {
+            "low" => Priority::Low,
+            "high" => Priority::High,
+            _ => Priority::Medium,
+        }
+    }
+}
+
+/// Where a notification goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Enum, Serialize, Deserialize)]
+#[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    InApp,
+    Email,
+    Sms,
+    /// Stored as a preference; no push service is connected yet.
+    Push,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 4] = [Channel::InApp, Channel::Email, Channel::Sms, Channel::Push];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::InApp => "in_app",
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+            Channel::Push => "push",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// The preference when a person has not chosen: in-app and email for everything, SMS for
+    /// renewals (approvals and expiries are what people act on from a phone), push never.
+    pub fn default_for(self, kind: Kind) -> bool {
+        match self {
+            Channel::InApp | Channel::Email => true,
+            Channel::Sms => kind == Kind::Renewal,
+            Channel::Push => false,
+        }
+    }
+}

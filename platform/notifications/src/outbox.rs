@@ -1,0 +1,278 @@
+//! The outbox: messages written with the event that caused them, delivered by a job.
+//!
+//! A message is an `outbox` row (tenant data, behind row-level security) and a
+//! `delivery_queue` row (its id, tenant and due time: what the job scans across tenants). The
+//! job claims due entries for a few minutes (`for update skip locked` on PostgreSQL; SQLite's
+//! write lock serializes claims), sends each one and records the outcome: sent (the queue entry
+//! goes), a transient failure (due again after exponential back-off), or a permanent one or too
+//! many attempts (failed, kept for the record). A claim that is never resolved — the instance
+//! died mid-send — expires and the message is tried again; email carries the outbox id as its
+//! `Message-ID`, so such a resend is recognisable as the same mail.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use trainflow_kernel::{
+    db::{Conn, Db, TenantTx},
+    sql, ApiResult, TenantId,
+};
+use uuid::Uuid;
+
+use crate::transport::{Email, EmailTransport, SendError, SmsTransport};
+
+/// A message to deliver.
+#[derive(Debug, Clone)]
+pub enum Message {
+    Email {
+        to: String,
+        subject: String,
+        text: String,
+        html: Option<String>,
+    },
+    Sms {
+        to: String,
+        text: String,
+    },
+}
+
+/// Writes `message` to the outbox inside the caller's transaction.
+pub async fn enqueue(tx: &mut TenantTx, message: Message, now: OffsetDateTime) -> ApiResult<Uuid> {
+    let tenant = tx.tenant();
+    let id = Uuid::now_v7();
+    let (channel, to, subject, text, html) = match message {
+        Message::Email {
+            to,
+            subject,
+            text,
+            html,
+        } => ("email", to, Some(subject), text, html),
+        Message::Sms { to, text } => ("sms", to, None, text, None),
+    };
+    sql!(tx.conn() => |c| sqlx::query(
+        "insert into outbox (tenant_id, id, channel, recipient, subject, text_body, html_body, status, created_at)
+         values ($1, $2, $3, $4, $5, $6, $7, 'pending', $8)")
+        .bind(tenant).bind(id).bind(channel).bind(&to).bind(&subject).bind(&text).bind(&html).bind(now)
+        .execute(&mut *c).await.map(drop))?;
+    sql!(tx.conn() => |c| sqlx::query(
+        "insert into delivery_queue (id, tenant_id, next_attempt_at) values ($1, $2, $3)")
+        .bind(id).bind(tenant).bind(now).execute(&mut *c).await.map(drop))?;
+    Ok(id)
+}
+
+/// How delivery retries.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Wait after the first failure; doubles with each attempt.
+    pub backoff: Duration,
+    /// The longest wait between attempts.
+    pub max_backoff: Duration,
+    /// Attempts before a message is marked failed.
+    pub max_attempts: u32,
+    /// How long a claim holds a message before another instance may take it.
+    pub claim_for: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            backoff: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(3600),
+            max_attempts: 12,
+            claim_for: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What one delivery pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct DeliveryOutcome {
+    pub sent: u32,
+    pub retrying: u32,
+    pub failed: u32,
+}
+
+/// Delivers the outbox.
+#[derive(Clone)]
+pub struct Deliverer {
+    pub db: Db,
+    pub email: EmailTransport,
+    pub sms: SmsTransport,
+    pub retry: RetryPolicy,
+}
+
+#[derive(sqlx::FromRow)]
+struct Pending {
+    channel: String,
+    recipient: String,
+    subject: Option<String>,
+    text_body: String,
+    html_body: Option<String>,
+    status: String,
+    attempts: i32,
+}
+
+impl Deliverer {
+    /// Delivers every message due at `now`, in batches.
+    pub async fn deliver_due(&self, now: OffsetDateTime) -> ApiResult<DeliveryOutcome> {
+        self.deliver_due_for(None, now).await
+    }
+
+    /// [`Deliverer::deliver_due`], for one tenant's messages only when `tenant` is given.
+    pub async fn deliver_due_for(
+        &self,
+        tenant: Option<TenantId>,
+        now: OffsetDateTime,
+    ) -> ApiResult<DeliveryOutcome> {
+        let mut outcome = DeliveryOutcome::default();
+        loop {
+            let batch = self.claim(tenant, now, 50).await?;
+            if batch.is_empty() {
+                return Ok(outcome);
+            }
+            for (id, tenant) in batch {
+                self.deliver_one(TenantId(tenant), id, now, &mut outcome)
+                    .await?;
+            }
+        }
+    }
+
+    /// Messages waiting (for `/metrics` and the health page).
+    pub async fn depth(&self) -> ApiResult<i64> {
+        let mut tx = self.db.platform_tx().await?;
+        let n: i64 = sql!(tx.conn() => |c| sqlx::query_scalar("select count(*) from delivery_queue")
+            .fetch_one(&mut *c).await)?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn claim(
+        &self,
+        tenant: Option<TenantId>,
+        now: OffsetDateTime,
+        limit: i64,
+    ) -> ApiResult<Vec<(Uuid, Uuid)>> {
+        let tenant = tenant.map(|t| t.0);
+        let until = now + self.retry.claim_for;
+        let mut tx = self.db.platform_tx().await?;
+        let rows: Vec<(Uuid, Uuid)> = match tx.conn() {
+            Conn::Postgres(c) => {
+                sqlx::query_as(
+                    "update delivery_queue set claimed_until = $2
+                      where id in (select id from delivery_queue
+                                    where next_attempt_at <= $1
+                                      and (claimed_until is null or claimed_until < $1)
+                                      and ($4 is null or tenant_id = $4)
+                                    order by next_attempt_at limit $3
+                                    for update skip locked)
+                      returning id, tenant_id",
+                )
+                .bind(now)
+                .bind(until)
+                .bind(limit)
+                .bind(tenant)
+                .fetch_all(&mut *c)
+                .await?
+            }
+            Conn::Sqlite(c) => {
+                sqlx::query_as(
+                    "update delivery_queue set claimed_until = $2
+                      where id in (select id from delivery_queue
+                                    where next_attempt_at <= $1
+                                      and (claimed_until is null or claimed_until < $1)
+                                      and ($4 is null or tenant_id = $4)
+                                    order by next_attempt_at limit $3)
+                      returning id, tenant_id",
+                )
+                .bind(now)
+                .bind(until)
+                .bind(limit)
+                .bind(tenant)
+                .fetch_all(&mut *c)
+                .await?
+            }
+        };
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    async fn deliver_one(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        now: OffsetDateTime,
+        outcome: &mut DeliveryOutcome,
+    ) -> ApiResult<()> {
+        let mut tx = TenantTx::begin_system(&self.db, tenant).await?;
+        let row: Option<Pending> = sql!(tx.conn() => |c| sqlx::query_as(
+            "select channel, recipient, subject, text_body, html_body, status, attempts
+               from outbox where tenant_id = $1 and id = $2")
+            .bind(tenant).bind(id).fetch_optional(&mut *c).await)?;
+        tx.commit().await?;
+        let Some(row) = row.filter(|r| r.status == "pending") else {
+            // Already delivered or failed (or gone with its tenant): only the queue entry is left.
+            return self.dequeue(id).await;
+        };
+        let sent = match row.channel.as_str() {
+            "email" => {
+                self.email
+                    .send(&Email {
+                        id,
+                        to: &row.recipient,
+                        subject: row.subject.as_deref().unwrap_or(""),
+                        text: &row.text_body,
+                        html: row.html_body.as_deref(),
+                    })
+                    .await
+            }
+            _ => self.sms.send(&row.recipient, &row.text_body).await,
+        };
+        let attempts = row.attempts + 1;
+        let mut tx = TenantTx::begin_system(&self.db, tenant).await?;
+        match sent {
+            Ok(provider_id) => {
+                sql!(tx.conn() => |c| sqlx::query(
+                    "update outbox set status = 'sent', attempts = $3, sent_at = $4, provider_id = $5, last_error = null
+                      where tenant_id = $1 and id = $2")
+                    .bind(tenant).bind(id).bind(attempts).bind(now).bind(&provider_id)
+                    .execute(&mut *c).await.map(drop))?;
+                sql!(tx.conn() => |c| sqlx::query("delete from delivery_queue where id = $1")
+                    .bind(id).execute(&mut *c).await.map(drop))?;
+                outcome.sent += 1;
+            }
+            Err(SendError { permanent, message }) => {
+                let give_up = permanent || attempts as u32 >= self.retry.max_attempts;
+                tracing::warn!(%id, channel = row.channel, attempts, give_up, error = %message, "delivery failed");
+                let status = if give_up { "failed" } else { "pending" };
+                sql!(tx.conn() => |c| sqlx::query(
+                    "update outbox set status = $3, attempts = $4, last_error = $5 where tenant_id = $1 and id = $2")
+                    .bind(tenant).bind(id).bind(status).bind(attempts).bind(&message)
+                    .execute(&mut *c).await.map(drop))?;
+                if give_up {
+                    sql!(tx.conn() => |c| sqlx::query("delete from delivery_queue where id = $1")
+                        .bind(id).execute(&mut *c).await.map(drop))?;
+                    outcome.failed += 1;
+                } else {
+                    let next = now + self.backoff(attempts as u32);
+                    sql!(tx.conn() => |c| sqlx::query(
+                        "update delivery_queue set next_attempt_at = $2, claimed_until = null where id = $1")
+                        .bind(id).bind(next).execute(&mut *c).await.map(drop))?;
+                    outcome.retrying += 1;
+                }
+            }
+        }
+        tx.commit().await
+    }
+
+    async fn dequeue(&self, id: Uuid) -> ApiResult<()> {
+        let mut tx = self.db.platform_tx().await?;
+        sql!(tx.conn() => |c| sqlx::query("delete from delivery_queue where id = $1")
+            .bind(id).execute(&mut *c).await.map(drop))?;
+        tx.commit().await
+    }
+
+    /// The wait after `attempts` failures: `backoff × 2^(attempts-1)`, at most `max_backoff`.
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let factor = 1u32 << attempts.saturating_sub(1).min(16);
+        (self.retry.backoff * factor).min(self.retry.max_backoff)
+    }
+}

@@ -1,0 +1,172 @@
+//! Email and SMS texts. Each template has a subject, a plain-text body and an HTML body with
+//! `{{name}}` placeholders; a tenant may replace any of them (`email_templates`). Values are
+//! HTML-escaped in the HTML body, and a placeholder without a value renders empty.
+
+use trainflow_kernel::{db::TenantTx, sql, ApiResult};
+
+/// A template's three parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// A rendered email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+const LAYOUT_START: &str = "<!doctype html><html><body style=\"font-family:system-ui,sans-serif;\
+    max-width:560px;margin:auto;padding:16px;color:#1b1f24\">";
+const LAYOUT_END: &str = "<p style=\"color:#57606a;font-size:13px\">{{organisation}} · TrainFlow\
+    </p></body></html>";
+
+/// The built-in templates, by name.
+pub const BUILT_IN: &[(&str, &str, &str, &str)] = &[
+    (
+        "notification",
+        "{{title}}",
+        "{{body}}\n\n{{link}}\n",
+        "<h1 style=\"font-size:20px\">{{title}}</h1><p>{{body}}</p>\
+         <p><a href=\"{{link}}\">Open in TrainFlow</a></p>",
+    ),
+    (
+        "approval_request",
+        "Renewal to approve: {{certification}} for {{employee}}",
+        "{{employee}} asks to renew {{certification}} (expires {{expires_on}}).\n\
+         You are step {{step}} of the approval.\n\n\
+         Review and approve or reject: {{approve_link}}\n\n\
+         The link works once and expires {{link_expires}}. You can also answer from your \
+         approvals queue in TrainFlow.\n",
+        "<h1 style=\"font-size:20px\">Renewal to approve</h1>\
+         <p><strong>{{employee}}</strong> asks to renew <strong>{{certification}}</strong> \
+         (expires {{expires_on}}). You are step {{step}} of the approval.</p>\
+         <p><a href=\"{{approve_link}}\" style=\"display:inline-block;padding:12px 20px;\
+         background:#0b5cad;color:#fff;border-radius:6px;text-decoration:none\">Review the \
+         request</a></p><p>The link works once and expires {{link_expires}}.</p>",
+    ),
+    (
+        "certification_expiring",
+        "{{certification}} expires in {{days}} days",
+        "Your {{certification}} expires on {{expires_on}} ({{days}} days).\n\
+         Request a renewal: {{link}}\n",
+        "<h1 style=\"font-size:20px\">{{certification}} expires in {{days}} days</h1>\
+         <p>It expires on {{expires_on}}.</p><p><a href=\"{{link}}\">Request a renewal</a></p>",
+    ),
+];
+
+/// The built-in template `name`.
+pub fn built_in(name: &str) -> Option<Template> {
+    BUILT_IN
+        .iter()
+        .find(|(n, ..)| *n == name)
+        .map(|(_, subject, text, html)| Template {
+            subject: subject.to_string(),
+            text: text.to_string(),
+            html: format!("{LAYOUT_START}{html}{LAYOUT_END}"),
+        })
+}
+
+/// The tenant's version of `name`, else the built-in one.
+pub async fn load(tx: &mut TenantTx, name: &str) -> ApiResult<Option<Template>> {
+    let tenant = tx.tenant();
+    let row: Option<(String, String, String)> = sql!(tx.conn() => |c| sqlx::query_as(
+        "select subject, text_body, html_body from email_templates where tenant_id = $1 and name = $2")
+        .bind(tenant).bind(name).fetch_optional(&mut *c).await)?;
+    Ok(match row {
+        Some((subject, text, html)) => Some(Template {
+            subject,
+            text,
+            html,
+        }),
+        None => built_in(name),
+    })
+}
+
+/// Fills `template` with `vars`.
+pub fn render(template: &Template, vars: &[(&str, String)]) -> Rendered {
+    Rendered {
+        subject: fill(&template.subject, vars, false)
+            .replace(['\r', '\n'], " ")
+            .chars()
+            .take(200)
+            .collect(),
+        text: fill(&template.text, vars, false),
+        html: fill(&template.html, vars, true),
+    }
+}
+
+fn fill(source: &str, vars: &[(&str, String)], html: bool) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find("}}") {
+            Some(end) => {
+                let name = after[..end].trim();
+                if let Some((_, value)) = vars.iter().find(|(n, _)| *n == name) {
+                    if html {
+                        out.push_str(&escape(value));
+                    } else {
+                        out.push_str(value);
+                    }
+                }
+                rest = &after[end + 2..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// HTML-escapes text for element content and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_filled_and_escaped_in_html_only() {
+        let t = Template {
+            subject: "Hi {{name}}\nthere".into(),
+            text: "{{name}} <{{missing}}>".into(),
+            html: "<b>{{ name }}</b>{{unclosed".into(),
+        };
+        let r = render(&t, &[("name", "A&B <x>".into())]);
+        assert_eq!(r.subject, "Hi A&B <x> there");
+        assert_eq!(r.text, "A&B <x> <>");
+        assert_eq!(r.html, "<b>A&amp;B &lt;x&gt;</b>{{unclosed");
+    }
+
+    #[test]
+    fn every_built_in_template_exists_with_its_layout() {
+        for (name, ..) in BUILT_IN {
+            let t = built_in(name).unwrap();
+            assert!(t.html.starts_with("<!doctype html>"), "{name}");
+        }
+        assert!(built_in("nope").is_none());
+    }
+}

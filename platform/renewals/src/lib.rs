@@ -1,0 +1,40 @@
+//! Certifications and renewals.
+//!
+//! * [`dates`]: a tenant's today, a cycle's status (valid / expiring / expired / renewed), and
+//!   the timeline of future cycles.
+//! * [`certs`]: certification types, cycles (each renewal adds one and closes the previous),
+//!   and compliance by department and role.
+//! * [`workflow`]: renewal requests, approval chains per tenant and type, approver resolution
+//!   with delegation and fallbacks, decisions, and approval links.
+//! * [`jobs`]: expiry reminders at the tenant's offsets; reminders, escalation and re-routing
+//!   of pending steps.
+//! * [`api`] and [`links`]: the HTTP API, and the phone page behind an approval link.
+
+pub mod api;
+pub mod certs;
+pub mod dates;
+pub mod jobs;
+pub mod links;
+pub mod workflow;
+
+use trainflow_kernel::db::Db;
+
+/// The renewals service.
+#[derive(Clone)]
+pub struct Renewals {
+    pub db: Db,
+    /// The portal's URL, for links in emails and SMS.
+    pub public_url: String,
+    /// How long an approval link stays usable.
+    pub link_ttl: time::Duration,
+}
+
+impl Renewals {
+    pub fn new(db: Db, public_url: &str, link_ttl: time::Duration) -> Self {
+        Renewals {
+            db,
+            public_url: public_url.trim_end_matches('/').to_string(),
+            link_ttl,
+        }
+    }
+}

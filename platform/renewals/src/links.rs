@@ -1,0 +1,283 @@
+//! The page behind an approval link (`/a/{token}`), made for a phone.
+//!
+//! GET only shows: mail scanners and link previews that follow the URL change nothing. The
+//! page's buttons POST to the same URL, which redeems the link (once, atomically) and records
+//! the decision in the same transaction; a decision that fails leaves the link unused. A used,
+//! expired or replaced link says so and what to do instead.
+
+use poem::{
+    handler,
+    http::StatusCode,
+    web::{Data, Form, Path},
+    EndpointExt, IntoEndpoint, Response, Route,
+};
+use serde::Deserialize;
+use trainflow_kernel::{
+    audit::{self, Entry},
+    db::TenantTx,
+    now,
+    secret::parse_link_token,
+    ApiError,
+};
+use trainflow_notifications::templates::escape;
+
+use crate::{
+    workflow::{self, Decision, LinkProblem, RenewalRequest},
+    Renewals,
+};
+
+/// The routes to mount at `/a`.
+pub fn routes(svc: Renewals) -> impl IntoEndpoint {
+    Route::new()
+        .at("/:token", poem::get(show).post(act))
+        .data(svc)
+}
+
+#[derive(Deserialize)]
+struct ActForm {
+    decision: String,
+    #[serde(default)]
+    comment: String,
+}
+
+#[handler]
+async fn show(Path(token): Path<String>, Data(svc): Data<&Renewals>) -> Response {
+    let Some((tenant, digest)) = parse_link_token(&token) else {
+        return problem(LinkProblem::Unknown);
+    };
+    let result = async {
+        let mut tx = TenantTx::begin_system(&svc.db, tenant).await?;
+        let found = match workflow::peek_link(&mut tx, &digest, now()).await? {
+            Ok((request, _, _)) => Ok(workflow::get(&mut tx, request).await?),
+            Err(p) => Err(p),
+        };
+        tx.commit().await?;
+        Ok::<_, ApiError>(found)
+    }
+    .await;
+    match result {
+        Ok(Ok(r)) => page(
+            StatusCode::OK,
+            "Renewal to approve",
+            &request_form(&r, None),
+        ),
+        Ok(Err(p)) => problem(p),
+        Err(e) => failure(e),
+    }
+}
+
+#[handler]
+async fn act(
+    Path(token): Path<String>,
+    Data(svc): Data<&Renewals>,
+    Form(form): Form<ActForm>,
+) -> Response {
+    let Some((tenant, digest)) = parse_link_token(&token) else {
+        return problem(LinkProblem::Unknown);
+    };
+    let Some(decision) = Decision::parse(&form.decision) else {
+        return page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Choose an answer",
+            "<p>Choose approve, reject or return.</p>",
+        );
+    };
+    let comment = Some(form.comment.trim().to_string()).filter(|c| !c.is_empty());
+    if comment.as_ref().is_some_and(|c| c.len() > 2000) {
+        return page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Comment too long",
+            "<p>Keep the comment under 2,000 characters.</p>",
+        );
+    }
+    let at = now();
+    let result = async {
+        let mut tx = TenantTx::begin_system(&svc.db, tenant).await?;
+        // Validation that would fail the decision runs first, so a refused answer does not
+        // use the link up.
+        if decision != Decision::Approve && comment.is_none() {
+            let shown = match workflow::peek_link(&mut tx, &digest, at).await? {
+                Ok((request, _, _)) => Ok(workflow::get(&mut tx, request).await?),
+                Err(p) => Err(p),
+            };
+            return Ok::<_, ApiError>(Outcome::NeedsComment(shown));
+        }
+        let (request, approver) =
+            match workflow::redeem_link(&mut tx, &digest, decision, at).await? {
+                Ok(won) => won,
+                Err(p) => return Ok(Outcome::Refused(p)),
+            };
+        let r = svc
+            .decide(&mut tx, request, approver, decision, comment.clone(), at)
+            .await?;
+        audit::record(
+            &mut tx,
+            Entry::as_actor("user", Some(approver), "renewal.decide_by_link", None)
+                .object("renewal_request", request)
+                .detail(serde_json::json!({"decision": decision})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Outcome::Done(r, decision))
+    }
+    .await;
+    match result {
+        Ok(Outcome::Done(r, d)) => {
+            let verb = match d {
+                Decision::Approve => "approved",
+                Decision::Reject => "rejected",
+                Decision::Return => "returned for changes",
+            };
+            page(
+                StatusCode::OK,
+                "Thank you",
+                &format!(
+                    "<p class=\"done\">You {verb} the renewal of <strong>{}</strong> for \
+                     <strong>{}</strong>.</p><p>Nothing else is needed; this link no longer \
+                     works.</p>",
+                    escape(&r.certification),
+                    escape(&r.user_name)
+                ),
+            )
+        }
+        Ok(Outcome::NeedsComment(Ok(r))) => page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Renewal to approve",
+            &request_form(&r, Some("Say why when you reject or return a request.")),
+        ),
+        Ok(Outcome::NeedsComment(Err(p))) | Ok(Outcome::Refused(p)) => problem(p),
+        Err(ApiError::Conflict { message, .. }) => page(
+            StatusCode::CONFLICT,
+            "Not recorded",
+            &format!(
+                "<p>{}</p><p>The link is still usable once this is resolved.</p>",
+                escape(&message)
+            ),
+        ),
+        Err(e) => failure(e),
+    }
+}
+
+enum Outcome {
+    Done(RenewalRequest, Decision),
+    NeedsComment(Result<RenewalRequest, LinkProblem>),
+    Refused(LinkProblem),
+}
+
+fn request_form(r: &RenewalRequest, error: Option<&str>) -> String {
+    let step = r
+        .steps
+        .iter()
+        .find(|s| s.status == "pending")
+        .map_or(1, |s| s.position + 1);
+    let history: String = r
+        .history
+        .iter()
+        .map(|e| {
+            format!(
+                "<li>{} — {}{}</li>",
+                e.at.date(),
+                escape(&e.action),
+                e.comment
+                    .as_deref()
+                    .map(|c| format!(": {}", escape(c)))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    let evidence = if r.evidence.is_empty() {
+        "none".to_string()
+    } else {
+        r.evidence
+            .iter()
+            .map(|e| escape(&e.filename))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "<dl><dt>Employee</dt><dd>{employee}</dd><dt>Certification</dt><dd>{cert}</dd>\
+         <dt>Your step</dt><dd>{step} of {steps}</dd><dt>Evidence</dt><dd>{evidence}</dd>{comment}</dl>\
+         <details><summary>History</summary><ul>{history}</ul></details>\
+         {error}\
+         <form method=\"post\">\
+         <label for=\"comment\">Comment (needed to reject or return)</label>\
+         <textarea id=\"comment\" name=\"comment\" rows=\"3\" maxlength=\"2000\"></textarea>\
+         <button type=\"submit\" name=\"decision\" value=\"approve\" class=\"approve\">Approve</button>\
+         <button type=\"submit\" name=\"decision\" value=\"reject\" class=\"reject\">Reject</button>\
+         <button type=\"submit\" name=\"decision\" value=\"return\" class=\"return\">Return for changes</button>\
+         </form>",
+        employee = escape(&r.user_name),
+        cert = escape(&r.certification),
+        steps = r.steps.len(),
+        comment = r
+            .comment
+            .as_deref()
+            .map(|c| format!("<dt>Their note</dt><dd>{}</dd>", escape(c)))
+            .unwrap_or_default(),
+        error = error
+            .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
+            .unwrap_or_default(),
+    )
+}
+
+fn problem(p: LinkProblem) -> Response {
+    let (status, title, text) = match p {
+        LinkProblem::Used => (
+            StatusCode::CONFLICT,
+            "This link was already used",
+            "Each approval link works once, and this one has been answered. Sign in to \
+             TrainFlow to see the request in your approvals queue.",
+        ),
+        LinkProblem::Expired => (
+            StatusCode::GONE,
+            "This link has expired",
+            "Approval links expire for safety. Sign in to TrainFlow and answer from your \
+             approvals queue; a reminder with a fresh link also follows if the request waits.",
+        ),
+        LinkProblem::Revoked => (
+            StatusCode::CONFLICT,
+            "This link is no longer needed",
+            "The request was answered another way, moved to another approver, withdrawn, or a \
+             newer link was sent. Sign in to TrainFlow to see where it stands.",
+        ),
+        LinkProblem::Unknown => (
+            StatusCode::NOT_FOUND,
+            "This link is not valid",
+            "Check that the whole link was copied, or sign in to TrainFlow and open your \
+             approvals queue.",
+        ),
+    };
+    page(status, title, &format!("<p>{text}</p>"))
+}
+
+fn failure(e: ApiError) -> Response {
+    tracing::error!(error = %e, "approval link page failed");
+    page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        "<p>Your answer was not recorded and the link still works. Try again in a minute.</p>",
+    )
+}
+
+fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"robots\" content=\"noindex\"><title>{title} · TrainFlow</title><style>\
+         body{{font-family:system-ui,sans-serif;margin:0;padding:16px;color:#1b1f24;max-width:32rem;margin:auto}}\
+         h1{{font-size:1.4rem}}dt{{font-weight:600;margin-top:.5rem}}dd{{margin:0}}\
+         label{{display:block;margin-top:1rem}}textarea{{width:100%;box-sizing:border-box;font:inherit}}\
+         button{{display:block;width:100%;min-height:48px;margin-top:.75rem;font:inherit;font-size:1.1rem;\
+         border:0;border-radius:8px;color:#fff}}.approve{{background:#1a7f37}}.reject{{background:#cf222e}}\
+         .return{{background:#57606a}}.error{{color:#cf222e;font-weight:600}}.done{{font-size:1.1rem}}\
+         </style></head><body><h1>{title}</h1>{body}</body></html>",
+        title = escape(title),
+    );
+    Response::builder()
+        .status(status)
+        .content_type("text/html; charset=utf-8")
+        .header("cache-control", "no-store")
+        .header("referrer-policy", "no-referrer")
+        .header("x-robots-tag", "noindex")
+        .body(html)
+}

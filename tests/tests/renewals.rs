@@ -1,0 +1,985 @@
+//! Certifications, renewals, approval links, reminders, escalation, notifications and the
+//! outbox, end to end through the API — on SQLite and PostgreSQL.
+
+use std::{sync::Arc, time::Duration};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+use trainflow_kernel::auth::Role;
+use trainflow_notifications::{outbox::RetryPolicy, Deliverer, EmailTransport, SmsTransport};
+use trainflow_tests::{
+    email_of,
+    sinks::{SmtpSink, TwilioFake, TWILIO_SID, TWILIO_TOKEN},
+    TestApp, Which,
+};
+use uuid::Uuid;
+
+fn id(v: &Value) -> Uuid {
+    v["data"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id in {v}"))
+        .parse()
+        .unwrap()
+}
+
+/// The fields an error names, sorted.
+fn fields(v: &Value) -> Vec<String> {
+    let mut f: Vec<String> = v["error"]["fields"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no fields in {v}"))
+        .keys()
+        .cloned()
+        .collect();
+    f.sort();
+    f
+}
+
+fn today() -> time::Date {
+    OffsetDateTime::now_utc().date()
+}
+
+/// A certification type and one cycle of it for A's employee, expiring in `days` days.
+async fn certified(app: &TestApp, code: &str, days: i64, evidence: bool) -> (Uuid, Uuid) {
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let (s, t) = app
+        .call(
+            Method::POST,
+            "/api/v1/certification-types",
+            Some(&admin),
+            Some(
+                json!({"code": code, "name": format!("{code} certificate"), "validity_months": 12,
+                        "renewal_window_days": 60, "evidence_required": evidence}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{t}");
+    let employee = app.a.people[&Role::Employee];
+    let expires = today() + time::Duration::days(days);
+    let (s, c) = app
+        .call(
+            Method::POST,
+            "/api/v1/certifications",
+            Some(&admin),
+            Some(json!({"user_id": employee, "type_id": id(&t),
+                        "issued_on": (expires - time::Duration::days(364)).to_string(),
+                        "expires_on": expires.to_string(), "certificate_number": "C-1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    (id(&t), id(&c))
+}
+
+/// The employee asks for the renewal of `cert`.
+async fn request_renewal(app: &TestApp, employee: &str, cert: Uuid) -> Value {
+    let (s, r) = app
+        .call(
+            Method::POST,
+            "/api/v1/renewals",
+            Some(employee),
+            Some(json!({"certification_id": cert})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    r
+}
+
+/// The employee's manager is A's seeded manager.
+async fn reporting_lines(app: &TestApp) {
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let employee = app.a.people[&Role::Employee];
+    let (s, body) = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/users/{employee}/reporting-lines"),
+            Some(&admin),
+            Some(json!({"supervisor_id": app.a.people[&Role::Foreman], "manager_id": app.a.people[&Role::Manager]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+}
+
+/// The approval links emailed to `role` of tenant A, oldest first.
+async fn links_for(app: &TestApp, role: Role) -> Vec<String> {
+    let email = email_of(&app.a.slug, role);
+    let rows: Vec<(String,)> = app
+        .owner_rows(
+            &format!(
+                "select text_body from outbox where tenant_id = $1 and channel = 'email' and recipient = '{email}'
+                  order by created_at, id"
+            ),
+            app.a.id,
+        )
+        .await;
+    rows.into_iter()
+        .filter_map(|(text,)| {
+            let at = text.find("/a/")?;
+            let token: String = text[at + 3..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '-' || *c == '_')
+                .collect();
+            Some(token)
+        })
+        .collect()
+}
+
+async fn form(app: &TestApp, token: &str, body: &str) -> (StatusCode, String) {
+    let (s, v) = app
+        .call_raw(
+            Method::POST,
+            &format!("/a/{token}"),
+            None,
+            "application/x-www-form-urlencoded",
+            body.as_bytes().to_vec(),
+        )
+        .await;
+    (
+        s,
+        v.as_str()
+            .map(String::from)
+            .unwrap_or_else(|| v.to_string()),
+    )
+}
+
+async fn page(app: &TestApp, token: &str) -> (StatusCode, String) {
+    let resp = app
+        .client
+        .get(format!("{}/a/{token}", app.base))
+        .send()
+        .await
+        .unwrap();
+    (resp.status(), resp.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn certification_types_are_validated_and_their_timeline_previewed() {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let (s, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/certification-types",
+            Some(&admin),
+            Some(json!({"code": "", "name": "Forklift", "validity_months": 0, "renewal_window_days": -1})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        fields(&body),
+        ["code", "renewal_window_days", "validity_months"],
+        "{body}"
+    );
+
+    let employee = app.token(Which::A, Role::Employee).await;
+    let good = json!({"code": "FORK", "name": "Forklift", "validity_months": 24, "renewal_window_days": 90});
+    let (s, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/certification-types",
+            Some(&employee),
+            Some(good.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, t) = app
+        .call(
+            Method::POST,
+            "/api/v1/certification-types",
+            Some(&admin),
+            Some(good.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{t}");
+    let (s, dup) = app
+        .call(
+            Method::POST,
+            "/api/v1/certification-types",
+            Some(&admin),
+            Some(good),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{dup}");
+    assert_eq!(fields(&dup), ["code"], "{dup}");
+    let (s, patched) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/certification-types/{}", id(&t)),
+            Some(&admin),
+            Some(json!({"renewal_window_days": 30})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{patched}");
+    assert_eq!(patched["data"]["validity_months"], 24);
+    assert_eq!(patched["data"]["renewal_window_days"], 30);
+    // Tenant B does not see A's type.
+    let b_admin = app.token(Which::B, Role::Administrator).await;
+    let (s, _) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/certification-types/{}", id(&t)),
+            Some(&b_admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    let (s, preview) = app
+        .call(
+            Method::POST,
+            "/api/v1/certification-types/preview",
+            Some(&employee),
+            Some(json!({"validity_months": 12, "renewal_window_days": 60, "start_date": "2027-01-01", "cycles": 2})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{preview}");
+    let first = &preview["data"][0];
+    assert_eq!(first["expires_on"], "2027-12-31", "{preview}");
+    assert_eq!(first["window_opens_on"], "2027-11-01", "{preview}");
+    assert_eq!(
+        first["reminders"],
+        json!(["2027-10-02", "2027-11-01", "2027-12-01", "2027-12-24"]),
+        "{preview}"
+    );
+    assert_eq!(preview["data"][1]["issued_on"], "2028-01-01");
+    let (s, bad) = app
+        .call(
+            Method::POST,
+            "/api/v1/certification-types/preview",
+            Some(&employee),
+            Some(json!({"validity_months": 12, "renewal_window_days": 60, "start_date": "2027-01-01", "cycles": 50})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    assert_eq!(fields(&bad), ["cycles"]);
+}
+
+#[tokio::test]
+async fn a_renewal_is_approved_by_email_link_then_in_the_api_and_starts_a_new_cycle() {
+    let app = TestApp::spawn().await;
+    reporting_lines(&app).await;
+    let (_, cert) = certified(&app, "FA", 20, true).await;
+    let employee = app.token(Which::A, Role::Employee).await;
+    let (s, listed) = app
+        .call(Method::GET, "/api/v1/certifications", Some(&employee), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{listed}");
+    assert_eq!(listed["data"][0]["status"], "expiring", "{listed}");
+    assert_eq!(listed["data"][0]["days_left"], 20, "{listed}");
+
+    let (s, r) = app
+        .call(
+            Method::POST,
+            "/api/v1/renewals",
+            Some(&employee),
+            Some(json!({"certification_id": cert, "comment": "Course booked"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let request = id(&r);
+    assert_eq!(
+        r["data"]["steps"][0]["approver_id"],
+        json!(app.a.people[&Role::Manager])
+    );
+    assert_eq!(r["data"]["steps"][0]["status"], "pending");
+    assert_eq!(r["data"]["steps"][1]["status"], "waiting");
+    // A second request for the same cycle is refused.
+    let (s, again) = app
+        .call(
+            Method::POST,
+            "/api/v1/renewals",
+            Some(&employee),
+            Some(json!({"certification_id": cert})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{again}");
+
+    let links = links_for(&app, Role::Manager).await;
+    assert_eq!(links.len(), 1, "{links:?}");
+    let link = &links[0];
+    let (s, html) = page(&app, link).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains("FA certificate") && html.contains("Approve"),
+        "{html}"
+    );
+    // Opening the page changes nothing; a rejection without a reason is refused and keeps the
+    // link usable; evidence is required before approval.
+    let (s, html) = form(&app, link, "decision=reject").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    let (s, html) = form(&app, link, "decision=approve").await;
+    assert_eq!(s, StatusCode::CONFLICT, "{html}");
+    assert!(html.contains("requires evidence"), "{html}");
+    let (s, with_file) = app
+        .call_raw(
+            Method::POST,
+            &format!("/api/v1/renewals/{request}/evidence?filename=course.pdf"),
+            Some(&employee),
+            "application/pdf",
+            b"%PDF-1.4 certificate".to_vec(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{with_file}");
+    assert_eq!(with_file["data"]["evidence"][0]["filename"], "course.pdf");
+    let (s, html) = form(&app, link, "decision=approve&comment=Fine").await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    assert!(html.contains("You approved"), "{html}");
+    let (s, html) = form(&app, link, "decision=approve").await;
+    assert_eq!(s, StatusCode::CONFLICT, "{html}");
+    assert!(html.contains("already used"), "{html}");
+    let (s, html) = page(&app, link).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert!(html.contains("already used"), "{html}");
+
+    // Step two: the training officer, through the API (the manager may no longer act).
+    let manager = app.token(Which::A, Role::Manager).await;
+    let (s, _) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/renewals/{request}/decision"),
+            Some(&manager),
+            Some(json!({"decision": "approve"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let officer = app.token(Which::A, Role::TrainingOfficer).await;
+    let (s, queue) = app
+        .call(Method::GET, "/api/v1/approvals", Some(&officer), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(queue["data"][0]["id"], json!(request), "{queue}");
+    let (s, done) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/renewals/{request}/decision"),
+            Some(&officer),
+            Some(json!({"decision": "approve"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{done}");
+    assert_eq!(done["data"]["status"], "approved");
+    let actions: Vec<&str> = done["data"]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "submitted",
+            "evidence_added",
+            "approved",
+            "approved",
+            "renewed"
+        ],
+        "{done}"
+    );
+
+    let (s, detail) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/certifications/{cert}"),
+            Some(&employee),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{detail}");
+    assert_eq!(detail["data"]["certification"]["status"], "renewed");
+    let cycles = detail["data"]["cycles"].as_array().unwrap();
+    assert_eq!(cycles.len(), 2, "{detail}");
+    assert_eq!(cycles[0]["status"], "valid", "{detail}");
+    assert_eq!(cycles[0]["source"], "renewal");
+    // Renewed before expiry: the new cycle starts the day after the old one ends.
+    let old_end: time::Date = time::Date::parse(
+        cycles[1]["expires_on"].as_str().unwrap(),
+        &time::format_description::well_known::Iso8601::DATE,
+    )
+    .unwrap();
+    assert_eq!(
+        cycles[0]["issued_on"],
+        (old_end + time::Duration::days(1)).to_string()
+    );
+
+    // The employee was told; another tenant and an uninvolved colleague see nothing.
+    let (_, inbox) = app
+        .call(Method::GET, "/api/v1/notifications", Some(&employee), None)
+        .await;
+    assert!(
+        inbox["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["title"].as_str().unwrap().contains("approved")),
+        "{inbox}"
+    );
+    let b_admin = app.token(Which::B, Role::Administrator).await;
+    for path in [
+        format!("/api/v1/renewals/{request}"),
+        format!("/api/v1/certifications/{cert}"),
+    ] {
+        let (s, _) = app.call(Method::GET, &path, Some(&b_admin), None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{path}");
+    }
+    let trainer = app.token(Which::A, Role::Trainer).await;
+    let (s, _) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/renewals/{request}"),
+            Some(&trainer),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn of_a_hundred_concurrent_redemptions_of_one_link_exactly_one_succeeds() {
+    let app = TestApp::spawn().await;
+    reporting_lines(&app).await;
+    let (_, cert) = certified(&app, "WAH", 10, false).await;
+    let employee = app.token(Which::A, Role::Employee).await;
+    let r = request_renewal(&app, &employee, cert).await;
+    let link = links_for(&app, Role::Manager).await.pop().expect("a link");
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..100 {
+        let (app, link) = (Arc::clone(&app), link.clone());
+        set.spawn(async move { form(&app, &link, "decision=approve").await.0 });
+    }
+    let mut statuses = Vec::new();
+    while let Some(s) = set.join_next().await {
+        statuses.push(s.unwrap());
+    }
+    let won = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(won, 1, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::OK || *s == StatusCode::CONFLICT),
+        "{statuses:?}"
+    );
+    let (_, after) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/renewals/{}", id(&r)),
+            Some(&employee),
+            None,
+        )
+        .await;
+    let approvals = after["data"]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "approved")
+        .count();
+    assert_eq!(approvals, 1, "{after}");
+}
+
+#[tokio::test]
+async fn expiry_reminders_go_once_per_offset_whatever_the_number_of_scans() {
+    let app = TestApp::spawn().await;
+    let (_, cert) = certified(&app, "GAS", 30, false).await;
+    let now = OffsetDateTime::now_utc();
+    let first = app
+        .renewals
+        .expiry_reminders_in(&[app.a.id], now)
+        .await
+        .unwrap();
+    assert_eq!(first.reminded, 1, "{first:?}");
+    // The same day again, twice at once (as two instances would): nothing more.
+    let only_a = [app.a.id];
+    let (x, y) = tokio::join!(
+        app.renewals.expiry_reminders_in(&only_a, now),
+        app.renewals.expiry_reminders_in(&only_a, now)
+    );
+    assert_eq!(x.unwrap().reminded + y.unwrap().reminded, 0);
+    let offsets: Vec<(i32,)> = app
+        .owner_rows(
+            "select offset_days from certification_reminders where certification_id = $1",
+            cert,
+        )
+        .await;
+    assert_eq!(offsets, vec![(30,)]);
+    // 23 days later, 7 days are left: the 7-day reminder, once.
+    let later = now + time::Duration::days(23);
+    assert_eq!(
+        app.renewals
+            .expiry_reminders_in(&[app.a.id], later)
+            .await
+            .unwrap()
+            .reminded,
+        1
+    );
+    assert_eq!(
+        app.renewals
+            .expiry_reminders_in(&[app.a.id], later)
+            .await
+            .unwrap()
+            .reminded,
+        0
+    );
+    let employee = app.token(Which::A, Role::Employee).await;
+    let (_, inbox) = app
+        .call(Method::GET, "/api/v1/notifications", Some(&employee), None)
+        .await;
+    let titles: Vec<&str> = inbox["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        titles,
+        [
+            "GAS certificate expires in 7 days",
+            "GAS certificate expires in 30 days"
+        ]
+    );
+    // An email went out with the reminder template.
+    let mails: Vec<(String,)> = app
+        .owner_rows(
+            "select subject from outbox where tenant_id = $1 and channel = 'email' order by created_at",
+            app.a.id,
+        )
+        .await;
+    assert!(
+        mails
+            .iter()
+            .any(|(s,)| s == "GAS certificate expires in 30 days"),
+        "{mails:?}"
+    );
+}
+
+#[tokio::test]
+async fn idle_approvers_are_reminded_then_escalated_and_a_leaver_is_rerouted() {
+    let app = TestApp::spawn().await;
+    reporting_lines(&app).await;
+    let (_, cert) = certified(&app, "HV", 15, false).await;
+    let employee = app.token(Which::A, Role::Employee).await;
+    let r = request_renewal(&app, &employee, cert).await;
+    let request = id(&r);
+    let now = OffsetDateTime::now_utc();
+    let step = |v: &Value| v["data"]["steps"][0].clone();
+    let early = app
+        .renewals
+        .escalations_in(&[app.a.id], now + time::Duration::hours(47))
+        .await
+        .unwrap();
+    assert_eq!((early.reminded, early.escalated, early.rerouted), (0, 0, 0));
+    let at_sla = app
+        .renewals
+        .escalations_in(&[app.a.id], now + time::Duration::hours(49))
+        .await
+        .unwrap();
+    assert_eq!(at_sla.reminded, 1, "{at_sla:?}");
+    assert_eq!(
+        links_for(&app, Role::Manager).await.len(),
+        2,
+        "a reminder carries a fresh link"
+    );
+    let after = app
+        .renewals
+        .escalations_in(&[app.a.id], now + time::Duration::hours(97))
+        .await
+        .unwrap();
+    assert_eq!(after.escalated, 1, "{after:?}");
+    let (_, v) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/renewals/{request}"),
+            Some(&employee),
+            None,
+        )
+        .await;
+    assert_eq!(
+        step(&v)["approver_id"],
+        json!(app.a.people[&Role::TrainingOfficer]),
+        "{v}"
+    );
+    assert_eq!(
+        step(&v)["assigned_from"],
+        json!(app.a.people[&Role::Manager]),
+        "{v}"
+    );
+    // The manager's old link no longer works; the training officer's does.
+    let old = links_for(&app, Role::Manager).await.pop().unwrap();
+    let (s, _) = page(&app, &old).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+
+    // The training officer leaves: the step goes back to someone who can act.
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let (s, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/users/{}", app.a.people[&Role::TrainingOfficer]),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let moved = app
+        .renewals
+        .escalations_in(&[app.a.id], now + time::Duration::hours(98))
+        .await
+        .unwrap();
+    assert_eq!(moved.rerouted, 1, "{moved:?}");
+    let (_, v) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/renewals/{request}"),
+            Some(&employee),
+            None,
+        )
+        .await;
+    let approver = step(&v)["approver_id"].clone();
+    assert_ne!(approver, json!(app.a.people[&Role::TrainingOfficer]), "{v}");
+    assert!(!approver.is_null(), "{v}");
+    let actions: Vec<&str> = v["data"]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["submitted", "reminded", "escalated", "rerouted"],
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn approvals_go_to_a_delegate_while_the_approver_is_out_of_office() {
+    let app = TestApp::spawn().await;
+    reporting_lines(&app).await;
+    let manager = app.token(Which::A, Role::Manager).await;
+    let now = OffsetDateTime::now_utc();
+    let fmt = |t: OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let (s, bad) = app
+        .call(
+            Method::POST,
+            "/api/v1/delegations",
+            Some(&manager),
+            Some(json!({"delegate_id": app.a.people[&Role::Foreman], "starts_at": fmt(now), "ends_at": fmt(now - time::Duration::hours(1))})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    assert_eq!(fields(&bad), ["ends_at"]);
+    let (s, d) = app
+        .call(
+            Method::POST,
+            "/api/v1/delegations",
+            Some(&manager),
+            Some(json!({"delegate_id": app.a.people[&Role::Foreman], "starts_at": fmt(now - time::Duration::minutes(1)), "ends_at": fmt(now + time::Duration::days(7))})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{d}");
+    let (_, cert) = certified(&app, "CONF", 40, false).await;
+    let employee = app.token(Which::A, Role::Employee).await;
+    let r = request_renewal(&app, &employee, cert).await;
+    assert_eq!(
+        r["data"]["steps"][0]["approver_id"],
+        json!(app.a.people[&Role::Foreman]),
+        "{r}"
+    );
+    assert_eq!(
+        r["data"]["steps"][0]["assigned_from"],
+        json!(app.a.people[&Role::Manager]),
+        "{r}"
+    );
+    assert_eq!(links_for(&app, Role::Foreman).await.len(), 1);
+}
+
+#[tokio::test]
+async fn the_inbox_preferences_and_broadcasts_work_per_person() {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let employee = app.token(Which::A, Role::Employee).await;
+    let (s, bad) = app
+        .call(
+            Method::POST,
+            "/api/v1/notifications/broadcasts",
+            Some(&admin),
+            Some(json!({"audience": "role", "title": "", "body": "x"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    assert_eq!(fields(&bad), ["role", "title"], "{bad}");
+    let (s, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/notifications/broadcasts",
+            Some(&employee),
+            Some(json!({"audience": "all", "title": "Hi", "body": "x"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, sent) = app
+        .call(
+            Method::POST,
+            "/api/v1/notifications/broadcasts",
+            Some(&admin),
+            Some(json!({"audience": "role", "role": "employee", "title": "Fire drill", "body": "At 10:00", "priority": "high"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{sent}");
+    assert_eq!(sent["data"]["recipients"], 1);
+    let (_, count) = app
+        .call(
+            Method::GET,
+            "/api/v1/notifications/unread_count",
+            Some(&employee),
+            None,
+        )
+        .await;
+    assert_eq!(count["data"]["unread"], 1);
+    let (_, list) = app
+        .call(
+            Method::GET,
+            "/api/v1/notifications?unread=true",
+            Some(&employee),
+            None,
+        )
+        .await;
+    let n = list["data"][0].clone();
+    assert_eq!(
+        (
+            n["title"].as_str(),
+            n["priority"].as_str(),
+            n["read"].as_bool()
+        ),
+        (Some("Fire drill"), Some("high"), Some(false))
+    );
+    let nid = n["id"].as_str().unwrap();
+    // Someone else's notification answers 404, in this tenant and the other.
+    let manager = app.token(Which::A, Role::Manager).await;
+    let b_employee = app.token(Which::B, Role::Employee).await;
+    for token in [&manager, &b_employee] {
+        let (s, _) = app
+            .call(
+                Method::POST,
+                &format!("/api/v1/notifications/{nid}/read"),
+                Some(token),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+    }
+    let (s, read) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/notifications/{nid}/read"),
+            Some(&employee),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, read["data"]["read"].as_bool()),
+        (StatusCode::OK, Some(true))
+    );
+    let (_, count) = app
+        .call(
+            Method::GET,
+            "/api/v1/notifications/unread_count",
+            Some(&employee),
+            None,
+        )
+        .await;
+    assert_eq!(count["data"]["unread"], 0);
+    let (s, _) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/notifications/{nid}/unread"),
+            Some(&employee),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/notifications/{nid}"),
+            Some(&employee),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, list) = app
+        .call(Method::GET, "/api/v1/notifications", Some(&employee), None)
+        .await;
+    assert_eq!(list["meta"]["total"], 0);
+
+    // Preferences: no email for system notices.
+    let (s, prefs) = app
+        .call(
+            Method::GET,
+            "/api/v1/notifications/preferences",
+            Some(&employee),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(prefs["data"].as_array().unwrap().len(), 24);
+    let (s, bad) = app
+        .call(
+            Method::PUT,
+            "/api/v1/notifications/preferences",
+            Some(&employee),
+            Some(json!({"preferences": [{"kind": "system", "channel": "fax", "enabled": false}]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    assert_eq!(fields(&bad), ["preferences[0].channel"], "{bad}");
+    let (s, _) = app
+        .call(
+            Method::PUT,
+            "/api/v1/notifications/preferences",
+            Some(&employee),
+            Some(
+                json!({"preferences": [{"kind": "system", "channel": "email", "enabled": false}]}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let emails_before = app.count("outbox", app.a.id).await;
+    let (_, sent) = app
+        .call(
+            Method::POST,
+            "/api/v1/notifications/broadcasts",
+            Some(&admin),
+            Some(json!({"audience": "department", "department_id": app.a.department, "title": "Canteen closed", "body": "Today"})),
+        )
+        .await;
+    let reached = sent["data"]["recipients"].as_u64().unwrap();
+    assert!(reached >= 1, "{sent}");
+    // Everyone in the department got an email except the employee, who turned them off.
+    let employee_in_dept: Vec<(i64,)> = app
+        .owner_rows(
+            "select count(*) from users where department_id = $1 and role = 'employee' and deleted_at is null",
+            app.a.department,
+        )
+        .await;
+    let emails = app.count("outbox", app.a.id).await - emails_before;
+    assert_eq!(emails as u64, reached - employee_in_dept[0].0 as u64);
+    assert_eq!(
+        employee_in_dept[0].0, 1,
+        "the seeded employee is in the seeded department"
+    );
+}
+
+#[tokio::test]
+async fn mail_waits_while_the_smtp_server_is_down_and_is_delivered_once_when_it_is_back() {
+    let app = TestApp::spawn().await;
+    let mut smtp = SmtpSink::start().await;
+    let twilio = TwilioFake::start().await;
+    let deliverer = Deliverer {
+        db: app.db.clone(),
+        email: EmailTransport::from_url(&smtp.url(), "TrainFlow <no-reply@trainflow.test>")
+            .unwrap(),
+        sms: SmsTransport::twilio(&twilio.base_url, TWILIO_SID, TWILIO_TOKEN, "+15005550006")
+            .unwrap(),
+        retry: RetryPolicy {
+            backoff: Duration::from_secs(30),
+            ..RetryPolicy::default()
+        },
+    };
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let manager = app.a.people[&Role::Manager];
+    let (s, body) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/users/{manager}"),
+            Some(&admin),
+            Some(json!({"phone": "+447700900123"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    smtp.stop().await;
+    let (s, sent) = app
+        .call(
+            Method::POST,
+            "/api/v1/notifications/broadcasts",
+            Some(&admin),
+            Some(json!({"audience": "all", "title": "Audit on Monday", "body": "Bring your cards", "kind": "renewal"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{sent}");
+    let people = sent["data"]["recipients"].as_u64().unwrap() as usize;
+    let now = OffsetDateTime::now_utc();
+    let first = deliverer
+        .deliver_due_for(Some(trainflow_kernel::TenantId(app.a.id)), now)
+        .await
+        .unwrap();
+    assert_eq!(first.retrying as usize, people, "{first:?}");
+    assert_eq!(first.sent, 1, "the SMS goes through Twilio: {first:?}");
+    assert!(smtp.received().is_empty());
+    // Not due yet: nothing is tried.
+    assert_eq!(
+        deliverer
+            .deliver_due_for(
+                Some(trainflow_kernel::TenantId(app.a.id)),
+                now + time::Duration::seconds(10)
+            )
+            .await
+            .unwrap(),
+        Default::default()
+    );
+    smtp.restart().await;
+    let second = deliverer
+        .deliver_due_for(
+            Some(trainflow_kernel::TenantId(app.a.id)),
+            now + time::Duration::seconds(31),
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.sent as usize, people, "{second:?}");
+    assert_eq!(
+        deliverer
+            .deliver_due_for(
+                Some(trainflow_kernel::TenantId(app.a.id)),
+                now + time::Duration::hours(2)
+            )
+            .await
+            .unwrap(),
+        Default::default()
+    );
+    let mails = smtp.received();
+    assert_eq!(mails.len(), people);
+    let mut ids: Vec<String> = mails
+        .iter()
+        .map(|m| {
+            m.data
+                .lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("message-id:"))
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), people, "each message once");
+    let mail = mails
+        .iter()
+        .find(|m| m.to == vec![email_of(&app.a.slug, Role::Manager)])
+        .expect("the manager's mail");
+    assert!(
+        mail.data.contains("Audit on Monday") && mail.data.contains("text/html"),
+        "{}",
+        mail.data
+    );
+    let sms = twilio.sent();
+    assert_eq!(sms.len(), 1, "{sms:?}");
+    assert_eq!(sms[0].to, "+447700900123");
+    assert!(sms[0].body.contains("Audit on Monday"), "{sms:?}");
+    let statuses: Vec<(String, i32)> = app
+        .owner_rows(
+            "select status, attempts from outbox where tenant_id = $1 and channel = 'email'",
+            app.a.id,
+        )
+        .await;
+    assert!(
+        statuses.iter().all(|(s, a)| s == "sent" && *a == 2),
+        "{statuses:?}"
+    );
+}
