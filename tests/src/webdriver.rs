@@ -26,6 +26,16 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium with the given window size.
     /// Panics with instructions when Chromium or chromedriver is missing.
     pub async fn start(width: u32, height: u32) -> Browser {
+        Self::launch(width, height, false).await
+    }
+
+    /// Like [`Browser::start`], emulating a phone: a touch screen of `width` × `height` CSS
+    /// pixels at 3× density, with a mobile user agent.
+    pub async fn start_phone(width: u32, height: u32) -> Browser {
+        Self::launch(width, height, true).await
+    }
+
+    async fn launch(width: u32, height: u32, phone: bool) -> Browser {
         let driver = std::env::var("CHROMEDRIVER")
             .ok()
             .or_else(|| find(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]))
@@ -57,16 +67,23 @@ impl Browser {
             "trainflow-chromium-{}",
             uuid::Uuid::new_v4().simple()
         )));
+        let mut options = json!({
+            "binary": chromium,
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--no-first-run", "--disable-quic",
+                     format!("--user-data-dir={}", profile.0.display()),
+                     format!("--window-size={width},{height}")]
+        });
+        if phone {
+            options["mobileEmulation"] = json!({
+                "deviceMetrics": {"width": width, "height": height, "pixelRatio": 3.0, "touch": true},
+                "userAgent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36"
+            });
+        }
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": chromium,
-                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                         "--no-first-run", "--disable-quic",
-                         format!("--user-data-dir={}", profile.0.display()),
-                         format!("--window-size={width},{height}")]
-            }
+            "goog:chromeOptions": options
         }}});
         let resp: Value = http
             .post(format!("{base}/session"))
@@ -185,6 +202,16 @@ impl Browser {
     pub async fn select(&self, css: &str, value: &str) {
         self.click(&format!("{css} option[value=\"{value}\"]"))
             .await;
+    }
+
+    /// Runs `script` (a function body) in the page and returns its result.
+    pub async fn script(&self, script: &str) -> Value {
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
     }
 
     /// Saves a PNG screenshot.

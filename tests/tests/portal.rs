@@ -528,3 +528,187 @@ async fn an_administrator_installs_a_connector_uploads_a_file_and_runs_it_in_the
         .unwrap();
     assert!(!dashboard.contains("/portal/integrations"));
 }
+
+async fn page(client: &reqwest::Client, url: String) -> (StatusCode, String) {
+    let resp = client.get(url).send().await.unwrap();
+    (resp.status(), resp.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_renewal_is_requested_approved_and_followed_in_the_portal() {
+    use serde_json::json;
+    use trainflow_tests::Which;
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let employee_id = app.a.people[&Role::Employee];
+    let (s, _) = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/users/{employee_id}/reporting-lines"),
+            Some(&admin),
+            Some(json!({"manager_id": app.a.people[&Role::Manager]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, t) = app
+        .call(
+            Method::POST,
+            "/api/v1/certification-types",
+            Some(&admin),
+            Some(json!({"code": "RIG", "name": "Rigging", "validity_months": 12})),
+        )
+        .await;
+    let expires = time::OffsetDateTime::now_utc().date() + time::Duration::days(-3);
+    let (s, c) = app
+        .call(
+            Method::POST,
+            "/api/v1/certifications",
+            Some(&admin),
+            Some(json!({"user_id": employee_id, "type_id": t["data"]["id"], "issued_on": "2025-01-01", "expires_on": expires.to_string()})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let cert = c["data"]["id"].as_str().unwrap().to_string();
+
+    // The employee sees it expired and asks for its renewal.
+    let employee = browser_client();
+    portal_sign_in(&app, &employee, Role::Employee).await;
+    let (s, html) = page(&employee, format!("{}/portal/certifications", app.base)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains("Rigging") && html.contains("Expired") && html.contains("3 days ago"),
+        "{html}"
+    );
+    let resp = employee
+        .post(format!("{}/portal/certifications/{cert}/renew", app.base))
+        .form(&[
+            ("csrf", csrf_of(&html).as_str()),
+            ("comment", "Refresher done"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    let (_, html) = page(&employee, format!("{}{location}", app.base)).await;
+    assert!(
+        html.contains("sent to its first approver") && html.contains("Refresher done"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("Your decision"),
+        "the employee does not decide: {html}"
+    );
+    // Asking twice is refused with the reason.
+    let resp = employee
+        .post(format!("{}/portal/certifications/{cert}/renew", app.base))
+        .form(&[("csrf", csrf_of(&html).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(resp.text().await.unwrap().contains("already open"));
+
+    // The manager finds it in their queue and approves.
+    let manager = browser_client();
+    portal_sign_in(&app, &manager, Role::Manager).await;
+    let (_, queue) = page(&manager, format!("{}/portal/approvals", app.base)).await;
+    assert!(queue.contains("Rigging"), "{queue}");
+    let (_, html) = page(
+        &manager,
+        format!("{}{}", app.base, location.split('?').next().unwrap()),
+    )
+    .await;
+    assert!(html.contains("Your decision"), "{html}");
+    let resp = manager
+        .post(format!(
+            "{}{}/decision",
+            app.base,
+            location.split('?').next().unwrap()
+        ))
+        .form(&[("csrf", csrf_of(&html).as_str()), ("decision", "reject")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a rejection needs a reason"
+    );
+    let resp = manager
+        .post(format!(
+            "{}{}/decision",
+            app.base,
+            location.split('?').next().unwrap()
+        ))
+        .form(&[("csrf", csrf_of(&html).as_str()), ("decision", "approve")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+
+    // The manager sees the compliance dashboard; the employee may not.
+    let (s, html) = page(
+        &manager,
+        format!("{}/portal/compliance?group_by=role", app.base),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains("class=\"bar\"")
+            && html.contains("employee: 0 compliant, 0 expiring, 1 expired")
+            && html.contains("width=\"100.00\" height=\"10\" class=\"bad\""),
+        "{html}"
+    );
+    let (s, _) = page(&employee, format!("{}/portal/compliance", app.base)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // The manager's notification centre lists the request; preferences save.
+    let (_, html) = page(&manager, format!("{}/portal/notifications", app.base)).await;
+    assert!(html.contains("Renewal to approve: Rigging"), "{html}");
+    let resp = manager
+        .post(format!("{}/portal/notifications/preferences", app.base))
+        .form(&[
+            ("csrf", csrf_of(&html).as_str()),
+            ("renewal.in_app", "on"),
+            ("renewal.email", "on"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let (_, html) = page(
+        &manager,
+        format!("{}/portal/notifications?notice=saved", app.base),
+    )
+    .await;
+    assert!(html.contains("Your preferences were saved"));
+    assert!(
+        html.contains("name=\"renewal.email\" aria-label=\"renewal by email\" checked"),
+        "{html}"
+    );
+    assert!(
+        html.contains("name=\"system.email\" aria-label=\"system by email\" >"),
+        "{html}"
+    );
+    let manager_token = app.token(Which::A, Role::Manager).await;
+    let (_, prefs) = app
+        .call(
+            Method::GET,
+            "/api/v1/notifications/preferences",
+            Some(&manager_token),
+            None,
+        )
+        .await;
+    let sms = prefs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["kind"] == "renewal" && p["channel"] == "sms")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        sms["enabled"], false,
+        "an unchecked box turns a channel off"
+    );
+}

@@ -11,6 +11,7 @@ use trainflow_notifications::{outbox::RetryPolicy, Deliverer, EmailTransport, Sm
 use trainflow_tests::{
     email_of,
     sinks::{SmtpSink, TwilioFake, TWILIO_SID, TWILIO_TOKEN},
+    webdriver::Browser,
     TestApp, Which,
 };
 use uuid::Uuid;
@@ -982,4 +983,87 @@ async fn mail_waits_while_the_smtp_server_is_down_and_is_delivered_once_when_it_
         statuses.iter().all(|(s, a)| s == "sent" && *a == 2),
         "{statuses:?}"
     );
+}
+
+#[tokio::test]
+async fn on_a_phone_a_manager_approves_from_the_link_in_the_email_they_received() {
+    let app = TestApp::spawn().await;
+    let mut smtp = SmtpSink::start().await;
+    let deliverer = Deliverer {
+        db: app.db.clone(),
+        email: EmailTransport::from_url(&smtp.url(), "TrainFlow <no-reply@trainflow.test>")
+            .unwrap(),
+        sms: SmsTransport::Log,
+        retry: RetryPolicy::default(),
+    };
+    reporting_lines(&app).await;
+    let (_, cert) = certified(&app, "PHONE", 25, false).await;
+    let employee = app.token(Which::A, Role::Employee).await;
+    let r = request_renewal(&app, &employee, cert).await;
+    let request = id(&r);
+    let tenant = Some(trainflow_kernel::TenantId(app.a.id));
+    deliverer
+        .deliver_due_for(tenant, OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    let manager = email_of(&app.a.slug, Role::Manager);
+    let mail = smtp
+        .received()
+        .into_iter()
+        .find(|m| m.to == vec![manager.clone()])
+        .expect("the manager's email");
+    // Undo quoted-printable soft line breaks, then take the link's path (the mail names the
+    // configured public URL; the test server listens on a random port).
+    let text = mail.data.replace("=\r\n", "").replace("=3D", "=");
+    let start = text.find("/a/").expect("a link in the mail");
+    let path: String = text[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '"' && *c != '<')
+        .collect();
+    let link = format!("{}{path}", app.base);
+    smtp.stop().await;
+
+    let browser = Browser::start_phone(390, 844).await;
+    browser.goto(&link).await;
+    assert!(
+        browser.wait_for_text("Renewal to approve").await,
+        "{}",
+        browser.source().await
+    );
+    let layout = browser
+        .script(
+            "const b = document.querySelector('button.approve').getBoundingClientRect();
+             return [window.innerWidth, document.documentElement.scrollWidth, b.height, b.width];",
+        )
+        .await;
+    let px = |i: usize| layout[i].as_f64().unwrap();
+    assert!(px(0) <= 420.0, "a phone-sized viewport: {layout}");
+    assert!(px(1) <= px(0), "nothing wider than the screen: {layout}");
+    assert!(
+        px(2) >= 44.0 && px(3) >= px(0) * 0.8,
+        "a thumb-sized button: {layout}"
+    );
+    browser.click("button.approve").await;
+    assert!(
+        browser.wait_for_text("You approved").await,
+        "{}",
+        browser.source().await
+    );
+    // The link is spent; the request moved to its second step.
+    browser.goto(&link).await;
+    assert!(
+        browser.wait_for_text("already used").await,
+        "{}",
+        browser.source().await
+    );
+    let (_, v) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/renewals/{request}"),
+            Some(&employee),
+            None,
+        )
+        .await;
+    assert_eq!(v["data"]["steps"][0]["status"], "approved", "{v}");
+    assert_eq!(v["data"]["steps"][1]["status"], "pending", "{v}");
 }

@@ -7,6 +7,7 @@
 
 mod integrations;
 mod pages;
+mod renewals;
 
 use std::sync::Arc;
 
@@ -26,6 +27,8 @@ pub struct Portal {
     pub cookie_secure: bool,
     /// Connectors (absent in deployments that do not offer them).
     pub integrations: Option<Arc<Integrations>>,
+    /// Certifications, renewals and notifications.
+    pub renewals: Option<trainflow_renewals::Renewals>,
 }
 
 impl Portal {
@@ -86,11 +89,13 @@ pub fn routes(
     deps: AuthDeps,
     cookie_secure: bool,
     integrations: Option<Arc<Integrations>>,
+    renewals: Option<trainflow_renewals::Renewals>,
 ) -> impl poem::Endpoint {
     let portal = Arc::new(Portal {
         deps,
         cookie_secure,
         integrations,
+        renewals,
     });
     Route::new()
         .at("/", get(pages::dashboard))
@@ -125,6 +130,21 @@ pub fn routes(
         .at(
             "/integrations/runs/:id/confirm",
             post(integrations::confirm),
+        )
+        .at("/certifications", get(renewals::my_certifications))
+        .at("/certifications/:id/renew", post(renewals::request_renewal))
+        .at("/renewals/:id", get(renewals::renewal_view))
+        .at("/renewals/:id/decision", post(renewals::decide))
+        .at("/approvals", get(renewals::approvals_queue))
+        .at("/compliance", get(renewals::compliance_dashboard))
+        .at("/notifications", get(renewals::notification_centre))
+        .at(
+            "/notifications/preferences",
+            post(renewals::save_preferences),
+        )
+        .at(
+            "/notifications/:id/:action",
+            post(renewals::notification_action),
         )
         .at(
             "/static/app.css",

@@ -60,6 +60,7 @@ pub struct Nav {
     pub(crate) csrf: String,
     pub(crate) can_see_users: bool,
     pub(crate) can_manage_integrations: bool,
+    pub(crate) can_see_compliance: bool,
 }
 
 impl Nav {
@@ -72,6 +73,7 @@ impl Nav {
             csrf: s.csrf_token.clone(),
             can_see_users: s.user.role.grants(Permission::UsersRead),
             can_manage_integrations: s.user.role.grants(Permission::Integrations),
+            can_see_compliance: s.user.role.grants(Permission::ComplianceRead),
         }
     }
 }

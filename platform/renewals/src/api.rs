@@ -813,7 +813,7 @@ impl RenewalsApi {
 /// The request, if the caller may see it: the employee, the requester, an approver of one of
 /// its steps, the employee's foreman or manager, or anyone with the certifications permission.
 /// Everyone else gets 404.
-async fn visible(tx: &mut TenantTx, ctx: &TenantCtx, id: Uuid) -> ApiResult<RenewalRequest> {
+pub async fn visible(tx: &mut TenantTx, ctx: &TenantCtx, id: Uuid) -> ApiResult<RenewalRequest> {
     let r = workflow::get(tx, id).await?;
     let me = ctx.user_id.0;
     let involved = r.user_id == me

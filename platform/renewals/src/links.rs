@@ -263,14 +263,9 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"robots\" content=\"noindex\"><title>{title} · TrainFlow</title><style>\
-         body{{font-family:system-ui,sans-serif;margin:0;padding:16px;color:#1b1f24;max-width:32rem;margin:auto}}\
-         h1{{font-size:1.4rem}}dt{{font-weight:600;margin-top:.5rem}}dd{{margin:0}}\
-         label{{display:block;margin-top:1rem}}textarea{{width:100%;box-sizing:border-box;font:inherit}}\
-         button{{display:block;width:100%;min-height:48px;margin-top:.75rem;font:inherit;font-size:1.1rem;\
-         border:0;border-radius:8px;color:#fff}}.approve{{background:#1a7f37}}.reject{{background:#cf222e}}\
-         .return{{background:#57606a}}.error{{color:#cf222e;font-weight:600}}.done{{font-size:1.1rem}}\
-         </style></head><body><h1>{title}</h1>{body}</body></html>",
+         <meta name=\"robots\" content=\"noindex\"><title>{title} · TrainFlow</title>\
+         <link rel=\"stylesheet\" href=\"/portal/static/app.css\"></head>\
+         <body class=\"link-page\"><main><h1>{title}</h1>{body}</main></body></html>",
         title = escape(title),
     );
     Response::builder()

@@ -123,6 +123,7 @@ pub fn build(edge: Arc<Edge>, deps: AuthDeps) -> impl Endpoint {
                 deps.clone(),
                 edge.settings.cookie_secure,
                 Some(edge.integrations.clone()),
+                Some(edge.renewals.clone()),
             ),
         )
         .at(
