@@ -179,6 +179,8 @@ impl TestApp {
             auto_migrate: backend == Backend::Sqlite,
             db_max_connections: 8,
             password_hash_concurrency: 2,
+            // Verifies the SMS webhook's signatures; no account, so SMS go to the log.
+            twilio_auth_token: sinks::TWILIO_TOKEN.parse::<Secret>().expect("infallible"),
             ..Settings::default()
         };
         let instance = trainflow_server::prepare_with(settings, opts.runs)

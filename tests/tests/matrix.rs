@@ -373,6 +373,42 @@ fn ops() -> Vec<Op> {
             body: |_| None,
         },
         Op {
+            method: Method::POST,
+            path: "/api/v1/auth/password-reset",
+            access: Public,
+            target: Target::None,
+            body: |c| {
+                Some(
+                    json!({"tenant": c.tenant_slug, "email": format!("{}@nowhere.test", c.unique)}),
+                )
+            },
+        },
+        Op {
+            method: Method::POST,
+            path: "/api/v1/auth/password-reset/confirm",
+            access: Public,
+            target: Target::None,
+            body: |_| {
+                Some(
+                    json!({"token": format!("{}.{}", Uuid::new_v4().simple(), "x".repeat(43)), "new_password": "a long enough new password"}),
+                )
+            },
+        },
+        Op {
+            method: Method::POST,
+            path: "/api/v1/auth/verify-email",
+            access: Public,
+            target: Target::None,
+            body: |_| Some(json!({"token": "junk"})),
+        },
+        Op {
+            method: Method::POST,
+            path: "/api/v1/users/me/verify-email",
+            access: Tenant(SelfService),
+            target: Target::None,
+            body: |_| None,
+        },
+        Op {
             method: Method::GET,
             path: "/api/v1/notifications",
             access: Tenant(SelfService),

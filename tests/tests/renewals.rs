@@ -1067,3 +1067,219 @@ async fn on_a_phone_a_manager_approves_from_the_link_in_the_email_they_received(
     assert_eq!(v["data"]["steps"][0]["status"], "approved", "{v}");
     assert_eq!(v["data"]["steps"][1]["status"], "pending", "{v}");
 }
+
+#[tokio::test]
+async fn an_approver_answers_yes_by_sms_through_the_signed_twilio_webhook() {
+    let app = TestApp::spawn().await;
+    reporting_lines(&app).await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let manager = app.a.people[&Role::Manager];
+    let phone = "+447700900456";
+    let (s, _) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/users/{manager}"),
+            Some(&admin),
+            Some(json!({"phone": phone})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, cert) = certified(&app, "SMS", 12, false).await;
+    let employee = app.token(Which::A, Role::Employee).await;
+    let request = id(&request_renewal(&app, &employee, cert).await);
+    let texts: Vec<(String,)> = app
+        .owner_rows(
+            &format!("select text_body from outbox where tenant_id = $1 and channel = 'sms' and recipient = '{phone}'"),
+            app.a.id,
+        )
+        .await;
+    let text = &texts.last().expect("an approval SMS").0;
+    let at = text.find("reply YES ").expect("a reply code") + "reply YES ".len();
+    let code = text[at..at + 6].to_string();
+
+    let send = |from: &str, body: String, sign: bool| {
+        let params: std::collections::BTreeMap<String, String> = [
+            ("From", from.to_string()),
+            ("To", "+15005550006".to_string()),
+            ("Body", body),
+            ("MessageSid", "SM0123".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        // The server checks against its public URL, which is what Twilio calls.
+        let signature = trainflow_renewals::sms::signature(
+            if sign { TWILIO_TOKEN } else { "not-the-token" },
+            "http://127.0.0.1:8080/webhooks/twilio/sms",
+            &params,
+        );
+        let req = app
+            .client
+            .post(format!("{}/webhooks/twilio/sms", app.base))
+            .header("x-twilio-signature", signature)
+            .form(&params);
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status(), resp.text().await.unwrap())
+        }
+    };
+    let (s, _) = send(phone, format!("YES {code}"), false).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "an unsigned call changes nothing");
+    let (s, body) = send("+447700900999", format!("YES {code}"), true).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        body.contains("not valid"),
+        "another number cannot use the code: {body}"
+    );
+    let (s, body) = send(phone, format!("yes {code}"), true).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        body.contains("<Response><Message>You approved the renewal of SMS certificate"),
+        "{body}"
+    );
+    let (_, body) = send(phone, format!("YES {code}"), true).await;
+    assert!(body.contains("already answered"), "{body}");
+    let (_, v) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/renewals/{request}"),
+            Some(&employee),
+            None,
+        )
+        .await;
+    assert_eq!(v["data"]["steps"][0]["status"], "approved", "{v}");
+    assert_eq!(v["data"]["steps"][0]["decided_by"], json!(manager), "{v}");
+}
+
+/// The token in the last email to `email` whose subject is `subject`.
+async fn emailed_token(app: &TestApp, email: &str, subject: &str) -> String {
+    let rows: Vec<(String,)> = app
+        .owner_rows(
+            &format!(
+                "select text_body from outbox where tenant_id = $1 and recipient = '{email}' and subject = '{subject}'
+                  order by created_at desc, id desc"
+            ),
+            app.a.id,
+        )
+        .await;
+    let text = &rows
+        .first()
+        .unwrap_or_else(|| panic!("no email '{subject}'"))
+        .0;
+    let at = text.find("token=").expect("a token") + "token=".len();
+    text[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '-' || *c == '_')
+        .collect()
+}
+
+#[tokio::test]
+async fn a_password_is_reset_and_an_email_verified_by_single_use_links() {
+    let app = TestApp::spawn().await;
+    let email = email_of(&app.a.slug, Role::Employee);
+    for who in [email.as_str(), "nobody@nowhere.test"] {
+        let (s, body) = app
+            .call(
+                Method::POST,
+                "/api/v1/auth/password-reset",
+                None,
+                Some(json!({"tenant": app.a.slug, "email": who})),
+            )
+            .await;
+        assert_eq!(
+            s,
+            StatusCode::NO_CONTENT,
+            "the same answer for everyone: {body}"
+        );
+    }
+    let token = emailed_token(&app, &email, "Choose a new password").await;
+    // The in-app notice does not carry the token.
+    let leaked: Vec<(i64,)> = app
+        .owner_rows(
+            &format!(
+                "select count(*) from notifications where tenant_id = $1 and body like '%{token}%'"
+            ),
+            app.a.id,
+        )
+        .await;
+    assert_eq!(leaked[0].0, 0);
+    let confirm = |password: &str| {
+        let body = json!({"token": token, "new_password": password});
+        let app = &app;
+        async move {
+            app.call(
+                Method::POST,
+                "/api/v1/auth/password-reset/confirm",
+                None,
+                Some(body),
+            )
+            .await
+        }
+    };
+    let (s, weak) = confirm("short").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{weak}");
+    assert_eq!(fields(&weak), ["new_password"]);
+    let (s, _) = confirm("a brand new passphrase 2026").await;
+    assert_eq!(
+        s,
+        StatusCode::NO_CONTENT,
+        "a refused password leaves the link usable"
+    );
+    let (s, _) = confirm("another brand new passphrase").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "the link works once");
+    // The emailed link opens a form in the portal (GET changes nothing).
+    let resp = app
+        .client
+        .get(format!("{}/portal/reset-password?token={token}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.text().await.unwrap().contains("name=\"new_password\""));
+    let signed = app
+        .sign_in(&app.a.slug, &email, "a brand new passphrase 2026")
+        .await;
+    assert!(signed["data"]["access_token"].is_string(), "{signed}");
+    let old = app
+        .sign_in(&app.a.slug, &email, trainflow_tests::PASSWORD)
+        .await;
+    assert!(old["data"]["access_token"].is_null(), "{old}");
+
+    // Email verification.
+    let token = signed["data"]["access_token"].as_str().unwrap().to_string();
+    let (s, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/users/me/verify-email",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let link = emailed_token(&app, &email, "Verify your email address").await;
+    let (s, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/verify-email",
+            None,
+            Some(json!({"token": link})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/verify-email",
+            None,
+            Some(json!({"token": link})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let verified: Vec<(bool,)> = app
+        .owner_rows(
+            "select email_verified_at is not null from users where id = $1",
+            app.a.people[&Role::Employee],
+        )
+        .await;
+    assert!(verified[0].0);
+}

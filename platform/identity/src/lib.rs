@@ -1,9 +1,10 @@
 //! Identity: people, roles, passwords, tokens, portal sessions and sign-in back-off.
 //!
-//! Owns the `users`, `departments`, `refresh_tokens`, `sessions` and `auth_throttle` tables.
-//! Depends only on the kernel.
+//! Owns the `users`, `departments`, `refresh_tokens`, `sessions`, `auth_throttle` and
+//! `account_links` tables. Depends on the kernel, and on notifications to send account emails.
 #![forbid(unsafe_code)]
 
+pub mod account_links;
 pub mod api;
 pub mod jobs;
 pub mod password;

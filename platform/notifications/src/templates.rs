@@ -50,6 +50,25 @@ pub const BUILT_IN: &[(&str, &str, &str, &str)] = &[
          request</a></p><p>The link works once and expires {{link_expires}}.</p>",
     ),
     (
+        "password_reset",
+        "Choose a new password",
+        "Someone asked to reset the password of your TrainFlow account.\n\n\
+         Choose a new password (the link works once, for one hour): {{reset_link}}\n\n\
+         If it was not you, ignore this message: your password stays as it is.\n",
+        "<h1 style=\"font-size:20px\">Choose a new password</h1>\
+         <p>Someone asked to reset the password of your TrainFlow account.</p>\
+         <p><a href=\"{{reset_link}}\">Choose a new password</a> (the link works once, for one \
+         hour).</p><p>If it was not you, ignore this message: your password stays as it is.</p>",
+    ),
+    (
+        "email_verification",
+        "Verify your email address",
+        "Confirm that this address is yours (the link works once, for a week): {{verify_link}}\n",
+        "<h1 style=\"font-size:20px\">Verify your email address</h1>\
+         <p><a href=\"{{verify_link}}\">Confirm that this address is yours</a> (the link works \
+         once, for a week).</p>",
+    ),
+    (
         "certification_expiring",
         "{{certification}} expires in {{days}} days",
         "Your {{certification}} expires on {{expires_on}} ({{days}} days).\n\

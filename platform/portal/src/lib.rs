@@ -5,6 +5,7 @@
 //! in one place whichever door a person comes through.
 #![forbid(unsafe_code)]
 
+mod account;
 mod integrations;
 mod pages;
 mod renewals;
@@ -130,6 +131,14 @@ pub fn routes(
         .at(
             "/integrations/runs/:id/confirm",
             post(integrations::confirm),
+        )
+        .at(
+            "/reset-password",
+            get(account::reset_form).post(account::reset),
+        )
+        .at(
+            "/verify-email",
+            get(account::verify_form).post(account::verify),
         )
         .at("/certifications", get(renewals::my_certifications))
         .at("/certifications/:id/renew", post(renewals::request_renewal))

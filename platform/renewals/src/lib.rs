@@ -9,12 +9,14 @@
 //! * [`jobs`]: expiry reminders at the tenant's offsets; reminders, escalation and re-routing
 //!   of pending steps.
 //! * [`api`] and [`links`]: the HTTP API, and the phone page behind an approval link.
+//! * [`sms`]: approving by SMS reply through Twilio's signed webhook.
 
 pub mod api;
 pub mod certs;
 pub mod dates;
 pub mod jobs;
 pub mod links;
+pub mod sms;
 pub mod workflow;
 
 use trainflow_kernel::db::Db;

@@ -536,11 +536,24 @@ impl Renewals {
         let (token, digest) = link_token(tenant);
         let code = sms_code(&digest);
         let expires = now + self.link_ttl;
+        let link_id = Uuid::now_v7();
         sql!(tx.conn() => |c| sqlx::query(
             "insert into approval_links (tenant_id, id, token_hash, step_id, approver_id, sms_code, expires_at, created_at)
              values ($1, $2, $3, $4, $5, $6, $7, $8)")
-            .bind(tenant).bind(Uuid::now_v7()).bind(&digest).bind(step).bind(approver).bind(&code)
+            .bind(tenant).bind(link_id).bind(&digest).bind(step).bind(approver).bind(&code)
             .bind(expires).bind(now).execute(&mut *c).await.map(drop))?;
+        // An SMS reply names only the sender's number and the code: index them to this link.
+        let phone: Option<String> = sql!(tx.conn() => |c| sqlx::query_scalar(
+            "select phone from users where tenant_id = $1 and id = $2")
+            .bind(tenant).bind(approver).fetch_one(&mut *c).await)?;
+        if let Some(phone) = phone {
+            sql!(tx.conn() => |c| sqlx::query(
+                "insert into approval_sms_codes (phone, code, tenant_id, link_id, expires_at) values ($1, $2, $3, $4, $5)
+                 on conflict (phone, code) do update set tenant_id = excluded.tenant_id, link_id = excluded.link_id,
+                     expires_at = excluded.expires_at")
+                .bind(&phone).bind(&code).bind(tenant).bind(link_id).bind(expires)
+                .execute(&mut *c).await.map(drop))?;
+        }
         let r = get(tx, request).await?;
         let position = r
             .steps
@@ -913,6 +926,23 @@ pub async fn redeem_link(
             Ok(Ok((request, approver)))
         }
         None => Ok(peek_link(tx, digest, now).await?.map(|(r, _, a)| (r, a))),
+    }
+}
+
+/// Redeems the link `link` (found through an SMS reply) like [`redeem_link`].
+pub async fn redeem_link_by_id(
+    tx: &mut TenantTx,
+    link: Uuid,
+    action: Decision,
+    now: OffsetDateTime,
+) -> ApiResult<Result<(Uuid, Uuid), LinkProblem>> {
+    let tenant = tx.tenant();
+    let digest: Option<String> = sql!(tx.conn() => |c| sqlx::query_scalar(
+        "select token_hash from approval_links where tenant_id = $1 and id = $2")
+        .bind(tenant).bind(link).fetch_optional(&mut *c).await)?;
+    match digest {
+        Some(d) => redeem_link(tx, &d, action, now).await,
+        None => Ok(Err(LinkProblem::Unknown)),
     }
 }
 

@@ -11,7 +11,7 @@ use poem::{
     Endpoint, EndpointExt, IntoResponse, Request, Response, Route,
 };
 use poem_openapi::OpenApiService;
-use trainflow_identity::{api::IdentityApi, signin::AuthDeps};
+use trainflow_identity::{account_links::AccountLinksApi, api::IdentityApi, signin::AuthDeps};
 use trainflow_integrations::{api::ConnectorsApi, Integrations};
 use trainflow_jobs::Runner;
 use trainflow_kernel::{
@@ -49,6 +49,7 @@ pub fn api_service(
 ) -> OpenApiService<
     (
         IdentityApi,
+        AccountLinksApi,
         TenancyApi,
         ConnectorsApi,
         NotificationsApi,
@@ -59,6 +60,10 @@ pub fn api_service(
     OpenApiService::new(
         (
             IdentityApi { deps: deps.clone() },
+            AccountLinksApi {
+                deps: deps.clone(),
+                public_url: public_url.trim_end_matches('/').to_string(),
+            },
             TenancyApi { deps: deps.clone() },
             ConnectorsApi {
                 svc: integrations.clone(),
@@ -116,6 +121,13 @@ pub fn build(edge: Arc<Edge>, deps: AuthDeps) -> impl Endpoint {
         .nest(
             "/a",
             trainflow_renewals::links::routes(edge.renewals.clone()),
+        )
+        .nest(
+            trainflow_renewals::sms::PATH,
+            trainflow_renewals::sms::routes(trainflow_renewals::sms::SmsWebhook {
+                renewals: edge.renewals.clone(),
+                auth_token: edge.settings.twilio_auth_token.expose().to_string(),
+            }),
         )
         .nest(
             "/portal",
