@@ -71,6 +71,39 @@ async fn certified(app: &TestApp, code: &str, days: i64, evidence: bool) -> (Uui
     (id(&t), id(&c))
 }
 
+/// Changes tenant A's settings through its administrator (`patch` is merged into them).
+async fn tenant_settings(app: &TestApp, patch: Value) {
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let (_, t) = app
+        .call(Method::GET, "/api/v1/tenant", Some(&admin), None)
+        .await;
+    let mut settings = t["data"]["settings"].clone();
+    for (k, v) in patch.as_object().unwrap() {
+        settings[k] = v.clone();
+    }
+    let (s, body) = app
+        .call(
+            Method::PUT,
+            "/api/v1/tenant",
+            Some(&admin),
+            Some(
+                json!({"name": t["data"]["name"], "time_zone": t["data"]["time_zone"],
+                        "locale": t["data"]["locale"], "settings": settings}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+}
+
+/// Tenant A offers SMS (it is opt-in per tenant).
+async fn enable_sms(app: &TestApp) {
+    tenant_settings(
+        app,
+        json!({"notification_channels": ["in_app", "email", "sms"]}),
+    )
+    .await;
+}
+
 /// The employee asks for the renewal of `cert`.
 async fn request_renewal(app: &TestApp, employee: &str, cert: Uuid) -> Value {
     let (s, r) = app
@@ -872,6 +905,7 @@ async fn the_inbox_preferences_and_broadcasts_work_per_person() {
 #[tokio::test]
 async fn mail_waits_while_the_smtp_server_is_down_and_is_delivered_once_when_it_is_back() {
     let app = TestApp::spawn().await;
+    enable_sms(&app).await;
     let mut smtp = SmtpSink::start().await;
     let twilio = TwilioFake::start().await;
     let deliverer = Deliverer {
@@ -1071,6 +1105,7 @@ async fn on_a_phone_a_manager_approves_from_the_link_in_the_email_they_received(
 #[tokio::test]
 async fn an_approver_answers_yes_by_sms_through_the_signed_twilio_webhook() {
     let app = TestApp::spawn().await;
+    enable_sms(&app).await;
     reporting_lines(&app).await;
     let admin = app.token(Which::A, Role::Administrator).await;
     let manager = app.a.people[&Role::Manager];
@@ -1282,4 +1317,62 @@ async fn a_password_is_reset_and_an_email_verified_by_single_use_links() {
         )
         .await;
     assert!(verified[0].0);
+}
+
+#[tokio::test]
+async fn a_tenant_chooses_its_reminder_offsets_and_whether_sms_is_offered() {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let (_, t) = app
+        .call(Method::GET, "/api/v1/tenant", Some(&admin), None)
+        .await;
+    let mut bad = t["data"].clone();
+    bad["settings"]["reminder_offsets_days"] = json!([]);
+    let (s, body) = app.call(Method::PUT, "/api/v1/tenant", Some(&admin), Some(json!({
+        "name": bad["name"], "time_zone": bad["time_zone"], "locale": bad["locale"], "settings": bad["settings"]}))).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(fields(&body), ["settings.reminder_offsets_days"]);
+    tenant_settings(&app, json!({"reminder_offsets_days": [45, 5]})).await;
+    let (_, cert) = certified(&app, "OFF", 40, false).await;
+    let now = OffsetDateTime::now_utc();
+    let sent = app
+        .renewals
+        .expiry_reminders_in(&[app.a.id], now)
+        .await
+        .unwrap();
+    assert_eq!(sent.reminded, 1, "{sent:?}");
+    let offsets: Vec<(i32,)> = app
+        .owner_rows(
+            "select offset_days from certification_reminders where certification_id = $1",
+            cert,
+        )
+        .await;
+    assert_eq!(offsets, vec![(45,)]);
+
+    // SMS is opt-in per tenant: without it, an approver with a phone gets email only.
+    reporting_lines(&app).await;
+    let manager = app.a.people[&Role::Manager];
+    let (s, _) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/users/{manager}"),
+            Some(&admin),
+            Some(json!({"phone": "+447700900777"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let employee = app.token(Which::A, Role::Employee).await;
+    request_renewal(&app, &employee, cert).await;
+    assert_eq!(
+        app.count("outbox", app.a.id).await,
+        2,
+        "the reminder email and the approval email"
+    );
+    let sms: Vec<(i64,)> = app
+        .owner_rows(
+            "select count(*) from outbox where tenant_id = $1 and channel = 'sms'",
+            app.a.id,
+        )
+        .await;
+    assert_eq!(sms[0].0, 0);
 }

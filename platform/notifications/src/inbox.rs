@@ -54,6 +54,15 @@ impl Notice {
     }
 }
 
+/// (email, phone, organisation, active, tenant settings) of a notification's recipient.
+type Recipient = (
+    String,
+    Option<String>,
+    String,
+    bool,
+    sqlx::types::Json<serde_json::Value>,
+);
+
 /// What [`notify`] wrote.
 #[derive(Debug, Default, Clone)]
 pub struct Notified {
@@ -72,13 +81,18 @@ pub async fn notify(
     now: OffsetDateTime,
 ) -> ApiResult<Notified> {
     let tenant = tx.tenant();
-    let person: Option<(String, Option<String>, String, bool)> = sql!(tx.conn() => |c| sqlx::query_as(
-        "select u.email, u.phone, t.name, u.is_active and u.deleted_at is null
+    let person: Option<Recipient> = sql!(tx.conn() => |c| sqlx::query_as(
+        "select u.email, u.phone, t.name, u.is_active and u.deleted_at is null, t.settings
            from users u join tenants t on t.id = u.tenant_id
           where u.tenant_id = $1 and u.id = $2")
         .bind(tenant).bind(notice.user_id).fetch_optional(&mut *c).await)?;
-    let Some((email, phone, organisation, active)) = person else {
+    let Some((email, phone, organisation, active, settings)) = person else {
         return Err(ApiError::NotFound);
+    };
+    // The tenant decides which channels exist for its people (default in-app and email).
+    let offered = |channel: Channel| match settings.0.get("notification_channels") {
+        Some(serde_json::Value::Array(list)) => list.iter().any(|c| c == channel.as_str()),
+        _ => matches!(channel, Channel::InApp | Channel::Email),
     };
     let mut out = Notified::default();
     if !active {
@@ -86,11 +100,12 @@ pub async fn notify(
     }
     let wants = preferences_of(tx, notice.user_id).await?;
     let wanted = |channel: Channel| {
-        notice.required_channels.contains(&channel)
-            || wants
-                .get(&(notice.kind, channel))
-                .copied()
-                .unwrap_or_else(|| channel.default_for(notice.kind))
+        offered(channel)
+            && (notice.required_channels.contains(&channel)
+                || wants
+                    .get(&(notice.kind, channel))
+                    .copied()
+                    .unwrap_or_else(|| channel.default_for(notice.kind)))
     };
     let link = notice.link.as_ref().map(|l| absolute(public_url, l));
     let id = Uuid::now_v7();

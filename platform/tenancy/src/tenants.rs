@@ -24,8 +24,11 @@ pub struct TenantSettings {
     /// People inactive for this many days are deactivated by the nightly cleanup (0 = never;
     /// absent = the platform default).
     pub inactive_after_days: Option<u32>,
-    /// Channels notifications may use.
+    /// Channels notifications may use (in-app is always on; SMS costs money, so it is opt-in).
     pub notification_channels: Vec<String>,
+    /// Days before a certification expires at which its holder is reminded (absent: 90, 60,
+    /// 30 and 7).
+    pub reminder_offsets_days: Option<Vec<u32>>,
 }
 
 impl Default for TenantSettings {
@@ -35,6 +38,7 @@ impl Default for TenantSettings {
             logo_url: None,
             inactive_after_days: None,
             notification_channels: vec!["in_app".into(), "email".into()],
+            reminder_offsets_days: None,
         }
     }
 }
@@ -64,6 +68,14 @@ impl TenantSettings {
                 errors.add(
                     "settings.notification_channels",
                     format!("unknown channel `{ch}`"),
+                );
+            }
+        }
+        if let Some(offsets) = &self.reminder_offsets_days {
+            if offsets.is_empty() || offsets.len() > 10 || offsets.iter().any(|d| *d > 3650) {
+                errors.add(
+                    "settings.reminder_offsets_days",
+                    "1 to 10 offsets, each at most 3650 days",
                 );
             }
         }
