@@ -712,3 +712,89 @@ async fn a_renewal_is_requested_approved_and_followed_in_the_portal() {
         "an unchecked box turns a channel off"
     );
 }
+
+#[tokio::test]
+async fn a_training_officer_previews_a_certification_types_timeline_then_saves_it() {
+    let app = TestApp::spawn().await;
+    let officer = browser_client();
+    portal_sign_in(&app, &officer, Role::TrainingOfficer).await;
+    let (s, html) = page(&officer, format!("{}/portal/certification-types", app.base)).await;
+    assert_eq!(s, StatusCode::OK);
+    let csrf = csrf_of(&html);
+    let post = |fields: Vec<(&'static str, &'static str)>| {
+        let mut form: Vec<(&str, String)> = vec![("csrf", csrf.clone())];
+        form.extend(fields.into_iter().map(|(k, v)| (k, v.to_string())));
+        officer
+            .post(format!("{}/portal/certification-types", app.base))
+            .form(&form)
+            .send()
+    };
+    let resp = post(vec![
+        ("action", "preview"),
+        ("code", "CRANE"),
+        ("name", "Crane operation"),
+        ("validity_months", "twelve"),
+        ("renewal_window_days", "60"),
+        ("start_date", "2027-01-01"),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .contains("must be a whole number"));
+    let resp = post(vec![
+        ("action", "preview"),
+        ("code", "CRANE"),
+        ("name", "Crane operation"),
+        ("validity_months", "12"),
+        ("renewal_window_days", "60"),
+        ("start_date", "2027-01-01"),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let html = resp.text().await.unwrap();
+    assert!(
+        html.contains("Timeline preview")
+            && html.contains("2027-12-31")
+            && html.contains("2027-11-01")
+            && html.contains("2027-10-02, 2027-11-01, 2027-12-01, 2027-12-24"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("<code>CRANE</code>"),
+        "a preview saves nothing"
+    );
+    let resp = post(vec![
+        ("action", "save"),
+        ("code", "CRANE"),
+        ("name", "Crane operation"),
+        ("validity_months", "12"),
+        ("renewal_window_days", "60"),
+        ("start_date", "2027-01-01"),
+        ("evidence_required", "on"),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let (_, html) = page(
+        &officer,
+        format!("{}/portal/certification-types?notice=type_saved", app.base),
+    )
+    .await;
+    assert!(
+        html.contains("<code>CRANE</code>") && html.contains("required"),
+        "{html}"
+    );
+    let employee = browser_client();
+    portal_sign_in(&app, &employee, Role::Employee).await;
+    let (s, _) = page(
+        &employee,
+        format!("{}/portal/certification-types", app.base),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}

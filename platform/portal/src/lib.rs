@@ -141,6 +141,10 @@ pub fn routes(
             get(account::verify_form).post(account::verify),
         )
         .at("/certifications", get(renewals::my_certifications))
+        .at(
+            "/certification-types",
+            get(renewals::certification_types).post(renewals::save_certification_type),
+        )
         .at("/certifications/:id/renew", post(renewals::request_renewal))
         .at("/renewals/:id", get(renewals::renewal_view))
         .at("/renewals/:id/decision", post(renewals::decide))

@@ -61,6 +61,7 @@ pub struct Nav {
     pub(crate) can_see_users: bool,
     pub(crate) can_manage_integrations: bool,
     pub(crate) can_see_compliance: bool,
+    pub(crate) can_manage_certifications: bool,
 }
 
 impl Nav {
@@ -74,6 +75,7 @@ impl Nav {
             can_see_users: s.user.role.grants(Permission::UsersRead),
             can_manage_integrations: s.user.role.grants(Permission::Integrations),
             can_see_compliance: s.user.role.grants(Permission::ComplianceRead),
+            can_manage_certifications: s.user.role.grants(Permission::CertificationsManage),
         }
     }
 }

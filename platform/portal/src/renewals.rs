@@ -61,6 +61,7 @@ fn notice_text(n: Option<String>) -> Option<String> {
             "return" => "You returned the request for changes.",
             "resubmitted" => "The request was sent back to its approver.",
             "saved" => "Your preferences were saved.",
+            "type_saved" => "The certification type was saved.",
             _ => "Done.",
         }
         .to_string()
@@ -600,4 +601,246 @@ pub async fn save_preferences(
     inbox::set_preferences(&mut tx, ctx.user_id.0, &prefs).await?;
     tx.commit().await?;
     Ok(Redirect::see_other("/portal/notifications?notice=saved").into_response())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Certification types, with the timeline preview
+
+/// The new-type form as typed (numbers stay text so a bad value can be shown back).
+#[derive(Deserialize, Default)]
+pub struct TypeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    validity_months: String,
+    #[serde(default)]
+    renewal_window_days: String,
+    #[serde(default)]
+    start_date: String,
+    #[serde(default)]
+    evidence_required: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "certification_types.html")]
+struct TypesPage {
+    nav: Option<Nav>,
+    csrf: String,
+    types: Vec<trainflow_renewals::certs::CertificationType>,
+    form: TypeFormView,
+    timeline: Vec<trainflow_renewals::dates::Cycle>,
+    notice: Option<String>,
+    errors: Errors,
+}
+
+struct TypeFormView {
+    code: String,
+    name: String,
+    validity_months: String,
+    renewal_window_days: String,
+    start_date: String,
+    evidence_required: bool,
+}
+
+impl TypeFormView {
+    fn blank(today: time::Date) -> Self {
+        TypeFormView {
+            code: String::new(),
+            name: String::new(),
+            validity_months: "12".into(),
+            renewal_window_days: "90".into(),
+            start_date: today.to_string(),
+            evidence_required: false,
+        }
+    }
+}
+
+async fn types_page(
+    portal: &Portal,
+    s: &PortalSession,
+    form: TypeFormView,
+    timeline: Vec<trainflow_renewals::dates::Cycle>,
+    notice: Option<String>,
+    errors: Errors,
+    status: StatusCode,
+) -> PageResult {
+    let svc = svc(portal)?;
+    let (mut tx, _) = TenantTx::begin(&svc.db, &s.ctx, Permission::CertificationsManage).await?;
+    let types = certs::types(&mut tx).await?;
+    tx.commit().await?;
+    render(
+        &TypesPage {
+            nav: Some(Nav::new(s, "certification_types")),
+            csrf: s.csrf_token.clone(),
+            types,
+            form,
+            timeline,
+            notice,
+            errors,
+        },
+        status,
+    )
+}
+
+/// The tenant's certification types and the form to add one (training officers and
+/// administrators).
+#[handler]
+pub async fn certification_types(
+    req: &Request,
+    jar: &CookieJar,
+    portal: Data<&Arc<Portal>>,
+    q: Query<NoticeQuery>,
+) -> PageResult {
+    let s = session_or_return!(&portal, req, jar);
+    if !s.user.role.grants(Permission::CertificationsManage) {
+        return Err(ApiError::Forbidden.into());
+    }
+    let today = time::OffsetDateTime::now_utc().date();
+    types_page(
+        &portal,
+        &s,
+        TypeFormView::blank(today),
+        Vec::new(),
+        notice_text(q.0.notice),
+        Errors::default(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// Previews the timeline of the type being defined (`action=preview`) or saves it.
+#[handler]
+pub async fn save_certification_type(
+    req: &Request,
+    jar: &CookieJar,
+    portal: Data<&Arc<Portal>>,
+    Form(form): Form<TypeForm>,
+) -> PageResult {
+    let s = session_or_return!(&portal, req, jar);
+    check_csrf(&s, &form.csrf)?;
+    if !s.user.role.grants(Permission::CertificationsManage) {
+        return Err(ApiError::Forbidden.into());
+    }
+    let svc = svc(&portal)?;
+    let mut errors = trainflow_kernel::FieldErrors::new();
+    let number = |errors: &mut trainflow_kernel::FieldErrors, field: &str, raw: &str| {
+        raw.trim()
+            .parse::<i32>()
+            .map_err(|_| errors.add(field, "must be a whole number"))
+            .ok()
+    };
+    let validity = number(&mut errors, "validity_months", &form.validity_months);
+    let window = number(
+        &mut errors,
+        "renewal_window_days",
+        &form.renewal_window_days,
+    );
+    let view = TypeFormView {
+        code: form.code.clone(),
+        name: form.name.clone(),
+        validity_months: form.validity_months.clone(),
+        renewal_window_days: form.renewal_window_days.clone(),
+        start_date: form.start_date.clone(),
+        evidence_required: form.evidence_required.is_some(),
+    };
+    let refuse = |errors: trainflow_kernel::FieldErrors, view| async {
+        let errors = field_errors(ApiError::Validation(errors))?;
+        types_page(
+            &portal,
+            &s,
+            view,
+            Vec::new(),
+            None,
+            errors,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await
+    };
+    if !errors.0.is_empty() {
+        return refuse(errors, view).await;
+    }
+    let input = trainflow_renewals::certs::TypeInput {
+        code: Some(form.code.trim().to_string()),
+        name: Some(form.name.trim().to_string()),
+        description: None,
+        validity_months: validity,
+        renewal_window_days: window,
+        evidence_required: Some(form.evidence_required.is_some()),
+        required_courses: None,
+    };
+    let t = match certs::validate_type(None, input) {
+        Ok(t) => t,
+        Err(ApiError::Validation(e)) => return refuse(e, view).await,
+        Err(e) => return Err(e.into()),
+    };
+    if form.action == "preview" {
+        let start = time::Date::parse(
+            form.start_date.trim(),
+            &time::format_description::well_known::Iso8601::DATE,
+        );
+        let Ok(start) = start else {
+            let mut e = trainflow_kernel::FieldErrors::new();
+            e.add("start_date", "must be a date (YYYY-MM-DD)");
+            return refuse(e, view).await;
+        };
+        let (mut tx, _) =
+            TenantTx::begin(&svc.db, &s.ctx, Permission::CertificationsManage).await?;
+        let offsets = certs::clock(&mut tx, now()).await?.offsets;
+        tx.commit().await?;
+        let timeline = trainflow_renewals::dates::timeline(
+            start,
+            t.validity_months.unwrap_or(12),
+            t.renewal_window_days,
+            &offsets,
+            3,
+        );
+        return types_page(
+            &portal,
+            &s,
+            view,
+            timeline,
+            None,
+            Errors::default(),
+            StatusCode::OK,
+        )
+        .await;
+    }
+    let saved = async {
+        let (mut tx, ctx) =
+            TenantTx::begin(&svc.db, &s.ctx, Permission::CertificationsManage).await?;
+        certs::save_type(&mut tx, &t, true, now()).await?;
+        trainflow_kernel::audit::record(
+            &mut tx,
+            trainflow_kernel::audit::Entry::by(&ctx, "certification_type.create")
+                .object("certification_type", t.id)
+                .change(None, serde_json::to_value(&t).ok()),
+        )
+        .await?;
+        tx.commit().await
+    }
+    .await;
+    match saved {
+        Ok(()) => Ok(
+            Redirect::see_other("/portal/certification-types?notice=type_saved").into_response(),
+        ),
+        Err(e) => {
+            let errors = field_errors(e)?;
+            types_page(
+                &portal,
+                &s,
+                view,
+                Vec::new(),
+                None,
+                errors,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+    }
 }
