@@ -5,9 +5,11 @@
 //! in one place whichever door a person comes through.
 #![forbid(unsafe_code)]
 
+// `pages` first: its `session_or_return!` serves the modules after it.
+#[macro_use]
+mod pages;
 mod account;
 mod integrations;
-mod pages;
 mod renewals;
 
 use std::sync::Arc;

@@ -31,15 +31,6 @@ use crate::{
     Portal,
 };
 
-macro_rules! session_or_return {
-    ($portal:expr, $req:expr, $jar:expr) => {
-        match require($portal, $req, $jar).await {
-            Ok(s) => s,
-            Err(resp) => return Ok(resp),
-        }
-    };
-}
-
 fn svc(portal: &Portal) -> poem::Result<&Renewals> {
     portal
         .renewals

@@ -10,11 +10,7 @@
 use poem_openapi::Object;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
-use trainflow_kernel::{
-    db::TenantTx,
-    secret::{link_token, token_digest},
-    sql, ApiError, ApiResult,
-};
+use trainflow_kernel::{db::TenantTx, secret::link_token, sql, ApiError, ApiResult};
 use trainflow_notifications::{notify, Channel, Kind, Notice, Priority};
 use uuid::Uuid;
 
@@ -944,9 +940,4 @@ pub async fn redeem_link_by_id(
         Some(d) => redeem_link(tx, &d, action, now).await,
         None => Ok(Err(LinkProblem::Unknown)),
     }
-}
-
-/// The sha256 of a token as stored.
-pub fn digest(token: &str) -> String {
-    token_digest(token)
 }
