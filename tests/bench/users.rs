@@ -11,7 +11,9 @@
 //! `BENCH_CONCURRENCY` (32), `BENCH_KEEP=1` to keep the database.
 //!
 //! Prints: saturation throughput of the API and of the ceiling, their ratio, p50/p99 latency
-//! of the API at half its saturation rate, and the server's resident memory idle and loaded.
+//! of the API at half its saturation rate, the same for the portal's people page (`/portal/users`,
+//! signed in with a session cookie) with its p99 beside the API's, and the server's resident
+//! memory idle and loaded.
 
 use std::{
     path::PathBuf,
@@ -163,6 +165,7 @@ async fn main() -> anyhow::Result<()> {
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency * 2)
+        .redirect(reqwest::redirect::Policy::none())
         .build()?;
     for _ in 0..200 {
         if http.get(format!("{base}/health")).send().await.is_ok() {
@@ -185,6 +188,10 @@ async fn main() -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow::anyhow!("sign-in failed: {body}"))?
                 .to_string(),
         );
+    }
+    let mut cookies = Vec::new();
+    for (_, slug) in &slugs {
+        cookies.push(portal_sign_in(&http, &base, slug, &format!("user1@{slug}.test")).await?);
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_kib = rss_kib(pid);
@@ -240,11 +247,41 @@ async fn main() -> anyhow::Result<()> {
         }
     })
     .await;
+
+    // 3. The same list as a portal page (`/portal/users`, 20 people a page): saturation, then
+    //    latency at half the API's saturation rate, so the two p99s compare at the same load.
+    let cookies = Arc::new(cookies);
+    let page = {
+        let (http, base, cookies) = (http.clone(), base.clone(), cookies.clone());
+        move |i: usize| {
+            let (http, base, cookies) = (http.clone(), base.clone(), cookies.clone());
+            async move {
+                match http
+                    .get(format!("{base}/portal/users"))
+                    .header("cookie", &cookies[i % cookies.len()])
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+                    _ => false,
+                }
+            }
+        }
+    };
+    let page_rps = closed_loop(seconds, concurrency, page.clone()).await;
+    let mut page_latencies = open_loop(seconds, rate, move |i| {
+        let page = page.clone();
+        async move {
+            page(i).await;
+        }
+    })
+    .await;
+    page_latencies.sort();
     sampling.store(false, Ordering::Relaxed);
     let loaded_kib = peak.load(Ordering::Relaxed);
     latencies.sort();
 
-    // 3. The ceiling: the same list SQL through sqlx, as the application role, same concurrency.
+    // 4. The ceiling: the same list SQL through sqlx, as the application role, same concurrency.
     let pool: PgPool = PgPoolOptions::new()
         .max_connections(concurrency as u32)
         .after_connect(|c, _| {
@@ -314,6 +351,18 @@ async fn main() -> anyhow::Result<()> {
         percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
         latencies.len()
     );
+    println!("GET /portal/users (the same people as a page, 20 a page), same server, same run");
+    println!("  page throughput (saturation)        {page_rps:>10.0} req/s");
+    let (api_p99, page_p99) = (
+        percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
+        percentile(&page_latencies, 0.99).as_secs_f64() * 1000.0,
+    );
+    println!(
+        "  at {rate:.0} req/s: p50 {:.2} ms, p99 {page_p99:.2} ms ({} requests); page p99 / API p99 {:.2}",
+        percentile(&page_latencies, 0.50).as_secs_f64() * 1000.0,
+        page_latencies.len(),
+        page_p99 / api_p99.max(0.001)
+    );
     println!(
         "  server memory: idle {:.1} MiB, loaded (peak) {:.1} MiB",
         idle_kib as f64 / 1024.0,
@@ -331,6 +380,51 @@ async fn main() -> anyhow::Result<()> {
         println!("kept database {db_url}");
     }
     Ok(())
+}
+
+/// Signs in through the portal's form (its double-submit CSRF cookie and token) and returns the
+/// session cookie as a `Cookie` header value.
+async fn portal_sign_in(
+    http: &reqwest::Client,
+    base: &str,
+    tenant: &str,
+    email: &str,
+) -> anyhow::Result<String> {
+    fn cookie_of(r: &reqwest::Response) -> Option<String> {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| !v.contains("Max-Age=0"))
+            .and_then(|v| v.split(';').next())
+            .map(str::to_string)
+    }
+    let form = http.get(format!("{base}/portal/login")).send().await?;
+    let login_cookie = cookie_of(&form).ok_or_else(|| anyhow::anyhow!("no sign-in cookie"))?;
+    let html = form.text().await?;
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .ok_or_else(|| anyhow::anyhow!("no CSRF token on the sign-in page"))?
+        .to_string();
+    let signed = http
+        .post(format!("{base}/portal/login"))
+        .header("cookie", login_cookie)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("organisation", tenant),
+            ("email", email),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await?;
+    anyhow::ensure!(
+        signed.status() == reqwest::StatusCode::SEE_OTHER,
+        "portal sign-in answered {}",
+        signed.status()
+    );
+    cookie_of(&signed).ok_or_else(|| anyhow::anyhow!("no session cookie"))
 }
 
 /// Runs `f` back to back from `concurrency` workers for `seconds`; returns successes per second.

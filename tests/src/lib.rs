@@ -510,6 +510,86 @@ impl TestApp {
     }
 }
 
+/// Portal helpers: a browser-like client signed in as a seeded person, and its forms.
+impl TestApp {
+    /// A client that keeps cookies and does not follow redirects, signed in to the portal of
+    /// `which` as the seeded person of `role`.
+    pub async fn portal_client(&self, which: Which, role: Role) -> reqwest::Client {
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let (_, login) = self.portal_get(&client, "/portal/login").await;
+        let slug = self.tenant(which).slug.clone();
+        let email = email_of(&slug, role);
+        let (status, body) = self
+            .portal_post(
+                &client,
+                "/portal/login",
+                &[
+                    ("csrf", csrf_of(&login).as_str()),
+                    ("organisation", slug.as_str()),
+                    ("email", email.as_str()),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::SEE_OTHER,
+            "portal sign-in failed: {body}"
+        );
+        client
+    }
+
+    /// Fetches a portal page: status and HTML.
+    pub async fn portal_get(&self, client: &reqwest::Client, path: &str) -> (StatusCode, String) {
+        let resp = client
+            .get(format!("{}{}", self.base, path))
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status();
+        (status, resp.text().await.expect("body"))
+    }
+
+    /// Submits a URL-encoded form: status, and the redirect target when there is one (else the
+    /// page).
+    pub async fn portal_post(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, String) {
+        let resp = client
+            .post(format!("{}{}", self.base, path))
+            .form(form)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status();
+        match resp.headers().get("location") {
+            Some(l) => (status, l.to_str().expect("location").to_string()),
+            None => (status, resp.text().await.expect("body")),
+        }
+    }
+}
+
+/// The value of the first `csrf` field of a page.
+pub fn csrf_of(html: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("no csrf field in {html}"))
+        + marker.len();
+    html[start..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// A component built from `plugins/` (`trainflow_connector_<name>.wasm`).
 pub fn plugin(name: &str) -> Vec<u8> {
     let path = PathBuf::from(trainflow_integrations::catalogue::BUILT_PLUGINS_DIR)

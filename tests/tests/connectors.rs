@@ -807,3 +807,288 @@ async fn names_that_resolve_to_private_addresses_are_refused_after_resolution() 
         .await;
     assert!(!units.to_string().contains("Signalling"));
 }
+
+/// A person's certification cycles as the API lists them, oldest first:
+/// (issued on, expires on, closed as renewed).
+async fn cycles(app: &TestApp, token: &str, user: &str) -> Vec<(String, String, bool)> {
+    let (s, body) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/certifications?user_id={user}&history=true"),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let mut out: Vec<(String, String, bool)> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["issued_on"].as_str().unwrap().to_string(),
+                c["expires_on"].as_str().unwrap_or("").to_string(),
+                !c["renewed_at"].is_null(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn imported_certifications_follow_the_rules_of_recorded_ones() {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let (s, t) = app
+        .call(
+            Method::POST,
+            "/api/v1/certification-types",
+            Some(&admin),
+            Some(json!({"code": "FIRST-AID", "name": "First aid", "validity_months": 24})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{t}");
+    let type_id = t["data"]["id"].as_str().unwrap().to_string();
+
+    // One person imported, one added by hand: the first gets imported cycles, the second the
+    // same cycles recorded through the API.
+    let people = csv_installation(&app, &admin, "People", "incremental").await;
+    app.upload(&admin, people, "p.csv", b"Employee ID,First name,Surname,Email,Department,Number\nE1,Ana,Lee,ana@example.com,OPS,N1\n".to_vec()).await;
+    assert_eq!(app.run_to_end(&admin, people).await["created"], 1);
+    let (_, ana) = app
+        .call(Method::GET, "/api/v1/users?search=ana@", Some(&admin), None)
+        .await;
+    let ana = ana["data"][0]["id"].as_str().unwrap().to_string();
+    let (s, bo) = app
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            Some(&admin),
+            Some(json!({"email": "bo@example.com", "first_name": "Bo"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{bo}");
+    let bo = bo["data"]["id"].as_str().unwrap().to_string();
+    let record = |issued: &'static str| {
+        let (app, admin, bo, type_id) = (&app, &admin, &bo, &type_id);
+        async move {
+            let (s, body) = app
+                .call(
+                    Method::POST,
+                    "/api/v1/certifications",
+                    Some(admin),
+                    Some(json!({"user_id": bo, "type_id": type_id, "issued_on": issued})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{body}");
+        }
+    };
+
+    let certs = app
+        .install(&admin, json!({"connector_id": "com.trainflow.csv", "name": "Certs", "config":
+            {"entity": "certification", "columns": {"external_id": "Id", "employee": "Employee", "certification_type": "Type", "issued_on": "Issued", "expires_on": "Expires"}}}))
+        .await;
+    // No expiry in the source: the type's validity gives it, as for a recorded cycle.
+    let first = b"Id,Employee,Type,Issued,Expires\nC1,E1,FIRST-AID,2024-03-01,\n".to_vec();
+    app.upload(&admin, certs, "c.csv", first).await;
+    let run = app.run_to_end(&admin, certs).await;
+    assert_eq!(
+        (run["created"].as_i64(), run["record_errors"].as_i64()),
+        (Some(1), Some(0)),
+        "{run}"
+    );
+    record("2024-03-01").await;
+    let imported = cycles(&app, &admin, &ana).await;
+    assert_eq!(
+        imported,
+        vec![("2024-03-01".into(), "2026-02-28".into(), false)]
+    );
+    assert_eq!(imported, cycles(&app, &admin, &bo).await);
+
+    // A newer cycle closes the previous one, as recording it does.
+    let second = b"Id,Employee,Type,Issued,Expires\nC1,E1,FIRST-AID,2024-03-01,\nC2,E1,FIRST-AID,2026-03-01,\n".to_vec();
+    app.upload(&admin, certs, "c.csv", second.clone()).await;
+    let run = app.run_to_end(&admin, certs).await;
+    assert_eq!(
+        (run["created"].as_i64(), run["updated"].as_i64()),
+        (Some(1), Some(0)),
+        "{run}"
+    );
+    record("2026-03-01").await;
+    let imported = cycles(&app, &admin, &ana).await;
+    assert_eq!(
+        imported,
+        vec![
+            ("2024-03-01".into(), "2026-02-28".into(), true),
+            ("2026-03-01".into(), "2028-02-29".into(), false),
+        ]
+    );
+    assert_eq!(imported, cycles(&app, &admin, &bo).await);
+    // Only the open cycle counts as the person's certification.
+    let (_, open) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/certifications?user_id={ana}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(open["data"].as_array().unwrap().len(), 1, "{open}");
+    assert_eq!(open["data"][0]["issued_on"], "2026-03-01");
+    assert_eq!(open["data"][0]["source"], "connector");
+
+    // The same file again changes nothing.
+    app.upload(&admin, certs, "c.csv", second).await;
+    let run = app.run_to_end(&admin, certs).await;
+    assert_eq!(
+        (run["created"].as_i64(), run["updated"].as_i64()),
+        (Some(0), Some(0)),
+        "{run}"
+    );
+    assert_eq!(cycles(&app, &admin, &ana).await, imported);
+
+    // The closing is in the audit trail of the closed cycle.
+    let (_, history) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/certifications?user_id={ana}&history=true"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    let old = history["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["issued_on"] == "2024-03-01")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, audit) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/audit?object_id={old}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    let entries = audit["data"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "created, then closed: {audit}");
+    assert!(entries
+        .iter()
+        .all(|e| e["action"] == "certification.import"));
+    let closed = entries[0]["after"]["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["id"] == old.as_str())
+        .unwrap();
+    assert_eq!(closed["change"], "updated", "{closed}");
+    assert_eq!(closed["fields"], json!(["renewed_at"]), "{closed}");
+}
+
+/// The entries of the audit trail filtered by `object_id`, newest first.
+async fn audit_of(app: &TestApp, token: &str, object: &str) -> Vec<Value> {
+    let (s, body) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/audit?object_id={object}"),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    body["data"].as_array().unwrap().clone()
+}
+
+/// What an import entry says of one object.
+fn listed<'a>(entry: &'a Value, object: &str) -> &'a Value {
+    entry["after"]["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["id"] == object)
+        .unwrap_or_else(|| panic!("{object} is not listed in {entry}"))
+}
+
+#[tokio::test]
+async fn the_audit_trail_of_a_person_shows_each_import_that_changed_them_and_its_run() {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let inst = csv_installation(&app, &admin, "Nightly", "full_refresh").await;
+    app.upload(&admin, inst, "all.csv", people_csv(0..3)).await;
+    let first = app.run_to_end(&admin, inst).await;
+    assert_eq!(first["created"], 3, "{first}");
+    let person = |search: &'static str| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            let (_, list) = app
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/users?search={search}&include_deleted=true"),
+                    Some(admin),
+                    None,
+                )
+                .await;
+            list["data"][0]["id"].as_str().unwrap().to_string()
+        }
+    };
+    let (one, two) = (person("worker1@").await, person("worker2@").await);
+
+    let trail = audit_of(&app, &admin, &one).await;
+    assert_eq!(trail.len(), 1, "{trail:?}");
+    let created = &trail[0];
+    assert_eq!(created["action"], "person.import");
+    assert_eq!(created["actor_kind"], "connector");
+    assert_eq!(created["actor_id"], inst.to_string());
+    assert_eq!(created["object_type"], "connector_run");
+    assert_eq!(created["object_id"], first["id"]);
+    assert_eq!(created["after"]["run_id"], first["id"]);
+    assert_eq!(created["after"]["installation_id"], inst.to_string());
+    assert_eq!(listed(created, &one)["change"], "created");
+    assert_eq!(
+        created["after"]["objects"].as_array().unwrap().len(),
+        3,
+        "one entry for the page, listing everyone it added: {created}"
+    );
+
+    // The next pass renames worker 1 and no longer has worker 2.
+    let mut csv = people_csv(0..1);
+    csv.extend_from_slice(b"E1,Renamed,Line,worker1@example.com,OPS,N0001\n");
+    app.upload(&admin, inst, "all.csv", csv).await;
+    let second = app.run_to_end(&admin, inst).await;
+    assert_eq!(
+        (
+            second["status"].as_str(),
+            second["updated"].as_i64(),
+            second["deactivated"].as_i64()
+        ),
+        (Some("succeeded"), Some(1), Some(1)),
+        "{second}"
+    );
+    let trail = audit_of(&app, &admin, &one).await;
+    assert_eq!(trail.len(), 2, "{trail:?}");
+    let updated = &trail[0];
+    assert_eq!(updated["action"], "person.import");
+    assert_eq!(updated["object_id"], second["id"]);
+    assert_eq!(listed(updated, &one)["change"], "updated");
+    assert_eq!(listed(updated, &one)["fields"], json!(["first_name"]));
+    assert_eq!(
+        updated["after"]["objects"].as_array().unwrap().len(),
+        1,
+        "unchanged people are not listed: {updated}"
+    );
+    let trail = audit_of(&app, &admin, &two).await;
+    assert_eq!(trail.len(), 2, "{trail:?}");
+    assert_eq!(trail[0]["object_id"], second["id"]);
+    assert_eq!(trail[0]["after"]["full_refresh"], true);
+    assert_eq!(listed(&trail[0], &two)["change"], "deleted");
+
+    // Batch entries are links of the same chain.
+    let (_, v) = app
+        .call(Method::GET, "/api/v1/audit/verify", Some(&admin), None)
+        .await;
+    assert_eq!(v["data"]["intact"], true, "{v}");
+}

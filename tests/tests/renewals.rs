@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use trainflow_kernel::auth::Role;
 use trainflow_notifications::{outbox::RetryPolicy, Deliverer, EmailTransport, SmsTransport};
 use trainflow_tests::{
-    email_of,
+    csrf_of, email_of,
     sinks::{SmtpSink, TwilioFake, TWILIO_SID, TWILIO_TOKEN},
     webdriver::Browser,
     TestApp, Which,
@@ -723,6 +723,160 @@ async fn approvals_go_to_a_delegate_while_the_approver_is_out_of_office() {
         "{r}"
     );
     assert_eq!(links_for(&app, Role::Foreman).await.len(), 1);
+}
+
+/// What differs by nature between two audit entries of the same action: ids, times, request
+/// ids, the object's id and the chain's hash.
+const VARYING: [&str; 6] = [
+    "seq",
+    "id",
+    "occurred_at",
+    "request_id",
+    "object_id",
+    "hash",
+];
+
+/// The audit entries of `object`, oldest first, without their [`VARYING`] fields.
+async fn audit_shape(app: &TestApp, object: Uuid) -> Vec<Value> {
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let (s, body) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/audit?object_id={object}&per_page=100"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|e| {
+            let mut e = e.as_object().unwrap().clone();
+            for k in VARYING {
+                e.remove(k);
+            }
+            Value::Object(e)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_request_submitted_returned_and_resubmitted_is_audited_alike_through_the_api_and_the_portal(
+) {
+    let app = TestApp::spawn().await;
+    reporting_lines(&app).await;
+    let (_, by_api) = certified(&app, "DOOR1", -3, false).await;
+    let (_, by_portal) = certified(&app, "DOOR2", -3, false).await;
+    let employee = app.token(Which::A, Role::Employee).await;
+    let manager = app.token(Which::A, Role::Manager).await;
+    let employee_web = app.portal_client(Which::A, Role::Employee).await;
+    let manager_web = app.portal_client(Which::A, Role::Manager).await;
+
+    // Submitted: through the API, and through the form on the certifications page.
+    let (s, r) = app
+        .call(
+            Method::POST,
+            "/api/v1/renewals",
+            Some(&employee),
+            Some(json!({"certification_id": by_api, "comment": "Refresher done"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let api_request = id(&r);
+    let (_, html) = app
+        .portal_get(&employee_web, "/portal/certifications")
+        .await;
+    let (s, location) = app
+        .portal_post(
+            &employee_web,
+            &format!("/portal/certifications/{by_portal}/renew"),
+            &[
+                ("csrf", csrf_of(&html).as_str()),
+                ("comment", "Refresher done"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{location}");
+    let portal_request: Uuid = location
+        .trim_start_matches("/portal/renewals/")
+        .split('?')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("no request in {location}"));
+
+    // Returned by the manager, each way.
+    let (s, r) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/renewals/{api_request}/decision"),
+            Some(&manager),
+            Some(json!({"decision": "return", "comment": "Attach the certificate"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let page = format!("/portal/renewals/{portal_request}");
+    let (_, html) = app.portal_get(&manager_web, &page).await;
+    let (s, location) = app
+        .portal_post(
+            &manager_web,
+            &format!("{page}/decision"),
+            &[
+                ("csrf", csrf_of(&html).as_str()),
+                ("decision", "return"),
+                ("comment", "Attach the certificate"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{location}");
+
+    // Resubmitted by the employee, each way.
+    let (s, r) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/renewals/{api_request}/resubmit"),
+            Some(&employee),
+            Some(json!({"comment": "Attached"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let (_, html) = app.portal_get(&employee_web, &page).await;
+    assert!(html.contains("Send it back"), "{html}");
+    let (s, location) = app
+        .portal_post(
+            &employee_web,
+            &format!("{page}/decision"),
+            &[
+                ("csrf", csrf_of(&html).as_str()),
+                ("decision", "resubmit"),
+                ("comment", "Attached"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{location}");
+    assert!(location.ends_with("notice=resubmitted"), "{location}");
+
+    // One door or the other, the same entries.
+    let through_api = audit_shape(&app, api_request).await;
+    let through_portal = audit_shape(&app, portal_request).await;
+    let actions: Vec<&str> = through_api
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["renewal.submit", "renewal.decide", "renewal.resubmit"],
+        "{through_api:?}"
+    );
+    assert_eq!(through_api[1]["after"], json!({"decision": "return"}));
+    assert_eq!(
+        through_api[2]["actor_id"],
+        json!(app.a.people[&Role::Employee])
+    );
+    assert_eq!(through_api, through_portal);
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
 use trainflow_kernel::{
     audit::{self, Entry},
-    auth::{client_ip, Permission, TenantAuth},
+    auth::{client_ip, Permission, TenantAuth, TenantCtx},
     body::Body,
     db::TenantTx,
     envelope::NoContent,
@@ -122,46 +122,15 @@ impl AccountLinksApi {
         req: &poem::Request,
         body: Body<ResetRequest>,
     ) -> ApiResult<NoContent> {
-        let Some(tenant) = crate::signin::find_tenant(&self.deps.db, &body.0.tenant).await? else {
-            return Ok(NoContent::NoContent);
-        };
-        if tenant.status != "active" {
-            return Ok(NoContent::NoContent);
-        }
-        let at = now();
-        let mut tx = TenantTx::begin_system(&self.deps.db, TenantId(tenant.id)).await?;
-        let found = users::find_for_sign_in(&mut tx, &body.0.email.trim().to_lowercase()).await?;
-        if let Some((user, _)) = found.filter(|(u, _)| u.is_active) {
-            let token = issue(&mut tx, user.id, "password_reset", RESET_TTL, at).await?;
-            let url = format!(
-                "{}/portal/reset-password?token={token}",
-                self.public_url.trim_end_matches('/')
-            );
-            let mut notice = Notice::new(
-                user.id,
-                Kind::Account,
-                Priority::High,
-                "Password reset requested",
-                "A link to choose a new password was sent to your email address. If you did \
-                 not ask for it, ignore it: your password stays as it is.",
-            );
-            notice.email_template = Some(("password_reset", vec![("reset_link", url)]));
-            notice.required_channels = vec![Channel::Email];
-            notice.sms = None;
-            notify(&mut tx, &notice, &self.public_url, at).await?;
-            audit::record(
-                &mut tx,
-                Entry::as_actor(
-                    "anonymous",
-                    None,
-                    "password.reset_requested",
-                    client_ip(req),
-                )
-                .object("user", user.id),
-            )
-            .await?;
-        }
-        tx.commit().await?;
+        request_password_reset(
+            &self.deps,
+            &body.0.tenant,
+            &body.0.email,
+            client_ip(req),
+            &self.public_url,
+            now(),
+        )
+        .await?;
         Ok(NoContent::NoContent)
     }
 
@@ -190,25 +159,7 @@ impl AccountLinksApi {
     /// Send the signed-in person a link that verifies their email address.
     #[oai(path = "/users/me/verify-email", method = "post", tag = "Tag::Auth")]
     async fn request_verification(&self, auth: TenantAuth) -> ApiResult<NoContent> {
-        let (mut tx, ctx) =
-            TenantTx::begin(&self.deps.db, &auth.0, Permission::SelfService).await?;
-        let at = now();
-        let token = issue(&mut tx, ctx.user_id.0, "email_verification", VERIFY_TTL, at).await?;
-        let url = format!(
-            "{}/portal/verify-email?token={token}",
-            self.public_url.trim_end_matches('/')
-        );
-        let mut notice = Notice::new(
-            ctx.user_id.0,
-            Kind::Account,
-            Priority::Medium,
-            "Verify your email address",
-            "A verification link was sent to your email address.",
-        );
-        notice.email_template = Some(("email_verification", vec![("verify_link", url)]));
-        notice.required_channels = vec![Channel::Email];
-        notify(&mut tx, &notice, &self.public_url, at).await?;
-        tx.commit().await?;
+        request_email_verification(&self.deps, &auth.0, &self.public_url, now()).await?;
         Ok(NoContent::NoContent)
     }
 
@@ -222,6 +173,86 @@ impl AccountLinksApi {
         verify_email(&self.deps, &body.0.token, client_ip(req)).await?;
         Ok(NoContent::NoContent)
     }
+}
+
+/// Sends a password reset link to `email` of the organisation `tenant_key` (slug or host name).
+/// An unknown or inactive organisation or account gets nothing, and the caller is told nothing
+/// either way; a link sent is audited as `password.reset_requested` by an anonymous actor.
+pub async fn request_password_reset(
+    deps: &AuthDeps,
+    tenant_key: &str,
+    email: &str,
+    ip: Option<String>,
+    public_url: &str,
+    now: OffsetDateTime,
+) -> ApiResult<()> {
+    let Some(tenant) = crate::signin::find_tenant(&deps.db, tenant_key).await? else {
+        return Ok(());
+    };
+    if tenant.status != "active" {
+        return Ok(());
+    }
+    let mut tx = TenantTx::begin_system(&deps.db, TenantId(tenant.id)).await?;
+    let found = users::find_for_sign_in(&mut tx, &email.trim().to_lowercase()).await?;
+    if let Some((user, _)) = found.filter(|(u, _)| u.is_active) {
+        let token = issue(&mut tx, user.id, "password_reset", RESET_TTL, now).await?;
+        let url = format!(
+            "{}/portal/reset-password?token={token}",
+            public_url.trim_end_matches('/')
+        );
+        let mut notice = Notice::new(
+            user.id,
+            Kind::Account,
+            Priority::High,
+            "Password reset requested",
+            "A link to choose a new password was sent to your email address. If you did \
+             not ask for it, ignore it: your password stays as it is.",
+        );
+        notice.email_template = Some(("password_reset", vec![("reset_link", url)]));
+        notice.required_channels = vec![Channel::Email];
+        notice.sms = None;
+        notify(&mut tx, &notice, public_url, now).await?;
+        audit::record(
+            &mut tx,
+            Entry::as_actor("anonymous", None, "password.reset_requested", ip)
+                .object("user", user.id),
+        )
+        .await?;
+    }
+    tx.commit().await
+}
+
+/// Sends the signed-in person of `ctx` a link that verifies their email address.
+pub async fn request_email_verification(
+    deps: &AuthDeps,
+    ctx: &TenantCtx,
+    public_url: &str,
+    now: OffsetDateTime,
+) -> ApiResult<()> {
+    let (mut tx, ctx) = TenantTx::begin(&deps.db, ctx, Permission::SelfService).await?;
+    let token = issue(
+        &mut tx,
+        ctx.user_id.0,
+        "email_verification",
+        VERIFY_TTL,
+        now,
+    )
+    .await?;
+    let url = format!(
+        "{}/portal/verify-email?token={token}",
+        public_url.trim_end_matches('/')
+    );
+    let mut notice = Notice::new(
+        ctx.user_id.0,
+        Kind::Account,
+        Priority::Medium,
+        "Verify your email address",
+        "A verification link was sent to your email address.",
+    );
+    notice.email_template = Some(("email_verification", vec![("verify_link", url)]));
+    notice.required_channels = vec![Channel::Email];
+    notify(&mut tx, &notice, public_url, now).await?;
+    tx.commit().await
 }
 
 /// Sets a new password with a reset link's token (the API and the portal both call this).

@@ -4,18 +4,17 @@ use poem_openapi::{param::Path, param::Query, payload::Json, Object, OpenApi, Ta
 use serde::Deserialize;
 use time::OffsetDateTime;
 use trainflow_kernel::{
-    audit::{self, Entry},
+    audit,
     auth::{client_ip, Permission, Role, TenantAuth},
     body::Body,
     db::{unique_violation_field, TenantTx},
-    domain::{bounded, optional},
+    domain::bounded,
     envelope::{created, ok, parse_sort, Created, List, NoContent, Ok200, Page},
     sql, ApiError, ApiResult,
 };
 use uuid::Uuid;
 
 use crate::{
-    password::check_policy,
     service::{self, SelfEdit},
     signin::{self, AuthDeps, TokenPair},
     users::{self, CreateUser, Deleted, PatchUser, ReplaceUser, User, UserFilter, USER_SORTS},
@@ -115,6 +114,16 @@ pub struct ChangePassword {
     pub current_password: String,
     #[oai(validator(max_length = 128))]
     pub new_password: String,
+}
+
+/// Body of `PUT /users/{id}/reporting-lines`.
+#[derive(Debug, Object, Deserialize, serde::Serialize)]
+#[oai(deny_unknown_fields)]
+pub struct ReportingLines {
+    /// The person's foreman (direct supervisor).
+    pub supervisor_id: Option<Uuid>,
+    /// The person's line manager.
+    pub manager_id: Option<Uuid>,
 }
 
 /// `{"active_count": N}`.
@@ -229,12 +238,12 @@ impl IdentityApi {
     /// The signed-in user.
     #[oai(path = "/users/me", method = "get", tag = "Tag::Users")]
     async fn me(&self, auth: TenantAuth) -> ApiResult<Ok200<User>> {
-        let (mut tx, ctx) =
-            TenantTx::begin(&self.deps.db, &auth.0, Permission::SelfService).await?;
-        let user = users::get(&mut tx, ctx.user_id.0, false).await?;
-        users::touch_last_active(&mut tx, ctx.user_id.0, trainflow_kernel::now()).await?;
-        tx.commit().await?;
-        Ok(ok(user))
+        Ok(ok(service::me(
+            &self.deps.db,
+            &auth.0,
+            trainflow_kernel::now(),
+        )
+        .await?))
     }
 
     /// Update one's own profile.
@@ -259,39 +268,7 @@ impl IdentityApi {
         auth: TenantAuth,
         body: Body<ChangePassword>,
     ) -> ApiResult<NoContent> {
-        let b = body.0;
-        let mut errors = trainflow_kernel::FieldErrors::new();
-        errors.check("new_password", check_policy(&b.new_password));
-        errors.check(
-            "current_password",
-            bounded(&b.current_password, 1, 128).map(drop),
-        );
-        errors.into_result()?;
-        let current = {
-            let (mut tx, ctx) =
-                TenantTx::begin(&self.deps.db, &auth.0, Permission::SelfService).await?;
-            let hash = users::password_hash(&mut tx, ctx.user_id.0).await?;
-            tx.commit().await?;
-            hash
-        };
-        if !self.deps.hasher.verify(b.current_password, current).await? {
-            return Err(ApiError::field(
-                "current_password",
-                "is not your current password",
-            ));
-        }
-        let hash = self.deps.hasher.hash(b.new_password).await?;
-        let (mut tx, ctx) =
-            TenantTx::begin(&self.deps.db, &auth.0, Permission::SelfService).await?;
-        let now = trainflow_kernel::now();
-        users::set_password(&mut tx, ctx.user_id.0, &hash, now).await?;
-        users::revoke_credentials(&mut tx, ctx.user_id.0, now).await?;
-        audit::record(
-            &mut tx,
-            Entry::by(&ctx, "auth.password_changed").object("user", ctx.user_id.0),
-        )
-        .await?;
-        tx.commit().await?;
+        service::change_password(&self.deps, &auth.0, body.0, trainflow_kernel::now()).await?;
         Ok(NoContent::NoContent)
     }
 
@@ -350,9 +327,7 @@ impl IdentityApi {
     /// Active people in the tenant.
     #[oai(path = "/users/active_count", method = "get", tag = "Tag::Users")]
     async fn active_count(&self, auth: TenantAuth) -> ApiResult<Ok200<ActiveCount>> {
-        let (mut tx, _) = TenantTx::begin(&self.deps.db, &auth.0, Permission::UsersRead).await?;
-        let n = users::active_count(&mut tx).await?;
-        tx.commit().await?;
+        let n = service::active_count(&self.deps.db, &auth.0).await?;
         Ok(ok(ActiveCount { active_count: n }))
     }
 
@@ -415,6 +390,29 @@ impl IdentityApi {
         ))
     }
 
+    /// Set a person's foreman and line manager (who approval steps by relation resolve to).
+    /// Their pending approval steps follow at the next escalation run.
+    #[oai(
+        path = "/users/:id/reporting-lines",
+        method = "put",
+        tag = "Tag::Users"
+    )]
+    async fn reporting_lines(
+        &self,
+        auth: TenantAuth,
+        id: Path<Uuid>,
+        body: Body<ReportingLines>,
+    ) -> ApiResult<Ok200<ReportingLines>> {
+        Ok(ok(service::set_reporting_lines(
+            &self.deps.db,
+            &auth.0,
+            id.0,
+            body.0,
+            trainflow_kernel::now(),
+        )
+        .await?))
+    }
+
     /// A person's recorded activity (sign-ins and changes they made), newest first.
     #[oai(path = "/users/:id/activity", method = "get", tag = "Tag::Users")]
     async fn user_activity(
@@ -435,10 +433,7 @@ impl IdentityApi {
     /// Departments of the tenant.
     #[oai(path = "/departments", method = "get", tag = "Tag::Departments")]
     async fn list_departments(&self, auth: TenantAuth) -> ApiResult<Ok200<Vec<Department>>> {
-        let (mut tx, _) = TenantTx::begin(&self.deps.db, &auth.0, Permission::SelfService).await?;
-        let rows = departments(&mut tx).await?;
-        tx.commit().await?;
-        Ok(ok(rows))
+        Ok(ok(service::list_departments(&self.deps.db, &auth.0).await?))
     }
 
     /// Create a department.
@@ -448,24 +443,14 @@ impl IdentityApi {
         auth: TenantAuth,
         body: Body<CreateDepartment>,
     ) -> ApiResult<Created<Department>> {
-        let mut errors = trainflow_kernel::FieldErrors::new();
-        let name = errors.check("name", bounded(&body.0.name, 1, 100));
-        let code = errors.check("code", optional(body.0.code.as_deref(), 30));
-        errors.into_result()?;
-        let (mut tx, ctx) = TenantTx::begin(&self.deps.db, &auth.0, Permission::UsersWrite).await?;
-        let dept = insert_department(&mut tx, &name.expect("checked"), code.flatten()).await?;
-        audit::record(
-            &mut tx,
-            Entry::by(&ctx, "department.create")
-                .object("department", dept.id)
-                .change(None, serde_json::to_value(&dept).ok()),
-        )
-        .await?;
-        tx.commit().await?;
+        let dept =
+            service::create_department(&self.deps.db, &auth.0, body.0, trainflow_kernel::now())
+                .await?;
         Ok(created(dept))
     }
 
-    /// The audit log, newest first. Filter by action, actor or object.
+    /// The audit log, newest first. Filter by action, actor or object (`object_id` also finds
+    /// the batch entries, such as an import page, that list the object among those they changed).
     #[oai(path = "/audit", method = "get", tag = "Tag::Audit")]
     async fn audit_log(
         &self,
@@ -514,9 +499,9 @@ pub async fn insert_department(
     tx: &mut TenantTx,
     name: &str,
     code: Option<String>,
+    now: OffsetDateTime,
 ) -> ApiResult<Department> {
     let tenant = tx.tenant();
-    let now = trainflow_kernel::now();
     let id = Uuid::now_v7();
     sql!(tx.conn() => |c| sqlx::query(
         "insert into departments (tenant_id, id, name, code, created_at, updated_at) values ($1, $2, $3, $4, $5, $5)")
@@ -564,7 +549,8 @@ async fn audit_page(
                 after_state, request_id, ip, hash, count(*) over () as total
            from audit_log
           where tenant_id = $1 and ($2 is null or action = $2) and ($3 is null or actor_id = $3)
-            and ($4 is null or object_id = $4)
+            and ($4 is null or object_id = $4
+                 or seq in (select seq from audit_objects where tenant_id = $1 and object_id = $4))
           order by seq desc limit $5 offset $6")
         .bind(tenant).bind(action).bind(actor).bind(object).bind(page.limit()).bind(page.offset())
         .fetch_all(&mut *c).await)?;

@@ -1,6 +1,7 @@
 //! Use cases shared by the API and the portal: each opens the tenant transaction with the
 //! permission it needs, changes data, audits, and commits — all or nothing.
 
+use time::OffsetDateTime;
 use trainflow_kernel::{
     audit::{self, Entry},
     auth::{Permission, Role, TenantCtx},
@@ -11,6 +12,7 @@ use trainflow_kernel::{
 use uuid::Uuid;
 
 use crate::{
+    api::Department,
     password::Hasher,
     users::{self, CreateUser, ReplaceUser, User, UserFields, UserFilter},
 };
@@ -230,4 +232,176 @@ pub async fn get_user(
     .await?;
     tx.commit().await?;
     Ok(user)
+}
+
+/// The signed-in person (and a note of their activity).
+pub async fn me(db: &Db, ctx: &TenantCtx, now: OffsetDateTime) -> ApiResult<User> {
+    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::SelfService).await?;
+    let user = users::get(&mut tx, ctx.user_id.0, false).await?;
+    users::touch_last_active(&mut tx, ctx.user_id.0, now).await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+/// The tenant's departments, by name.
+pub async fn list_departments(db: &Db, ctx: &TenantCtx) -> ApiResult<Vec<Department>> {
+    let (mut tx, _) = TenantTx::begin(db, ctx, Permission::SelfService).await?;
+    let rows = crate::api::departments(&mut tx).await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// What the dashboard shows of people, by role: active people (those who may read people),
+/// the caller's department (foremen and managers), departments and recent activity
+/// (administrators).
+#[derive(Debug, Default)]
+pub struct PeopleSummary {
+    pub active: Option<i64>,
+    pub department_active: Option<i64>,
+    pub departments: Option<usize>,
+    /// (when, action, who).
+    pub recent: Vec<(OffsetDateTime, String, String)>,
+}
+
+/// The dashboard's people figures for the caller.
+pub async fn people_summary(db: &Db, ctx: &TenantCtx) -> ApiResult<PeopleSummary> {
+    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::SelfService).await?;
+    let mut out = PeopleSummary::default();
+    if ctx.role.grants(Permission::UsersRead) {
+        out.active = Some(users::active_count(&mut tx).await?);
+    }
+    if matches!(ctx.role, Role::Manager | Role::Foreman) {
+        let me = users::get(&mut tx, ctx.user_id.0, false).await?;
+        if let Some(dept) = me.department_id {
+            out.department_active = Some(users::active_in_department(&mut tx, dept).await?);
+        }
+    }
+    if ctx.role == Role::Administrator {
+        out.departments = Some(crate::api::departments(&mut tx).await?.len());
+        out.recent = users::recent_activity(&mut tx, 8).await?;
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// Changes one's own password after checking the current one. Every refresh token and portal
+/// session of the person ends; access tokens run out within their lifetime.
+pub async fn change_password(
+    deps: &crate::signin::AuthDeps,
+    ctx: &TenantCtx,
+    body: crate::api::ChangePassword,
+    now: OffsetDateTime,
+) -> ApiResult<()> {
+    let mut errors = trainflow_kernel::FieldErrors::new();
+    errors.check(
+        "new_password",
+        crate::password::check_policy(&body.new_password),
+    );
+    errors.check(
+        "current_password",
+        trainflow_kernel::domain::bounded(&body.current_password, 1, 128).map(drop),
+    );
+    errors.into_result()?;
+    let current = {
+        let (mut tx, ctx) = TenantTx::begin(&deps.db, ctx, Permission::SelfService).await?;
+        let hash = users::password_hash(&mut tx, ctx.user_id.0).await?;
+        tx.commit().await?;
+        hash
+    };
+    // Hashing takes tens of milliseconds: outside any transaction.
+    if !deps.hasher.verify(body.current_password, current).await? {
+        return Err(ApiError::field(
+            "current_password",
+            "is not your current password",
+        ));
+    }
+    let hash = deps.hasher.hash(body.new_password).await?;
+    let (mut tx, ctx) = TenantTx::begin(&deps.db, ctx, Permission::SelfService).await?;
+    users::set_password(&mut tx, ctx.user_id.0, &hash, now).await?;
+    users::revoke_credentials(&mut tx, ctx.user_id.0, now).await?;
+    audit::record(
+        &mut tx,
+        Entry::by(&ctx, "auth.password_changed").object("user", ctx.user_id.0),
+    )
+    .await?;
+    tx.commit().await
+}
+
+/// Active people in the tenant.
+pub async fn active_count(db: &Db, ctx: &TenantCtx) -> ApiResult<i64> {
+    let (mut tx, _) = TenantTx::begin(db, ctx, Permission::UsersRead).await?;
+    let n = users::active_count(&mut tx).await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// Creates a department; a duplicate name is a 409 on `name`.
+pub async fn create_department(
+    db: &Db,
+    ctx: &TenantCtx,
+    body: crate::api::CreateDepartment,
+    now: OffsetDateTime,
+) -> ApiResult<Department> {
+    let mut errors = trainflow_kernel::FieldErrors::new();
+    let name = errors.check(
+        "name",
+        trainflow_kernel::domain::bounded(&body.name, 1, 100),
+    );
+    let code = errors.check(
+        "code",
+        trainflow_kernel::domain::optional(body.code.as_deref(), 30),
+    );
+    errors.into_result()?;
+    let (Some(name), Some(code)) = (name, code) else {
+        return Err(ApiError::field("name", "is required"));
+    };
+    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::UsersWrite).await?;
+    let dept = crate::api::insert_department(&mut tx, &name, code, now).await?;
+    audit::record(
+        &mut tx,
+        Entry::by(&ctx, "department.create")
+            .object("department", dept.id)
+            .change(None, serde_json::to_value(&dept).ok()),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(dept)
+}
+
+/// Sets a person's foreman and line manager (who approval steps by relation resolve to; pending
+/// steps follow at the next escalation run).
+pub async fn set_reporting_lines(
+    db: &Db,
+    ctx: &TenantCtx,
+    user: Uuid,
+    lines: crate::api::ReportingLines,
+    now: OffsetDateTime,
+) -> ApiResult<crate::api::ReportingLines> {
+    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::UsersWrite).await?;
+    users::get(&mut tx, user, false).await?;
+    for (field, value) in [
+        ("supervisor_id", lines.supervisor_id),
+        ("manager_id", lines.manager_id),
+    ] {
+        let Some(v) = value else { continue };
+        if v == user {
+            return Err(ApiError::field(
+                field,
+                "a person cannot report to themselves",
+            ));
+        }
+        if users::get(&mut tx, v, false).await.is_err() {
+            return Err(ApiError::field(field, "no such person"));
+        }
+    }
+    users::set_reporting_lines(&mut tx, user, lines.supervisor_id, lines.manager_id, now).await?;
+    audit::record(
+        &mut tx,
+        Entry::by(&ctx, "user.reporting_lines")
+            .object("user", user)
+            .detail(serde_json::to_value(&lines).unwrap_or_default()),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(lines)
 }

@@ -10,6 +10,8 @@ use trainflow_kernel::{
 };
 use uuid::Uuid;
 
+use trainflow_web::Session;
+
 use crate::{password::Hasher, throttle, users, users::User};
 
 /// Everything sign-in needs.
@@ -291,15 +293,6 @@ async fn find_tenant_by_id(db: &Db, tenant: TenantId) -> ApiResult<bool> {
     Ok(status.as_deref() == Some("active"))
 }
 
-/// A signed-in portal session.
-#[derive(Debug, Clone)]
-pub struct PortalSession {
-    pub ctx: TenantCtx,
-    pub csrf_token: String,
-    pub user: User,
-    pub tenant_name: String,
-}
-
 /// Starts a portal session; returns the cookie value.
 pub async fn create_session(deps: &AuthDeps, tenant: TenantId, user: &User) -> ApiResult<String> {
     let now = trainflow_kernel::now();
@@ -314,45 +307,106 @@ pub async fn create_session(deps: &AuthDeps, tenant: TenantId, user: &User) -> A
     Ok(format!("{}.{}", tenant.0.simple(), secret))
 }
 
-/// Resolves a session cookie to the signed-in user (checking tenant and user are active).
+/// How often a session's activity is written: a page view within this interval of the last
+/// recorded one writes nothing.
+pub const ACTIVITY_INTERVAL: time::Duration = time::Duration::minutes(1);
+
+type SessionRow = (
+    Uuid,
+    String,
+    OffsetDateTime,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<Uuid>,
+    Uuid,
+);
+
+/// Resolves a session cookie to the signed-in person, checking that the session is live and
+/// that tenant and person are active — one read, no write lock. Activity (the session's
+/// `last_seen_at`, the person's `last_active_at`) is recorded at most once per
+/// [`ACTIVITY_INTERVAL`], in a transaction of its own after the answer, so page views never
+/// queue behind writers.
 pub async fn resolve_session(
     db: &Db,
     cookie: &str,
     ip: Option<String>,
-) -> ApiResult<Option<PortalSession>> {
+) -> ApiResult<Option<Session>> {
     let Some((tenant, secret)) = split_token(cookie) else {
         return Ok(None);
     };
     let now = trainflow_kernel::now();
-    let mut tx = TenantTx::begin_system(db, tenant).await?;
-    let row: Option<(Uuid, String, String, String)> = sql!(tx.conn() => |c| sqlx::query_as(
-        "select s.user_id, s.csrf_token, t.name, t.status from sessions s join tenants t on t.id = s.tenant_id
+    let mut tx = TenantTx::begin_system_read(db, tenant).await?;
+    let row: Option<SessionRow> = sql!(tx.conn() => |c| sqlx::query_as(
+        "select s.id, s.csrf_token, s.last_seen_at, t.name, u.email, u.first_name, u.last_name, u.role,
+                u.department_id, u.id
+           from sessions s
+           join tenants t on t.id = s.tenant_id and t.status = 'active'
+           join users u on u.tenant_id = s.tenant_id and u.id = s.user_id
+                       and u.is_active = true and u.deleted_at is null
           where s.tenant_id = $1 and s.token_hash = $2 and s.revoked_at is null and s.expires_at > $3")
         .bind(tenant).bind(token_digest(secret)).bind(now).fetch_optional(&mut *c).await)?;
-    let Some((user_id, csrf_token, tenant_name, status)) = row else {
-        return Ok(None);
-    };
-    if status != "active" {
-        return Ok(None);
-    }
-    let user = match users::get(&mut tx, user_id, false).await {
-        Ok(u) if u.is_active => u,
-        _ => return Ok(None),
-    };
-    users::touch_last_active(&mut tx, user_id, now).await?;
     tx.commit().await?;
-    let role: Role = user.role;
-    Ok(Some(PortalSession {
+    let Some((
+        session_id,
+        csrf_token,
+        last_seen,
+        tenant_name,
+        email,
+        first,
+        last,
+        role,
+        dept,
+        user,
+    )) = row
+    else {
+        return Ok(None);
+    };
+    let Ok(role) = role.parse::<Role>() else {
+        return Ok(None);
+    };
+    if now - last_seen >= ACTIVITY_INTERVAL {
+        let db = db.clone();
+        tokio::spawn(async move {
+            if let Err(e) = record_activity(&db, tenant, session_id, user, now).await {
+                tracing::warn!(error = %e, "recording session activity failed");
+            }
+        });
+    }
+    Ok(Some(Session {
         ctx: TenantCtx {
             tenant_id: tenant,
-            user_id: UserId(user_id),
+            user_id: UserId(user),
             role,
             ip,
         },
         csrf_token,
-        user,
+        user_id: user,
+        email,
+        first_name: first,
+        last_name: last,
+        role,
+        department_id: dept,
         tenant_name,
     }))
+}
+
+async fn record_activity(
+    db: &Db,
+    tenant: TenantId,
+    session: Uuid,
+    user: Uuid,
+    now: OffsetDateTime,
+) -> ApiResult<()> {
+    let mut tx = TenantTx::begin_system(db, tenant).await?;
+    let cutoff = now - ACTIVITY_INTERVAL;
+    sql!(tx.conn() => |c| sqlx::query(
+        "update sessions set last_seen_at = $3 where tenant_id = $1 and id = $2 and last_seen_at <= $4")
+        .bind(tenant).bind(session).bind(now).bind(cutoff).execute(&mut *c).await.map(drop))?;
+    users::touch_last_active(&mut tx, user, now).await?;
+    tx.commit().await
 }
 
 /// Ends a portal session.

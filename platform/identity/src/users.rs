@@ -752,6 +752,87 @@ pub async fn password_hash(tx: &mut TenantTx, id: Uuid) -> ApiResult<Option<Stri
         .bind(tenant).bind(id).fetch_one(&mut *c).await)?)
 }
 
+/// Sets `user`'s foreman and line manager.
+pub async fn set_reporting_lines(
+    tx: &mut TenantTx,
+    user: Uuid,
+    supervisor: Option<Uuid>,
+    manager: Option<Uuid>,
+    now: OffsetDateTime,
+) -> ApiResult<()> {
+    let tenant = tx.tenant();
+    sql!(tx.conn() => |c| sqlx::query(
+        "update users set supervisor_id = $3, manager_id = $4, updated_at = $5 where tenant_id = $1 and id = $2")
+        .bind(tenant).bind(user).bind(supervisor).bind(manager).bind(now)
+        .execute(&mut *c).await.map(drop))?;
+    Ok(())
+}
+
+/// Active people of one department.
+pub async fn active_in_department(tx: &mut TenantTx, department: Uuid) -> ApiResult<i64> {
+    let tenant = tx.tenant();
+    Ok(sql!(tx.conn() => |c| sqlx::query_scalar(
+        "select count(*) from users
+          where tenant_id = $1 and department_id = $2 and is_active = true and deleted_at is null")
+        .bind(tenant).bind(department).fetch_one(&mut *c).await)?)
+}
+
+/// The newest audit entries of the tenant with the name of who acted: (when, action, who).
+pub async fn recent_activity(
+    tx: &mut TenantTx,
+    limit: i64,
+) -> ApiResult<Vec<(OffsetDateTime, String, String)>> {
+    let entries = trainflow_kernel::audit::recent(tx, limit).await?;
+    let ids: Vec<Uuid> = entries.iter().filter_map(|e| e.actor_id).collect();
+    let names = display_names(tx, &ids).await?;
+    Ok(entries
+        .into_iter()
+        .map(|e| {
+            let who = e
+                .actor_id
+                .and_then(|id| names.get(&id).cloned())
+                .unwrap_or(e.actor_kind);
+            (e.occurred_at, e.action, who)
+        })
+        .collect())
+}
+
+/// "First Last" (or the email) of each of `ids` that exists.
+pub async fn display_names(
+    tx: &mut TenantTx,
+    ids: &[Uuid],
+) -> ApiResult<std::collections::HashMap<Uuid, String>> {
+    let mut out = std::collections::HashMap::new();
+    let tenant = tx.tenant();
+    for chunk in ids.chunks(100) {
+        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let statement = format!(
+            "select id, first_name, last_name, email from users where tenant_id = $1 and id in ({})",
+            placeholders.join(", ")
+        );
+        let rows: Vec<(Uuid, String, String, String)> = sql!(tx.conn() => |c| {
+            let mut query = sqlx::query_as(&statement).bind(tenant);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            query.fetch_all(&mut *c).await
+        })?;
+        for (id, first, last, email) in rows {
+            let name = format!("{first} {last}");
+            let name = name.trim();
+            out.insert(
+                id,
+                if name.is_empty() {
+                    email
+                } else {
+                    name.to_string()
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
 /// Notes activity (at most once a minute per user, to keep reads cheap).
 pub async fn touch_last_active(tx: &mut TenantTx, id: Uuid, now: OffsetDateTime) -> ApiResult<()> {
     let tenant = tx.tenant();

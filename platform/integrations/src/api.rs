@@ -10,9 +10,8 @@ use poem_openapi::{
     ApiResponse, Multipart, OpenApi, Tags,
 };
 use trainflow_kernel::{
-    auth::{Permission, TenantAuth},
+    auth::TenantAuth,
     body::Body,
-    db::TenantTx,
     envelope::{created, ok, Created, Data, Ok200},
     ApiError, ApiResult,
 };
@@ -60,10 +59,7 @@ impl ConnectorsApi {
     /// capabilities each asks for and its configuration schema.
     #[oai(path = "/", method = "get")]
     async fn catalogue(&self, auth: TenantAuth) -> ApiResult<Ok200<Vec<CatalogueEntry>>> {
-        let (mut tx, _) = TenantTx::begin(&self.svc.db, &auth.0, Permission::Integrations).await?;
-        let entries = self.svc.catalogue(&mut tx).await?;
-        tx.commit().await?;
-        Ok(ok(entries))
+        Ok(ok(self.svc.catalogue_for(&auth.0).await?))
     }
 
     /// Upload a partner package (multipart: `manifest`, `component`). Validated before it is

@@ -4,17 +4,22 @@
 //! `connector_links`, so applying a page twice changes nothing the second time, and a run that
 //! resumes after its last committed page neither duplicates nor loses records.
 //!
-//! * Employees become people of the tenant (role employee, invited: no password), matched first
-//!   by link, then by email (adopting a person created by hand). Connectors never change a role
-//!   and never deactivate an administrator.
-//! * Org units become departments (matched by link, then code, then name).
-//! * Courses, completions and certifications are stored for the learning and compliance
-//!   features; certification types are created by code when first seen.
-//! * A record that cannot be applied is reported with its external id and the reason; the rest
-//!   of the page is applied.
+//! The contexts that own the data apply it, a page at a time and under their own rules, and
+//! record what the page changed in the audit log, attributed to the run:
 //!
-//! Statements are set-based where volume is expected (employees: one lookup per kind of key and
-//! one multi-row insert per page), so a page of 1,000 costs a handful of round trips.
+//! * Employees and org units become people and departments through identity's batch functions
+//!   ([`trainflow_identity::batch`]): people matched by link, then by email (adopting a person
+//!   created by hand), invited when new; departments matched by link, then code, then name.
+//!   Connectors never change a role and never deactivate an administrator.
+//! * Certifications, and their types (created by code when first seen), go through renewals'
+//!   ([`trainflow_renewals::batch`]): an expiry defaults from the type's validity, and a newer
+//!   cycle closes the previous one of the same person and type.
+//! * Courses and completions are still written here.
+//!
+//! This module parses the connector's entities into those records, resolves what they refer to
+//! through the links, and writes the links. A record that cannot be applied is reported with its
+//! external id and the reason; the rest of the page is applied. Every step is set-based, so a
+//! page of 1,000 costs a handful of round trips.
 
 use std::collections::{HashMap, HashSet};
 
@@ -23,23 +28,44 @@ use time::{Date, OffsetDateTime};
 use trainflow_connectors::{
     Certification, Completion, Course, Deletion, Employee, Entity, EntityKind, OrgUnit,
 };
-use trainflow_identity::users::revoke_credentials;
+use trainflow_identity::batch::{
+    self as identity, DepartmentRecord, DepartmentRef, PeoplePage, PersonRecord,
+};
 use trainflow_kernel::{
+    audit::BatchSource,
     db::{Conn, TenantTx},
     domain::{EmailAddress, PhoneNumber},
     sql, ApiResult,
 };
+use trainflow_renewals::batch::{self as renewals, CertificationRecord};
 use uuid::Uuid;
 
 /// Where a page belongs.
 #[derive(Debug, Clone)]
 pub struct PageContext {
     pub installation: Uuid,
+    /// The run applying the page (named in the audit entries of what it changes).
+    pub run: Uuid,
     pub stream: String,
     /// The pass this page belongs to: links seen in it carry this id, so a full refresh knows
     /// what the source no longer has.
     pub generation: Uuid,
     pub now: OffsetDateTime,
+}
+
+impl PageContext {
+    /// Who the audit entries of this page name.
+    fn source(&self) -> BatchSource {
+        run_source(self.installation, self.run).with("stream", self.stream.clone())
+    }
+}
+
+/// The actor of a run's changes in the audit log: the connector installation, about the run.
+pub fn run_source(installation: Uuid, run: Uuid) -> BatchSource {
+    BatchSource::new("connector", Some(installation))
+        .object("connector_run", run)
+        .with("installation_id", installation.to_string())
+        .with("run_id", run.to_string())
 }
 
 /// What applying a page did.
@@ -55,6 +81,21 @@ pub struct Applied {
 impl Applied {
     fn reject(&mut self, reference: &str, reason: impl Into<String>) {
         self.errors.push((reference.to_string(), reason.into()));
+    }
+
+    /// Counts an identity outcome; the id to link, when the record was applied.
+    fn count_identity(&mut self, reference: &str, outcome: identity::Outcome) -> Option<Uuid> {
+        let id = outcome.id();
+        match outcome {
+            identity::Outcome::Created(_) => self.created += 1,
+            identity::Outcome::Updated(..) => self.updated += 1,
+            identity::Outcome::Deactivated(..) | identity::Outcome::Deleted(_) => {
+                self.deactivated += 1
+            }
+            identity::Outcome::Unchanged(_) => {}
+            identity::Outcome::Rejected(reason) => self.reject(reference, reason),
+        }
+        id
     }
 }
 
@@ -102,12 +143,28 @@ pub async fn apply_page(
         upsert_completions(tx, ctx, completions, &mut out).await?;
     }
     if !certs.is_empty() {
-        upsert_certifications(tx, ctx, certs, &mut out).await?;
+        certifications(tx, ctx, certs, &mut out).await?;
     }
-    for d in deletions {
-        delete_one(tx, ctx, &d, &mut out).await?;
+    if !deletions.is_empty() {
+        delete_entities(tx, ctx, deletions, &mut out).await?;
     }
     Ok(out)
+}
+
+/// The last record of each key, in the order the keys first appear.
+fn last_per_key<T>(items: Vec<T>, key: impl Fn(&T) -> &str) -> Vec<T> {
+    let mut position_of: HashMap<String, usize> = HashMap::new();
+    let mut kept: Vec<T> = Vec::with_capacity(items.len());
+    for item in items {
+        match position_of.get(key(&item)) {
+            Some(&i) => kept[i] = item,
+            None => {
+                position_of.insert(key(&item).to_string(), kept.len());
+                kept.push(item);
+            }
+        }
+    }
+    kept
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -223,35 +280,30 @@ async fn resolve_people(
         .into_iter()
         .filter(|r| !found.contains_key(*r))
         .collect();
-    if missing.is_empty() {
-        return Ok(found);
+    found.extend(identity::people_by_reference(tx, &missing).await?);
+    Ok(found)
+}
+
+/// Which of these TrainFlow ids the links of this installation's stream already stand for.
+async fn linked_in_stream(
+    tx: &mut TenantTx,
+    ctx: &PageContext,
+    ids: &[Uuid],
+) -> ApiResult<Vec<Uuid>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
     }
-    let people: Vec<(Uuid, Option<String>, Option<String>, String)> = sql!(tx.conn() => |c| {
-        let mut qb = QueryBuilder::new(
-            "select id, external_id, employee_number, email from users where deleted_at is null and tenant_id = ");
-        qb.push_bind(tenant).push(" and (external_id in (");
+    let tenant = tx.tenant();
+    let rows: Vec<(Uuid,)> = sql!(tx.conn() => |c| {
+        let mut qb = QueryBuilder::new("select entity_id from connector_links where tenant_id = ");
+        qb.push_bind(tenant).push(" and installation_id = ").push_bind(ctx.installation)
+            .push(" and stream = ").push_bind(&ctx.stream).push(" and entity_id in (");
         let mut list = qb.separated(", ");
-        for r in &missing { list.push_bind(*r); }
-        qb.push(") or employee_number in (");
-        let mut list = qb.separated(", ");
-        for r in &missing { list.push_bind(*r); }
-        qb.push(") or email in (");
-        let mut list = qb.separated(", ");
-        for r in &missing { list.push_bind(r.to_lowercase()); }
-        qb.push("))");
+        for id in ids { list.push_bind(*id); }
+        qb.push(")");
         qb.build_query_as().fetch_all(&mut *c).await
     })?;
-    for r in missing {
-        let hit = people.iter().find(|(_, ext, number, email)| {
-            ext.as_deref() == Some(r)
-                || number.as_deref() == Some(r)
-                || email.eq_ignore_ascii_case(r)
-        });
-        if let Some((id, ..)) = hit {
-            found.insert(r.to_string(), *id);
-        }
-    }
-    Ok(found)
+    Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
 /// Records (or refreshes) the links of this page: external id → TrainFlow id, seen in this pass.
@@ -315,19 +367,7 @@ async fn save_links(
 // ---------------------------------------------------------------------------------------------
 // Employees
 
-struct Person {
-    external_id: String,
-    email: Option<EmailAddress>,
-    first_name: String,
-    last_name: String,
-    phone: Option<String>,
-    employee_number: Option<String>,
-    org_unit: Option<String>,
-    position: Option<String>,
-    active: bool,
-}
-
-fn parse_person(e: Employee) -> Result<Person, String> {
+fn parse_person(e: Employee) -> Result<PersonRecord, String> {
     let first_name = e.first_name.trim().to_string();
     let last_name = e.last_name.trim().to_string();
     if first_name.is_empty() || first_name.len() > 100 {
@@ -341,12 +381,7 @@ fn parse_person(e: Employee) -> Result<Person, String> {
         None => None,
     };
     let phone = match e.phone.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        Some(raw) => Some(
-            PhoneNumber::parse(raw)
-                .map_err(|m| format!("phone {m}"))?
-                .as_str()
-                .to_string(),
-        ),
+        Some(raw) => Some(PhoneNumber::parse(raw).map_err(|m| format!("phone {m}"))?),
         None => None,
     };
     let clip = |v: Option<String>, max: usize, what: &str| -> Result<Option<String>, String> {
@@ -355,36 +390,19 @@ fn parse_person(e: Employee) -> Result<Person, String> {
             other => Ok(other),
         }
     };
-    Ok(Person {
+    Ok(PersonRecord {
         email,
         phone,
         employee_number: clip(e.employee_number, 50, "employee number")?,
-        org_unit: clip(e.org_unit_external_id, 200, "org unit")?,
+        department: clip(e.org_unit_external_id, 200, "org unit")?.map(DepartmentRef::Key),
         position: clip(e.position, 100, "position")?,
         external_id: e.external_id,
+        linked: None,
         first_name,
         last_name,
         active: e.active,
     })
 }
-
-#[derive(sqlx::FromRow)]
-struct Existing {
-    id: Uuid,
-    email: String,
-    first_name: String,
-    last_name: String,
-    phone: Option<String>,
-    employee_number: Option<String>,
-    department_id: Option<Uuid>,
-    position: Option<String>,
-    role: String,
-    is_active: bool,
-    deleted: bool,
-}
-
-const EXISTING_COLUMNS: &str = "id, email, first_name, last_name, phone, employee_number, \
-     department_id, position, role, is_active, deleted_at is not null as deleted";
 
 async fn employees(
     tx: &mut TenantTx,
@@ -393,8 +411,7 @@ async fn employees(
     out: &mut Applied,
 ) -> ApiResult<()> {
     // Parse; the last record of an external id in a page wins.
-    let mut people: Vec<Person> = Vec::with_capacity(items.len());
-    let mut position_of: HashMap<String, usize> = HashMap::new();
+    let mut parsed = Vec::with_capacity(items.len());
     for e in items {
         let reference = e.external_id.clone();
         if reference.is_empty() || reference.len() > 200 {
@@ -402,392 +419,57 @@ async fn employees(
             continue;
         }
         match parse_person(e) {
-            Ok(p) => match position_of.get(&p.external_id) {
-                Some(&i) => people[i] = p,
-                None => {
-                    position_of.insert(p.external_id.clone(), people.len());
-                    people.push(p);
-                }
-            },
+            Ok(p) => parsed.push(p),
             Err(reason) => out.reject(&reference, reason),
         }
     }
+    let mut people = last_per_key(parsed, |p| p.external_id.as_str());
     if people.is_empty() {
         return Ok(());
     }
-    let tenant = tx.tenant();
-    let ext: Vec<&str> = people.iter().map(|p| p.external_id.as_str()).collect();
-    let linked = stream_links(tx, ctx, &ext).await?;
-
-    // Departments named by org unit: link first, then code or name.
-    let orgs: Vec<&str> = people
-        .iter()
-        .filter_map(|p| p.org_unit.as_deref())
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    let mut departments = kind_links(tx, ctx, EntityKind::OrgUnit, &orgs).await?;
-    let unresolved: Vec<&str> = orgs
-        .iter()
-        .copied()
-        .filter(|o| !departments.contains_key(*o))
-        .collect();
-    if !unresolved.is_empty() {
-        let rows: Vec<(Uuid, String, Option<String>)> = sql!(tx.conn() => |c| {
-            let mut qb = QueryBuilder::new("select id, name, code from departments where tenant_id = ");
-            qb.push_bind(tenant).push(" and deleted_at is null and (code in (");
-            let mut list = qb.separated(", ");
-            for o in &unresolved { list.push_bind(*o); }
-            qb.push(") or name in (");
-            let mut list = qb.separated(", ");
-            for o in &unresolved { list.push_bind(*o); }
-            qb.push("))");
-            qb.build_query_as().fetch_all(&mut *c).await
-        })?;
-        for (id, name, code) in rows {
-            if let Some(code) = code {
-                departments.entry(code).or_insert(id);
-            }
-            departments.entry(name).or_insert(id);
-        }
-    }
-
-    // Everyone this page could touch or collide with: linked people, and anyone holding one of
-    // the page's emails or employee numbers.
-    let linked_ids: Vec<Uuid> = linked.values().copied().collect();
-    let emails: Vec<&str> = people
-        .iter()
-        .filter_map(|p| p.email.as_ref().map(EmailAddress::as_str))
-        .collect();
-    let numbers: Vec<&str> = people
-        .iter()
-        .filter_map(|p| p.employee_number.as_deref())
-        .collect();
-    let mut existing: Vec<Existing> = Vec::new();
-    let ids: Vec<String> = linked_ids.iter().map(Uuid::to_string).collect();
-    for (column, values) in [
-        ("id", ids),
-        ("email", owned(&emails)),
-        ("employee_number", owned(&numbers)),
-    ] {
-        for u in users_where_in(tx, column, &values).await? {
-            if !existing.iter().any(|e| e.id == u.id) {
-                existing.push(u);
-            }
-        }
-    }
-    let by_id: HashMap<Uuid, &Existing> = existing.iter().map(|u| (u.id, u)).collect();
-    let mut email_owner: HashMap<String, Uuid> =
-        existing.iter().map(|u| (u.email.clone(), u.id)).collect();
-    let mut number_owner: HashMap<String, Uuid> = existing
-        .iter()
-        .filter_map(|u| u.employee_number.clone().map(|n| (n, u.id)))
-        .collect();
-
-    // People adopted by email must not already stand for another record of this source.
-    let candidates: Vec<Uuid> = people
-        .iter()
-        .filter(|p| !linked.contains_key(&p.external_id))
-        .filter_map(|p| p.email.as_ref().and_then(|e| email_owner.get(e.as_str())))
-        .copied()
-        .collect();
-    let taken: HashSet<Uuid> = if candidates.is_empty() {
-        HashSet::new()
-    } else {
-        let rows: Vec<(Uuid,)> = sql!(tx.conn() => |c| {
-            let mut qb = QueryBuilder::new("select entity_id from connector_links where tenant_id = ");
-            qb.push_bind(tenant).push(" and installation_id = ").push_bind(ctx.installation)
-                .push(" and stream = ").push_bind(&ctx.stream).push(" and entity_id in (");
-            let mut list = qb.separated(", ");
-            for id in &candidates { list.push_bind(*id); }
-            qb.push(")");
-            qb.build_query_as().fetch_all(&mut *c).await
-        })?;
-        rows.into_iter().map(|r| r.0).collect()
+    let linked = {
+        let ext: Vec<&str> = people.iter().map(|p| p.external_id.as_str()).collect();
+        stream_links(tx, ctx, &ext).await?
     };
-
-    let mut inserts: Vec<(Uuid, &Person, Option<Uuid>)> = Vec::new();
-    let mut links: Vec<(String, Uuid)> = Vec::with_capacity(people.len());
-    for p in &people {
-        let department = p
-            .org_unit
-            .as_deref()
-            .and_then(|o| departments.get(o))
-            .copied();
-        if let (Some(org), None) = (&p.org_unit, department) {
-            out.reject(
-                &p.external_id,
-                format!("unknown org unit `{org}`: imported without a department"),
-            );
-        }
-        let target = linked.get(&p.external_id).copied().or_else(|| {
-            p.email
-                .as_ref()
-                .and_then(|e| email_owner.get(e.as_str()))
-                .copied()
-                .filter(|id| !taken.contains(id))
-        });
-        // Another person may already hold this email or employee number.
-        if let Some(e) = &p.email {
-            if email_owner
-                .get(e.as_str())
-                .is_some_and(|o| Some(*o) != target)
-            {
-                out.reject(
-                    &p.external_id,
-                    format!("email {e} belongs to another person"),
-                );
-                continue;
-            }
-        }
-        if let Some(n) = &p.employee_number {
-            if number_owner.get(n).is_some_and(|o| Some(*o) != target) {
-                out.reject(
-                    &p.external_id,
-                    format!("employee number {n} belongs to another person"),
-                );
-                continue;
-            }
-        }
-        match target.and_then(|id| by_id.get(&id)) {
-            Some(current) => {
-                if let Some(reason) = update_person(tx, ctx, current, p, department, out).await? {
-                    out.reject(&p.external_id, reason);
-                    continue;
-                }
-                links.push((p.external_id.clone(), current.id));
-            }
-            None => {
-                let Some(email) = &p.email else {
-                    out.reject(
-                        &p.external_id,
-                        "an email address is required to add a person",
-                    );
-                    continue;
-                };
-                let id = Uuid::now_v7();
-                email_owner.insert(email.as_str().to_string(), id);
-                if let Some(n) = &p.employee_number {
-                    number_owner.insert(n.clone(), id);
-                }
-                inserts.push((id, p, department));
-                links.push((p.external_id.clone(), id));
+    // Org units this installation linked to departments; identity resolves the others by code
+    // or name.
+    let units = {
+        let orgs: Vec<&str> = people
+            .iter()
+            .filter_map(|p| match &p.department {
+                Some(DepartmentRef::Key(k)) => Some(k.as_str()),
+                _ => None,
+            })
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        kind_links(tx, ctx, EntityKind::OrgUnit, &orgs).await?
+    };
+    for p in &mut people {
+        p.linked = linked.get(&p.external_id).copied();
+        if let Some(DepartmentRef::Key(k)) = &p.department {
+            if let Some(id) = units.get(k) {
+                p.department = Some(DepartmentRef::Id(*id));
             }
         }
     }
-    if !inserts.is_empty() {
-        insert_people(tx, &inserts, ctx.now).await?;
-        out.created += inserts.len() as u32;
+    let references: Vec<String> = people.iter().map(|p| p.external_id.clone()).collect();
+    let mut page = PeoplePage::load(tx, people).await?;
+    // People adopted by email must not already stand for another record of this source.
+    let candidates = page.adoptions();
+    let taken = linked_in_stream(tx, ctx, &candidates).await?;
+    page.refuse_adoption(taken);
+    let results = page.apply(tx, ctx.now, &ctx.source()).await?;
+    let mut links = Vec::with_capacity(results.len());
+    for (reference, r) in references.into_iter().zip(results) {
+        if let Some(warning) = r.warning {
+            out.reject(&reference, warning);
+        }
+        if let Some(id) = out.count_identity(&reference, r.outcome) {
+            links.push((reference, id));
+        }
     }
     save_links(tx, ctx, EntityKind::Employee, &links).await
-}
-
-fn owned(values: &[&str]) -> Vec<String> {
-    values.iter().map(|v| v.to_string()).collect()
-}
-
-/// People of the tenant whose `column` is one of `values` (an index lookup per key).
-async fn users_where_in(
-    tx: &mut TenantTx,
-    column: &'static str,
-    values: &[String],
-) -> ApiResult<Vec<Existing>> {
-    if values.is_empty() {
-        return Ok(Vec::new());
-    }
-    let tenant = tx.tenant();
-    Ok(match tx.conn() {
-        Conn::Postgres(c) => {
-            // Ids travel as text and are compared as uuids.
-            let cast = if column == "id" {
-                "::uuid[]"
-            } else {
-                "::text[]"
-            };
-            sqlx::query_as(&format!(
-                "select {EXISTING_COLUMNS} from users where tenant_id = $1 and {column} = any($2{cast})"
-            ))
-            .bind(tenant)
-            .bind(values)
-            .fetch_all(&mut *c)
-            .await?
-        }
-        Conn::Sqlite(c) => {
-            let mut qb = QueryBuilder::new(format!(
-                "select {EXISTING_COLUMNS} from users where tenant_id = "
-            ));
-            qb.push_bind(tenant).push(format!(" and {column} in ("));
-            let mut list = qb.separated(", ");
-            for v in values {
-                if column == "id" {
-                    list.push_bind(v.parse::<Uuid>().unwrap_or_default());
-                } else {
-                    list.push_bind(v.as_str());
-                }
-            }
-            qb.push(")");
-            qb.build_query_as().fetch_all(&mut *c).await?
-        }
-    })
-}
-
-/// Adds new people (role employee, invited: no password) in one statement.
-async fn insert_people(
-    tx: &mut TenantTx,
-    people: &[(Uuid, &Person, Option<Uuid>)],
-    now: OffsetDateTime,
-) -> ApiResult<()> {
-    let tenant = tx.tenant();
-    match tx.conn() {
-        Conn::Postgres(c) => {
-            // Column arrays: a fixed, small statement instead of 15 parameters per person.
-            let mut cols = PersonColumns::default();
-            for (id, p, department) in people {
-                cols.push(*id, p, *department);
-            }
-            sqlx::query(
-                "insert into users (tenant_id, id, email, username, first_name, last_name, phone,
-                        employee_number, department_id, position, role, is_active, external_id,
-                        created_at, updated_at)
-                 select $1, u.id, u.email, u.email, u.first_name, u.last_name, u.phone,
-                        u.employee_number, u.department_id, u.position, 'employee', u.is_active,
-                        u.external_id, $2, $2
-                   from unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
-                               $8::text[], $9::uuid[], $10::text[], $11::bool[], $12::text[])
-                     as u(id, email, first_name, last_name, phone, employee_number, department_id,
-                          position, is_active, external_id)",
-            )
-            .bind(tenant)
-            .bind(now)
-            .bind(cols.id)
-            .bind(cols.email)
-            .bind(cols.first_name)
-            .bind(cols.last_name)
-            .bind(cols.phone)
-            .bind(cols.employee_number)
-            .bind(cols.department_id)
-            .bind(cols.position)
-            .bind(cols.is_active)
-            .bind(cols.external_id)
-            .execute(&mut *c)
-            .await?;
-        }
-        Conn::Sqlite(c) => {
-            let mut qb = QueryBuilder::new(
-                "insert into users (tenant_id, id, email, username, first_name, last_name, phone,
-                        employee_number, department_id, position, role, is_active, external_id,
-                        created_at, updated_at) ",
-            );
-            qb.push_values(people, |mut row, (id, p, department)| {
-                let email = p.email.as_ref().map(EmailAddress::as_str);
-                row.push_bind(tenant)
-                    .push_bind(*id)
-                    .push_bind(email)
-                    .push_bind(email)
-                    .push_bind(&p.first_name)
-                    .push_bind(&p.last_name)
-                    .push_bind(&p.phone)
-                    .push_bind(&p.employee_number)
-                    .push_bind(*department)
-                    .push_bind(&p.position)
-                    .push_bind("employee")
-                    .push_bind(p.active)
-                    .push_bind(&p.external_id)
-                    .push_bind(now)
-                    .push_bind(now);
-            });
-            qb.build().execute(&mut *c).await?;
-        }
-    }
-    Ok(())
-}
-
-/// New people as column arrays, for PostgreSQL's `unnest`.
-#[derive(Default)]
-struct PersonColumns {
-    id: Vec<Uuid>,
-    email: Vec<String>,
-    first_name: Vec<String>,
-    last_name: Vec<String>,
-    phone: Vec<Option<String>>,
-    employee_number: Vec<Option<String>>,
-    department_id: Vec<Option<Uuid>>,
-    position: Vec<Option<String>>,
-    is_active: Vec<bool>,
-    external_id: Vec<String>,
-}
-
-impl PersonColumns {
-    fn push(&mut self, id: Uuid, p: &Person, department: Option<Uuid>) {
-        self.id.push(id);
-        self.email.push(
-            p.email
-                .as_ref()
-                .map(|e| e.as_str().to_string())
-                .unwrap_or_default(),
-        );
-        self.first_name.push(p.first_name.clone());
-        self.last_name.push(p.last_name.clone());
-        self.phone.push(p.phone.clone());
-        self.employee_number.push(p.employee_number.clone());
-        self.department_id.push(department);
-        self.position.push(p.position.clone());
-        self.is_active.push(p.active);
-        self.external_id.push(p.external_id.clone());
-    }
-}
-
-/// Brings one existing person in line with the source; `Some(reason)` when it may not.
-async fn update_person(
-    tx: &mut TenantTx,
-    ctx: &PageContext,
-    current: &Existing,
-    p: &Person,
-    department: Option<Uuid>,
-    out: &mut Applied,
-) -> ApiResult<Option<String>> {
-    let email = p
-        .email
-        .as_ref()
-        .map_or(current.email.clone(), |e| e.as_str().to_string());
-    let department = department.or(if p.org_unit.is_none() {
-        None
-    } else {
-        current.department_id
-    });
-    let unchanged = email == current.email
-        && p.first_name == current.first_name
-        && p.last_name == current.last_name
-        && p.phone == current.phone
-        && p.employee_number == current.employee_number
-        && department == current.department_id
-        && p.position == current.position
-        && p.active == current.is_active
-        && !current.deleted;
-    if unchanged {
-        return Ok(None);
-    }
-    let deactivating = current.is_active && !p.active;
-    if (deactivating || (current.deleted && !p.active)) && current.role == "administrator" {
-        return Ok(Some(
-            "administrators are not deactivated by connectors; change them in TrainFlow".into(),
-        ));
-    }
-    let tenant = tx.tenant();
-    sql!(tx.conn() => |c| sqlx::query(
-        "update users set email = $3, first_name = $4, last_name = $5, phone = $6, employee_number = $7,
-                department_id = $8, position = $9, is_active = $10, deleted_at = null, updated_at = $11
-          where tenant_id = $1 and id = $2")
-        .bind(tenant).bind(current.id).bind(&email).bind(&p.first_name).bind(&p.last_name)
-        .bind(&p.phone).bind(&p.employee_number).bind(department).bind(&p.position)
-        .bind(p.active).bind(ctx.now).execute(&mut *c).await.map(drop))?;
-    if deactivating {
-        revoke_credentials(tx, current.id, ctx.now).await?;
-        out.deactivated += 1;
-    } else {
-        out.updated += 1;
-    }
-    Ok(None)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -799,69 +481,51 @@ async fn org_units(
     items: Vec<OrgUnit>,
     out: &mut Applied,
 ) -> ApiResult<()> {
-    let tenant = tx.tenant();
-    let ext: Vec<&str> = items.iter().map(|u| u.external_id.as_str()).collect();
-    let linked = stream_links(tx, ctx, &ext).await?;
-    let mut links = Vec::new();
-    for u in &items {
+    let mut parsed = Vec::with_capacity(items.len());
+    for u in last_per_key(items, |u| u.external_id.as_str()) {
         let name = u.name.trim();
         if name.is_empty() || name.len() > 100 || u.external_id.is_empty() {
             out.reject(&u.external_id, "name must be 1 to 100 characters");
             continue;
         }
-        let code = u.code.as_deref().map(str::trim).filter(|c| !c.is_empty());
-        // The department holding this name, if any: it must be this unit's own.
-        let holder: Option<(Uuid, Option<String>)> = sql!(tx.conn() => |c| sqlx::query_as(
-            "select id, code from departments where tenant_id = $1 and name = $2")
-            .bind(tenant).bind(name).fetch_optional(&mut *c).await)?;
-        let target = match linked.get(&u.external_id) {
-            Some(id) => Some(*id),
-            None => {
-                // Adopt a department created by hand: by code, else by name.
-                let by_code: Option<(Uuid,)> = match code {
-                    Some(code) => sql!(tx.conn() => |c| sqlx::query_as(
-                        "select id from departments where tenant_id = $1 and code = $2")
-                        .bind(tenant).bind(code).fetch_optional(&mut *c).await)?,
-                    None => None,
-                };
-                by_code.map(|r| r.0).or(holder.as_ref().map(|h| h.0))
-            }
+        let record = DepartmentRecord {
+            linked: None,
+            name: name.to_string(),
+            code: u
+                .code
+                .as_deref()
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_string),
         };
-        match target {
-            Some(id) => {
-                if holder.as_ref().is_some_and(|h| h.0 != id) {
-                    out.reject(
-                        &u.external_id,
-                        format!("another department is named {name}"),
-                    );
-                    continue;
-                }
-                let n = sql!(tx.conn() => |c| sqlx::query(
-                    "update departments set name = $3, code = $4, deleted_at = null, updated_at = $5
-                      where tenant_id = $1 and id = $2
-                        and (name <> $3 or coalesce(code, '') <> coalesce($4, '') or deleted_at is not null)")
-                    .bind(tenant).bind(id).bind(name).bind(code).bind(ctx.now)
-                    .execute(&mut *c).await.map(|r| r.rows_affected()))?;
-                out.updated += n as u32;
-                links.push((u.external_id.clone(), id));
-            }
-            None => {
-                let id = Uuid::now_v7();
-                sql!(tx.conn() => |c| sqlx::query(
-                    "insert into departments (tenant_id, id, name, code, created_at, updated_at)
-                     values ($1, $2, $3, $4, $5, $5)")
-                    .bind(tenant).bind(id).bind(name).bind(code).bind(ctx.now)
-                    .execute(&mut *c).await.map(drop))?;
-                out.created += 1;
-                links.push((u.external_id.clone(), id));
-            }
+        parsed.push((u.external_id, record));
+    }
+    if parsed.is_empty() {
+        return Ok(());
+    }
+    let linked = {
+        let ext: Vec<&str> = parsed.iter().map(|(e, _)| e.as_str()).collect();
+        stream_links(tx, ctx, &ext).await?
+    };
+    let (references, records): (Vec<String>, Vec<DepartmentRecord>) = parsed
+        .into_iter()
+        .map(|(e, mut r)| {
+            r.linked = linked.get(&e).copied();
+            (e, r)
+        })
+        .unzip();
+    let outcomes = identity::apply_departments(tx, &records, ctx.now, &ctx.source()).await?;
+    let mut links = Vec::with_capacity(outcomes.len());
+    for (reference, outcome) in references.into_iter().zip(outcomes) {
+        if let Some(id) = out.count_identity(&reference, outcome) {
+            links.push((reference, id));
         }
     }
     save_links(tx, ctx, EntityKind::OrgUnit, &links).await
 }
 
 // ---------------------------------------------------------------------------------------------
-// Courses, completions, certifications
+// Courses and completions
 
 fn parse_date(raw: &str, what: &str) -> Result<Date, String> {
     Date::parse(
@@ -1012,54 +676,37 @@ async fn upsert_completions(
     save_links(tx, ctx, EntityKind::Completion, &links).await
 }
 
-/// The certification type with this code, created (named after its code) when first seen.
-async fn certification_type(tx: &mut TenantTx, code: &str, now: OffsetDateTime) -> ApiResult<Uuid> {
-    let tenant = tx.tenant();
-    let found: Option<(Uuid,)> = sql!(tx.conn() => |c| sqlx::query_as(
-        "select id from certification_types where tenant_id = $1 and code = $2")
-        .bind(tenant).bind(code).fetch_optional(&mut *c).await)?;
-    if let Some((id,)) = found {
-        return Ok(id);
-    }
-    let id = Uuid::now_v7();
-    sql!(tx.conn() => |c| sqlx::query(
-        "insert into certification_types (tenant_id, id, code, name, created_at, updated_at)
-         values ($1, $2, $3, $3, $4, $4)")
-        .bind(tenant).bind(id).bind(code).bind(now).execute(&mut *c).await.map(drop))?;
-    Ok(id)
-}
+// ---------------------------------------------------------------------------------------------
+// Certifications
 
-async fn upsert_certifications(
+async fn certifications(
     tx: &mut TenantTx,
     ctx: &PageContext,
     items: Vec<Certification>,
     out: &mut Applied,
 ) -> ApiResult<()> {
-    let tenant = tx.tenant();
-    let ext: Vec<&str> = items.iter().map(|c| c.external_id.as_str()).collect();
-    let linked = stream_links(tx, ctx, &ext).await?;
-    let people: Vec<&str> = items
-        .iter()
-        .map(|c| c.employee_external_id.as_str())
-        .collect();
-    let people = resolve_people(tx, ctx, &people).await?;
-    let mut links = Vec::new();
-    for item in &items {
-        let Some(user) = people.get(&item.employee_external_id).copied() else {
+    let items = last_per_key(items, |c| c.external_id.as_str());
+    let linked = {
+        let ext: Vec<&str> = items.iter().map(|c| c.external_id.as_str()).collect();
+        stream_links(tx, ctx, &ext).await?
+    };
+    let people = {
+        let refs: Vec<&str> = items
+            .iter()
+            .map(|c| c.employee_external_id.as_str())
+            .collect();
+        resolve_people(tx, ctx, &refs).await?
+    };
+    let mut references = Vec::with_capacity(items.len());
+    let mut records = Vec::with_capacity(items.len());
+    for item in items {
+        let Some(user_id) = people.get(&item.employee_external_id).copied() else {
             out.reject(
                 &item.external_id,
                 format!("unknown employee `{}`", item.employee_external_id),
             );
             continue;
         };
-        let code = item.certification_type.trim();
-        if code.is_empty() || code.len() > 100 {
-            out.reject(
-                &item.external_id,
-                "certification type must be 1 to 100 characters",
-            );
-            continue;
-        }
         let dates = parse_date(&item.issued_on, "issue date").and_then(|issued| {
             let expires = item
                 .expires_on
@@ -1067,44 +714,39 @@ async fn upsert_certifications(
                 .filter(|s| !s.trim().is_empty())
                 .map(|s| parse_date(s, "expiry date"))
                 .transpose()?;
-            match expires {
-                Some(e) if e < issued => Err("expires before it was issued".to_string()),
-                _ => Ok((issued, expires)),
-            }
+            Ok((issued, expires))
         });
-        let (issued, expires) = match dates {
+        let (issued_on, expires_on) = match dates {
             Ok(d) => d,
             Err(reason) => {
                 out.reject(&item.external_id, reason);
                 continue;
             }
         };
-        let type_id = certification_type(tx, code, ctx.now).await?;
-        let id = match linked.get(&item.external_id) {
-            Some(id) => {
-                let n = sql!(tx.conn() => |c| sqlx::query(
-                    "update certifications set user_id = $3, type_id = $4, issued_on = $5, expires_on = $6,
-                            certificate_number = $7, deleted_at = null, updated_at = $8
-                      where tenant_id = $1 and id = $2")
-                    .bind(tenant).bind(*id).bind(user).bind(type_id).bind(issued).bind(expires)
-                    .bind(&item.certificate_number).bind(ctx.now)
-                    .execute(&mut *c).await.map(|r| r.rows_affected()))?;
-                out.updated += n as u32;
-                *id
-            }
-            None => {
-                let id = Uuid::now_v7();
-                sql!(tx.conn() => |c| sqlx::query(
-                    "insert into certifications (tenant_id, id, user_id, type_id, issued_on, expires_on,
-                            certificate_number, source, created_at, updated_at)
-                     values ($1, $2, $3, $4, $5, $6, $7, 'connector', $8, $8)")
-                    .bind(tenant).bind(id).bind(user).bind(type_id).bind(issued).bind(expires)
-                    .bind(&item.certificate_number).bind(ctx.now).execute(&mut *c).await.map(drop))?;
-                out.created += 1;
-                id
-            }
-        };
-        links.push((item.external_id.clone(), id));
+        records.push(CertificationRecord {
+            linked: linked.get(&item.external_id).copied(),
+            user_id,
+            type_code: item.certification_type,
+            issued_on,
+            expires_on,
+            certificate_number: item.certificate_number,
+        });
+        references.push(item.external_id);
+    }
+    let outcomes =
+        renewals::apply_certifications(tx, &records, "connector", ctx.now, &ctx.source()).await?;
+    let mut links = Vec::with_capacity(outcomes.len());
+    for (reference, outcome) in references.into_iter().zip(outcomes) {
+        let id = outcome.id();
+        match outcome {
+            renewals::Outcome::Created(_) => out.created += 1,
+            renewals::Outcome::Updated(..) => out.updated += 1,
+            renewals::Outcome::Unchanged(_) => {}
+            renewals::Outcome::Rejected(reason) => out.reject(&reference, reason),
+        }
+        if let Some(id) = id {
+            links.push((reference, id));
+        }
     }
     save_links(tx, ctx, EntityKind::Certification, &links).await
 }
@@ -1112,80 +754,102 @@ async fn upsert_certifications(
 // ---------------------------------------------------------------------------------------------
 // Deletions
 
-async fn delete_one(
+const KINDS: [EntityKind; 5] = [
+    EntityKind::Employee,
+    EntityKind::OrgUnit,
+    EntityKind::Course,
+    EntityKind::Completion,
+    EntityKind::Certification,
+];
+
+/// Soft-deletes what the page's deletions name, kind by kind.
+async fn delete_entities(
     tx: &mut TenantTx,
     ctx: &PageContext,
-    d: &Deletion,
+    items: Vec<Deletion>,
     out: &mut Applied,
 ) -> ApiResult<()> {
-    let found = kind_links(tx, ctx, d.entity, &[d.external_id.as_str()]).await?;
-    let Some(id) = found.get(&d.external_id).copied() else {
+    let source = ctx.source();
+    for kind in KINDS {
+        let refs: Vec<&str> = items
+            .iter()
+            .filter(|d| d.entity == kind)
+            .map(|d| d.external_id.as_str())
+            .collect();
+        if refs.is_empty() {
+            continue;
+        }
         // Never imported (or already gone): nothing to do.
-        return Ok(());
-    };
-    if let Err(reason) = soft_delete(tx, d.entity, id, ctx.now, out).await? {
-        out.reject(&d.external_id, reason);
+        let found = kind_links(tx, ctx, kind, &refs).await?;
+        let mut reference_of: HashMap<Uuid, &str> = HashMap::new();
+        let mut ids = Vec::new();
+        for r in refs {
+            if let Some(id) = found.get(r) {
+                if reference_of.insert(*id, r).is_none() {
+                    ids.push(*id);
+                }
+            }
+        }
+        let (deleted, refused) = delete_ids(tx, kind, &ids, ctx.now, &source).await?;
+        out.deactivated += deleted;
+        for (id, reason) in refused {
+            out.reject(reference_of.get(&id).copied().unwrap_or_default(), reason);
+        }
     }
     Ok(())
 }
 
-/// Soft-deletes one imported object. People are deactivated and signed out; administrators are
-/// left alone (`Err(reason)`).
-pub async fn soft_delete(
+/// Soft-deletes imported objects of one kind through the context that owns them; people are
+/// also deactivated and signed out, administrators left alone. Returns how many were deleted
+/// and the (id, reason) of those left alone.
+pub async fn delete_ids(
     tx: &mut TenantTx,
     kind: EntityKind,
-    id: Uuid,
+    ids: &[Uuid],
     now: OffsetDateTime,
-    out: &mut Applied,
-) -> ApiResult<Result<(), String>> {
-    let tenant = tx.tenant();
-    let statement = match kind {
-        EntityKind::Employee => return delete_person(tx, id, now, out).await,
+    source: &BatchSource,
+) -> ApiResult<(u32, Vec<(Uuid, String)>)> {
+    if ids.is_empty() {
+        return Ok((0, Vec::new()));
+    }
+    let table = match kind {
+        EntityKind::Employee => {
+            let mut deleted = 0;
+            let mut refused = Vec::new();
+            for (id, outcome) in ids
+                .iter()
+                .zip(identity::delete_people(tx, ids, now, source).await?)
+            {
+                match outcome {
+                    identity::Outcome::Deleted(_) => deleted += 1,
+                    identity::Outcome::Rejected(reason) => refused.push((*id, reason)),
+                    _ => {}
+                }
+            }
+            return Ok((deleted, refused));
+        }
         EntityKind::OrgUnit => {
-            "update departments set deleted_at = $3, updated_at = $3 where tenant_id = $1 and id = $2 and deleted_at is null"
-        }
-        EntityKind::Course => {
-            "update courses set deleted_at = $3, updated_at = $3 where tenant_id = $1 and id = $2 and deleted_at is null"
-        }
-        EntityKind::Completion => {
-            "update course_completions set deleted_at = $3, updated_at = $3 where tenant_id = $1 and id = $2 and deleted_at is null"
+            let deleted = identity::delete_departments(tx, ids, now, source).await?;
+            return Ok((deleted.len() as u32, Vec::new()));
         }
         EntityKind::Certification => {
-            "update certifications set deleted_at = $3, updated_at = $3 where tenant_id = $1 and id = $2 and deleted_at is null"
+            let deleted = renewals::delete_certifications(tx, ids, now, source).await?;
+            return Ok((deleted.len() as u32, Vec::new()));
         }
+        EntityKind::Course => "courses",
+        EntityKind::Completion => "course_completions",
     };
-    let n = sql!(tx.conn() => |c| sqlx::query(statement)
-        .bind(tenant).bind(id).bind(now).execute(&mut *c).await.map(|r| r.rows_affected()))?;
-    out.deactivated += n as u32;
-    Ok(Ok(()))
-}
-
-async fn delete_person(
-    tx: &mut TenantTx,
-    id: Uuid,
-    now: OffsetDateTime,
-    out: &mut Applied,
-) -> ApiResult<Result<(), String>> {
     let tenant = tx.tenant();
-    let role: Option<(String,)> = sql!(tx.conn() => |c| sqlx::query_as(
-        "select role from users where tenant_id = $1 and id = $2 and deleted_at is null")
-        .bind(tenant).bind(id).fetch_optional(&mut *c).await)?;
-    match role {
-        None => return Ok(Ok(())),
-        Some((role,)) if role == "administrator" => {
-            return Ok(Err(
-                "administrators are not deactivated by connectors; change them in TrainFlow".into(),
-            ))
-        }
-        Some(_) => {}
-    }
-    sql!(tx.conn() => |c| sqlx::query(
-        "update users set deleted_at = $3, is_active = false, updated_at = $3
-          where tenant_id = $1 and id = $2 and deleted_at is null")
-        .bind(tenant).bind(id).bind(now).execute(&mut *c).await.map(drop))?;
-    revoke_credentials(tx, id, now).await?;
-    out.deactivated += 1;
-    Ok(Ok(()))
+    let n = sql!(tx.conn() => |c| {
+        let mut qb = QueryBuilder::new(format!("update {table} set deleted_at = "));
+        qb.push_bind(now).push(", updated_at = ").push_bind(now)
+            .push(" where deleted_at is null and tenant_id = ").push_bind(tenant).push(" and id in (");
+        let mut list = qb.separated(", ");
+        for id in ids { list.push_bind(*id); }
+        qb.push(")");
+        qb.build().execute(&mut *c).await.map(|r| r.rows_affected())
+    })?;
+    Ok((n as u32, Vec::new()))
 }
 
 /// Parses a stored entity kind.

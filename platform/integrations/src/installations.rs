@@ -169,6 +169,29 @@ impl Integrations {
         Ok(out)
     }
 
+    /// The catalogue, for a caller who may manage integrations.
+    pub async fn catalogue_for(&self, ctx: &TenantCtx) -> ApiResult<Vec<CatalogueEntry>> {
+        let (mut tx, _) = TenantTx::begin(&self.db, ctx, Permission::Integrations).await?;
+        let entries = self.catalogue(&mut tx).await?;
+        tx.commit().await?;
+        Ok(entries)
+    }
+
+    /// One catalogue entry: a first-party connector, or a package (the newest of a connector
+    /// when `package` is not given).
+    pub async fn catalogue_entry(
+        &self,
+        ctx: &TenantCtx,
+        connector: &str,
+        package: Option<Uuid>,
+    ) -> ApiResult<CatalogueEntry> {
+        self.catalogue_for(ctx)
+            .await?
+            .into_iter()
+            .find(|e| e.connector_id == connector && (package.is_none() || e.package_id == package))
+            .ok_or(ApiError::NotFound)
+    }
+
     /// Checks that the caller may manage integrations, before any costly validation.
     async fn authorize(&self, ctx: &TenantCtx) -> ApiResult<TenantCtx> {
         let (tx, ctx) = TenantTx::begin(&self.db, ctx, Permission::Integrations).await?;

@@ -21,6 +21,7 @@ pub mod manifest;
 pub mod runs;
 pub mod schedule;
 pub mod schema;
+pub mod web;
 mod worker;
 
 use std::{sync::Arc, time::Duration};

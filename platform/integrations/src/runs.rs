@@ -23,6 +23,7 @@ use time::OffsetDateTime;
 use trainflow_connectors::{
     CallError, ConnectorError, Grants, HttpGrant, HttpRefusal, PageRequest,
 };
+use trainflow_identity::batch as identity;
 use trainflow_kernel::{
     audit::{self, Entry},
     auth::{Permission, TenantCtx},
@@ -41,6 +42,9 @@ use crate::{
 
 /// Record errors kept per run (all are counted).
 const MAX_STORED_ERRORS: usize = 1000;
+
+/// Objects a full refresh soft-deletes per statement (and audit entry).
+const SWEEP_BATCH: usize = 1000;
 
 /// What started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -487,6 +491,7 @@ impl Integrations {
             generations.push((stream.name.clone(), generation));
             let ctx = PageContext {
                 installation,
+                run: run.id,
                 stream: stream.name.clone(),
                 generation,
                 now: trainflow_kernel::now(),
@@ -699,21 +704,8 @@ impl Integrations {
             .filter(|(k, _)| k == kind_name(trainflow_connectors::EntityKind::Employee))
             .map(|(_, id)| *id)
             .collect();
-        let mut leaving = 0i64;
-        for chunk in people.chunks(500) {
-            leaving += sql!(tx.conn() => |c| {
-                let mut qb = sqlx::QueryBuilder::new(
-                    "select count(*) from users where is_active = true and deleted_at is null and tenant_id = ");
-                qb.push_bind(tenant).push(" and id in (");
-                let mut list = qb.separated(", ");
-                for id in chunk { list.push_bind(*id); }
-                qb.push(")");
-                qb.build_query_scalar::<i64>().fetch_one(&mut *c).await
-            })?;
-        }
-        let active: i64 = sql!(tx.conn() => |c| sqlx::query_scalar(
-            "select count(*) from users where tenant_id = $1 and is_active = true and deleted_at is null")
-            .bind(tenant).fetch_one(&mut *c).await)?;
+        let leaving = identity::active_among(&mut tx, &people).await?;
+        let active = trainflow_identity::users::active_count(&mut tx).await?;
         if !confirmed
             && leaving > 0
             && leaving as f64 > self.settings.deletion_guard * active as f64
@@ -725,12 +717,24 @@ impl Integrations {
             return Ok(Ending::NeedsConfirmation);
         }
         let now = trainflow_kernel::now();
+        let source = apply::run_source(installation, run).with("full_refresh", true);
         let mut applied = Applied::default();
+        let mut by_kind: Vec<(trainflow_connectors::EntityKind, Vec<Uuid>)> = Vec::new();
         for (kind, id) in &gone {
-            if let Some(kind) = parse_kind(kind) {
-                if let Err(reason) =
-                    apply::soft_delete(&mut tx, kind, *id, now, &mut applied).await?
-                {
+            let Some(kind) = parse_kind(kind) else {
+                continue;
+            };
+            match by_kind.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, ids)) => ids.push(*id),
+                None => by_kind.push((kind, vec![*id])),
+            }
+        }
+        for (kind, ids) in by_kind {
+            for chunk in ids.chunks(SWEEP_BATCH) {
+                let (deleted, refused) =
+                    apply::delete_ids(&mut tx, kind, chunk, now, &source).await?;
+                applied.deactivated += deleted;
+                for (id, reason) in refused {
                     applied.errors.push((id.to_string(), reason));
                 }
             }

@@ -5,7 +5,15 @@
 //! Jobs are plain async functions `fn(db, now) -> Result<detail>`; the scheduler only calls
 //! them, and tests call them directly. Occurrences are keyed to the minute, so schedules are
 //! minute-granular.
+//!
+//! Long-running background work (reports, computations) goes through the durable queue in
+//! [`queue`] instead: enqueued items, claimed by workers under renewed leases and retried with
+//! back-off.
 #![forbid(unsafe_code)]
+
+pub mod queue;
+pub mod service;
+pub mod web;
 
 use std::{future::Future, pin::Pin, sync::Arc};
 
@@ -59,6 +67,16 @@ impl Runner {
     /// A runner for `jobs`.
     pub fn new(db: Db, instance: String, jobs: Vec<JobSpec>) -> Self {
         Self { db, instance, jobs }
+    }
+
+    /// This instance's name, as recorded in job history.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// The database the runner records occurrences in.
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 
     /// The registered jobs.

@@ -3,18 +3,27 @@
 //! Each entry is written in the same transaction as the change it records. The per-tenant head
 //! row (`audit_heads`) is updated first, which serialises writers of one tenant, so the chain has
 //! no forks: `hash = sha256(prev_hash || canonical entry)`.
+//!
+//! A batch of changes (an imported page) is one entry listing every object it changed
+//! ([`record_objects`], [`record_batch`]); each listed object also gets a row in
+//! `audit_objects` (tenant, object type, object id, the entry's seq), so an object's history
+//! finds the batch entries that changed it.
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{auth::TenantCtx, db::TenantTx, sql, ApiResult};
+use crate::{
+    auth::TenantCtx,
+    db::{Conn, TenantTx},
+    sql, ApiResult,
+};
 
 /// One audit entry before it is chained.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    /// `user`, `operator`, `system` or `anonymous`.
+    /// `user`, `operator`, `system`, `connector` or `anonymous`.
     pub actor_kind: String,
     /// The acting user or operator.
     pub actor_id: Option<Uuid>,
@@ -94,6 +103,169 @@ impl Entry {
 
 /// Appends `entry` to the tenant's chain inside `tx`.
 pub async fn record(tx: &mut TenantTx, entry: Entry) -> ApiResult<()> {
+    append(tx, &entry, &[]).await.map(drop)
+}
+
+/// What happened to one object of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Created,
+    Updated,
+    Deactivated,
+    Deleted,
+}
+
+impl Change {
+    /// The stored name: `created`, `updated`, `deactivated` or `deleted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Created => "created",
+            Change::Updated => "updated",
+            Change::Deactivated => "deactivated",
+            Change::Deleted => "deleted",
+        }
+    }
+}
+
+/// One object a batch entry changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectChange {
+    /// e.g. `user`, `certification`.
+    pub object_type: &'static str,
+    pub object_id: Uuid,
+    pub change: Change,
+    /// The fields an update or deactivation changed.
+    pub fields: Vec<&'static str>,
+}
+
+impl ObjectChange {
+    pub fn new(object_type: &'static str, object_id: Uuid, change: Change) -> Self {
+        Self {
+            object_type,
+            object_id,
+            change,
+            fields: Vec::new(),
+        }
+    }
+
+    /// With the names of the fields that changed.
+    pub fn fields(mut self, fields: Vec<&'static str>) -> Self {
+        self.fields = fields;
+        self
+    }
+
+    fn to_json(&self) -> Value {
+        let mut o = serde_json::Map::new();
+        o.insert("type".into(), self.object_type.into());
+        o.insert("id".into(), self.object_id.to_string().into());
+        o.insert("change".into(), self.change.as_str().into());
+        if !self.fields.is_empty() {
+            o.insert("fields".into(), self.fields.clone().into());
+        }
+        Value::Object(o)
+    }
+}
+
+/// Who makes a batch of changes, for the entries that record it: the actor, the object the
+/// entries are about (e.g. the connector run) and detail every entry carries (e.g. the
+/// installation and the run).
+#[derive(Debug, Clone)]
+pub struct BatchSource {
+    pub actor_kind: &'static str,
+    pub actor_id: Option<Uuid>,
+    pub object: Option<(&'static str, Uuid)>,
+    pub detail: serde_json::Map<String, Value>,
+}
+
+impl BatchSource {
+    /// A source acting as `actor_kind` (`connector`, `system`, …).
+    pub fn new(actor_kind: &'static str, actor_id: Option<Uuid>) -> Self {
+        Self {
+            actor_kind,
+            actor_id,
+            object: None,
+            detail: serde_json::Map::new(),
+        }
+    }
+
+    /// The object the entries are about.
+    pub fn object(mut self, object_type: &'static str, id: Uuid) -> Self {
+        self.object = Some((object_type, id));
+        self
+    }
+
+    /// Adds a detail every entry carries.
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.detail.insert(key.to_string(), value.into());
+        self
+    }
+
+    /// The entry `action` of this source, before its objects are listed.
+    pub fn entry(&self, action: &str) -> Entry {
+        let mut e = Entry::as_actor(self.actor_kind, self.actor_id, action, None);
+        if let Some((object_type, id)) = self.object {
+            e = e.object(object_type, id);
+        }
+        e.detail(Value::Object(self.detail.clone()))
+    }
+}
+
+/// Records the batch `action` of `source` that changed `objects`: one entry listing them, and
+/// one `audit_objects` row per object. Writes nothing when nothing changed; returns the entry's
+/// seq otherwise.
+pub async fn record_batch(
+    tx: &mut TenantTx,
+    source: &BatchSource,
+    action: &str,
+    objects: &[ObjectChange],
+) -> ApiResult<Option<i64>> {
+    if objects.is_empty() {
+        return Ok(None);
+    }
+    record_objects(tx, source.entry(action), objects)
+        .await
+        .map(Some)
+}
+
+/// Appends `entry` listing `objects` (under `objects` in its detail, beside what the detail
+/// already holds) and indexes each object in `audit_objects` with one multi-row statement, so
+/// filtering the log by any of their ids finds the entry. Returns the entry's seq.
+pub async fn record_objects(
+    tx: &mut TenantTx,
+    mut entry: Entry,
+    objects: &[ObjectChange],
+) -> ApiResult<i64> {
+    let listed = Value::Array(objects.iter().map(ObjectChange::to_json).collect());
+    let mut detail = match entry.after.take() {
+        Some(Value::Object(map)) => map,
+        Some(Value::Null) | None => serde_json::Map::new(),
+        Some(other) => {
+            let mut map = serde_json::Map::new();
+            map.insert("detail".into(), other);
+            map
+        }
+    };
+    detail.insert("objects".into(), listed);
+    entry.after = Some(Value::Object(detail));
+    // One index row per object, however often it is listed.
+    let mut seen = std::collections::HashSet::with_capacity(objects.len());
+    let index: Vec<(&'static str, Uuid)> = objects
+        .iter()
+        .filter(|o| seen.insert(o.object_id))
+        .map(|o| (o.object_type, o.object_id))
+        .collect();
+    append(tx, &entry, &index).await
+}
+
+/// Multi-row statements on SQLite stay well under its limit of bound parameters.
+const SQLITE_ROWS_PER_STATEMENT: usize = 1000;
+
+/// Chains `entry` and writes it, its `audit_objects` rows and the new head. Returns its seq.
+async fn append(
+    tx: &mut TenantTx,
+    entry: &Entry,
+    objects: &[(&'static str, Uuid)],
+) -> ApiResult<i64> {
     let tenant = tx.tenant();
     let now = crate::now();
     let request_id = crate::request::current_id();
@@ -104,21 +276,94 @@ pub async fn record(tx: &mut TenantTx, entry: Entry) -> ApiResult<()> {
          returning seq, hash")
         .bind(tenant).fetch_one(&mut *c).await)?;
     let id = Uuid::now_v7();
-    let canonical = canonical(tenant.0, seq, id, now, &entry, &request_id);
+    let canonical = canonical(tenant.0, seq, id, now, entry, &request_id);
     let hash = chain_hash(&prev_hash, &canonical);
-    sql!(tx.conn() => |c| sqlx::query(
-        "insert into audit_log (tenant_id, seq, id, occurred_at, actor_kind, actor_id, action,
-                                object_type, object_id, before_state, after_state, request_id, ip,
-                                prev_hash, hash)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)")
-        .bind(tenant).bind(seq).bind(id).bind(now).bind(&entry.actor_kind).bind(entry.actor_id)
-        .bind(&entry.action).bind(&entry.object_type).bind(entry.object_id)
-        .bind(entry.before.as_ref().map(sqlx::types::Json)).bind(entry.after.as_ref().map(sqlx::types::Json))
-        .bind(&request_id).bind(&entry.ip).bind(&prev_hash).bind(&hash)
-        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
-    sql!(tx.conn() => |c| sqlx::query("update audit_heads set hash = $2 where tenant_id = $1")
-        .bind(tenant).bind(&hash).execute(&mut *c).await.map(|r| r.rows_affected()))?;
-    Ok(())
+    let before = entry.before.as_ref().map(sqlx::types::Json);
+    let after = entry.after.as_ref().map(sqlx::types::Json);
+    match tx.conn() {
+        // One statement: the entry, its object rows (column arrays) and the new head.
+        Conn::Postgres(c) => {
+            let (types, ids): (Vec<&str>, Vec<Uuid>) = objects.iter().copied().unzip();
+            let objects_cte = if objects.is_empty() {
+                ""
+            } else {
+                ", indexed as (insert into audit_objects (tenant_id, object_type, object_id, seq)
+                     select $1, o.object_type, o.object_id, $2
+                       from unnest($16::text[], $17::uuid[]) as o(object_type, object_id))"
+            };
+            let statement = format!(
+                "with entry as (
+                    insert into audit_log (tenant_id, seq, id, occurred_at, actor_kind, actor_id,
+                                           action, object_type, object_id, before_state,
+                                           after_state, request_id, ip, prev_hash, hash)
+                    values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)){objects_cte}
+                 update audit_heads set hash = $15 where tenant_id = $1"
+            );
+            let mut q = sqlx::query(&statement)
+                .bind(tenant)
+                .bind(seq)
+                .bind(id)
+                .bind(now)
+                .bind(&entry.actor_kind)
+                .bind(entry.actor_id)
+                .bind(&entry.action)
+                .bind(&entry.object_type)
+                .bind(entry.object_id)
+                .bind(before)
+                .bind(after)
+                .bind(&request_id)
+                .bind(&entry.ip)
+                .bind(&prev_hash)
+                .bind(&hash);
+            if !objects.is_empty() {
+                q = q.bind(types).bind(ids);
+            }
+            q.execute(&mut *c).await?;
+        }
+        Conn::Sqlite(c) => {
+            sqlx::query(
+                "insert into audit_log (tenant_id, seq, id, occurred_at, actor_kind, actor_id, action,
+                                        object_type, object_id, before_state, after_state, request_id,
+                                        ip, prev_hash, hash)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            )
+            .bind(tenant)
+            .bind(seq)
+            .bind(id)
+            .bind(now)
+            .bind(&entry.actor_kind)
+            .bind(entry.actor_id)
+            .bind(&entry.action)
+            .bind(&entry.object_type)
+            .bind(entry.object_id)
+            .bind(before)
+            .bind(after)
+            .bind(&request_id)
+            .bind(&entry.ip)
+            .bind(&prev_hash)
+            .bind(&hash)
+            .execute(&mut *c)
+            .await?;
+            for chunk in objects.chunks(SQLITE_ROWS_PER_STATEMENT) {
+                let mut qb = sqlx::QueryBuilder::new(
+                    "insert into audit_objects (tenant_id, object_type, object_id, seq) ",
+                );
+                qb.push_values(chunk, |mut row, (object_type, object_id)| {
+                    row.push_bind(tenant)
+                        .push_bind(*object_type)
+                        .push_bind(*object_id)
+                        .push_bind(seq);
+                });
+                qb.build().execute(&mut *c).await?;
+            }
+            sqlx::query("update audit_heads set hash = $2 where tenant_id = $1")
+                .bind(tenant)
+                .bind(&hash)
+                .execute(&mut *c)
+                .await?;
+        }
+    }
+    Ok(seq)
 }
 
 /// The canonical text hashed for an entry. Stable field order; timestamps as Unix nanoseconds.
@@ -230,4 +475,22 @@ pub async fn verify_chain(tx: &mut TenantTx) -> ApiResult<Option<i64>> {
         None if last_seq != 0 => Ok(Some(last_seq)),
         _ => Ok(None),
     }
+}
+
+/// One of the newest entries, as the dashboard lists them.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RecentEntry {
+    pub occurred_at: OffsetDateTime,
+    pub action: String,
+    pub actor_kind: String,
+    pub actor_id: Option<Uuid>,
+}
+
+/// The tenant's newest `limit` entries, newest first.
+pub async fn recent(tx: &mut TenantTx, limit: i64) -> ApiResult<Vec<RecentEntry>> {
+    let tenant = tx.tenant();
+    Ok(sql!(tx.conn() => |c| sqlx::query_as(
+        "select occurred_at, action, actor_kind, actor_id from audit_log
+          where tenant_id = $1 order by seq desc limit $2")
+        .bind(tenant).bind(limit).fetch_all(&mut *c).await)?)
 }

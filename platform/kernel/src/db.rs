@@ -341,6 +341,17 @@ impl TenantTx {
         })
     }
 
+    /// A read-only counterpart of [`TenantTx::begin_system`] (on SQLite a deferred `BEGIN`,
+    /// which takes no write lock): session lookups and other reads made on the platform's
+    /// behalf.
+    pub async fn begin_system_read(db: &Db, tenant: TenantId) -> ApiResult<TenantTx> {
+        Ok(TenantTx {
+            tenant,
+            actor: None,
+            tx: db.begin_for(tenant, false).await?,
+        })
+    }
+
     /// The tenant every statement must bind.
     pub fn tenant(&self) -> TenantId {
         self.tenant

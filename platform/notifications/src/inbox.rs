@@ -363,3 +363,12 @@ pub async fn audience(tx: &mut TenantTx, audience: &Audience) -> ApiResult<Vec<U
         }
     })
 }
+
+/// Whether `id` is one of the tenant's departments.
+pub async fn department_exists(tx: &mut TenantTx, id: Uuid) -> ApiResult<bool> {
+    let tenant = tx.tenant();
+    let found: Option<Uuid> = sql!(tx.conn() => |c| sqlx::query_scalar(
+        "select id from departments where tenant_id = $1 and id = $2 and deleted_at is null")
+        .bind(tenant).bind(id).fetch_optional(&mut *c).await)?;
+    Ok(found.is_some())
+}

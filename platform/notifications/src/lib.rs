@@ -8,6 +8,8 @@
 //!   Twilio outage delays messages but loses none, and a delivered message is never sent again.
 //! * [`transport`]: SMTP through lettre, and Twilio's REST API through reqwest (with a
 //!   configurable base URL, so tests talk to a local server that answers like Twilio).
+//! * [`service`]: the use cases the API and the pages share.
+//! * [`api`] and [`web`]: the HTTP API, and the portal's notification centre.
 
 use poem_openapi::Enum;
 use serde::{Deserialize, Serialize};
@@ -15,8 +17,10 @@ use serde::{Deserialize, Serialize};
 pub mod api;
 pub mod inbox;
 pub mod outbox;
+pub mod service;
 pub mod templates;
 pub mod transport;
+pub mod web;
 
 pub use inbox::{notify, Notice};
 pub use outbox::{Deliverer, DeliveryOutcome};

@@ -2,6 +2,7 @@
 //! `{{name}}` placeholders; a tenant may replace any of them (`email_templates`). Values are
 //! HTML-escaped in the HTML body, and a placeholder without a value renders empty.
 
+use time::OffsetDateTime;
 use trainflow_kernel::{db::TenantTx, sql, ApiResult};
 
 /// A template's three parts.
@@ -106,6 +107,24 @@ pub async fn load(tx: &mut TenantTx, name: &str) -> ApiResult<Option<Template>> 
     })
 }
 
+/// Stores the tenant's own version of `name`.
+pub async fn save(
+    tx: &mut TenantTx,
+    name: &str,
+    template: &Template,
+    now: OffsetDateTime,
+) -> ApiResult<()> {
+    let tenant = tx.tenant();
+    sql!(tx.conn() => |c| sqlx::query(
+        "insert into email_templates (tenant_id, name, subject, text_body, html_body, updated_at)
+         values ($1, $2, $3, $4, $5, $6)
+         on conflict (tenant_id, name) do update set subject = excluded.subject,
+             text_body = excluded.text_body, html_body = excluded.html_body, updated_at = excluded.updated_at")
+        .bind(tenant).bind(name).bind(&template.subject).bind(&template.text).bind(&template.html).bind(now)
+        .execute(&mut *c).await.map(drop))?;
+    Ok(())
+}
+
 /// Fills `template` with `vars`.
 pub fn render(template: &Template, vars: &[(&str, String)]) -> Rendered {
     Rendered {
@@ -147,21 +166,8 @@ fn fill(source: &str, vars: &[(&str, String)], html: bool) -> String {
     out
 }
 
-/// HTML-escapes text for element content and attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// The one HTML escaper, from the web layer.
+pub use trainflow_web::escape;
 
 #[cfg(test)]
 mod tests {

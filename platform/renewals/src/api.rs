@@ -8,24 +8,19 @@ use poem_openapi::{
 use serde::Deserialize;
 use time::{Date, OffsetDateTime};
 use trainflow_kernel::{
-    audit::{self, Entry},
-    auth::{Permission, TenantAuth, TenantCtx},
+    auth::TenantAuth,
     body::Body,
-    db::TenantTx,
     envelope::{created, ok, Created, NoContent, Ok200},
-    now,
-    secret::sha256_hex,
-    sql, ApiError, ApiResult,
+    now, ApiResult,
 };
 use uuid::Uuid;
 
+pub use crate::workflow::Delegation;
 use crate::{
-    certs::{
-        self, CertFilter, Certification, CertificationType, ComplianceGroup, RecordCertification,
-        TypeInput,
-    },
-    dates::{self, Cycle, Status},
-    workflow::{self, ChainStep, Decision, RenewalRequest},
+    certs::{Certification, CertificationType, ComplianceGroup, RecordCertification, TypeInput},
+    dates::{Cycle, Status},
+    service::{self, CertQuery},
+    workflow::{ChainStep, Decision, RenewalRequest},
     Renewals,
 };
 
@@ -109,17 +104,6 @@ pub struct CommentBody {
     pub comment: Option<String>,
 }
 
-/// An out-of-office delegation.
-#[derive(Debug, Object, serde::Serialize, sqlx::FromRow)]
-pub struct Delegation {
-    pub id: Uuid,
-    pub delegate_id: Uuid,
-    #[serde(with = "time::serde::rfc3339")]
-    pub starts_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub ends_at: OffsetDateTime,
-}
-
 /// Body of `POST /delegations`.
 #[derive(Debug, Object, Deserialize)]
 #[oai(deny_unknown_fields)]
@@ -133,20 +117,6 @@ pub struct CreateDelegation {
     pub ends_at: OffsetDateTime,
 }
 
-/// Body of `PUT /users/{id}/reporting-lines`.
-#[derive(Debug, Object, Deserialize, serde::Serialize)]
-#[oai(deny_unknown_fields)]
-pub struct ReportingLines {
-    /// The person's foreman (direct supervisor).
-    pub supervisor_id: Option<Uuid>,
-    /// The person's line manager.
-    pub manager_id: Option<Uuid>,
-}
-
-fn can(ctx: &TenantCtx, p: Permission) -> bool {
-    ctx.role.grants(p)
-}
-
 #[OpenApi(prefix_path = "/api/v1")]
 impl RenewalsApi {
     /// The tenant's certification types.
@@ -156,10 +126,7 @@ impl RenewalsApi {
         tag = "Tag::CertificationTypes"
     )]
     async fn list_types(&self, auth: TenantAuth) -> ApiResult<Ok200<Vec<CertificationType>>> {
-        let (mut tx, _) = TenantTx::begin(&self.svc.db, &auth.0, Permission::SelfService).await?;
-        let rows = certs::types(&mut tx).await?;
-        tx.commit().await?;
-        Ok(ok(rows))
+        Ok(ok(service::list_types(&self.svc, &auth.0).await?))
     }
 
     /// Define a certification type.
@@ -173,19 +140,9 @@ impl RenewalsApi {
         auth: TenantAuth,
         body: Body<TypeInput>,
     ) -> ApiResult<Created<CertificationType>> {
-        let t = certs::validate_type(None, body.0)?;
-        let (mut tx, ctx) =
-            TenantTx::begin(&self.svc.db, &auth.0, Permission::CertificationsManage).await?;
-        certs::save_type(&mut tx, &t, true, now()).await?;
-        audit::record(
-            &mut tx,
-            Entry::by(&ctx, "certification_type.create")
-                .object("certification_type", t.id)
-                .change(None, serde_json::to_value(&t).ok()),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(created(t))
+        Ok(created(
+            service::create_type(&self.svc, &auth.0, body.0, now()).await?,
+        ))
     }
 
     /// One certification type.
@@ -199,10 +156,7 @@ impl RenewalsApi {
         auth: TenantAuth,
         id: Path<Uuid>,
     ) -> ApiResult<Ok200<CertificationType>> {
-        let (mut tx, _) = TenantTx::begin(&self.svc.db, &auth.0, Permission::SelfService).await?;
-        let t = certs::get_type(&mut tx, id.0).await?;
-        tx.commit().await?;
-        Ok(ok(t))
+        Ok(ok(service::get_type(&self.svc, &auth.0, id.0).await?))
     }
 
     /// Change a certification type (only the fields given). Existing cycles keep their dates.
@@ -217,23 +171,14 @@ impl RenewalsApi {
         id: Path<Uuid>,
         body: Body<TypeInput>,
     ) -> ApiResult<Ok200<CertificationType>> {
-        let (mut tx, ctx) =
-            TenantTx::begin(&self.svc.db, &auth.0, Permission::CertificationsManage).await?;
-        let before = certs::get_type(&mut tx, id.0).await?;
-        let after = certs::validate_type(Some(&before), body.0)?;
-        certs::save_type(&mut tx, &after, false, now()).await?;
-        audit::record(
-            &mut tx,
-            Entry::by(&ctx, "certification_type.update")
-                .object("certification_type", after.id)
-                .change(
-                    serde_json::to_value(&before).ok(),
-                    serde_json::to_value(&after).ok(),
-                ),
+        Ok(ok(service::update_type(
+            &self.svc,
+            &auth.0,
+            id.0,
+            body.0,
+            now(),
         )
-        .await?;
-        tx.commit().await?;
-        Ok(ok(after))
+        .await?))
     }
 
     /// The next cycles of a certification type before it is saved: issue, renewal window,
@@ -248,38 +193,13 @@ impl RenewalsApi {
         auth: TenantAuth,
         body: Body<PreviewRequest>,
     ) -> ApiResult<Ok200<Vec<Cycle>>> {
-        let b = body.0;
-        let mut e = trainflow_kernel::FieldErrors::new();
-        if !(1..=240).contains(&b.validity_months) {
-            e.add("validity_months", "must be between 1 and 240");
-        }
-        if !(0..=3650).contains(&b.renewal_window_days) {
-            e.add("renewal_window_days", "must be between 0 and 3650");
-        }
-        let cycles = b.cycles.unwrap_or(3);
-        if !(1..=10).contains(&cycles) {
-            e.add("cycles", "must be between 1 and 10");
-        }
-        if let Some(o) = &b.reminder_offsets_days {
-            if o.len() > 10 || o.iter().any(|d| !(0..=3650).contains(d)) {
-                e.add(
-                    "reminder_offsets_days",
-                    "at most 10 offsets, each 0 to 3650 days",
-                );
-            }
-        }
-        e.into_result()?;
-        let (mut tx, _) = TenantTx::begin(&self.svc.db, &auth.0, Permission::SelfService).await?;
-        let clock = certs::clock(&mut tx, now()).await?;
-        tx.commit().await?;
-        let offsets = b.reminder_offsets_days.unwrap_or(clock.offsets);
-        Ok(ok(dates::timeline(
-            b.start_date,
-            b.validity_months,
-            b.renewal_window_days,
-            &offsets,
-            cycles,
-        )))
+        Ok(ok(service::preview_timeline(
+            &self.svc,
+            &auth.0,
+            body.0,
+            now(),
+        )
+        .await?))
     }
 
     /// The approval chain of `scope`: `default`, or a certification type id.
@@ -289,11 +209,7 @@ impl RenewalsApi {
         tag = "Tag::CertificationTypes"
     )]
     async fn get_chain(&self, auth: TenantAuth, scope: Path<String>) -> ApiResult<Ok200<Chain>> {
-        let (mut tx, _) =
-            TenantTx::begin(&self.svc.db, &auth.0, Permission::CertificationsManage).await?;
-        let scope = self.scope(&mut tx, &scope.0).await?;
-        let (steps, configured) = workflow::chain(&mut tx, &scope).await?;
-        tx.commit().await?;
+        let (steps, configured) = service::chain(&self.svc, &auth.0, &scope.0).await?;
         Ok(ok(Chain { steps, configured }))
     }
 
@@ -309,20 +225,10 @@ impl RenewalsApi {
         scope: Path<String>,
         body: Body<Chain>,
     ) -> ApiResult<Ok200<Chain>> {
-        let (mut tx, ctx) =
-            TenantTx::begin(&self.svc.db, &auth.0, Permission::CertificationsManage).await?;
-        let scope = self.scope(&mut tx, &scope.0).await?;
-        workflow::validate_chain(&mut tx, &body.0.steps).await?;
-        workflow::save_chain(&mut tx, &scope, &body.0.steps, ctx.user_id.0, now()).await?;
-        audit::record(
-            &mut tx,
-            Entry::by(&ctx, "approval_chain.update")
-                .detail(serde_json::json!({"scope": scope, "steps": body.0.steps})),
-        )
-        .await?;
-        tx.commit().await?;
+        let steps =
+            service::replace_chain(&self.svc, &auth.0, &scope.0, body.0.steps, now()).await?;
         Ok(ok(Chain {
-            steps: body.0.steps,
+            steps,
             configured: true,
         }))
     }
@@ -339,28 +245,19 @@ impl RenewalsApi {
         status: Query<Option<Status>>,
         history: Query<Option<bool>>,
     ) -> ApiResult<Ok200<Vec<Certification>>> {
-        let (mut tx, ctx) = TenantTx::begin(&self.svc.db, &auth.0, Permission::SelfService).await?;
-        let everyone = can(&ctx, Permission::ComplianceRead);
-        let user = match user_id.0 {
-            Some(u) if u != ctx.user_id.0 && !everyone => return Err(ApiError::Forbidden),
-            Some(u) => Some(u),
-            None if everyone => None,
-            None => Some(ctx.user_id.0),
+        let query = CertQuery {
+            user_id: user_id.0,
+            type_id: type_id.0,
+            status: status.0,
+            history: history.0.unwrap_or(false),
         };
-        let today = certs::clock(&mut tx, now()).await?.today;
-        let rows = certs::list(
-            &mut tx,
-            today,
-            &CertFilter {
-                user_id: user,
-                type_id: type_id.0,
-                status: status.0,
-                all_cycles: history.0.unwrap_or(false) || status.0 == Some(Status::Renewed),
-            },
+        Ok(ok(service::list_certifications(
+            &self.svc,
+            &auth.0,
+            query,
+            now(),
         )
-        .await?;
-        tx.commit().await?;
-        Ok(ok(rows))
+        .await?))
     }
 
     /// Record a certification (a new cycle; the open one of the same type is closed as renewed).
@@ -370,21 +267,9 @@ impl RenewalsApi {
         auth: TenantAuth,
         body: Body<RecordCertification>,
     ) -> ApiResult<Created<Certification>> {
-        let (mut tx, ctx) =
-            TenantTx::begin(&self.svc.db, &auth.0, Permission::CertificationsManage).await?;
-        let at = now();
-        let id = certs::record(&mut tx, &body.0, "manual", None, at).await?;
-        let today = certs::clock(&mut tx, at).await?.today;
-        let (cert, _) = certs::get(&mut tx, today, id).await?;
-        audit::record(
-            &mut tx,
-            Entry::by(&ctx, "certification.record")
-                .object("certification", id)
-                .change(None, serde_json::to_value(&cert).ok()),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(created(cert))
+        Ok(created(
+            service::record_certification(&self.svc, &auth.0, body.0, now()).await?,
+        ))
     }
 
     /// One certification with its cycle history.
@@ -398,13 +283,8 @@ impl RenewalsApi {
         auth: TenantAuth,
         id: Path<Uuid>,
     ) -> ApiResult<Ok200<CertificationDetail>> {
-        let (mut tx, ctx) = TenantTx::begin(&self.svc.db, &auth.0, Permission::SelfService).await?;
-        let today = certs::clock(&mut tx, now()).await?.today;
-        let (certification, cycles) = certs::get(&mut tx, today, id.0).await?;
-        if certification.user_id != ctx.user_id.0 && !can(&ctx, Permission::ComplianceRead) {
-            return Err(ApiError::NotFound);
-        }
-        tx.commit().await?;
+        let (certification, cycles) =
+            service::get_certification(&self.svc, &auth.0, id.0, now()).await?;
         Ok(ok(CertificationDetail {
             certification,
             cycles,
@@ -419,50 +299,23 @@ impl RenewalsApi {
         auth: TenantAuth,
         body: Body<CreateRenewal>,
     ) -> ApiResult<Created<RenewalRequest>> {
-        let comment = body
-            .0
-            .comment
-            .map(|c| c.trim().to_string())
-            .filter(|c| !c.is_empty());
-        let (mut tx, ctx) = TenantTx::begin(&self.svc.db, &auth.0, Permission::SelfService).await?;
-        let manage = can(&ctx, Permission::CertificationsManage);
-        let id = self
-            .svc
-            .submit(
-                &mut tx,
-                ctx.user_id.0,
-                manage,
-                body.0.certification_id,
-                comment,
-                now(),
-            )
-            .await?;
-        audit::record(
-            &mut tx,
-            Entry::by(&ctx, "renewal.submit").object("renewal_request", id),
-        )
-        .await?;
-        let r = workflow::get(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(created(r))
+        let b = body.0;
+        Ok(created(
+            service::submit_renewal(&self.svc, &auth.0, b.certification_id, b.comment, now())
+                .await?,
+        ))
     }
 
     /// The caller's renewal requests (as employee or requester), newest first.
     #[oai(path = "/renewals", method = "get", tag = "Tag::Renewals")]
     async fn my_renewals(&self, auth: TenantAuth) -> ApiResult<Ok200<Vec<RenewalRequest>>> {
-        let (mut tx, ctx) = TenantTx::begin(&self.svc.db, &auth.0, Permission::SelfService).await?;
-        let rows = workflow::mine(&mut tx, ctx.user_id.0).await?;
-        tx.commit().await?;
-        Ok(ok(rows))
+        Ok(ok(service::my_renewals(&self.svc, &auth.0).await?))
     }
 
     /// Requests waiting for the caller's decision, oldest due first.
     #[oai(path = "/approvals", method = "get", tag = "Tag::Renewals")]
     async fn approvals(&self, auth: TenantAuth) -> ApiResult<Ok200<Vec<RenewalRequest>>> {
-        let (mut tx, ctx) = TenantTx::begin(&self.svc.db, &auth.0, Permission::SelfService).await?;
-        let rows = workflow::queue(&mut tx, ctx.user_id.0).await?;
-        tx.commit().await?;
-        Ok(ok(rows))
+        Ok(ok(service::approvals(&self.svc, &auth.0).await?))
     }
 
     /// One request with its steps, history and evidence.
@@ -472,10 +325,7 @@ impl RenewalsApi {
         auth: TenantAuth,
         id: Path<Uuid>,
     ) -> ApiResult<Ok200<RenewalRequest>> {
-        let (mut tx, ctx) = TenantTx::begin(&self.svc.db, &auth.0, Permission::SelfService).await?;
-        let r = visible(&mut tx, &ctx, id.0).await?;
-        tx.commit().await?;
-        Ok(ok(r))
+        Ok(ok(service::get_renewal(&self.svc, &auth.0, id.0).await?))
     }
 
     /// Attach an evidence file (the request body; at most 10 MiB) to an open request.
@@ -492,53 +342,9 @@ impl RenewalsApi {
         filename: Query<String>,
         body: Binary<Vec<u8>>,
     ) -> ApiResult<Created<RenewalRequest>> {
-        let name = filename.0.trim().to_string();
-        if name.is_empty() || name.len() > 200 || name.contains(['/', '\\']) {
-            return Err(ApiError::field(
-                "filename",
-                "must be 1 to 200 characters without slashes",
-            ));
-        }
-        if body.0.is_empty() {
-            return Err(ApiError::field("body", "the file is empty"));
-        }
-        if body.0.len() > MAX_EVIDENCE_BYTES {
-            return Err(ApiError::PayloadTooLarge);
-        }
-        let (mut tx, ctx) = TenantTx::begin(&self.svc.db, &auth.0, Permission::SelfService).await?;
-        let r = visible(&mut tx, &ctx, id.0).await?;
-        let manage = can(&ctx, Permission::CertificationsManage);
-        if !workflow::may_request_for(&mut tx, ctx.user_id.0, manage, r.user_id).await? {
-            return Err(ApiError::Forbidden);
-        }
-        if !matches!(r.status.as_str(), "pending" | "returned") {
-            return Err(ApiError::Conflict {
-                field: "status".into(),
-                message: format!(
-                    "evidence can only be added to an open request; this one is {}",
-                    r.status
-                ),
-            });
-        }
-        let tenant = tx.tenant();
-        let at = now();
-        let evidence = Uuid::now_v7();
-        let content_type = guess_type(&name);
-        sql!(tx.conn() => |c| sqlx::query(
-            "insert into renewal_evidence (tenant_id, id, request_id, filename, content_type, size_bytes, sha256,
-                    content, uploaded_by, created_at)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
-            .bind(tenant).bind(evidence).bind(id.0).bind(&name).bind(content_type).bind(body.0.len() as i64)
-            .bind(sha256_hex(&body.0)).bind(&body.0).bind(ctx.user_id.0).bind(at)
-            .execute(&mut *c).await.map(drop))?;
-        sql!(tx.conn() => |c| sqlx::query(
-            "insert into renewal_events (tenant_id, id, request_id, at, actor_id, action, comment)
-             values ($1, $2, $3, $4, $5, 'evidence_added', $6)")
-            .bind(tenant).bind(Uuid::now_v7()).bind(id.0).bind(at).bind(ctx.user_id.0).bind(&name)
-            .execute(&mut *c).await.map(drop))?;
-        let r = workflow::get(&mut tx, id.0).await?;
-        tx.commit().await?;
-        Ok(created(r))
+        Ok(created(
+            service::add_evidence(&self.svc, &auth.0, id.0, &filename.0, &body.0, now()).await?,
+        ))
     }
 
     /// Download an evidence file.
@@ -553,14 +359,9 @@ impl RenewalsApi {
         id: Path<Uuid>,
         evidence_id: Path<Uuid>,
     ) -> ApiResult<Binary<Vec<u8>>> {
-        let (mut tx, ctx) = TenantTx::begin(&self.svc.db, &auth.0, Permission::SelfService).await?;
-        visible(&mut tx, &ctx, id.0).await?;
-        let tenant = tx.tenant();
-        let content: Option<Vec<u8>> = sql!(tx.conn() => |c| sqlx::query_scalar(
-            "select content from renewal_evidence where tenant_id = $1 and request_id = $2 and id = $3")
-            .bind(tenant).bind(id.0).bind(evidence_id.0).fetch_optional(&mut *c).await)?;
-        tx.commit().await?;
-        content.map(Binary).ok_or(ApiError::NotFound)
+        service::evidence_file(&self.svc, &auth.0, id.0, evidence_id.0)
+            .await
+            .map(Binary)
     }
 
     /// Approve, reject or return the step waiting for the caller.
@@ -575,28 +376,16 @@ impl RenewalsApi {
         id: Path<Uuid>,
         body: Body<DecisionBody>,
     ) -> ApiResult<Ok200<RenewalRequest>> {
-        let (mut tx, ctx) = TenantTx::begin(&self.svc.db, &auth.0, Permission::SelfService).await?;
-        visible(&mut tx, &ctx, id.0).await?;
-        let r = self
-            .svc
-            .decide(
-                &mut tx,
-                id.0,
-                ctx.user_id.0,
-                body.0.decision,
-                body.0.comment,
-                now(),
-            )
-            .await?;
-        audit::record(
-            &mut tx,
-            Entry::by(&ctx, "renewal.decide")
-                .object("renewal_request", id.0)
-                .detail(serde_json::json!({"decision": body.0.decision})),
+        let b = body.0;
+        Ok(ok(service::decide(
+            &self.svc,
+            &auth.0,
+            id.0,
+            b.decision,
+            b.comment,
+            now(),
         )
-        .await?;
-        tx.commit().await?;
-        Ok(ok(r))
+        .await?))
     }
 
     /// Send a returned request back to its approver.
@@ -611,55 +400,26 @@ impl RenewalsApi {
         id: Path<Uuid>,
         body: Body<CommentBody>,
     ) -> ApiResult<Ok200<RenewalRequest>> {
-        let (mut tx, ctx) = TenantTx::begin(&self.svc.db, &auth.0, Permission::SelfService).await?;
-        let r = visible(&mut tx, &ctx, id.0).await?;
-        let manage = can(&ctx, Permission::CertificationsManage);
-        if !workflow::may_request_for(&mut tx, ctx.user_id.0, manage, r.user_id).await? {
-            return Err(ApiError::Forbidden);
-        }
-        let r = self
-            .svc
-            .resubmit(&mut tx, id.0, ctx.user_id.0, body.0.comment, now())
-            .await?;
-        audit::record(
-            &mut tx,
-            Entry::by(&ctx, "renewal.resubmit").object("renewal_request", id.0),
+        Ok(ok(service::resubmit(
+            &self.svc,
+            &auth.0,
+            id.0,
+            body.0.comment,
+            now(),
         )
-        .await?;
-        tx.commit().await?;
-        Ok(ok(r))
+        .await?))
     }
 
     /// Withdraw an open request.
     #[oai(path = "/renewals/:id/cancel", method = "post", tag = "Tag::Renewals")]
     async fn cancel(&self, auth: TenantAuth, id: Path<Uuid>) -> ApiResult<Ok200<RenewalRequest>> {
-        let (mut tx, ctx) = TenantTx::begin(&self.svc.db, &auth.0, Permission::SelfService).await?;
-        let r = visible(&mut tx, &ctx, id.0).await?;
-        let manage = can(&ctx, Permission::CertificationsManage);
-        if !workflow::may_request_for(&mut tx, ctx.user_id.0, manage, r.user_id).await? {
-            return Err(ApiError::Forbidden);
-        }
-        let r = self.svc.cancel(&mut tx, id.0, ctx.user_id.0, now()).await?;
-        audit::record(
-            &mut tx,
-            Entry::by(&ctx, "renewal.cancel").object("renewal_request", id.0),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(ok(r))
+        Ok(ok(service::cancel(&self.svc, &auth.0, id.0, now()).await?))
     }
 
     /// The caller's out-of-office delegations (current and future).
     #[oai(path = "/delegations", method = "get", tag = "Tag::Renewals")]
     async fn delegations(&self, auth: TenantAuth) -> ApiResult<Ok200<Vec<Delegation>>> {
-        let (mut tx, ctx) = TenantTx::begin(&self.svc.db, &auth.0, Permission::SelfService).await?;
-        let tenant = tx.tenant();
-        let rows: Vec<Delegation> = sql!(tx.conn() => |c| sqlx::query_as(
-            "select id, delegate_id, starts_at, ends_at from approval_delegations
-              where tenant_id = $1 and user_id = $2 and ends_at > $3 order by starts_at, id")
-            .bind(tenant).bind(ctx.user_id.0).bind(now()).fetch_all(&mut *c).await)?;
-        tx.commit().await?;
-        Ok(ok(rows))
+        Ok(ok(service::delegations(&self.svc, &auth.0, now()).await?))
     }
 
     /// Hand the caller's approvals to a delegate for a period (out of office). Steps already
@@ -670,108 +430,16 @@ impl RenewalsApi {
         auth: TenantAuth,
         body: Body<CreateDelegation>,
     ) -> ApiResult<Created<Delegation>> {
-        let b = body.0;
-        if b.ends_at <= b.starts_at {
-            return Err(ApiError::field("ends_at", "must be after starts_at"));
-        }
-        let (mut tx, ctx) = TenantTx::begin(&self.svc.db, &auth.0, Permission::SelfService).await?;
-        if b.delegate_id == ctx.user_id.0 {
-            return Err(ApiError::field("delegate_id", "must be someone else"));
-        }
-        let tenant = tx.tenant();
-        let found: Option<Uuid> = sql!(tx.conn() => |c| sqlx::query_scalar(
-            "select id from users where tenant_id = $1 and id = $2 and is_active = true and deleted_at is null")
-            .bind(tenant).bind(b.delegate_id).fetch_optional(&mut *c).await)?;
-        if found.is_none() {
-            return Err(ApiError::field("delegate_id", "no such active person"));
-        }
-        let d = Delegation {
-            id: Uuid::now_v7(),
-            delegate_id: b.delegate_id,
-            starts_at: b.starts_at,
-            ends_at: b.ends_at,
-        };
-        sql!(tx.conn() => |c| sqlx::query(
-            "insert into approval_delegations (tenant_id, id, user_id, delegate_id, starts_at, ends_at, created_at)
-             values ($1, $2, $3, $4, $5, $6, $7)")
-            .bind(tenant).bind(d.id).bind(ctx.user_id.0).bind(d.delegate_id).bind(d.starts_at).bind(d.ends_at).bind(now())
-            .execute(&mut *c).await.map(drop))?;
-        audit::record(
-            &mut tx,
-            Entry::by(&ctx, "approval.delegate").object("delegation", d.id),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(created(d))
+        Ok(created(
+            service::delegate(&self.svc, &auth.0, body.0, now()).await?,
+        ))
     }
 
     /// End a delegation.
     #[oai(path = "/delegations/:id", method = "delete", tag = "Tag::Renewals")]
     async fn end_delegation(&self, auth: TenantAuth, id: Path<Uuid>) -> ApiResult<NoContent> {
-        let (mut tx, ctx) = TenantTx::begin(&self.svc.db, &auth.0, Permission::SelfService).await?;
-        let tenant = tx.tenant();
-        let n = sql!(tx.conn() => |c| sqlx::query(
-            "update approval_delegations set ends_at = $4 where tenant_id = $1 and user_id = $2 and id = $3 and ends_at > $4")
-            .bind(tenant).bind(ctx.user_id.0).bind(id.0).bind(now()).execute(&mut *c).await.map(|r| r.rows_affected()))?;
-        if n == 0 {
-            return Err(ApiError::NotFound);
-        }
-        tx.commit().await?;
+        service::end_delegation(&self.svc, &auth.0, id.0, now()).await?;
         Ok(NoContent::NoContent)
-    }
-
-    /// Set a person's foreman and line manager (who approval steps by relation resolve to).
-    /// Their pending approval steps follow at the next escalation run.
-    #[oai(
-        path = "/users/:id/reporting-lines",
-        method = "put",
-        tag = "Tag::Renewals"
-    )]
-    async fn reporting_lines(
-        &self,
-        auth: TenantAuth,
-        id: Path<Uuid>,
-        body: Body<ReportingLines>,
-    ) -> ApiResult<Ok200<ReportingLines>> {
-        let (mut tx, ctx) = TenantTx::begin(&self.svc.db, &auth.0, Permission::UsersWrite).await?;
-        let tenant = tx.tenant();
-        let exists: Option<Uuid> = sql!(tx.conn() => |c| sqlx::query_scalar(
-            "select id from users where tenant_id = $1 and id = $2 and deleted_at is null")
-            .bind(tenant).bind(id.0).fetch_optional(&mut *c).await)?;
-        if exists.is_none() {
-            return Err(ApiError::NotFound);
-        }
-        for (field, value) in [
-            ("supervisor_id", body.0.supervisor_id),
-            ("manager_id", body.0.manager_id),
-        ] {
-            let Some(v) = value else { continue };
-            if v == id.0 {
-                return Err(ApiError::field(
-                    field,
-                    "a person cannot report to themselves",
-                ));
-            }
-            let found: Option<Uuid> = sql!(tx.conn() => |c| sqlx::query_scalar(
-                "select id from users where tenant_id = $1 and id = $2 and deleted_at is null")
-                .bind(tenant).bind(v).fetch_optional(&mut *c).await)?;
-            if found.is_none() {
-                return Err(ApiError::field(field, "no such person"));
-            }
-        }
-        sql!(tx.conn() => |c| sqlx::query(
-            "update users set supervisor_id = $3, manager_id = $4, updated_at = $5 where tenant_id = $1 and id = $2")
-            .bind(tenant).bind(id.0).bind(body.0.supervisor_id).bind(body.0.manager_id).bind(now())
-            .execute(&mut *c).await.map(drop))?;
-        audit::record(
-            &mut tx,
-            Entry::by(&ctx, "user.reporting_lines")
-                .object("user", id.0)
-                .detail(serde_json::to_value(&body.0).unwrap_or_default()),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(ok(body.0))
     }
 
     /// Who is compliant, expiring or expired: `group_by` `department`, `role` or `all`.
@@ -782,65 +450,13 @@ impl RenewalsApi {
         group_by: Query<Option<String>>,
         type_id: Query<Option<Uuid>>,
     ) -> ApiResult<Ok200<Vec<ComplianceGroup>>> {
-        let group = group_by.0.unwrap_or_else(|| "department".into());
-        if !["department", "role", "all"].contains(&group.as_str()) {
-            return Err(ApiError::field(
-                "group_by",
-                "must be one of: department, role, all",
-            ));
-        }
-        let (mut tx, _) =
-            TenantTx::begin(&self.svc.db, &auth.0, Permission::ComplianceRead).await?;
-        let today = certs::clock(&mut tx, now()).await?.today;
-        let rows = certs::compliance(&mut tx, today, &group, type_id.0).await?;
-        tx.commit().await?;
-        Ok(ok(rows))
-    }
-}
-
-impl RenewalsApi {
-    /// `default`, or the id of one of the tenant's types (404 otherwise).
-    async fn scope(&self, tx: &mut TenantTx, raw: &str) -> ApiResult<String> {
-        if raw == "default" {
-            return Ok(raw.into());
-        }
-        let id: Uuid = raw.parse().map_err(|_| ApiError::NotFound)?;
-        certs::get_type(tx, id).await?;
-        Ok(id.to_string())
-    }
-}
-
-/// The request, if the caller may see it: the employee, the requester, an approver of one of
-/// its steps, the employee's foreman or manager, or anyone with the certifications permission.
-/// Everyone else gets 404.
-pub async fn visible(tx: &mut TenantTx, ctx: &TenantCtx, id: Uuid) -> ApiResult<RenewalRequest> {
-    let r = workflow::get(tx, id).await?;
-    let me = ctx.user_id.0;
-    let involved = r.user_id == me
-        || r.requested_by == me
-        || r.steps
-            .iter()
-            .any(|s| s.approver_id == Some(me) || s.decided_by == Some(me))
-        || can(ctx, Permission::CertificationsManage)
-        || workflow::may_request_for(tx, me, false, r.user_id).await?;
-    if involved {
-        Ok(r)
-    } else {
-        Err(ApiError::NotFound)
-    }
-}
-
-fn guess_type(name: &str) -> &'static str {
-    match name
-        .rsplit('.')
-        .next()
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        Some("pdf") => "application/pdf",
-        Some("png") => "image/png",
-        Some("jpg" | "jpeg") => "image/jpeg",
-        Some("txt") => "text/plain",
-        _ => "application/octet-stream",
+        Ok(ok(service::compliance(
+            &self.svc,
+            &auth.0,
+            group_by.0,
+            type_id.0,
+            now(),
+        )
+        .await?))
     }
 }

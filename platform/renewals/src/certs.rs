@@ -337,6 +337,25 @@ pub struct RecordCertification {
     pub certificate_number: Option<String>,
 }
 
+/// A cycle's expiry: the date given, else the issue date plus the type's validity (none for a
+/// type that does not expire). An expiry before the issue date is refused.
+pub fn cycle_expiry(
+    issued_on: Date,
+    given: Option<Date>,
+    validity_months: Option<i32>,
+) -> Result<Option<Date>, &'static str> {
+    let expires_on = given.or_else(|| dates::expiry(issued_on, validity_months));
+    if expires_on.is_some_and(|e| e < issued_on) {
+        return Err("must not be before issued_on");
+    }
+    Ok(expires_on)
+}
+
+/// A certificate number as stored: trimmed, none when blank.
+pub fn certificate_number(raw: Option<&str>) -> Option<&str> {
+    raw.map(str::trim).filter(|s| !s.is_empty())
+}
+
 /// Records a cycle. An earlier open cycle of the same person and type is closed as renewed.
 pub async fn record(
     tx: &mut TenantTx,
@@ -355,20 +374,9 @@ pub async fn record(
     if person.is_none() {
         return Err(ApiError::field("user_id", "no such person"));
     }
-    let expires_on = input
-        .expires_on
-        .or_else(|| dates::expiry(input.issued_on, t.validity_months));
-    if expires_on.is_some_and(|e| e < input.issued_on) {
-        return Err(ApiError::field(
-            "expires_on",
-            "must not be before issued_on",
-        ));
-    }
-    let number = input
-        .certificate_number
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty());
+    let expires_on = cycle_expiry(input.issued_on, input.expires_on, t.validity_months)
+        .map_err(|m| ApiError::field("expires_on", m))?;
+    let number = certificate_number(input.certificate_number.as_deref());
     sql!(tx.conn() => |c| sqlx::query(
         "update certifications set renewed_at = $4, renewed_by_request = $5, updated_at = $4
           where tenant_id = $1 and user_id = $2 and type_id = $3 and renewed_at is null and deleted_at is null")

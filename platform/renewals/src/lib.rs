@@ -8,15 +8,21 @@
 //!   with delegation and fallbacks, decisions, and approval links.
 //! * [`jobs`]: expiry reminders at the tenant's offsets; reminders, escalation and re-routing
 //!   of pending steps.
+//! * [`service`]: the use cases — each one transaction with its permission check and audit
+//!   entry — that every door calls.
 //! * [`api`] and [`links`]: the HTTP API, and the phone page behind an approval link.
 //! * [`sms`]: approving by SMS reply through Twilio's signed webhook.
+//! * [`web`]: the portal's pages of certifications, renewals, approvals and compliance.
 
 pub mod api;
+pub mod batch;
 pub mod certs;
 pub mod dates;
 pub mod jobs;
 pub mod links;
+pub mod service;
 pub mod sms;
+pub mod web;
 pub mod workflow;
 
 use trainflow_kernel::db::Db;

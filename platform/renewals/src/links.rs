@@ -12,17 +12,12 @@ use poem::{
     EndpointExt, IntoEndpoint, Response, Route,
 };
 use serde::Deserialize;
-use trainflow_kernel::{
-    audit::{self, Entry},
-    db::TenantTx,
-    now,
-    secret::parse_link_token,
-    ApiError,
-};
+use trainflow_kernel::{now, secret::parse_link_token, ApiError};
 use trainflow_notifications::templates::escape;
 
 use crate::{
-    workflow::{self, Decision, LinkProblem, RenewalRequest},
+    service::{self, LinkAnswer},
+    workflow::{Decision, LinkProblem, RenewalRequest},
     Renewals,
 };
 
@@ -45,16 +40,7 @@ async fn show(Path(token): Path<String>, Data(svc): Data<&Renewals>) -> Response
     let Some((tenant, digest)) = parse_link_token(&token) else {
         return problem(LinkProblem::Unknown);
     };
-    let result = async {
-        let mut tx = TenantTx::begin_system(&svc.db, tenant).await?;
-        let found = match workflow::peek_link(&mut tx, &digest, now()).await? {
-            Ok((request, _, _)) => Ok(workflow::get(&mut tx, request).await?),
-            Err(p) => Err(p),
-        };
-        tx.commit().await?;
-        Ok::<_, ApiError>(found)
-    }
-    .await;
+    let result = service::link_request(svc, tenant, &digest, now()).await;
     match result {
         Ok(Ok(r)) => page(
             StatusCode::OK,
@@ -90,40 +76,10 @@ async fn act(
             "<p>Keep the comment under 2,000 characters.</p>",
         );
     }
-    let at = now();
-    let result = async {
-        let mut tx = TenantTx::begin_system(&svc.db, tenant).await?;
-        // Validation that would fail the decision runs first, so a refused answer does not
-        // use the link up.
-        if decision != Decision::Approve && comment.is_none() {
-            let shown = match workflow::peek_link(&mut tx, &digest, at).await? {
-                Ok((request, _, _)) => Ok(workflow::get(&mut tx, request).await?),
-                Err(p) => Err(p),
-            };
-            return Ok::<_, ApiError>(Outcome::NeedsComment(shown));
-        }
-        let (request, approver) =
-            match workflow::redeem_link(&mut tx, &digest, decision, at).await? {
-                Ok(won) => won,
-                Err(p) => return Ok(Outcome::Refused(p)),
-            };
-        let r = svc
-            .decide(&mut tx, request, approver, decision, comment.clone(), at)
-            .await?;
-        audit::record(
-            &mut tx,
-            Entry::as_actor("user", Some(approver), "renewal.decide_by_link", None)
-                .object("renewal_request", request)
-                .detail(serde_json::json!({"decision": decision})),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Outcome::Done(r, decision))
-    }
-    .await;
+    let result = service::decide_by_link(svc, tenant, &digest, decision, comment, now()).await;
     match result {
-        Ok(Outcome::Done(r, d)) => {
-            let verb = match d {
+        Ok(LinkAnswer::Done(r)) => {
+            let verb = match decision {
                 Decision::Approve => "approved",
                 Decision::Reject => "rejected",
                 Decision::Return => "returned for changes",
@@ -140,12 +96,12 @@ async fn act(
                 ),
             )
         }
-        Ok(Outcome::NeedsComment(Ok(r))) => page(
+        Ok(LinkAnswer::NeedsComment(Ok(r))) => page(
             StatusCode::UNPROCESSABLE_ENTITY,
             "Renewal to approve",
             &request_form(&r, Some("Say why when you reject or return a request.")),
         ),
-        Ok(Outcome::NeedsComment(Err(p))) | Ok(Outcome::Refused(p)) => problem(p),
+        Ok(LinkAnswer::NeedsComment(Err(p))) | Ok(LinkAnswer::Refused(p)) => problem(p),
         Err(ApiError::Conflict { message, .. }) => page(
             StatusCode::CONFLICT,
             "Not recorded",
@@ -156,12 +112,6 @@ async fn act(
         ),
         Err(e) => failure(e),
     }
-}
-
-enum Outcome {
-    Done(RenewalRequest, Decision),
-    NeedsComment(Result<RenewalRequest, LinkProblem>),
-    Refused(LinkProblem),
 }
 
 fn request_form(r: &RenewalRequest, error: Option<&str>) -> String {

@@ -19,17 +19,11 @@ use poem::{
     EndpointExt, IntoEndpoint, Response, Route,
 };
 use sha1::Sha1;
-use trainflow_kernel::{
-    audit::{self, Entry},
-    db::TenantTx,
-    now,
-    secret::constant_time_eq,
-    sql, ApiError, TenantId,
-};
-use uuid::Uuid;
+use trainflow_kernel::{now, secret::constant_time_eq, ApiError};
 
 use crate::{
-    workflow::{self, Decision, LinkProblem},
+    service::{self, SmsAnswer},
+    workflow::Decision,
     Renewals,
 };
 
@@ -123,64 +117,31 @@ async fn answer(
     decision: Decision,
     reason: Option<String>,
 ) -> Result<String, ApiError> {
-    let at = now();
-    let found: Option<(Uuid, Uuid)> = {
-        let mut tx = svc.db.platform_tx().await?;
-        let row = sql!(tx.conn() => |c| sqlx::query_as(
-            "select tenant_id, link_id from approval_sms_codes where phone = $1 and code = $2 and expires_at > $3")
-            .bind(from).bind(code).bind(at).fetch_optional(&mut *c).await)?;
-        tx.commit().await?;
-        row
-    };
-    let Some((tenant, link)) = found else {
-        return Ok(
-            "That code is not valid or has expired. Open TrainFlow to answer from your approvals."
-                .into(),
-        );
-    };
-    let mut tx = TenantTx::begin_system(&svc.db, TenantId(tenant)).await?;
-    let (request, approver) = match workflow::redeem_link_by_id(&mut tx, link, decision, at).await?
-    {
-        Ok(won) => won,
-        Err(LinkProblem::Used) => {
-            return Ok("That request was already answered with this code.".into())
-        }
-        Err(_) => {
-            return Ok(
-                "That code no longer works: the request moved on. Open TrainFlow to see it.".into(),
-            )
-        }
-    };
-    let comment = match decision {
-        Decision::Approve => reason,
-        _ => Some(reason.unwrap_or_else(|| "Rejected by SMS reply".into())),
-    };
-    let r = match svc
-        .decide(&mut tx, request, approver, decision, comment, at)
-        .await
-    {
-        Ok(r) => r,
-        // The transaction is dropped: the link stays usable.
-        Err(ApiError::Conflict { message, .. }) => return Ok(format!("Not recorded: {message}")),
-        Err(e) => return Err(e),
-    };
-    audit::record(
-        &mut tx,
-        Entry::as_actor("user", Some(approver), "renewal.decide_by_sms", None)
-            .object("renewal_request", request)
-            .detail(serde_json::json!({"decision": decision})),
+    Ok(
+        match service::decide_by_sms(svc, from, code, decision, reason, now()).await? {
+            SmsAnswer::Done {
+                certification,
+                user_name,
+            } => {
+                let verb = if decision == Decision::Approve {
+                    "approved"
+                } else {
+                    "rejected"
+                };
+                format!("You {verb} the renewal of {certification} for {user_name}. Thank you.")
+            }
+            SmsAnswer::UnknownCode => {
+                "That code is not valid or has expired. Open TrainFlow to answer from your \
+                 approvals."
+                    .into()
+            }
+            SmsAnswer::AlreadyUsed => "That request was already answered with this code.".into(),
+            SmsAnswer::NoLongerValid => {
+                "That code no longer works: the request moved on. Open TrainFlow to see it.".into()
+            }
+            SmsAnswer::NotRecorded(message) => format!("Not recorded: {message}"),
+        },
     )
-    .await?;
-    tx.commit().await?;
-    let verb = if decision == Decision::Approve {
-        "approved"
-    } else {
-        "rejected"
-    };
-    Ok(format!(
-        "You {verb} the renewal of {} for {}. Thank you.",
-        r.certification, r.user_name
-    ))
 }
 
 fn twiml(message: &str) -> Response {

@@ -10,7 +10,11 @@
 use poem_openapi::Object;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
-use trainflow_kernel::{db::TenantTx, secret::link_token, sql, ApiError, ApiResult};
+use trainflow_kernel::{
+    db::TenantTx,
+    secret::{link_token, sha256_hex},
+    sql, ApiError, ApiResult,
+};
 use trainflow_notifications::{notify, Channel, Kind, Notice, Priority};
 use uuid::Uuid;
 
@@ -940,4 +944,124 @@ pub async fn redeem_link_by_id(
         Some(d) => redeem_link(tx, &d, action, now).await,
         None => Ok(Err(LinkProblem::Unknown)),
     }
+}
+
+/// How many requests wait for `approver`.
+pub async fn queue_count(tx: &mut TenantTx, approver: Uuid) -> ApiResult<i64> {
+    let tenant = tx.tenant();
+    Ok(sql!(tx.conn() => |c| sqlx::query_scalar(
+        "select count(*) from renewal_steps s
+           join renewal_requests r on r.tenant_id = s.tenant_id and r.id = s.request_id
+          where s.tenant_id = $1 and s.approver_id = $2 and s.status = 'pending' and r.status = 'pending'")
+        .bind(tenant).bind(approver).fetch_one(&mut *c).await)?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evidence
+
+/// Stores an evidence file on `request` and notes it in the request's history.
+pub async fn add_evidence(
+    tx: &mut TenantTx,
+    request: Uuid,
+    filename: &str,
+    content_type: &str,
+    content: &[u8],
+    by: Uuid,
+    now: OffsetDateTime,
+) -> ApiResult<Uuid> {
+    let tenant = tx.tenant();
+    let evidence = Uuid::now_v7();
+    sql!(tx.conn() => |c| sqlx::query(
+        "insert into renewal_evidence (tenant_id, id, request_id, filename, content_type, size_bytes, sha256,
+                content, uploaded_by, created_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+        .bind(tenant).bind(evidence).bind(request).bind(filename).bind(content_type).bind(content.len() as i64)
+        .bind(sha256_hex(content)).bind(content).bind(by).bind(now)
+        .execute(&mut *c).await.map(drop))?;
+    event(tx, request, Some(by), "evidence_added", Some(filename), now).await?;
+    Ok(evidence)
+}
+
+/// The content of evidence file `evidence` of `request`, if there is one.
+pub async fn evidence_content(
+    tx: &mut TenantTx,
+    request: Uuid,
+    evidence: Uuid,
+) -> ApiResult<Option<Vec<u8>>> {
+    let tenant = tx.tenant();
+    Ok(sql!(tx.conn() => |c| sqlx::query_scalar(
+        "select content from renewal_evidence where tenant_id = $1 and request_id = $2 and id = $3")
+        .bind(tenant).bind(request).bind(evidence).fetch_optional(&mut *c).await)?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Delegations and reporting lines
+
+/// An out-of-office delegation.
+#[derive(Debug, Clone, Object, Serialize, sqlx::FromRow)]
+pub struct Delegation {
+    pub id: Uuid,
+    pub delegate_id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub starts_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub ends_at: OffsetDateTime,
+}
+
+/// `user`'s delegations that have not ended at `now`, soonest first.
+pub async fn delegations(
+    tx: &mut TenantTx,
+    user: Uuid,
+    now: OffsetDateTime,
+) -> ApiResult<Vec<Delegation>> {
+    let tenant = tx.tenant();
+    Ok(sql!(tx.conn() => |c| sqlx::query_as(
+        "select id, delegate_id, starts_at, ends_at from approval_delegations
+          where tenant_id = $1 and user_id = $2 and ends_at > $3 order by starts_at, id")
+        .bind(tenant).bind(user).bind(now).fetch_all(&mut *c).await)?)
+}
+
+/// Records that `user` hands their approvals to `d.delegate_id` from `d.starts_at` to
+/// `d.ends_at`.
+pub async fn insert_delegation(
+    tx: &mut TenantTx,
+    user: Uuid,
+    d: &Delegation,
+    now: OffsetDateTime,
+) -> ApiResult<()> {
+    let tenant = tx.tenant();
+    sql!(tx.conn() => |c| sqlx::query(
+        "insert into approval_delegations (tenant_id, id, user_id, delegate_id, starts_at, ends_at, created_at)
+         values ($1, $2, $3, $4, $5, $6, $7)")
+        .bind(tenant).bind(d.id).bind(user).bind(d.delegate_id).bind(d.starts_at).bind(d.ends_at).bind(now)
+        .execute(&mut *c).await.map(drop))?;
+    Ok(())
+}
+
+/// Ends `user`'s delegation `id` at `now`; false when there is no such running or future one.
+pub async fn end_delegation(
+    tx: &mut TenantTx,
+    user: Uuid,
+    id: Uuid,
+    now: OffsetDateTime,
+) -> ApiResult<bool> {
+    let tenant = tx.tenant();
+    let n = sql!(tx.conn() => |c| sqlx::query(
+        "update approval_delegations set ends_at = $4 where tenant_id = $1 and user_id = $2 and id = $3 and ends_at > $4")
+        .bind(tenant).bind(user).bind(id).bind(now).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(n > 0)
+}
+
+/// Whether `id` is an active person of the tenant.
+pub async fn is_active_person(tx: &mut TenantTx, id: Uuid) -> ApiResult<bool> {
+    active(tx, id).await
+}
+
+/// Whether `id` is a person of the tenant (active or not, not deleted).
+pub async fn is_person(tx: &mut TenantTx, id: Uuid) -> ApiResult<bool> {
+    let tenant = tx.tenant();
+    let found: Option<Uuid> = sql!(tx.conn() => |c| sqlx::query_scalar(
+        "select id from users where tenant_id = $1 and id = $2 and deleted_at is null")
+        .bind(tenant).bind(id).fetch_optional(&mut *c).await)?;
+    Ok(found.is_some())
 }

@@ -23,6 +23,7 @@ use trainflow_kernel::{
 use trainflow_notifications::{api::NotificationsApi, Deliverer};
 use trainflow_renewals::{api::RenewalsApi, Renewals};
 use trainflow_tenancy::api::TenancyApi;
+use trainflow_web::Shell;
 
 use crate::{config::Settings, metrics::Metrics, ratelimit::RateLimiter};
 
@@ -129,15 +130,7 @@ pub fn build(edge: Arc<Edge>, deps: AuthDeps) -> impl Endpoint {
                 auth_token: edge.settings.twilio_auth_token.expose().to_string(),
             }),
         )
-        .nest(
-            "/portal",
-            trainflow_portal::routes(
-                deps.clone(),
-                edge.settings.cookie_secure,
-                Some(edge.integrations.clone()),
-                Some(edge.renewals.clone()),
-            ),
-        )
+        .nest("/portal", portal(&edge, &deps))
         .at(
             "/",
             make_sync(|_| poem::web::Redirect::see_other("/portal")),
@@ -150,6 +143,36 @@ pub fn build(edge: Arc<Edge>, deps: AuthDeps) -> impl Endpoint {
         let edge = edge2.clone();
         async move { Ok(handle(edge, ep, req).await) }
     })
+}
+
+/// The portal: every context's pages on the shared web layer, with each context's navigation
+/// entries and dashboard cards.
+fn portal(edge: &Arc<Edge>, deps: &AuthDeps) -> impl Endpoint {
+    let pages = Route::new();
+    let pages = trainflow_identity::web::mount(pages, deps.clone());
+    let pages = trainflow_renewals::web::mount(pages, edge.renewals.clone());
+    let pages = trainflow_notifications::web::mount(pages, deps.db.clone());
+    let pages = trainflow_integrations::web::mount(pages, edge.integrations.clone());
+    let pages = trainflow_jobs::web::mount(pages, edge.runner.clone());
+    let shell = Shell::new(
+        edge.settings.cookie_secure,
+        Arc::new(trainflow_identity::web::Sessions(deps.db.clone())),
+    )
+    .with_nav(trainflow_identity::web::nav())
+    .with_nav(trainflow_renewals::web::nav())
+    .with_nav(trainflow_notifications::web::nav())
+    .with_nav(trainflow_integrations::web::nav())
+    .with_nav(trainflow_jobs::web::nav())
+    .with_cards(Arc::new(trainflow_identity::web::PeopleCards(
+        deps.db.clone(),
+    )))
+    .with_cards(Arc::new(trainflow_renewals::web::Cards(
+        edge.renewals.clone(),
+    )))
+    .with_cards(Arc::new(trainflow_notifications::web::Cards(
+        deps.db.clone(),
+    )));
+    trainflow_web::portal(pages, shell)
 }
 
 async fn handle<E: Endpoint<Output = Response>>(
@@ -208,6 +231,8 @@ async fn handle<E: Endpoint<Output = Response>>(
         }
         match ep.call(req).await {
             Ok(resp) => resp,
+            // An extractor's own answer (the portal's redirect to sign in) goes out as it is.
+            Err(err) if err.is_from_response() => err.into_response(),
             Err(err) => error_response(from_poem_error(err), is_api),
         }
     })
@@ -242,8 +267,8 @@ fn error_response(err: ApiError, is_api: bool) -> Response {
          <h1>{0}</h1><p>{1}</p><p><a href=\"/portal\">Back to TrainFlow</a></p>\
          <p class=\"muted\">Request id {2}</p></main></body></html>",
         status.canonical_reason().unwrap_or("Error"),
-        trainflow_portal::escape(&body.error.message),
-        trainflow_portal::escape(&body.error.request_id)
+        trainflow_web::escape(&body.error.message),
+        trainflow_web::escape(&body.error.request_id)
     );
     Response::builder()
         .status(status)
@@ -423,13 +448,18 @@ async fn health_db(edge: Data<&Arc<Edge>>) -> Response {
 
 #[handler]
 async fn health_jobs(edge: Data<&Arc<Edge>>) -> Response {
-    match edge.runner.status().await {
-        Ok(jobs) => {
+    let jobs = edge.runner.status().await;
+    let work = trainflow_jobs::queue::stats(&edge.db, trainflow_kernel::now())
+        .await
+        .map_err(anyhow::Error::from);
+    match jobs.and_then(|jobs| work.map(|work| (jobs, work))) {
+        Ok((jobs, work)) => {
             let healthy = jobs.iter().all(|j| j.healthy);
             let body = serde_json::json!({
                 "status": if healthy { "ok" } else { "degraded" },
                 "scheduler": if edge.settings.jobs_enabled { "running" } else { "disabled" },
                 "jobs": jobs,
+                "work": work,
             });
             (
                 if healthy {

@@ -120,6 +120,19 @@ pub struct Settings {
     pub reminder_schedule: String,
     /// Cron schedule of approval reminders, escalation and re-routing.
     pub escalation_schedule: String,
+    /// Background work items run at once in this instance; unset: 1 on SQLite, 2 on
+    /// PostgreSQL; 0: this instance runs no background work.
+    pub workers: Option<usize>,
+    /// Milliseconds between an idle worker's looks for due work.
+    pub work_poll_ms: u64,
+    /// Seconds a worker's claim holds an item without renewal (renewed every third of it).
+    pub work_lease_secs: u64,
+    /// Seconds before a failed attempt is retried (doubling each attempt).
+    pub work_backoff_secs: u64,
+    /// The longest wait between attempts, in seconds.
+    pub work_max_backoff_secs: u64,
+    /// Days finished work items are kept.
+    pub work_retention_days: i64,
 }
 
 impl Default for Settings {
@@ -164,6 +177,12 @@ impl Default for Settings {
             approval_link_hours: 72,
             reminder_schedule: "0 0 6 * * *".into(),
             escalation_schedule: "0 */5 * * * *".into(),
+            workers: None,
+            work_poll_ms: 1000,
+            work_lease_secs: 60,
+            work_backoff_secs: 10,
+            work_max_backoff_secs: 3600,
+            work_retention_days: 30,
         }
     }
 }
@@ -354,7 +373,52 @@ impl Settings {
             "TRAINFLOW_ESCALATION_SCHEDULE",
             &get,
         )?;
+        if let Some(v) = get("TRAINFLOW_WORKERS") {
+            self.workers = Some(
+                v.parse()
+                    .map_err(|e| anyhow::anyhow!("TRAINFLOW_WORKERS: {e}"))?,
+            );
+        }
+        set(&mut self.work_poll_ms, "TRAINFLOW_WORK_POLL_MS", &get)?;
+        set(&mut self.work_lease_secs, "TRAINFLOW_WORK_LEASE_SECS", &get)?;
+        set(
+            &mut self.work_backoff_secs,
+            "TRAINFLOW_WORK_BACKOFF_SECS",
+            &get,
+        )?;
+        set(
+            &mut self.work_max_backoff_secs,
+            "TRAINFLOW_WORK_MAX_BACKOFF_SECS",
+            &get,
+        )?;
+        set(
+            &mut self.work_retention_days,
+            "TRAINFLOW_WORK_RETENTION_DAYS",
+            &get,
+        )?;
         Ok(())
+    }
+
+    /// The background worker's settings on `backend`.
+    pub fn worker_config(
+        &self,
+        backend: trainflow_kernel::db::Backend,
+    ) -> trainflow_jobs::queue::WorkerConfig {
+        use std::time::Duration;
+        let mut config = trainflow_jobs::queue::WorkerConfig::for_backend(backend);
+        if let Some(n) = self.workers {
+            config.concurrency = n;
+        }
+        config.poll_interval = Duration::from_millis(self.work_poll_ms.max(50));
+        config.lease = Duration::from_secs(self.work_lease_secs.max(3));
+        config.backoff = trainflow_jobs::queue::Backoff {
+            base: Duration::from_secs(self.work_backoff_secs.max(1)),
+            max: Duration::from_secs(
+                self.work_max_backoff_secs
+                    .max(self.work_backoff_secs.max(1)),
+            ),
+        };
+        config
     }
 
     /// The URL migrations run with.
@@ -389,6 +453,18 @@ mod tests {
             .apply_env(|k| (k == "TRAINFLOW_DB_MAX_CONNECTIONS").then(|| "many".into()))
             .unwrap_err();
         assert!(err.to_string().contains("TRAINFLOW_DB_MAX_CONNECTIONS"));
+    }
+
+    #[test]
+    fn workers_follow_the_backend_unless_set() {
+        use trainflow_kernel::db::Backend;
+        let s = Settings::default();
+        assert_eq!(s.worker_config(Backend::Sqlite).concurrency, 1);
+        assert_eq!(s.worker_config(Backend::Postgres).concurrency, 2);
+        let mut s = Settings::default();
+        s.apply_env(|k| (k == "TRAINFLOW_WORKERS").then(|| "0".into()))
+            .unwrap();
+        assert_eq!(s.worker_config(Backend::Postgres).concurrency, 0);
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct Instance {
     pub integrations: Arc<Integrations>,
     pub deliverer: Deliverer,
     pub renewals: Renewals,
+    /// The background worker; contexts register their work handlers on it here.
+    pub worker: trainflow_jobs::queue::Worker,
 }
 
 /// Connects (migrating first when configured) and assembles the services.
@@ -110,6 +112,11 @@ pub async fn prepare_with(settings: Settings, mut runs: RunSettings) -> anyhow::
         &settings.public_url,
         time::Duration::hours(settings.approval_link_hours),
     );
+    let worker = trainflow_jobs::queue::Worker::new(
+        db.clone(),
+        instance.clone(),
+        settings.worker_config(db.backend()),
+    );
     let runner = Runner::new(
         db.clone(),
         instance,
@@ -136,6 +143,7 @@ pub async fn prepare_with(settings: Settings, mut runs: RunSettings) -> anyhow::
         integrations,
         deliverer,
         renewals,
+        worker,
     })
 }
 
@@ -211,6 +219,10 @@ pub fn jobs(
                 })
             }),
         },
+        trainflow_jobs::queue::prune_job(
+            "0 45 3 * * *",
+            time::Duration::days(settings.work_retention_days.max(1)),
+        ),
     ]
 }
 
@@ -231,6 +243,7 @@ pub async fn serve<A: Acceptor + 'static>(
     } else {
         None
     };
+    let worker = instance.worker.clone().start();
     let app = app::build(instance.edge.clone(), instance.deps.clone());
     let result = Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(10)))
@@ -239,5 +252,6 @@ pub async fn serve<A: Acceptor + 'static>(
     if let Some(s) = scheduler.as_mut() {
         let _ = s.shutdown().await;
     }
+    worker.shutdown().await;
     result
 }

@@ -55,6 +55,11 @@ enum Command {
         #[command(subcommand)]
         command: JobCommand,
     },
+    /// Background work items (the durable queue).
+    Work {
+        #[command(subcommand)]
+        command: WorkCommand,
+    },
     /// Print the OpenAPI document.
     Openapi,
     /// A tenant's integrations: the catalogue, installations and runs.
@@ -201,6 +206,24 @@ enum JobCommand {
     Run { name: String },
 }
 
+#[derive(Subcommand)]
+enum WorkCommand {
+    /// List work items, newest first (up to 100).
+    List {
+        /// Only items in this status: queued, running, succeeded, failed or canceled.
+        #[arg(long, value_parser = parse_work_status)]
+        status: Option<trainflow_jobs::queue::WorkStatus>,
+        /// Only items of this kind.
+        #[arg(long)]
+        kind: Option<String>,
+    },
+    /// Cancel an item: a queued one at once, a running one at its handler's next progress
+    /// report.
+    Cancel { id: uuid::Uuid },
+    /// Queue a failed item again, with a fresh set of attempts.
+    Retry { id: uuid::Uuid },
+}
+
 /// mimalloc returns freed memory to the system promptly; with the glibc allocator each
 /// 19 MiB argon2id hash left its arena holding the memory for good.
 #[global_allocator]
@@ -224,6 +247,10 @@ async fn shutdown_signal() {
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse()
+}
+
+fn parse_work_status(s: &str) -> Result<trainflow_jobs::queue::WorkStatus, String> {
     s.parse()
 }
 
@@ -338,6 +365,7 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Work { command } => work_command(settings, command).await,
     }
 }
 
@@ -474,6 +502,68 @@ async fn administrator_ctx(
         Some(_) => anyhow::bail!("{email} is not an active administrator of the tenant"),
         None => anyhow::bail!("no person {email} in the tenant"),
     }
+}
+
+async fn work_command(settings: Settings, command: WorkCommand) -> anyhow::Result<()> {
+    use trainflow_jobs::queue::{self, CancelOutcome, WorkFilter};
+
+    let instance = trainflow_server::prepare(settings).await?;
+    let now = trainflow_kernel::now();
+    let mut tx = instance.db.platform_tx().await.map_err(anyhow_api)?;
+    match command {
+        WorkCommand::List { status, kind } => {
+            let filter = WorkFilter {
+                status,
+                kind,
+                tenant: None,
+            };
+            let page =
+                trainflow_kernel::envelope::Page::parse(Some(1), Some(100)).map_err(anyhow_api)?;
+            let (items, total) = queue::list(&mut tx, &filter, page)
+                .await
+                .map_err(anyhow_api)?;
+            for w in items {
+                let progress = match (w.progress_done, w.progress_total) {
+                    (Some(done), Some(total)) => format!("{done}/{total}"),
+                    _ => "-".into(),
+                };
+                println!(
+                    "{}\t{}\t{}\t{}\tattempts {}/{}\tprogress {}\t{}\t{}",
+                    w.id,
+                    w.status,
+                    w.kind,
+                    w.tenant_id
+                        .map(|t| t.to_string())
+                        .unwrap_or_else(|| "platform".into()),
+                    w.attempts,
+                    w.max_attempts,
+                    progress,
+                    w.created_at
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default(),
+                    w.last_error.as_deref().unwrap_or("")
+                );
+            }
+            println!("{total} items");
+        }
+        WorkCommand::Cancel { id } => {
+            match queue::cancel(&mut tx, id, None, now)
+                .await
+                .map_err(anyhow_api)?
+            {
+                CancelOutcome::Canceled => println!("work item {id} canceled"),
+                CancelOutcome::Requested => println!(
+                    "work item {id} is running: cancellation requested; it stops at its next progress report"
+                ),
+            }
+        }
+        WorkCommand::Retry { id } => {
+            queue::retry(&mut tx, id, now).await.map_err(anyhow_api)?;
+            println!("work item {id} queued again");
+        }
+    }
+    tx.commit().await.map_err(anyhow_api)?;
+    Ok(())
 }
 
 async fn tenant_command(settings: Settings, command: TenantCommand) -> anyhow::Result<()> {

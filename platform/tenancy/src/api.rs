@@ -2,19 +2,19 @@
 
 use poem_openapi::{param::Path, param::Query, payload::Json, Object, OpenApi, Tags};
 use serde::Deserialize;
-use trainflow_identity::{signin::AuthDeps, throttle};
+use trainflow_identity::signin::AuthDeps;
 use trainflow_kernel::{
-    audit::{self, Entry},
-    auth::{client_ip, Permission, PlatformAuth, TenantAuth},
+    auth::{client_ip, PlatformAuth, TenantAuth},
     body::Body,
-    db::TenantTx,
-    domain::bounded,
     envelope::{created, ok, Created, List, Ok200, Page},
-    ApiError, ApiResult, FieldErrors, TenantId,
+    ApiError, ApiResult, TenantId,
 };
 use uuid::Uuid;
 
-use crate::tenants::{self, NewTenant, Operator, Tenant, TenantSettings};
+use crate::{
+    service,
+    tenants::{self, NewTenant, Operator, Tenant, TenantSettings},
+};
 
 #[derive(Tags)]
 enum Tag {
@@ -71,27 +71,15 @@ impl TenancyApi {
         req: &poem::Request,
         body: Body<OperatorTokenRequest>,
     ) -> ApiResult<Ok200<OperatorToken>> {
-        let now = trainflow_kernel::now();
-        let email = body.0.email.trim().to_lowercase();
-        let keys = throttle::Keys::new("@platform", &email, client_ip(req).as_deref());
-        throttle::check(&self.deps.db, &keys, now).await?;
-        let found = tenants::find_operator(&self.deps.db, &email).await?;
-        let (id, hash) = match found {
-            Some((id, hash)) => (Some(id), Some(hash)),
-            None => (None, None),
-        };
-        if !self.deps.hasher.verify(body.0.password, hash).await? {
-            throttle::record_failure(&self.deps.db, &keys, now).await?;
-            return Err(ApiError::Unauthorized("invalid email or password"));
-        }
-        throttle::record_success(&self.deps.db, &keys).await?;
-        let id = id.ok_or(ApiError::Unauthorized("invalid email or password"))?;
-        let token = self.deps.keys.issue_platform(id, now.unix_timestamp())?;
-        Ok(ok(OperatorToken {
-            access_token: token,
-            token_type: "Bearer".into(),
-            expires_in: self.deps.keys.access_ttl_secs,
-        }))
+        let token = service::operator_sign_in(
+            &self.deps,
+            &body.0.email,
+            body.0.password,
+            client_ip(req),
+            trainflow_kernel::now(),
+        )
+        .await?;
+        Ok(ok(token))
     }
 
     /// All tenants.
@@ -186,10 +174,7 @@ impl TenancyApi {
     /// The caller's tenant and its settings.
     #[oai(path = "/tenant", method = "get", tag = "Tag::Tenant")]
     async fn my_tenant(&self, auth: TenantAuth) -> ApiResult<Ok200<Tenant>> {
-        let (mut tx, _) = TenantTx::begin(&self.deps.db, &auth.0, Permission::SelfService).await?;
-        let tenant = tenants::current(&mut tx).await?;
-        tx.commit().await?;
-        Ok(ok(tenant))
+        Ok(ok(service::my_tenant(&self.deps.db, &auth.0).await?))
     }
 
     /// Change the caller's tenant name, time zone, locale and settings (administrators).
@@ -199,43 +184,9 @@ impl TenancyApi {
         auth: TenantAuth,
         body: Body<UpdateTenant>,
     ) -> ApiResult<Ok200<Tenant>> {
-        let b = body.0;
-        let mut e = FieldErrors::new();
-        let name = e.check("name", bounded(&b.name, 1, 200));
-        let tz = e.check("time_zone", tenants::parse_time_zone(&b.time_zone));
-        let locale = e.check("locale", bounded(&b.locale, 2, 10));
-        if let Err(ApiError::Validation(more)) = b.settings.validate() {
-            for (k, v) in more.0 {
-                for m in v {
-                    e.add(k.clone(), m);
-                }
-            }
-        }
-        e.into_result()?;
-        let (mut tx, ctx) =
-            TenantTx::begin(&self.deps.db, &auth.0, Permission::TenantSettings).await?;
-        let before = tenants::current(&mut tx).await?;
-        tenants::update_settings(
-            &mut tx,
-            &name.expect("checked"),
-            &tz.expect("checked"),
-            &locale.expect("checked"),
-            &b.settings,
-        )
-        .await?;
-        audit::record(
-            &mut tx,
-            Entry::by(&ctx, "tenant.update_settings")
-                .object("tenant", ctx.tenant_id.0)
-                .change(
-                    serde_json::to_value(&before.settings).ok(),
-                    serde_json::to_value(&b.settings).ok(),
-                ),
-        )
-        .await?;
-        let after = tenants::current(&mut tx).await?;
-        tx.commit().await?;
-        Ok(ok(after))
+        let tenant =
+            service::update_tenant(&self.deps.db, &auth.0, body.0, trainflow_kernel::now()).await?;
+        Ok(ok(tenant))
     }
 }
 

@@ -6,4 +6,5 @@
 
 pub mod api;
 pub mod manifest;
+pub mod service;
 pub mod tenants;

@@ -114,7 +114,7 @@ pub async fn apply(db: &Db, hasher: &Hasher, m: &Manifest) -> anyhow::Result<App
         trainflow_kernel::domain::bounded(&d.name, 1, 100)
             .map_err(|e| anyhow::anyhow!("department name {e}"))?;
         if !existing.iter().any(|e| e.name == d.name) {
-            let dept = insert_department(&mut tx, &d.name, d.code.clone())
+            let dept = insert_department(&mut tx, &d.name, d.code.clone(), trainflow_kernel::now())
                 .await
                 .map_err(anyhow_api)?;
             audit::record(

@@ -367,9 +367,9 @@ pub async fn update_settings(
     time_zone: &str,
     locale: &str,
     settings: &TenantSettings,
+    now: OffsetDateTime,
 ) -> ApiResult<()> {
     let tenant = tx.tenant();
-    let now = trainflow_kernel::now();
     sql!(tx.conn() => |c| sqlx::query(
         "update tenants set name = $2, time_zone = $3, locale = $4, settings = $5, updated_at = $6 where id = $1")
         .bind(tenant).bind(name).bind(time_zone).bind(locale)

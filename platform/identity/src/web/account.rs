@@ -12,18 +12,16 @@ use poem::{
     Request,
 };
 use serde::Deserialize;
-use trainflow_identity::account_links;
 use trainflow_kernel::{auth::client_ip, ApiError};
+use trainflow_web::{render, Nav, PageResult};
 
-use crate::{
-    pages::{render, PageResult},
-    Portal,
-};
+use super::IdentityPages;
+use crate::account_links;
 
 #[derive(Template)]
 #[template(path = "account_link.html")]
 struct AccountLinkPage {
-    nav: Option<crate::pages::Nav>,
+    nav: Option<Nav>,
     title: &'static str,
     /// `reset`, `verify` or empty (a message only).
     form: &'static str,
@@ -33,13 +31,13 @@ struct AccountLinkPage {
 }
 
 #[derive(Deserialize)]
-pub struct TokenQuery {
+pub(super) struct TokenQuery {
     #[serde(default)]
     token: String,
 }
 
 #[derive(Deserialize)]
-pub struct ResetForm {
+pub(super) struct ResetForm {
     #[serde(default)]
     token: String,
     #[serde(default)]
@@ -80,7 +78,7 @@ fn explain(e: ApiError) -> (String, StatusCode) {
 
 /// The new-password form of a reset link.
 #[handler]
-pub async fn reset_form(q: Query<TokenQuery>) -> PageResult {
+pub(super) async fn reset_form(q: Query<TokenQuery>) -> PageResult {
     page(
         "Choose a new password",
         "reset",
@@ -93,13 +91,13 @@ pub async fn reset_form(q: Query<TokenQuery>) -> PageResult {
 
 /// Sets the new password.
 #[handler]
-pub async fn reset(
+pub(super) async fn reset(
     req: &Request,
-    portal: Data<&Arc<Portal>>,
+    pages: Data<&Arc<IdentityPages>>,
     Form(form): Form<ResetForm>,
 ) -> PageResult {
     match account_links::reset_password(
-        &portal.deps,
+        &pages.deps,
         &form.token,
         &form.new_password,
         client_ip(req),
@@ -136,7 +134,7 @@ pub async fn reset(
 
 /// The confirmation button of a verification link.
 #[handler]
-pub async fn verify_form(q: Query<TokenQuery>) -> PageResult {
+pub(super) async fn verify_form(q: Query<TokenQuery>) -> PageResult {
     page(
         "Verify your email address",
         "verify",
@@ -149,12 +147,12 @@ pub async fn verify_form(q: Query<TokenQuery>) -> PageResult {
 
 /// Verifies the address.
 #[handler]
-pub async fn verify(
+pub(super) async fn verify(
     req: &Request,
-    portal: Data<&Arc<Portal>>,
+    pages: Data<&Arc<IdentityPages>>,
     Form(form): Form<TokenQuery>,
 ) -> PageResult {
-    match account_links::verify_email(&portal.deps, &form.token, client_ip(req)).await {
+    match account_links::verify_email(&pages.deps, &form.token, client_ip(req)).await {
         Ok(()) => page(
             "Email address verified",
             "",

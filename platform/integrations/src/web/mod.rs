@@ -2,47 +2,78 @@
 //! what it may do shown first), uploads, runs and their history. Administrators only; every
 //! action goes through the same `Integrations` use cases as the API.
 
+use poem::{get, post, EndpointExt, Route};
+use trainflow_web::NavEntry;
+
+/// The integrations entry of the navigation bar (administrators).
+pub fn nav() -> Vec<NavEntry> {
+    vec![NavEntry {
+        key: "integrations",
+        label: "Integrations",
+        href: "/portal/integrations",
+        order: 80,
+        permission: Some(Permission::Integrations),
+    }]
+}
+
+/// Mounts the integrations pages on `route` (the portal's, nested under `/portal`).
+pub fn mount(route: Route, svc: Arc<Integrations>) -> Route {
+    route
+        .at("/integrations", get(index).data(svc.clone()))
+        .at(
+            "/integrations/packages",
+            post(upload_package).data(svc.clone()),
+        )
+        .at(
+            "/integrations/install",
+            get(install_form).post(install).data(svc.clone()),
+        )
+        .at(
+            "/integrations/installations/:id",
+            get(installation_view).data(svc.clone()),
+        )
+        .at(
+            "/integrations/installations/:id/files",
+            post(upload_file).data(svc.clone()),
+        )
+        .at(
+            "/integrations/installations/:id/runs",
+            post(run_now).data(svc.clone()),
+        )
+        .at("/integrations/runs/:id", get(run_view).data(svc.clone()))
+        .at("/integrations/runs/:id/confirm", post(confirm).data(svc))
+}
+
 use std::{collections::BTreeMap, sync::Arc};
 
 use askama::Template;
 use poem::{
     handler,
     http::StatusCode,
-    web::{cookie::CookieJar, Data, Form, Multipart, Path, Query, Redirect},
-    IntoResponse, Request,
+    web::{Data, Multipart, Path, Query, Redirect},
+    IntoResponse,
 };
 use serde::Deserialize;
-use trainflow_integrations::{
+use trainflow_kernel::{auth::Permission, ApiError};
+use trainflow_web::{
+    field_errors, notice, render, Errors, Nav, NoFields, PageResult, SignedIn, Submitted,
+    SubmittedMultipart,
+};
+use uuid::Uuid;
+
+use crate::{
     installations::{CreateInstallation, Installation, SyncMode, UploadedFile},
     runs::{Run, StartRun},
     CatalogueEntry, Integrations,
 };
-use trainflow_kernel::{auth::Permission, db::TenantTx, ApiError};
-use uuid::Uuid;
 
-use crate::{
-    pages::{check_csrf, field_errors, render, require, Errors, Nav, PageResult},
-    Portal,
-};
-
-macro_rules! admin_or_return {
-    ($portal:expr, $req:expr, $jar:expr) => {{
-        let s = match require($portal, $req, $jar).await {
-            Ok(s) => s,
-            Err(resp) => return Ok(resp),
-        };
-        if !s.user.role.grants(Permission::Integrations) {
-            return Err(ApiError::Forbidden.into());
-        }
-        s
-    }};
-}
-
-fn svc(portal: &Portal) -> poem::Result<&Arc<Integrations>> {
-    portal
-        .integrations
-        .as_ref()
-        .ok_or_else(|| ApiError::NotFound.into())
+/// The pages are for those who manage integrations; the use cases check again.
+fn admin(me: &SignedIn) -> Result<(), ApiError> {
+    if me.session.role.grants(Permission::Integrations) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden)
+    }
 }
 
 #[derive(Template)]
@@ -52,47 +83,39 @@ struct IntegrationsPage {
     csrf: String,
     catalogue: Vec<CatalogueEntry>,
     installations: Vec<Installation>,
-    notice: Option<String>,
+    notice: Option<&'static str>,
     errors: Errors,
 }
 
 #[derive(Deserialize)]
-pub struct NoticeQuery {
+pub(crate) struct NoticeQuery {
     notice: Option<String>,
 }
 
 /// The catalogue and this organisation's installations.
 #[handler]
-pub async fn index(
-    req: &Request,
-    jar: &CookieJar,
-    portal: Data<&Arc<Portal>>,
-    q: Query<NoticeQuery>,
-) -> PageResult {
-    let s = admin_or_return!(&portal, req, jar);
-    index_page(&portal, &s, q.0.notice, Errors::default(), StatusCode::OK).await
+async fn index(me: SignedIn, svc: Data<&Arc<Integrations>>, q: Query<NoticeQuery>) -> PageResult {
+    admin(&me)?;
+    let notice = notice(
+        q.0.notice.as_deref(),
+        &[("package", "Package uploaded; it is now in the catalogue.")],
+    );
+    index_page(&svc, &me, notice, Errors::default(), StatusCode::OK).await
 }
 
 async fn index_page(
-    portal: &Portal,
-    s: &trainflow_identity::signin::PortalSession,
-    notice: Option<String>,
+    svc: &Integrations,
+    me: &SignedIn,
+    notice: Option<&'static str>,
     errors: Errors,
     status: StatusCode,
 ) -> PageResult {
-    let svc = svc(portal)?;
-    let (mut tx, _) = TenantTx::begin(&svc.db, &s.ctx, Permission::Integrations).await?;
-    let catalogue = svc.catalogue(&mut tx).await?;
-    tx.commit().await?;
-    let installations = svc.installations(&s.ctx).await?;
-    let notice = notice.map(|n| match n.as_str() {
-        "package" => "Package uploaded; it is now in the catalogue.".to_string(),
-        _ => "Done.".to_string(),
-    });
+    let catalogue = svc.catalogue_for(me.ctx()).await?;
+    let installations = svc.installations(me.ctx()).await?;
     render(
         &IntegrationsPage {
-            nav: Some(Nav::new(s, "integrations")),
-            csrf: s.csrf_token.clone(),
+            nav: me.nav("integrations"),
+            csrf: me.csrf().to_string(),
             catalogue,
             installations,
             notice,
@@ -102,7 +125,8 @@ async fn index_page(
     )
 }
 
-/// Reads a multipart form into text fields and (name, bytes) files.
+/// Reads the rest of a multipart form (after its CSRF token) into text fields and
+/// (name, bytes) files.
 async fn read_multipart(
     mut form: Multipart,
 ) -> poem::Result<(
@@ -127,31 +151,19 @@ async fn read_multipart(
 
 /// Uploads a partner package (manifest file + component file).
 #[handler]
-pub async fn upload_package(
-    req: &Request,
-    jar: &CookieJar,
-    portal: Data<&Arc<Portal>>,
-    form: Multipart,
+async fn upload_package(
+    svc: Data<&Arc<Integrations>>,
+    SubmittedMultipart(me, form): SubmittedMultipart,
 ) -> PageResult {
-    let s = admin_or_return!(&portal, req, jar);
-    let (fields, files) = read_multipart(form).await?;
-    check_csrf(&s, fields.get("csrf").map(String::as_str).unwrap_or(""))?;
-    let manifest = files
-        .get("manifest")
-        .map(|f| f.1.clone())
-        .unwrap_or_default();
-    let component = files
-        .get("component")
-        .map(|f| f.1.clone())
-        .unwrap_or_default();
-    match svc(&portal)?
-        .upload_package(&s.ctx, &manifest, component)
-        .await
-    {
+    admin(&me)?;
+    let (_, mut files) = read_multipart(form).await?;
+    let manifest = files.remove("manifest").map(|f| f.1).unwrap_or_default();
+    let component = files.remove("component").map(|f| f.1).unwrap_or_default();
+    match svc.upload_package(me.ctx(), &manifest, component).await {
         Ok(_) => Ok(Redirect::see_other("/portal/integrations?notice=package").into_response()),
         Err(e) => {
             let errors = field_errors(e)?;
-            index_page(&portal, &s, None, errors, StatusCode::UNPROCESSABLE_ENTITY).await
+            index_page(&svc, &me, None, errors, StatusCode::UNPROCESSABLE_ENTITY).await
         }
     }
 }
@@ -168,9 +180,7 @@ struct InstallPage {
 }
 
 #[derive(Deserialize, Default, Clone)]
-pub struct InstallForm {
-    #[serde(default)]
-    csrf: String,
+pub(crate) struct InstallForm {
     connector_id: String,
     #[serde(default)]
     package_id: String,
@@ -188,29 +198,13 @@ pub struct InstallForm {
 }
 
 #[derive(Deserialize)]
-pub struct InstallQuery {
+pub(crate) struct InstallQuery {
     connector: String,
     package: Option<Uuid>,
 }
 
-async fn entry_for(
-    portal: &Portal,
-    s: &trainflow_identity::signin::PortalSession,
-    connector: &str,
-    package: Option<Uuid>,
-) -> poem::Result<CatalogueEntry> {
-    let svc = svc(portal)?;
-    let (mut tx, _) = TenantTx::begin(&svc.db, &s.ctx, Permission::Integrations).await?;
-    let catalogue = svc.catalogue(&mut tx).await?;
-    tx.commit().await?;
-    catalogue
-        .into_iter()
-        .find(|e| e.connector_id == connector && (package.is_none() || e.package_id == package))
-        .ok_or_else(|| ApiError::NotFound.into())
-}
-
 fn install_page(
-    s: &trainflow_identity::signin::PortalSession,
+    me: &SignedIn,
     entry: CatalogueEntry,
     form: InstallForm,
     errors: Errors,
@@ -219,8 +213,8 @@ fn install_page(
     let schema = serde_json::to_string_pretty(&entry.config_schema).unwrap_or_default();
     render(
         &InstallPage {
-            nav: Some(Nav::new(s, "integrations")),
-            csrf: s.csrf_token.clone(),
+            nav: me.nav("integrations"),
+            csrf: me.csrf().to_string(),
             entry,
             schema,
             form,
@@ -232,14 +226,15 @@ fn install_page(
 
 /// The install form, with what the connector may do.
 #[handler]
-pub async fn install_form(
-    req: &Request,
-    jar: &CookieJar,
-    portal: Data<&Arc<Portal>>,
+async fn install_form(
+    me: SignedIn,
+    svc: Data<&Arc<Integrations>>,
     q: Query<InstallQuery>,
 ) -> PageResult {
-    let s = admin_or_return!(&portal, req, jar);
-    let entry = entry_for(&portal, &s, &q.connector, q.package).await?;
+    admin(&me)?;
+    let entry = svc
+        .catalogue_entry(me.ctx(), &q.connector, q.package)
+        .await?;
     let form = InstallForm {
         connector_id: entry.connector_id.clone(),
         package_id: entry.package_id.map(|p| p.to_string()).unwrap_or_default(),
@@ -248,22 +243,20 @@ pub async fn install_form(
         sync_mode: "incremental".into(),
         ..InstallForm::default()
     };
-    install_page(&s, entry, form, Errors::default(), StatusCode::OK)
+    install_page(&me, entry, form, Errors::default(), StatusCode::OK)
 }
 
 /// Installs a connector.
 #[handler]
-pub async fn install(
-    req: &Request,
-    jar: &CookieJar,
-    portal: Data<&Arc<Portal>>,
-    form: Form<InstallForm>,
+async fn install(
+    svc: Data<&Arc<Integrations>>,
+    Submitted(me, f): Submitted<InstallForm>,
 ) -> PageResult {
-    let s = admin_or_return!(&portal, req, jar);
-    let f = form.0;
-    check_csrf(&s, &f.csrf)?;
+    admin(&me)?;
     let package = f.package_id.parse::<Uuid>().ok();
-    let entry = entry_for(&portal, &s, &f.connector_id, package).await?;
+    let entry = svc
+        .catalogue_entry(me.ctx(), &f.connector_id, package)
+        .await?;
     let result = match serde_json::from_str::<serde_json::Value>(&f.config) {
         Err(e) => Err(ApiError::field("config", format!("is not JSON: {e}"))),
         Ok(config) => {
@@ -290,7 +283,7 @@ pub async fn install(
                     SyncMode::Incremental
                 }),
             };
-            svc(&portal)?.install(&s.ctx, body).await
+            svc.install(me.ctx(), body).await
         }
     };
     match result {
@@ -305,7 +298,7 @@ pub async fn install(
                 rest: BTreeMap::new(),
                 ..f
             };
-            install_page(&s, entry, f, errors, StatusCode::UNPROCESSABLE_ENTITY)
+            install_page(&me, entry, f, errors, StatusCode::UNPROCESSABLE_ENTITY)
         }
     }
 }
@@ -320,45 +313,48 @@ struct InstallationPage {
     files: Vec<UploadedFile>,
     runs: Vec<Run>,
     config: String,
-    notice: Option<String>,
+    notice: Option<&'static str>,
     errors: Errors,
 }
 
 /// One installation: configuration, uploads, run now, history.
 #[handler]
-pub async fn installation_view(
-    req: &Request,
-    jar: &CookieJar,
-    portal: Data<&Arc<Portal>>,
+async fn installation_view(
+    me: SignedIn,
+    svc: Data<&Arc<Integrations>>,
     id: Path<Uuid>,
     q: Query<NoticeQuery>,
 ) -> PageResult {
-    let s = admin_or_return!(&portal, req, jar);
-    let notice = q.0.notice.map(|n| match n.as_str() {
-        "uploaded" => "File uploaded. Run the import when you are ready.".to_string(),
-        _ => "Done.".to_string(),
-    });
-    installation_page(&portal, &s, id.0, notice, Errors::default(), StatusCode::OK).await
+    admin(&me)?;
+    let notice = notice(
+        q.0.notice.as_deref(),
+        &[(
+            "uploaded",
+            "File uploaded. Run the import when you are ready.",
+        )],
+    );
+    installation_page(&svc, &me, id.0, notice, Errors::default(), StatusCode::OK).await
 }
 
 async fn installation_page(
-    portal: &Portal,
-    s: &trainflow_identity::signin::PortalSession,
+    svc: &Integrations,
+    me: &SignedIn,
     id: Uuid,
-    notice: Option<String>,
+    notice: Option<&'static str>,
     errors: Errors,
     status: StatusCode,
 ) -> PageResult {
-    let svc = svc(portal)?;
-    let inst = svc.installation(&s.ctx, id).await?;
-    let entry = entry_for(portal, s, &inst.connector_id, inst.package_id).await?;
-    let files = svc.files(&s.ctx, id).await?;
-    let runs = svc.runs(&s.ctx, id).await?;
+    let inst = svc.installation(me.ctx(), id).await?;
+    let entry = svc
+        .catalogue_entry(me.ctx(), &inst.connector_id, inst.package_id)
+        .await?;
+    let files = svc.files(me.ctx(), id).await?;
+    let runs = svc.runs(me.ctx(), id).await?;
     let config = serde_json::to_string_pretty(&inst.config).unwrap_or_default();
     render(
         &InstallationPage {
-            nav: Some(Nav::new(s, "integrations")),
-            csrf: s.csrf_token.clone(),
+            nav: me.nav("integrations"),
+            csrf: me.csrf().to_string(),
             reads_file: entry.capabilities.file,
             inst,
             files,
@@ -373,18 +369,15 @@ async fn installation_page(
 
 /// Uploads a file for an installation.
 #[handler]
-pub async fn upload_file(
-    req: &Request,
-    jar: &CookieJar,
-    portal: Data<&Arc<Portal>>,
+async fn upload_file(
+    svc: Data<&Arc<Integrations>>,
     id: Path<Uuid>,
-    form: Multipart,
+    SubmittedMultipart(me, form): SubmittedMultipart,
 ) -> PageResult {
-    let s = admin_or_return!(&portal, req, jar);
-    let (fields, files) = read_multipart(form).await?;
-    check_csrf(&s, fields.get("csrf").map(String::as_str).unwrap_or(""))?;
-    let (name, bytes) = files.get("file").cloned().unwrap_or_default();
-    match svc(&portal)?.upload_file(&s.ctx, id.0, &name, bytes).await {
+    admin(&me)?;
+    let (_, mut files) = read_multipart(form).await?;
+    let (name, bytes) = files.remove("file").unwrap_or_default();
+    match svc.upload_file(me.ctx(), id.0, &name, bytes).await {
         Ok(_) => Ok(Redirect::see_other(format!(
             "/portal/integrations/installations/{}?notice=uploaded",
             id.0
@@ -393,8 +386,8 @@ pub async fn upload_file(
         Err(e) => {
             let errors = field_errors(e)?;
             installation_page(
-                &portal,
-                &s,
+                &svc,
+                &me,
                 id.0,
                 None,
                 errors,
@@ -405,34 +398,23 @@ pub async fn upload_file(
     }
 }
 
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
-}
-
 /// Starts a run now.
 #[handler]
-pub async fn run_now(
-    req: &Request,
-    jar: &CookieJar,
-    portal: Data<&Arc<Portal>>,
+async fn run_now(
+    svc: Data<&Arc<Integrations>>,
     id: Path<Uuid>,
-    form: Form<CsrfForm>,
+    Submitted(me, NoFields {}): Submitted<NoFields>,
 ) -> PageResult {
-    let s = admin_or_return!(&portal, req, jar);
-    check_csrf(&s, &form.csrf)?;
-    match svc(&portal)?
-        .run_now(&s.ctx, id.0, StartRun::default())
-        .await
-    {
+    admin(&me)?;
+    match svc.run_now(me.ctx(), id.0, StartRun::default()).await {
         Ok(run) => Ok(
             Redirect::see_other(format!("/portal/integrations/runs/{}", run.id)).into_response(),
         ),
         Err(e) => {
             let errors = field_errors(e)?;
             installation_page(
-                &portal,
-                &s,
+                &svc,
+                &me,
                 id.0,
                 None,
                 errors,
@@ -454,20 +436,14 @@ struct RunPage {
 
 /// One run: status, counts, record errors and logs. Refreshes itself while it runs.
 #[handler]
-pub async fn run_view(
-    req: &Request,
-    jar: &CookieJar,
-    portal: Data<&Arc<Portal>>,
-    id: Path<Uuid>,
-) -> PageResult {
-    let s = admin_or_return!(&portal, req, jar);
-    let svc = svc(&portal)?;
-    let run = svc.run(&s.ctx, id.0).await?;
-    let installation = svc.installation(&s.ctx, run.installation_id).await?;
+async fn run_view(me: SignedIn, svc: Data<&Arc<Integrations>>, id: Path<Uuid>) -> PageResult {
+    admin(&me)?;
+    let run = svc.run(me.ctx(), id.0).await?;
+    let installation = svc.installation(me.ctx(), run.installation_id).await?;
     render(
         &RunPage {
-            nav: Some(Nav::new(&s, "integrations")),
-            csrf: s.csrf_token.clone(),
+            nav: me.nav("integrations"),
+            csrf: me.csrf().to_string(),
             run,
             installation,
         },
@@ -477,15 +453,12 @@ pub async fn run_view(
 
 /// Confirms the deletions a full refresh held back.
 #[handler]
-pub async fn confirm(
-    req: &Request,
-    jar: &CookieJar,
-    portal: Data<&Arc<Portal>>,
+async fn confirm(
+    svc: Data<&Arc<Integrations>>,
     id: Path<Uuid>,
-    form: Form<CsrfForm>,
+    Submitted(me, NoFields {}): Submitted<NoFields>,
 ) -> PageResult {
-    let s = admin_or_return!(&portal, req, jar);
-    check_csrf(&s, &form.csrf)?;
-    svc(&portal)?.confirm(&s.ctx, id.0).await?;
+    admin(&me)?;
+    svc.confirm(me.ctx(), id.0).await?;
     Ok(Redirect::see_other(format!("/portal/integrations/runs/{}", id.0)).into_response())
 }

@@ -1,0 +1,176 @@
+//! Identity's pages: sign-in and sign-out, the account-link pages (new password, email
+//! verification), one's profile, and the people administration. Each handler parses the form,
+//! calls a use case of [`crate::service`] (or [`crate::signin`]) and renders; the checks are in
+//! the extractors ([`SignedIn`](trainflow_web::SignedIn), [`Submitted`](trainflow_web::Submitted))
+//! and the use cases.
+
+mod account;
+mod people;
+mod profile;
+mod signin;
+
+use std::sync::Arc;
+
+use poem::{get, post, EndpointExt, Route};
+use trainflow_kernel::{
+    auth::{Permission, Role},
+    db::Db,
+    ApiResult,
+};
+use trainflow_web::{BoxFuture, Card, CardSource, NavEntry, Session, SessionStore};
+
+use crate::signin::AuthDeps;
+
+/// What identity's pages need.
+pub struct IdentityPages {
+    pub deps: AuthDeps,
+}
+
+/// Identity's entries in the navigation bar.
+pub fn nav() -> Vec<NavEntry> {
+    vec![
+        NavEntry {
+            key: "users",
+            label: "People",
+            href: "/portal/users",
+            order: 70,
+            permission: Some(Permission::UsersRead),
+        },
+        NavEntry {
+            key: "profile",
+            label: "My profile",
+            href: "/portal/profile",
+            order: 90,
+            permission: None,
+        },
+    ]
+}
+
+/// Mounts identity's pages on `route` (the portal's, nested under `/portal`).
+pub fn mount(route: Route, deps: AuthDeps) -> Route {
+    let pages = Arc::new(IdentityPages { deps });
+    route
+        .at(
+            "/login",
+            get(signin::login_form)
+                .post(signin::login)
+                .data(pages.clone()),
+        )
+        .at("/logout", post(signin::logout).data(pages.clone()))
+        .at(
+            "/reset-password",
+            get(account::reset_form)
+                .post(account::reset)
+                .data(pages.clone()),
+        )
+        .at(
+            "/verify-email",
+            get(account::verify_form)
+                .post(account::verify)
+                .data(pages.clone()),
+        )
+        .at(
+            "/profile",
+            get(profile::profile)
+                .post(profile::save_profile)
+                .data(pages.clone()),
+        )
+        .at(
+            "/users",
+            get(people::users_page)
+                .post(people::create_user)
+                .data(pages.clone()),
+        )
+        .at("/users/new", get(people::new_user).data(pages.clone()))
+        .at(
+            "/users/:id/edit",
+            get(people::edit_user).data(pages.clone()),
+        )
+        .at("/users/:id", post(people::update_user).data(pages.clone()))
+        .at(
+            "/users/:id/delete",
+            post(people::delete_user).data(pages.clone()),
+        )
+        .at("/users/:id/restore", post(people::restore_user).data(pages))
+}
+
+/// Portal sessions, for the web layer's extractors.
+pub struct Sessions(pub Db);
+
+impl SessionStore for Sessions {
+    fn resolve<'a>(
+        &'a self,
+        cookie: &'a str,
+        ip: Option<String>,
+    ) -> BoxFuture<'a, ApiResult<Option<Session>>> {
+        Box::pin(crate::signin::resolve_session(&self.0, cookie, ip))
+    }
+}
+
+/// Identity's dashboard cards: people, the caller's department, departments, recent activity.
+pub struct PeopleCards(pub Db);
+
+impl CardSource for PeopleCards {
+    fn cards<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, ApiResult<Vec<Card>>> {
+        Box::pin(async move {
+            let summary = crate::service::people_summary(&self.0, &session.ctx).await?;
+            let mut cards = Vec::new();
+            if let Some(n) = summary.active {
+                cards.push(Card {
+                    order: 10,
+                    title: "Active people".into(),
+                    value: Some(n.to_string()),
+                    text: "People who can sign in today.".into(),
+                    link: Some(("/portal/users".into(), "See everyone".into())),
+                    ..Card::default()
+                });
+            }
+            if let Some(n) = summary.department_active {
+                cards.push(Card {
+                    order: 11,
+                    title: "My department".into(),
+                    value: Some(n.to_string()),
+                    text: "Active people in your department.".into(),
+                    link: Some(("/portal/users".into(), "See the team".into())),
+                    ..Card::default()
+                });
+            }
+            if let Some(n) = summary.departments {
+                cards.push(Card {
+                    order: 12,
+                    title: "Departments".into(),
+                    value: Some(n.to_string()),
+                    text: "Organisational units people belong to.".into(),
+                    ..Card::default()
+                });
+            }
+            cards.push(Card {
+                order: 90,
+                title: "My profile".into(),
+                text: "Keep your phone number current: renewal approvals and reminders reach \
+                       you by SMS."
+                    .into(),
+                link: Some(("/portal/profile".into(), "Edit my profile".into())),
+                ..Card::default()
+            });
+            if session.role == Role::Administrator && !summary.recent.is_empty() {
+                let format =
+                    time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+                cards.push(Card {
+                    order: 100,
+                    title: "Recent activity".into(),
+                    columns: vec!["When", "Action", "By"],
+                    rows: summary
+                        .recent
+                        .into_iter()
+                        .map(|(at, action, who)| {
+                            vec![at.format(&format).unwrap_or_default(), action, who]
+                        })
+                        .collect(),
+                    ..Card::default()
+                });
+            }
+            Ok(cards)
+        })
+    }
+}

@@ -1,0 +1,242 @@
+//! Use cases of notifications, shared by the API and the portal's pages. Each opens the tenant
+//! transaction with the permission it needs, checks, changes data through [`inbox`] and
+//! [`templates`], audits what it must, and commits — all or nothing.
+
+use time::OffsetDateTime;
+use trainflow_kernel::{
+    audit::{self, Entry},
+    auth::{Permission, Role, TenantCtx},
+    db::{Db, TenantTx},
+    domain::{bounded, optional},
+    ApiError, ApiResult, FieldErrors,
+};
+use uuid::Uuid;
+
+use crate::{
+    api::{CreateBroadcast, EmailTemplate},
+    inbox::{self, Audience, Notice, Notification, Preference},
+    templates::{self, Template},
+    Kind, Priority,
+};
+
+/// A page of the caller's notifications (newest first) and how many there are.
+pub async fn list(
+    db: &Db,
+    ctx: &TenantCtx,
+    unread_only: bool,
+    limit: i64,
+    offset: i64,
+) -> ApiResult<(Vec<Notification>, i64)> {
+    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::SelfService).await?;
+    let page = inbox::list(&mut tx, ctx.user_id.0, unread_only, limit, offset).await?;
+    tx.commit().await?;
+    Ok(page)
+}
+
+/// How many of the caller's notifications are unread.
+pub async fn unread_count(db: &Db, ctx: &TenantCtx) -> ApiResult<i64> {
+    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::SelfService).await?;
+    let unread = inbox::unread_count(&mut tx, ctx.user_id.0).await?;
+    tx.commit().await?;
+    Ok(unread)
+}
+
+/// Marks one of the caller's notifications read or unread (404 for anyone else's).
+pub async fn mark(
+    db: &Db,
+    ctx: &TenantCtx,
+    id: Uuid,
+    read: bool,
+    now: OffsetDateTime,
+) -> ApiResult<Notification> {
+    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::SelfService).await?;
+    let n = inbox::mark(&mut tx, ctx.user_id.0, id, read, now).await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// Marks every notification of the caller read; how many were unread.
+pub async fn mark_all_read(db: &Db, ctx: &TenantCtx, now: OffsetDateTime) -> ApiResult<u64> {
+    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::SelfService).await?;
+    let updated = inbox::mark_all_read(&mut tx, ctx.user_id.0, now).await?;
+    tx.commit().await?;
+    Ok(updated)
+}
+
+/// Deletes one of the caller's notifications (404 for anyone else's).
+pub async fn delete(db: &Db, ctx: &TenantCtx, id: Uuid, now: OffsetDateTime) -> ApiResult<()> {
+    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::SelfService).await?;
+    inbox::delete(&mut tx, ctx.user_id.0, id, now).await?;
+    tx.commit().await
+}
+
+/// The caller's preferences: every type × channel, chosen or defaulted.
+pub async fn preferences(db: &Db, ctx: &TenantCtx) -> ApiResult<Vec<Preference>> {
+    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::SelfService).await?;
+    let prefs = inbox::preferences(&mut tx, ctx.user_id.0).await?;
+    tx.commit().await?;
+    Ok(prefs)
+}
+
+/// Changes some of the caller's preferences (at most 100); the others keep their values.
+/// Answers the whole set.
+pub async fn set_preferences(
+    db: &Db,
+    ctx: &TenantCtx,
+    prefs: Vec<Preference>,
+) -> ApiResult<Vec<Preference>> {
+    if prefs.len() > 100 {
+        return Err(ApiError::field(
+            "preferences",
+            "at most 100 preferences at once",
+        ));
+    }
+    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::SelfService).await?;
+    inbox::set_preferences(&mut tx, ctx.user_id.0, &prefs).await?;
+    let prefs = inbox::preferences(&mut tx, ctx.user_id.0).await?;
+    tx.commit().await?;
+    Ok(prefs)
+}
+
+/// The notification centre: the newest notifications, their total, and the preferences.
+#[derive(Debug, Clone)]
+pub struct Centre {
+    pub notifications: Vec<Notification>,
+    pub total: i64,
+    pub preferences: Vec<Preference>,
+}
+
+/// The caller's newest `limit` notifications, how many there are, and their preferences.
+pub async fn centre(db: &Db, ctx: &TenantCtx, limit: i64) -> ApiResult<Centre> {
+    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::SelfService).await?;
+    let (notifications, total) = inbox::list(&mut tx, ctx.user_id.0, false, limit, 0).await?;
+    let preferences = inbox::preferences(&mut tx, ctx.user_id.0).await?;
+    tx.commit().await?;
+    Ok(Centre {
+        notifications,
+        total,
+        preferences,
+    })
+}
+
+/// Sends a notification to everyone, a role or a department (in-app, and by email and SMS as
+/// each person prefers); how many people it reached.
+pub async fn broadcast(
+    db: &Db,
+    ctx: &TenantCtx,
+    public_url: &str,
+    input: CreateBroadcast,
+    now: OffsetDateTime,
+) -> ApiResult<u64> {
+    let b = input;
+    let mut errors = FieldErrors::new();
+    let title = errors.check("title", bounded(&b.title, 1, 200));
+    let text = errors.check("body", bounded(&b.body, 1, 4000));
+    let link = errors.check("link", optional(b.link.as_deref(), 500));
+    let audience = match b.audience.as_str() {
+        "all" => Some(Audience::All),
+        "role" => match b.role.as_deref().map(str::parse::<Role>) {
+            Some(Ok(r)) => Some(Audience::Role(r.as_str().to_string())),
+            Some(Err(e)) => {
+                errors.add("role", e);
+                None
+            }
+            None => {
+                errors.add("role", "required when audience is role");
+                None
+            }
+        },
+        "department" => match b.department_id {
+            Some(d) => Some(Audience::Department(d)),
+            None => {
+                errors.add("department_id", "required when audience is department");
+                None
+            }
+        },
+        _ => {
+            errors.add("audience", "must be one of: all, role, department");
+            None
+        }
+    };
+    errors.into_result()?;
+    let (title, text, link) = (
+        title.expect("checked"),
+        text.expect("checked"),
+        link.expect("checked"),
+    );
+    let audience = audience.expect("checked");
+    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::Broadcast).await?;
+    if let Audience::Department(d) = &audience {
+        if !inbox::department_exists(&mut tx, *d).await? {
+            return Err(ApiError::field("department_id", "no such department"));
+        }
+    }
+    let people = inbox::audience(&mut tx, &audience).await?;
+    for person in &people {
+        let mut notice = Notice::new(
+            *person,
+            b.kind.unwrap_or(Kind::System),
+            b.priority.unwrap_or(Priority::Medium),
+            title.clone(),
+            text.clone(),
+        );
+        notice.link = link.clone();
+        inbox::notify(&mut tx, &notice, public_url, now).await?;
+    }
+    audit::record(
+        &mut tx,
+        Entry::by(&ctx, "notification.broadcast").detail(serde_json::json!({
+            "audience": b.audience, "role": b.role, "department_id": b.department_id,
+            "title": b.title, "recipients": people.len(),
+        })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(people.len() as u64)
+}
+
+/// An email template as the tenant sends it (its own version, else the built-in one).
+pub async fn template(db: &Db, ctx: &TenantCtx, name: &str) -> ApiResult<Template> {
+    let (mut tx, _) = TenantTx::begin(db, ctx, Permission::TenantSettings).await?;
+    let t = templates::load(&mut tx, name)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    tx.commit().await?;
+    Ok(t)
+}
+
+/// Replaces a built-in template with the tenant's own version.
+pub async fn set_template(
+    db: &Db,
+    ctx: &TenantCtx,
+    name: &str,
+    input: EmailTemplate,
+    now: OffsetDateTime,
+) -> ApiResult<EmailTemplate> {
+    if templates::built_in(name).is_none() {
+        return Err(ApiError::NotFound);
+    }
+    let mut errors = FieldErrors::new();
+    errors.check("subject", bounded(&input.subject, 1, 200));
+    errors.check("text_body", bounded(&input.text_body, 1, 20000));
+    errors.check("html_body", bounded(&input.html_body, 1, 50000));
+    errors.into_result()?;
+    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::TenantSettings).await?;
+    let t = Template {
+        subject: input.subject,
+        text: input.text_body,
+        html: input.html_body,
+    };
+    templates::save(&mut tx, name, &t, now).await?;
+    audit::record(
+        &mut tx,
+        Entry::by(&ctx, "notification.template_update").detail(serde_json::json!({ "name": name })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(EmailTemplate {
+        subject: t.subject,
+        text_body: t.text,
+        html_body: t.html,
+    })
+}

@@ -1,0 +1,62 @@
+//! The notification centre: one's notifications (mark read, mark unread, delete, mark all read)
+//! and the preferences grid. Each handler parses the form, calls a use case of
+//! [`crate::service`] and renders; the session and CSRF checks are in the extractors
+//! ([`SignedIn`](trainflow_web::SignedIn), [`Submitted`](trainflow_web::Submitted)).
+
+mod centre;
+
+use poem::{get, post, EndpointExt, Route};
+use trainflow_kernel::{db::Db, ApiResult};
+use trainflow_web::{BoxFuture, Card, CardSource, NavEntry, Session};
+
+use crate::service;
+
+/// The context's entry in the navigation bar.
+pub fn nav() -> Vec<NavEntry> {
+    vec![NavEntry {
+        key: "notifications",
+        label: "Notifications",
+        href: "/portal/notifications",
+        order: 60,
+        permission: None,
+    }]
+}
+
+/// Mounts the context's pages on `route` (the portal's, nested under `/portal`).
+pub fn mount(route: Route, db: Db) -> Route {
+    route
+        .at(
+            "/notifications",
+            get(centre::notification_centre).data(db.clone()),
+        )
+        .at(
+            "/notifications/preferences",
+            post(centre::save_preferences).data(db.clone()),
+        )
+        .at(
+            "/notifications/:id/:action",
+            post(centre::notification_action).data(db),
+        )
+}
+
+/// The context's dashboard card: how many notifications are unread.
+pub struct Cards(pub Db);
+
+impl CardSource for Cards {
+    fn cards<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, ApiResult<Vec<Card>>> {
+        Box::pin(async move {
+            let unread = service::unread_count(&self.0, &session.ctx).await?;
+            Ok(vec![Card {
+                order: 60,
+                title: "Unread notifications".into(),
+                value: Some(unread.to_string()),
+                text: "Approvals, reminders and announcements you have not read yet.".into(),
+                link: Some((
+                    "/portal/notifications".into(),
+                    "Open my notifications".into(),
+                )),
+                ..Card::default()
+            }])
+        })
+    }
+}

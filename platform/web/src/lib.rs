@@ -1,0 +1,186 @@
+//! The small web layer every bounded context's pages share.
+//!
+//! * [`Shell`]: the portal's shared state — cookie policy, the session store, the navigation
+//!   entries and dashboard cards each context contributes.
+//! * [`SignedIn`], [`Submitted`] and [`SubmittedMultipart`]: extractors. A page handler that
+//!   takes `SignedIn` cannot be reached without a session; one that takes `Submitted<F>` cannot
+//!   act without a valid CSRF token. State-changing handlers take one of the `Submitted` kinds.
+//! * [`Nav`] and [`NavEntry`]: the navigation bar, filtered by the caller's role.
+//! * [`render`], [`escape`], [`Errors`], [`notice`]: rendering, escaping, form errors and
+//!   flash notices.
+//!
+//! The crate knows no context: contexts depend on it, the server mounts their routes into one
+//! [`Route`] and hands it to [`portal`].
+#![forbid(unsafe_code)]
+
+mod dashboard;
+mod extract;
+mod nav;
+mod render;
+
+use std::{future::Future, pin::Pin, sync::Arc};
+
+use poem::{
+    endpoint::make_sync,
+    get,
+    web::cookie::{Cookie, SameSite},
+    EndpointExt, Route,
+};
+use trainflow_kernel::{auth::Role, auth::TenantCtx, ApiResult};
+use uuid::Uuid;
+
+pub use dashboard::{Card, CardRow, CardSource};
+pub use extract::{NoFields, SignedIn, Submitted, SubmittedMultipart};
+pub use nav::{Nav, NavEntry};
+pub use render::{
+    blank, escape, field_errors, notice, render, url_encode, Errors, PageResult, CSRF_FIELD,
+};
+
+/// A boxed future, for the object-safe traits contexts implement.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A signed-in portal session, as the pages need it.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The caller, for use cases.
+    pub ctx: TenantCtx,
+    /// The token every state-changing form must carry.
+    pub csrf_token: String,
+    pub user_id: Uuid,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub role: Role,
+    pub department_id: Option<Uuid>,
+    pub tenant_name: String,
+}
+
+impl Session {
+    /// "First Last", or the email when the person has no name.
+    pub fn display_name(&self) -> String {
+        let name = format!("{} {}", self.first_name, self.last_name);
+        let name = name.trim();
+        if name.is_empty() {
+            self.email.clone()
+        } else {
+            name.to_string()
+        }
+    }
+
+    /// How the dashboard greets the person.
+    pub fn greeting_name(&self) -> &str {
+        if self.first_name.is_empty() {
+            &self.email
+        } else {
+            &self.first_name
+        }
+    }
+}
+
+/// Resolves a session cookie (implemented by the identity context, wired by the server).
+pub trait SessionStore: Send + Sync {
+    /// The session of `cookie`, if it is live and its tenant and person are active.
+    fn resolve<'a>(
+        &'a self,
+        cookie: &'a str,
+        ip: Option<String>,
+    ) -> BoxFuture<'a, ApiResult<Option<Session>>>;
+}
+
+/// The portal's shared state.
+pub struct Shell {
+    /// `Secure` cookies (and the `__Host-` prefix).
+    pub cookie_secure: bool,
+    pub sessions: Arc<dyn SessionStore>,
+    /// Every context's navigation entries, in display order.
+    pub nav: Vec<NavEntry>,
+    /// Every context's dashboard cards.
+    pub cards: Vec<Arc<dyn CardSource>>,
+}
+
+impl Shell {
+    pub fn new(cookie_secure: bool, sessions: Arc<dyn SessionStore>) -> Self {
+        Shell {
+            cookie_secure,
+            sessions,
+            nav: vec![NavEntry {
+                key: "dashboard",
+                label: "Dashboard",
+                href: "/portal",
+                order: 0,
+                permission: None,
+            }],
+            cards: Vec::new(),
+        }
+    }
+
+    /// Adds a context's navigation entries (kept sorted by their `order`).
+    pub fn with_nav(mut self, entries: impl IntoIterator<Item = NavEntry>) -> Self {
+        self.nav.extend(entries);
+        self.nav.sort_by_key(|e| e.order);
+        self
+    }
+
+    /// Adds a context's dashboard cards.
+    pub fn with_cards(mut self, source: Arc<dyn CardSource>) -> Self {
+        self.cards.push(source);
+        self
+    }
+
+    /// The session cookie's name: `__Host-` prefixed when cookies are `Secure`.
+    pub fn session_cookie(&self) -> &'static str {
+        if self.cookie_secure {
+            "__Host-tf_session"
+        } else {
+            "tf_session"
+        }
+    }
+
+    /// The pre-sign-in CSRF cookie (double-submit) of the sign-in form.
+    pub fn login_csrf_cookie(&self) -> &'static str {
+        if self.cookie_secure {
+            "__Host-tf_login_csrf"
+        } else {
+            "tf_login_csrf"
+        }
+    }
+
+    /// A cookie with the portal's attributes: HttpOnly, SameSite=Lax, Path=/, Secure when set.
+    pub fn cookie(&self, name: &str, value: String, max_age: Option<time::Duration>) -> Cookie {
+        let mut c = Cookie::new_with_str(name, value);
+        c.set_http_only(true);
+        c.set_secure(self.cookie_secure);
+        c.set_same_site(SameSite::Lax);
+        c.set_path("/");
+        if let Some(age) = max_age {
+            c.set_max_age(std::time::Duration::from_secs(
+                age.whole_seconds().max(0) as u64
+            ));
+        }
+        c
+    }
+
+    /// A cookie that deletes `name`: same attributes (a `__Host-` cookie is only replaced by
+    /// one with `Secure` and `Path=/`), empty value, expired.
+    pub fn expired(&self, name: &str) -> Cookie {
+        self.cookie(name, String::new(), Some(time::Duration::ZERO))
+    }
+}
+
+/// The portal: every context's pages (`pages`, mounted by the server), the dashboard and the
+/// stylesheet, with the shell and the cookie jar. Nest it under `/portal`.
+pub fn portal(pages: Route, shell: Shell) -> impl poem::Endpoint {
+    pages
+        .at("/", get(dashboard::dashboard))
+        .at(
+            "/static/app.css",
+            make_sync(|_| {
+                poem::Response::builder()
+                    .content_type("text/css; charset=utf-8")
+                    .header("cache-control", "public, max-age=3600")
+                    .body(include_str!("../static/app.css"))
+            }),
+        )
+        .data(Arc::new(shell))
+        .with(poem::middleware::CookieJarManager::new())
+}
