@@ -4,8 +4,7 @@ use poem_openapi::{param::Path, param::Query, payload::Json, Object, OpenApi, Ta
 use serde::Deserialize;
 use time::OffsetDateTime;
 use trainflow_kernel::{
-    audit,
-    auth::{client_ip, Permission, Role, TenantAuth},
+    auth::{client_ip, Role, TenantAuth},
     body::Body,
     db::{unique_violation_field, TenantTx},
     domain::bounded,
@@ -17,7 +16,7 @@ use uuid::Uuid;
 use crate::{
     service::{self, SelfEdit},
     signin::{self, AuthDeps, TokenPair},
-    users::{self, CreateUser, Deleted, PatchUser, ReplaceUser, User, UserFilter, USER_SORTS},
+    users::{CreateUser, Deleted, PatchUser, ReplaceUser, User, UserFilter, USER_SORTS},
 };
 
 #[derive(Tags)]
@@ -423,10 +422,7 @@ impl IdentityApi {
         per_page: Query<Option<u32>>,
     ) -> ApiResult<Json<List<AuditEntry>>> {
         let page = Page::parse(page.0, per_page.0)?;
-        let (mut tx, _) = TenantTx::begin(&self.deps.db, &auth.0, Permission::UsersRead).await?;
-        users::get(&mut tx, id.0, true).await?;
-        let (rows, total) = audit_page(&mut tx, None, Some(id.0), None, page).await?;
-        tx.commit().await?;
+        let (rows, total) = service::user_activity(&self.deps.db, &auth.0, id.0, page).await?;
         Ok(page.list(rows, total))
     }
 
@@ -466,19 +462,22 @@ impl IdentityApi {
         if action.0.as_ref().is_some_and(|a| a.len() > 100) {
             return Err(ApiError::field("action", "must be at most 100 characters"));
         }
-        let (mut tx, _) = TenantTx::begin(&self.deps.db, &auth.0, Permission::AuditRead).await?;
-        let (rows, total) =
-            audit_page(&mut tx, action.0.as_deref(), actor_id.0, object_id.0, page).await?;
-        tx.commit().await?;
+        let (rows, total) = service::audit_log(
+            &self.deps.db,
+            &auth.0,
+            action.0.as_deref(),
+            actor_id.0,
+            object_id.0,
+            page,
+        )
+        .await?;
         Ok(page.list(rows, total))
     }
 
     /// Recompute the tenant's audit hash chain and report the first broken link.
     #[oai(path = "/audit/verify", method = "get", tag = "Tag::Audit")]
     async fn audit_verify(&self, auth: TenantAuth) -> ApiResult<Ok200<AuditVerification>> {
-        let (mut tx, _) = TenantTx::begin(&self.deps.db, &auth.0, Permission::AuditRead).await?;
-        let broken = audit::verify_chain(&mut tx).await?;
-        tx.commit().await?;
+        let broken = service::verify_audit(&self.deps.db, &auth.0).await?;
         Ok(ok(AuditVerification {
             intact: broken.is_none(),
             first_broken_seq: broken,
@@ -536,7 +535,7 @@ struct AuditRow {
     total: i64,
 }
 
-async fn audit_page(
+pub(crate) async fn audit_page(
     tx: &mut TenantTx,
     action: Option<&str>,
     actor: Option<Uuid>,

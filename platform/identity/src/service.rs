@@ -405,3 +405,41 @@ pub async fn set_reporting_lines(
     tx.commit().await?;
     Ok(lines)
 }
+
+/// A person's recorded activity (sign-ins and changes they made), newest first.
+pub async fn user_activity(
+    db: &Db,
+    ctx: &TenantCtx,
+    id: Uuid,
+    page: Page,
+) -> ApiResult<(Vec<crate::api::AuditEntry>, i64)> {
+    let (mut tx, _) = TenantTx::begin(db, ctx, Permission::UsersRead).await?;
+    users::get(&mut tx, id, true).await?;
+    let out = crate::api::audit_page(&mut tx, None, Some(id), None, page).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// A page of the audit log, newest first, filtered by action, actor or object (an object
+/// matches the entries about it and the import entries that list it).
+pub async fn audit_log(
+    db: &Db,
+    ctx: &TenantCtx,
+    action: Option<&str>,
+    actor: Option<Uuid>,
+    object: Option<Uuid>,
+    page: Page,
+) -> ApiResult<(Vec<crate::api::AuditEntry>, i64)> {
+    let (mut tx, _) = TenantTx::begin(db, ctx, Permission::AuditRead).await?;
+    let out = crate::api::audit_page(&mut tx, action, actor, object, page).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// Recomputes the tenant's audit hash chain: the first broken link, if any.
+pub async fn verify_audit(db: &Db, ctx: &TenantCtx) -> ApiResult<Option<i64>> {
+    let (mut tx, _) = TenantTx::begin(db, ctx, Permission::AuditRead).await?;
+    let broken = audit::verify_chain(&mut tx).await?;
+    tx.commit().await?;
+    Ok(broken)
+}
