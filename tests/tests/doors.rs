@@ -401,3 +401,29 @@ async fn a_portal_form_without_its_csrf_token_or_with_a_wrong_one_is_refused_and
         .await;
     assert_eq!(ids.len(), 2, "the profile and the new person");
 }
+
+/// The jobs page is the administrators': they see the scheduled jobs and the work queue; anyone
+/// else is refused, and a signed-out visitor is sent to sign in.
+#[tokio::test]
+async fn the_jobs_page_is_for_administrators() {
+    let app = TestApp::spawn().await;
+    let admin = app.portal_client(Which::A, Role::Administrator).await;
+    let (status, html) = app.portal_get(&admin, "/portal/jobs").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Scheduled jobs"), "{html}");
+    assert!(html.contains("identity.cleanup_inactive_users"), "{html}");
+    assert!(html.contains("No background work."), "{html}");
+    let (status, _) = app.portal_get(&admin, "/portal/jobs?status=failed").await;
+    assert_eq!(status, StatusCode::OK);
+
+    let employee = app.portal_client(Which::A, Role::Employee).await;
+    let (status, _) = app.portal_get(&employee, "/portal/jobs").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let anonymous = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (status, _) = app.portal_get(&anonymous, "/portal/jobs").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+}

@@ -78,17 +78,7 @@ const STATUSES: [&str; 5] = ["queued", "running", "succeeded", "failed", "cancel
 async fn jobs_page(me: SignedIn, runner: Data<&Arc<Runner>>, q: Query<JobsQuery>) -> PageResult {
     let q = q.0;
     let page = Page::parse(Some(q.page.unwrap_or(1).max(1)), Some(20))?;
-    let status: Option<WorkStatus> =
-        STATUSES
-            .iter()
-            .position(|s| *s == q.status)
-            .map(|i| match i {
-                0 => WorkStatus::Queued,
-                1 => WorkStatus::Running,
-                2 => WorkStatus::Succeeded,
-                3 => WorkStatus::Failed,
-                _ => WorkStatus::Canceled,
-            });
+    let status: Option<WorkStatus> = q.status.parse().ok();
     let jobs = service::scheduled_jobs(&runner, me.ctx()).await?;
     let filter = WorkFilter {
         status,
