@@ -17,6 +17,32 @@ PG_URL="${TRAINFLOW_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 step() { printf '\n==> %s\n' "$*"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
+# This run's PostgreSQL databases carry its id (start time and process), so the run drops its
+# own when it ends and never one of a run going on beside it; leftovers of runs that died more
+# than a day ago are dropped too.
+export TRAINFLOW_TEST_RUN="${TRAINFLOW_TEST_RUN:-$(date +%s)_$$}"
+drop_databases() { # $1: a LIKE pattern
+  command -v psql >/dev/null || return 0
+  for db in $(psql "$PG_URL" -Atc "select datname from pg_database where datname like '$1'" 2>/dev/null); do
+    psql "$PG_URL" -qc "drop database if exists $db with (force)" >/dev/null 2>&1 || true
+  done
+}
+drop_stale_databases() {
+  command -v psql >/dev/null || return 0
+  local cutoff=$(( $(date +%s) - 86400 ))
+  for db in $(psql "$PG_URL" -Atc "select datname from pg_database where datname ~ '^trainflow_(test|cli)_[0-9]+_'" 2>/dev/null); do
+    local started=${db#trainflow_*_}; started=${started%%_*}
+    if [ "$started" -lt "$cutoff" ]; then
+      psql "$PG_URL" -qc "drop database if exists $db with (force)" >/dev/null 2>&1 || true
+    fi
+  done
+}
+cleanup() {
+  drop_databases "trainflow\_test\_${TRAINFLOW_TEST_RUN}\_%"
+  drop_databases "trainflow\_cli\_${TRAINFLOW_TEST_RUN}\_%"
+}
+trap cleanup EXIT
+
 step "Checking prerequisites"
 if ! command -v cargo >/dev/null; then
   echo "cargo is required (https://rustup.rs)" >&2; exit 1
@@ -53,15 +79,12 @@ CARGO_TARGET_DIR="$TRAINFLOW_PLUGINS_TARGET_DIR" cargo test --manifest-path plug
 step "Unit tests and the end-to-end suite on SQLite"
 TRAINFLOW_TEST_BACKEND=sqlite cargo test --workspace --locked --no-fail-fast
 
-if command -v psql >/dev/null; then
-  # Databases left by earlier runs (each test process creates its own).
-  for db in $(psql "$PG_URL" -Atc "select datname from pg_database where datname like 'trainflow\_test\_%' or datname like 'trainflow\_cli\_%'" 2>/dev/null); do
-    psql "$PG_URL" -qc "drop database if exists $db with (force)" >/dev/null 2>&1 || true
-  done
-fi
+drop_stale_databases
 
+# The same package selection as the SQLite pass (so the same features and the same build),
+# integration test targets only: the unit tests do not touch a database.
 step "The end-to-end suite on PostgreSQL (a fresh database per test binary)"
 TRAINFLOW_TEST_BACKEND=postgres TRAINFLOW_TEST_PG_URL="$PG_URL" \
-  cargo test --locked --no-fail-fast -p trainflow-tests -p trainflow-server --tests
+  cargo test --workspace --locked --no-fail-fast --test '*'
 
 step "All tests passed on SQLite and PostgreSQL"

@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 
 use trainflow_connectors::{ConnectorHost, Grants, Limits};
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
+#[path = "common.rs"]
+mod common;
+
+use common::percentile;
 
 async fn measure(pooling: bool, wasm: &[u8], iterations: usize) -> anyhow::Result<Vec<Duration>> {
     let host = ConnectorHost::with_pooling(pooling)?;

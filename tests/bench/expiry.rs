@@ -28,29 +28,17 @@ use trainflow_kernel::db::{Db, DbOptions};
 use trainflow_renewals::Renewals;
 use uuid::Uuid;
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+#[path = "common.rs"]
+mod common;
+
+use common::{env_or, fresh_pg_database};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let tenants: i64 = env_or("BENCH_TENANTS", 1000);
     let per_tenant: i64 = env_or("BENCH_PER_TENANT", 1000);
     let total = tenants * per_tenant;
-    let server_url: String = env_or(
-        "BENCH_PG_URL",
-        "postgres://postgres@127.0.0.1:5432/postgres".to_string(),
-    );
-    let name = format!("trainflow_bench_{}", Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&server_url).await?;
-    admin
-        .execute(format!("create database {name}").as_str())
-        .await?;
-    let (base, _) = server_url.rsplit_once('/').expect("URL with a database");
-    let url = format!("{base}/{name}");
+    let (mut admin, name, url) = fresh_pg_database().await?;
     Db::migrate(&url).await?;
     let mut owner = PgConnection::connect(&url).await?;
 

@@ -18,7 +18,6 @@
 //! per page, all in the page's transaction.
 
 use std::{
-    path::PathBuf,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -26,14 +25,10 @@ use std::{
 use sqlx::{Connection, Executor, PgConnection, QueryBuilder, SqliteConnection};
 use uuid::Uuid;
 
-const PASSWORD: &str = "benchmark-password-2026";
+#[path = "common.rs"]
+mod common;
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use common::{binary, env_or, fresh_pg_database, migrate, password_hash, PASSWORD};
 
 struct Server(Child);
 
@@ -53,21 +48,6 @@ fn csv(rows: usize) -> Vec<u8> {
         ));
     }
     out.into_bytes()
-}
-
-fn password_hash() -> anyhow::Result<String> {
-    use argon2::{
-        password_hash::{rand_core::OsRng, PasswordHasher, SaltString},
-        Algorithm, Argon2, Params, Version,
-    };
-    Ok(Argon2::new(
-        Algorithm::Argon2id,
-        Version::V0x13,
-        Params::new(19 * 1024, 2, 1, None).expect("params"),
-    )
-    .hash_password(PASSWORD.as_bytes(), &SaltString::generate(&mut OsRng))
-    .map_err(|e| anyhow::anyhow!("{e}"))?
-    .to_string())
 }
 
 /// The statements that create the benchmark's two tenants, each with an administrator.
@@ -98,40 +78,8 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn binary() -> anyhow::Result<PathBuf> {
-    let binary = std::env::current_exe()?
-        .parent()
-        .map(|p| p.join("trainflow"))
-        .unwrap_or_else(|| PathBuf::from("trainflow"));
-    anyhow::ensure!(
-        binary.exists(),
-        "build the server first: cargo build --release -p trainflow-server"
-    );
-    Ok(binary)
-}
-
-fn migrate(url: &str) -> anyhow::Result<()> {
-    let status = Command::new(binary()?)
-        .arg("migrate")
-        .env("TRAINFLOW_DATABASE_URL", url)
-        .stdout(Stdio::null())
-        .status()?;
-    anyhow::ensure!(status.success(), "migrate failed");
-    Ok(())
-}
-
 async fn postgres(rows: usize, file: &[u8], hash: &str) -> anyhow::Result<()> {
-    let server_url: String = env_or(
-        "BENCH_PG_URL",
-        "postgres://postgres@127.0.0.1:5432/postgres".to_string(),
-    );
-    let name = format!("trainflow_bench_{}", Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&server_url).await?;
-    admin
-        .execute(format!("create database {name}").as_str())
-        .await?;
-    let (base, _) = server_url.rsplit_once('/').expect("URL with a database");
-    let url = format!("{base}/{name}");
+    let (mut admin, name, url) = fresh_pg_database().await?;
     migrate(&url)?;
     let mut owner = PgConnection::connect(&url).await?;
     let (import_tenant, copy_tenant) = (Uuid::now_v7(), Uuid::now_v7());

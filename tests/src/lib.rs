@@ -55,7 +55,16 @@ async fn pg_database() -> String {
         let mut conn = PgConnection::connect(&server).await.unwrap_or_else(|e| {
             panic!("PostgreSQL is required for TRAINFLOW_TEST_BACKEND=postgres ({server}): {e}")
         });
-        let name = format!("trainflow_test_{}", Uuid::new_v4().simple());
+        // Named after the test run (`tests/run.sh` drops its own databases when it ends, and
+        // those of any run started more than a day ago).
+        let run = std::env::var("TRAINFLOW_TEST_RUN").unwrap_or_else(|_| {
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            format!("{secs}_{}", std::process::id())
+        });
+        let id = Uuid::new_v4().simple().to_string();
+        let name = format!("trainflow_test_{run}_{}", &id[..16]);
         conn.execute(format!("create database {name}").as_str())
             .await
             .expect("create test database");
@@ -88,6 +97,8 @@ pub struct Options {
     pub cors_origins: Vec<String>,
     /// Connector runs: short back-offs and deadlines so failures show quickly.
     pub runs: RunSettings,
+    /// Also apply the demo tenant's manifest (slug `demo`), with every context's part.
+    pub demo: bool,
 }
 
 impl Default for Options {
@@ -102,6 +113,7 @@ impl Default for Options {
             cookie_secure: false,
             cors_origins: vec!["https://app.example.com".into()],
             runs,
+            demo: false,
         }
     }
 }
@@ -194,6 +206,11 @@ impl TestApp {
         let suffix = &Uuid::new_v4().simple().to_string()[..10];
         let a = seed(&instance, &format!("a-{suffix}")).await;
         let b = seed(&instance, &format!("b-{suffix}")).await;
+        if opts.demo {
+            let m = trainflow_tenancy::manifest::parse(trainflow_server::DEMO_MANIFEST)
+                .expect("the demo manifest parses");
+            instance.apply_manifest(&m).await.expect("apply the demo");
+        }
         let operator_email = format!("operator-{suffix}@platform.test");
         let hash = instance
             .deps
@@ -662,8 +679,9 @@ async fn seed(instance: &trainflow_server::Instance, slug: &str) -> Tenant {
                 password: Some(PASSWORD.into()),
             })
             .collect(),
+        parts: Default::default(),
     };
-    trainflow_tenancy::manifest::apply(&instance.db, &instance.deps.hasher, &manifest)
+    trainflow_tenancy::manifest::apply(&instance.db, &instance.deps.hasher, &manifest, &[])
         .await
         .expect("seed tenant");
     let t = trainflow_tenancy::tenants::by_slug(&instance.db, slug)

@@ -976,6 +976,189 @@ async fn the_per_address_rate_limit_answers_429_with_retry_after() {
     );
 }
 
+/// The fields an error names.
+fn error_fields(v: &Value) -> Vec<String> {
+    v["error"]["fields"]
+        .as_object()
+        .map(|f| f.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn far_future_and_far_past_dates_are_a_422_naming_the_field_never_a_panic() {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let preview = |body: Value| {
+        app.call(
+            Method::POST,
+            "/api/v1/certification-types/preview",
+            Some(&admin),
+            Some(body),
+        )
+    };
+    for start in ["9999-01-01", "3000-01-01", "1899-12-31", "0001-01-01"] {
+        let (s, v) = preview(json!({"validity_months": 12, "renewal_window_days": 90,
+                                    "start_date": start}))
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{start}: {v}");
+        assert_eq!(error_fields(&v), vec!["start_date"], "{v}");
+        assert_eq!(v["error"]["code"], "validation_failed");
+    }
+    // In range, but the cycles would run past 2999: named too.
+    let (s, v) = preview(json!({"validity_months": 240, "renewal_window_days": 90,
+                                "start_date": "2990-01-01", "cycles": 10}))
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(error_fields(&v), vec!["start_date"], "{v}");
+    let (s, v) = preview(json!({"validity_months": 12, "renewal_window_days": 90,
+                                "start_date": "2998-01-01", "cycles": 2}))
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["data"][1]["expires_on"], "2999-12-31");
+
+    let (s, t) = app
+        .call(
+            Method::POST,
+            "/api/v1/certification-types",
+            Some(&admin),
+            Some(json!({"code": "FAR", "name": "Far future", "validity_months": 24})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{t}");
+    let type_id = t["data"]["id"].clone();
+    let employee = app.a.people[&Role::Employee];
+    let record = |issued: &str, expires: Option<&str>| {
+        let mut body = json!({"user_id": employee, "type_id": type_id, "issued_on": issued});
+        if let Some(e) = expires {
+            body["expires_on"] = json!(e);
+        }
+        app.call(
+            Method::POST,
+            "/api/v1/certifications",
+            Some(&admin),
+            Some(body),
+        )
+    };
+    for (issued, expires, field) in [
+        ("9999-12-31", None, "issued_on"),
+        ("1066-10-14", None, "issued_on"),
+        // The expiry from the type's 24 months would fall in 3000.
+        ("2998-06-01", None, "issued_on"),
+        ("2026-01-01", Some("9999-12-31"), "expires_on"),
+    ] {
+        let (s, v) = record(issued, expires).await;
+        assert_eq!(
+            s,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{issued} {expires:?}: {v}"
+        );
+        assert_eq!(error_fields(&v), vec![field], "{v}");
+    }
+    // Out-of-office delegations: RFC 3339 times in the same years.
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/api/v1/delegations",
+            Some(&admin),
+            Some(json!({"delegate_id": app.a.people[&Role::Manager],
+                        "starts_at": "2026-01-01T00:00:00Z", "ends_at": "9999-12-31T23:59:59-23:59"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(error_fields(&v), vec!["ends_at"], "{v}");
+    // Nothing panicked: the server answers, and the metrics count no panic.
+    let (s, _) = record("2026-01-01", None).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("trainflow_panics_total 0"), "{text}");
+}
+
+#[tokio::test]
+async fn metrics_are_labelled_by_route_template_so_random_paths_cannot_grow_them() {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    for who in [Role::Employee, Role::Manager, Role::Trainer] {
+        let (s, _) = app
+            .call(
+                Method::GET,
+                &format!("/api/v1/users/{}", app.a.people[&who]),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    let (s, _) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/users/{}", uuid::Uuid::new_v4()),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    for i in 0..40 {
+        for path in [
+            format!("/nothing-{i}"),
+            format!("/api/v1/nothing/{i}"),
+            format!("/portal/nothing-{i}"),
+        ] {
+            let resp = app
+                .client
+                .get(format!("{}{path}", app.base))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
+        }
+    }
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let labels: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("trainflow_http_requests_total{"))
+        .filter_map(|l| l.split('"').nth(1))
+        .collect();
+    assert!(labels.contains("GET /api/v1/users/{id}"), "{labels:?}");
+    assert!(labels.contains("unmatched"), "{labels:?}");
+    assert!(
+        labels.iter().all(|l| !l.contains("nothing")),
+        "no label from a request's path: {labels:?}"
+    );
+    assert!(labels.len() < 10, "{labels:?}");
+    assert!(
+        text.contains(
+            "trainflow_http_requests_total{operation=\"GET /api/v1/users/{id}\",status=\"200\"} 3"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "trainflow_http_requests_total{operation=\"GET /api/v1/users/{id}\",status=\"404\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("trainflow_http_requests_total{operation=\"unmatched\",status=\"404\"} 120"),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn health_and_metrics_report_the_service() {
     let app = TestApp::spawn().await;

@@ -90,6 +90,87 @@ async fn on_postgres_a_query_that_forgets_its_tenant_filter_still_sees_only_its_
     assert_eq!(owned, 0);
 }
 
+#[tokio::test]
+async fn the_directory_views_keep_tenant_isolation_and_are_read_only() {
+    let app = TestApp::spawn().await;
+    let views = [
+        "directory_people",
+        "directory_departments",
+        "directory_tenants",
+    ];
+    match app.backend {
+        Backend::Sqlite => {
+            // SQLite views are read-only; isolation rests on TenantTx as for the tables.
+            let err = owner_exec(
+                &app,
+                "update directory_people set first_name = 'X' where tenant_id = $1",
+                &[app.a.id],
+            )
+            .await
+            .expect("a view is not writable");
+            assert!(err.contains("view"), "{err}");
+        }
+        Backend::Postgres => {
+            let mut owner = PgConnection::connect(&app.owner_url).await.unwrap();
+            for view in views {
+                let options: Option<Vec<String>> = sqlx::query_scalar(
+                    "select c.reloptions::text[] from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                      where n.nspname = 'public' and c.relkind = 'v' and c.relname = $1",
+                )
+                .bind(view)
+                .fetch_one(&mut owner)
+                .await
+                .unwrap();
+                assert!(
+                    options
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|o| o == "security_invoker=true"),
+                    "{view} must check row-level security for the caller"
+                );
+            }
+            let mut c = PgConnection::connect(&app.owner_url).await.unwrap();
+            c.execute("set role trainflow_app").await.unwrap();
+            let mut tx = c.begin().await.unwrap();
+            sqlx::query("select set_config('app.tenant_id', $1, true)")
+                .bind(app.a.id.to_string())
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            for view in ["directory_people", "directory_departments"] {
+                let ids: Vec<Uuid> =
+                    sqlx::query_scalar(&format!("select distinct tenant_id from {view}"))
+                        .fetch_all(&mut *tx)
+                        .await
+                        .unwrap();
+                assert_eq!(ids, vec![app.a.id], "{view}: only tenant A's rows");
+            }
+            tx.rollback().await.unwrap();
+            // With no tenant bound, the people behind the view are invisible, as in the table.
+            let n: i64 = sqlx::query_scalar("select count(*) from directory_people")
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+            assert_eq!(n, 0);
+            // The application role cannot write through a view.
+            for (view, sql) in [
+                (
+                    "directory_people",
+                    "update directory_people set first_name = 'X'",
+                ),
+                ("directory_departments", "delete from directory_departments"),
+                (
+                    "directory_tenants",
+                    "update directory_tenants set name = 'X'",
+                ),
+            ] {
+                let err = c.execute(sql).await.expect_err(view).to_string();
+                assert!(err.contains("permission denied"), "{view}: {err}");
+            }
+        }
+    }
+}
+
 /// Runs `sql` as the schema owner on either backend; returns the error text, if any.
 async fn owner_exec(app: &TestApp, sql: &str, binds: &[Uuid]) -> Option<String> {
     match app.backend {

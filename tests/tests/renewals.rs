@@ -1340,6 +1340,221 @@ async fn an_approver_answers_yes_by_sms_through_the_signed_twilio_webhook() {
     assert_eq!(v["data"]["steps"][0]["decided_by"], json!(manager), "{v}");
 }
 
+/// In tenant `which`: SMS offered, the employee's manager the seeded manager with `phone`, and
+/// a certification of the employee for each of `codes` (its type's code), expiring in 12 days.
+async fn sms_approvals_in(app: &TestApp, which: Which, phone: &str, codes: &[&str]) -> Vec<Uuid> {
+    let t = app.tenant(which).clone();
+    let admin = app.token(which, Role::Administrator).await;
+    let (_, tenant) = app
+        .call(Method::GET, "/api/v1/tenant", Some(&admin), None)
+        .await;
+    let mut settings = tenant["data"]["settings"].clone();
+    settings["notification_channels"] = json!(["in_app", "email", "sms"]);
+    let (s, body) = app
+        .call(
+            Method::PUT,
+            "/api/v1/tenant",
+            Some(&admin),
+            Some(
+                json!({"name": tenant["data"]["name"], "time_zone": tenant["data"]["time_zone"],
+                        "locale": tenant["data"]["locale"], "settings": settings}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let employee = t.people[&Role::Employee];
+    let manager = t.people[&Role::Manager];
+    let (s, body) = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/users/{employee}/reporting-lines"),
+            Some(&admin),
+            Some(json!({"supervisor_id": t.people[&Role::Foreman], "manager_id": manager})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (s, body) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/users/{manager}"),
+            Some(&admin),
+            Some(json!({"phone": phone})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let mut certs = Vec::new();
+    for code in codes {
+        let (s, ty) = app
+            .call(
+                Method::POST,
+                "/api/v1/certification-types",
+                Some(&admin),
+                Some(json!({"code": code, "name": format!("{code} certificate"),
+                            "validity_months": 12, "renewal_window_days": 60})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{ty}");
+        let expires = today() + time::Duration::days(12);
+        let (s, c) = app
+            .call(
+                Method::POST,
+                "/api/v1/certifications",
+                Some(&admin),
+                Some(json!({"user_id": employee, "type_id": id(&ty),
+                            "issued_on": (expires - time::Duration::days(364)).to_string(),
+                            "expires_on": expires.to_string()})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{c}");
+        certs.push(id(&c));
+    }
+    certs
+}
+
+/// The reply codes of the approval SMS sent to `phone` in `tenant`, oldest first.
+async fn sms_codes_sent(app: &TestApp, tenant: Uuid, phone: &str) -> Vec<String> {
+    let rows: Vec<(String,)> = app
+        .owner_rows(
+            &format!(
+                "select text_body from outbox where tenant_id = $1 and channel = 'sms' and recipient = '{phone}'
+                  order by created_at, id"
+            ),
+            tenant,
+        )
+        .await;
+    rows.into_iter()
+        .filter_map(|(text,)| {
+            let at = text.find("reply YES ")? + "reply YES ".len();
+            text.get(at..at + 6).map(str::to_string)
+        })
+        .collect()
+}
+
+/// Posts a signed Twilio SMS from `from` with `body` to the webhook; the TwiML answer.
+async fn sms_reply(app: &TestApp, from: &str, body: &str) -> String {
+    let params: std::collections::BTreeMap<String, String> = [
+        ("From", from),
+        ("To", "+15005550006"),
+        ("Body", body),
+        ("MessageSid", "SM0456"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let signature = trainflow_renewals::sms::signature(
+        TWILIO_TOKEN,
+        "http://127.0.0.1:8080/webhooks/twilio/sms",
+        &params,
+    );
+    let resp = app
+        .client
+        .post(format!("{}/webhooks/twilio/sms", app.base))
+        .header("x-twilio-signature", signature)
+        .form(&params)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn sms_codes_are_unique_among_a_numbers_open_links_and_a_reply_never_acts_on_another_tenants_request(
+) {
+    let app = TestApp::spawn().await;
+    let phone = "+447700900777";
+    let a_certs = sms_approvals_in(&app, Which::A, phone, &["SMSA1", "SMSA2"]).await;
+    let b_certs = sms_approvals_in(&app, Which::B, phone, &["SMSB1"]).await;
+    // Every draw says 111111 until it is taken: A's second link draws again and gets 222222;
+    // in B the number's only open code is its own, so B's link gets 111111 as well.
+    app.renewals
+        .sms_codes
+        .force(&["111111", "111111", "222222", "111111"]);
+    let a_employee = app.token(Which::A, Role::Employee).await;
+    let b_employee = app.token(Which::B, Role::Employee).await;
+    let a1 = id(&request_renewal(&app, &a_employee, a_certs[0]).await);
+    let a2 = id(&request_renewal(&app, &a_employee, a_certs[1]).await);
+    let b1 = id(&request_renewal(&app, &b_employee, b_certs[0]).await);
+    assert_eq!(
+        sms_codes_sent(&app, app.a.id, phone).await,
+        vec!["111111", "222222"],
+        "two open links of one number never share a code"
+    );
+    assert_eq!(sms_codes_sent(&app, app.b.id, phone).await, vec!["111111"]);
+    let index: Vec<(String,)> = app
+        .owner_rows(
+            &format!("select code from approval_sms_codes where tenant_id = $1 and phone = '{phone}' order by code"),
+            app.a.id,
+        )
+        .await;
+    assert_eq!(
+        index,
+        vec![("111111".into(),), ("222222".into(),)],
+        "both links stay indexed"
+    );
+
+    let step_status = |token: String, request: Uuid| {
+        let app = &app;
+        async move {
+            let (_, v) = app
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/renewals/{request}"),
+                    Some(&token),
+                    None,
+                )
+                .await;
+            v["data"]["steps"][0]["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        }
+    };
+    // The code only A has answers A's second request.
+    let body = sms_reply(&app, phone, "YES 222222").await;
+    assert!(
+        body.contains("You approved the renewal of SMSA2 certificate"),
+        "{body}"
+    );
+    assert_eq!(step_status(a_employee.clone(), a2).await, "approved");
+    assert_eq!(step_status(a_employee.clone(), a1).await, "pending");
+    // 111111 is open in both tenants: the reply acts on neither.
+    let body = sms_reply(&app, phone, "YES 111111").await;
+    assert!(body.contains("more than one organisation"), "{body}");
+    assert_eq!(step_status(a_employee.clone(), a1).await, "pending");
+    assert_eq!(step_status(b_employee.clone(), b1).await, "pending");
+    // Once B's step is decided in TrainFlow, B's code is closed and 111111 means A's request.
+    let b_manager = app.token(Which::B, Role::Manager).await;
+    let (s, v) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/renewals/{b1}/decision"),
+            Some(&b_manager),
+            Some(json!({"decision": "approve"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let body = sms_reply(&app, phone, "NO 111111 wrong course").await;
+    assert!(
+        body.contains("You rejected the renewal of SMSA1 certificate"),
+        "{body}"
+    );
+    assert_eq!(step_status(a_employee.clone(), a1).await, "rejected");
+    let (_, v) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/renewals/{b1}"),
+            Some(&b_employee),
+            None,
+        )
+        .await;
+    assert_eq!(
+        v["data"]["steps"][0]["decided_by"],
+        json!(app.b.people[&Role::Manager]),
+        "{v}"
+    );
+}
+
 /// The token in the last email to `email` whose subject is `subject`.
 async fn emailed_token(app: &TestApp, email: &str, subject: &str) -> String {
     let rows: Vec<(String,)> = app

@@ -1050,24 +1050,14 @@ pub async fn delete_departments(
     now: OffsetDateTime,
     source: &BatchSource,
 ) -> ApiResult<Vec<Uuid>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let tenant = tx.tenant();
-    let deleted: Vec<(Uuid,)> = sql!(tx.conn() => |c| {
-        let mut qb = QueryBuilder::new("update departments set deleted_at = ");
-        qb.push_bind(now).push(", updated_at = ").push_bind(now)
-            .push(" where deleted_at is null and tenant_id = ").push_bind(tenant).push(" and id in (");
-        let mut list = qb.separated(", ");
-        for id in ids { list.push_bind(*id); }
-        qb.push(") returning id");
-        qb.build_query_as().fetch_all(&mut *c).await
-    })?;
-    let deleted: Vec<Uuid> = deleted.into_iter().map(|r| r.0).collect();
-    let objects: Vec<ObjectChange> = deleted
-        .iter()
-        .map(|id| ObjectChange::new("department", *id, Change::Deleted))
-        .collect();
-    audit::record_batch(tx, source, "department.import", &objects).await?;
-    Ok(deleted)
+    audit::soft_delete_batch(
+        tx,
+        "departments",
+        "department",
+        "department.import",
+        ids,
+        now,
+        source,
+    )
+    .await
 }

@@ -30,7 +30,7 @@ pub async fn cleanup_inactive_users(
 ) -> ApiResult<CleanupOutcome> {
     let tenants: Vec<(Uuid, sqlx::types::Json<serde_json::Value>)> = {
         let mut tx = db.platform_tx().await?;
-        let rows = sql!(tx.conn() => |c| sqlx::query_as("select id, settings from tenants where status = 'active' order by id")
+        let rows = sql!(tx.conn() => |c| sqlx::query_as("select id, settings from directory_tenants where status = 'active' order by id")
             .fetch_all(&mut *c).await)?;
         tx.commit().await?;
         rows

@@ -89,6 +89,21 @@ pub async fn email_taken(db: &Db, tenant: TenantId, email: &str) -> ApiResult<bo
     Ok(found.is_some())
 }
 
+/// Every active person of `tenant` as (email, id, role): the callers a tenant manifest's
+/// parts act as.
+pub async fn people_by_email(db: &Db, tenant: TenantId) -> ApiResult<Vec<(String, Uuid, Role)>> {
+    let mut tx = TenantTx::begin_system_read(db, tenant).await?;
+    let rows: Vec<(String, Uuid, String)> = trainflow_kernel::sql!(tx.conn() => |c| sqlx::query_as(
+        "select email, id, role from users
+          where tenant_id = $1 and is_active = true and deleted_at is null and email is not null")
+        .bind(tenant).fetch_all(&mut *c).await)?;
+    tx.commit().await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(email, id, role)| Some((email, id, role.parse().ok()?)))
+        .collect())
+}
+
 /// Rewrites a person's record from the fields `f` computes from the current record.
 /// Administrators cannot demote or deactivate themselves.
 pub async fn write_user(

@@ -40,7 +40,7 @@ pub async fn find_tenant(db: &Db, slug_or_domain: &str) -> ApiResult<Option<Tena
     let mut tx = db.platform_tx().await?;
     let key = slug_or_domain.trim().to_lowercase();
     let t: Option<TenantRef> = sql!(tx.conn() => |c| sqlx::query_as(
-        "select id, slug, name, status from tenants where (slug = $1 or domain = $1) and status <> 'deleted'")
+        "select id, slug, name, status from directory_tenants where (slug = $1 or domain = $1) and status <> 'deleted'")
         .bind(&key).fetch_optional(&mut *c).await)?;
     tx.commit().await?;
     Ok(t)
@@ -287,7 +287,7 @@ pub async fn logout(deps: &AuthDeps, token: &str, ip: Option<String>) -> ApiResu
 
 async fn find_tenant_by_id(db: &Db, tenant: TenantId) -> ApiResult<bool> {
     let mut tx = db.platform_tx().await?;
-    let status: Option<String> = sql!(tx.conn() => |c| sqlx::query_scalar("select status from tenants where id = $1")
+    let status: Option<String> = sql!(tx.conn() => |c| sqlx::query_scalar("select status from directory_tenants where id = $1")
         .bind(tenant).fetch_optional(&mut *c).await)?;
     tx.commit().await?;
     Ok(status.as_deref() == Some("active"))
@@ -343,7 +343,7 @@ pub async fn resolve_session(
         "select s.id, s.csrf_token, s.last_seen_at, t.name, u.email, u.first_name, u.last_name, u.role,
                 u.department_id, u.id
            from sessions s
-           join tenants t on t.id = s.tenant_id and t.status = 'active'
+           join directory_tenants t on t.id = s.tenant_id and t.status = 'active'
            join users u on u.tenant_id = s.tenant_id and u.id = s.user_id
                        and u.is_active = true and u.deleted_at is null
           where s.tenant_id = $1 and s.token_hash = $2 and s.revoked_at is null and s.expires_at > $3")

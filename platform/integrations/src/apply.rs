@@ -527,12 +527,19 @@ async fn org_units(
 // ---------------------------------------------------------------------------------------------
 // Courses and completions
 
+/// A date of a connector's record, in the range TrainFlow computes with (1900–2999).
 fn parse_date(raw: &str, what: &str) -> Result<Date, String> {
-    Date::parse(
+    let date = Date::parse(
         raw.trim(),
         time::macros::format_description!("[year]-[month]-[day]"),
     )
-    .map_err(|_| format!("{what} `{raw}` is not a date (YYYY-MM-DD)"))
+    .map_err(|_| format!("{what} `{raw}` is not a date (YYYY-MM-DD)"))?;
+    trainflow_renewals::dates::in_range(date).map_err(|_| {
+        format!(
+            "{what} `{raw}` {}",
+            trainflow_renewals::dates::RANGE_MESSAGE
+        )
+    })
 }
 
 async fn upsert_courses(

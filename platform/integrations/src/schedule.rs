@@ -46,7 +46,7 @@ impl Integrations {
         let tenants: Vec<(Uuid,)> = {
             let mut tx = self.db.platform_tx().await.map_err(api)?;
             let rows = sql!(tx.conn() => |c| sqlx::query_as(
-                "select id from tenants where status = 'active'").fetch_all(&mut *c).await)?;
+                "select id from directory_tenants where status = 'active'").fetch_all(&mut *c).await)?;
             tx.commit().await.map_err(api)?;
             rows
         };

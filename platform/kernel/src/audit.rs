@@ -210,6 +210,41 @@ impl BatchSource {
     }
 }
 
+/// Soft-deletes the rows of `table` (a table of the calling context, with `tenant_id`, `id`,
+/// `deleted_at` and `updated_at`) whose ids are in `ids`, and records one batch entry `action`
+/// of `source` listing each as a deleted `kind`. Returns the ids it deleted: those already
+/// deleted, or unknown, are left as they are.
+pub async fn soft_delete_batch(
+    tx: &mut TenantTx,
+    table: &'static str,
+    kind: &'static str,
+    action: &str,
+    ids: &[Uuid],
+    now: OffsetDateTime,
+    source: &BatchSource,
+) -> ApiResult<Vec<Uuid>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tenant = tx.tenant();
+    let deleted: Vec<(Uuid,)> = sql!(tx.conn() => |c| {
+        let mut qb = sqlx::QueryBuilder::new(format!("update {table} set deleted_at = "));
+        qb.push_bind(now).push(", updated_at = ").push_bind(now)
+            .push(" where deleted_at is null and tenant_id = ").push_bind(tenant).push(" and id in (");
+        let mut list = qb.separated(", ");
+        for id in ids { list.push_bind(*id); }
+        qb.push(") returning id");
+        qb.build_query_as().fetch_all(&mut *c).await
+    })?;
+    let deleted: Vec<Uuid> = deleted.into_iter().map(|r| r.0).collect();
+    let objects: Vec<ObjectChange> = deleted
+        .iter()
+        .map(|id| ObjectChange::new(kind, *id, Change::Deleted))
+        .collect();
+    record_batch(tx, source, action, &objects).await?;
+    Ok(deleted)
+}
+
 /// Records the batch `action` of `source` that changed `objects`: one entry listing them, and
 /// one `audit_objects` row per object. Writes nothing when nothing changed; returns the entry's
 /// seq otherwise.

@@ -223,6 +223,14 @@ async fn grant_app_role(conn: &mut PgConnection) -> anyhow::Result<()> {
             "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {APP_ROLE}"
         ),
         format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {APP_ROLE}"),
+        // Views (the owners' read models for other contexts, e.g. `directory_people`) are
+        // read-only: `ALL TABLES` above includes them, and a simple view is updatable.
+        format!(
+            "DO $$ DECLARE v text; BEGIN \
+               FOR v IN SELECT viewname FROM pg_views WHERE schemaname = 'public' LOOP \
+                 EXECUTE format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON %I FROM {APP_ROLE}', v); \
+               END LOOP; END $$"
+        ),
         // The audit log is append-only for the application.
         format!("REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM {APP_ROLE}"),
         format!("REVOKE ALL ON _sqlx_migrations FROM {APP_ROLE}"),
@@ -291,8 +299,8 @@ impl TenantTx {
         };
         let row: Option<(String, Option<String>, Option<bool>)> = sql!(tx.conn() => |c| sqlx::query_as(
             "select t.status, u.role, u.is_active and u.deleted_at is null
-               from tenants t
-               left join users u on u.tenant_id = t.id and u.id = $2
+               from directory_tenants t
+               left join directory_people u on u.tenant_id = t.id and u.id = $2
               where t.id = $1")
             .bind(ctx.tenant_id).bind(ctx.user_id).fetch_optional(&mut *c).await)?;
         let (status, role, active) =

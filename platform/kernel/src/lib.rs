@@ -9,6 +9,7 @@
 //! * [`audit`] — the append-only, hash-chained audit log.
 //! * [`domain`] — parse-don't-validate value types (email, E.164 phone, slug).
 //! * [`secret`] — random tokens and their SHA-256 digests.
+//! * [`manifest`] — the trait through which each context applies its part of a tenant manifest.
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -19,6 +20,7 @@ pub mod domain;
 pub mod envelope;
 pub mod error;
 pub mod ids;
+pub mod manifest;
 pub mod request;
 pub mod secret;
 

@@ -83,7 +83,7 @@ pub async fn notify(
     let tenant = tx.tenant();
     let person: Option<Recipient> = sql!(tx.conn() => |c| sqlx::query_as(
         "select u.email, u.phone, t.name, u.is_active and u.deleted_at is null, t.settings
-           from users u join tenants t on t.id = u.tenant_id
+           from directory_people u join directory_tenants t on t.id = u.tenant_id
           where u.tenant_id = $1 and u.id = $2")
         .bind(tenant).bind(notice.user_id).fetch_optional(&mut *c).await)?;
     let Some((email, phone, organisation, active, settings)) = person else {
@@ -349,7 +349,7 @@ pub enum Audience {
 pub async fn audience(tx: &mut TenantTx, audience: &Audience) -> ApiResult<Vec<Uuid>> {
     let tenant = tx.tenant();
     let base =
-        "select id from users where tenant_id = $1 and is_active = true and deleted_at is null";
+        "select id from directory_people where tenant_id = $1 and is_active = true and deleted_at is null";
     Ok(match audience {
         Audience::All => sql!(tx.conn() => |c| sqlx::query_scalar(base)
             .bind(tenant).fetch_all(&mut *c).await)?,
@@ -368,7 +368,7 @@ pub async fn audience(tx: &mut TenantTx, audience: &Audience) -> ApiResult<Vec<U
 pub async fn department_exists(tx: &mut TenantTx, id: Uuid) -> ApiResult<bool> {
     let tenant = tx.tenant();
     let found: Option<Uuid> = sql!(tx.conn() => |c| sqlx::query_scalar(
-        "select id from departments where tenant_id = $1 and id = $2 and deleted_at is null")
+        "select id from directory_departments where tenant_id = $1 and id = $2 and deleted_at is null")
         .bind(tenant).bind(id).fetch_optional(&mut *c).await)?;
     Ok(found.is_some())
 }

@@ -48,9 +48,13 @@ pub const MAX_EVIDENCE_BYTES: usize = 10 * 1024 * 1024;
 #[derive(Debug, Object, Deserialize)]
 #[oai(deny_unknown_fields)]
 pub struct PreviewRequest {
+    /// 1–240.
     pub validity_months: i32,
+    /// 0–3650.
     pub renewal_window_days: i32,
-    /// The first cycle's issue date.
+    /// The first cycle's issue date, between 1900-01-01 and 2999-12-31; every cycle shown must
+    /// also end by 2999-12-31.
+    #[serde(deserialize_with = "crate::dates::request_date")]
     pub start_date: Date,
     /// Default: the tenant's offsets.
     pub reminder_offsets_days: Option<Vec<i32>>,
@@ -109,10 +113,10 @@ pub struct CommentBody {
 #[oai(deny_unknown_fields)]
 pub struct CreateDelegation {
     pub delegate_id: Uuid,
-    /// RFC 3339.
+    /// RFC 3339, in the years 1900–2999.
     #[serde(with = "time::serde::rfc3339")]
     pub starts_at: OffsetDateTime,
-    /// RFC 3339; after `starts_at`.
+    /// RFC 3339, in the years 1900–2999; after `starts_at`.
     #[serde(with = "time::serde::rfc3339")]
     pub ends_at: OffsetDateTime,
 }

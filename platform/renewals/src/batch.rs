@@ -22,7 +22,7 @@ use trainflow_kernel::{
 };
 use uuid::Uuid;
 
-use crate::certs::{certificate_number, cycle_expiry};
+use crate::certs::{certificate_number, cycle_expiry, CycleDates};
 
 /// One certification cycle as the source has it.
 #[derive(Debug, Clone)]
@@ -271,8 +271,16 @@ pub async fn apply_certifications(
         };
         let expires_on = match cycle_expiry(r.issued_on, r.expires_on, t.validity_months) {
             Ok(e) => e,
-            Err(_) => {
+            Err(CycleDates::ExpiresBeforeIssue) => {
                 outcomes[i] = Some(Outcome::Rejected("expires before it was issued".into()));
+                continue;
+            }
+            Err(problem) => {
+                outcomes[i] = Some(Outcome::Rejected(format!(
+                    "{} {}",
+                    problem.field(),
+                    problem.message()
+                )));
                 continue;
             }
         };
@@ -376,7 +384,7 @@ async fn live_people(tx: &mut TenantTx, ids: &[Uuid]) -> ApiResult<HashSet<Uuid>
     }
     let tenant = tx.tenant();
     let rows: Vec<(Uuid,)> = sql!(tx.conn() => |c| {
-        let mut qb = QueryBuilder::new("select id from users where deleted_at is null and tenant_id = ");
+        let mut qb = QueryBuilder::new("select id from directory_people where deleted_at is null and tenant_id = ");
         qb.push_bind(tenant).push(" and id in (");
         let mut list = qb.separated(", ");
         for id in ids { list.push_bind(*id); }
@@ -529,24 +537,14 @@ pub async fn delete_certifications(
     now: OffsetDateTime,
     source: &BatchSource,
 ) -> ApiResult<Vec<Uuid>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let tenant = tx.tenant();
-    let deleted: Vec<(Uuid,)> = sql!(tx.conn() => |c| {
-        let mut qb = QueryBuilder::new("update certifications set deleted_at = ");
-        qb.push_bind(now).push(", updated_at = ").push_bind(now)
-            .push(" where deleted_at is null and tenant_id = ").push_bind(tenant).push(" and id in (");
-        let mut list = qb.separated(", ");
-        for id in ids { list.push_bind(*id); }
-        qb.push(") returning id");
-        qb.build_query_as().fetch_all(&mut *c).await
-    })?;
-    let deleted: Vec<Uuid> = deleted.into_iter().map(|r| r.0).collect();
-    let objects: Vec<ObjectChange> = deleted
-        .iter()
-        .map(|id| ObjectChange::new("certification", *id, Change::Deleted))
-        .collect();
-    audit::record_batch(tx, source, "certification.import", &objects).await?;
-    Ok(deleted)
+    audit::soft_delete_batch(
+        tx,
+        "certifications",
+        "certification",
+        "certification.import",
+        ids,
+        now,
+        source,
+    )
+    .await
 }

@@ -26,7 +26,7 @@ pub struct TenantClock {
 pub async fn clock(tx: &mut TenantTx, now: OffsetDateTime) -> ApiResult<TenantClock> {
     let tenant = tx.tenant();
     let (tz, settings, name): (String, sqlx::types::Json<serde_json::Value>, String) = sql!(tx.conn() => |c| sqlx::query_as(
-        "select time_zone, settings, name from tenants where id = $1")
+        "select time_zone, settings, name from directory_tenants where id = $1")
         .bind(tenant).fetch_one(&mut *c).await)?;
     let offsets = settings
         .0
@@ -231,7 +231,7 @@ pub(crate) struct CertRow {
 pub(crate) const CERT_SELECT: &str = "select c.id, c.user_id, u.first_name, u.last_name, c.type_id, t.code, t.name,
         t.renewal_window_days, c.issued_on, c.expires_on, c.certificate_number, c.source, c.renewed_at
    from certifications c
-   join users u on u.tenant_id = c.tenant_id and u.id = c.user_id
+   join directory_people u on u.tenant_id = c.tenant_id and u.id = c.user_id
    join certification_types t on t.tenant_id = c.tenant_id and t.id = c.type_id
   where c.tenant_id = $1 and c.deleted_at is null";
 
@@ -330,23 +330,73 @@ pub async fn get(
 pub struct RecordCertification {
     pub user_id: Uuid,
     pub type_id: Uuid,
+    /// Between 1900-01-01 and 2999-12-31.
+    #[serde(deserialize_with = "dates::request_date")]
     pub issued_on: Date,
-    /// Default: issued on + the type's validity.
+    /// Default: issued on + the type's validity. Between 1900-01-01 and 2999-12-31, as is the
+    /// expiry computed from the validity.
+    #[serde(default, deserialize_with = "dates::request_date_opt")]
     pub expires_on: Option<Date>,
     #[oai(validator(max_length = 100))]
     pub certificate_number: Option<String>,
 }
 
+/// Why a cycle's dates are refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CycleDates {
+    /// The issue date is outside 1900–2999.
+    IssuedOutOfRange,
+    /// The expiry given is outside 1900–2999.
+    ExpiresOutOfRange,
+    /// The issue date plus the type's validity ends after 2999.
+    ExpiryOutOfRange,
+    /// The expiry given is before the issue date.
+    ExpiresBeforeIssue,
+}
+
+impl CycleDates {
+    /// The field to name.
+    pub fn field(self) -> &'static str {
+        match self {
+            CycleDates::IssuedOutOfRange | CycleDates::ExpiryOutOfRange => "issued_on",
+            CycleDates::ExpiresOutOfRange | CycleDates::ExpiresBeforeIssue => "expires_on",
+        }
+    }
+
+    /// What is wrong with it.
+    pub fn message(self) -> &'static str {
+        match self {
+            CycleDates::IssuedOutOfRange | CycleDates::ExpiresOutOfRange => dates::RANGE_MESSAGE,
+            CycleDates::ExpiryOutOfRange => {
+                "with the type's validity the expiry would fall after 2999-12-31"
+            }
+            CycleDates::ExpiresBeforeIssue => "must not be before issued_on",
+        }
+    }
+
+    /// The 422 naming the field.
+    pub fn into_error(self) -> ApiError {
+        ApiError::field(self.field(), self.message())
+    }
+}
+
 /// A cycle's expiry: the date given, else the issue date plus the type's validity (none for a
-/// type that does not expire). An expiry before the issue date is refused.
+/// type that does not expire). Dates outside 1900–2999, and an expiry before the issue date,
+/// are refused.
 pub fn cycle_expiry(
     issued_on: Date,
     given: Option<Date>,
     validity_months: Option<i32>,
-) -> Result<Option<Date>, &'static str> {
-    let expires_on = given.or_else(|| dates::expiry(issued_on, validity_months));
+) -> Result<Option<Date>, CycleDates> {
+    dates::in_range(issued_on).map_err(|_| CycleDates::IssuedOutOfRange)?;
+    let expires_on = match given {
+        Some(e) => Some(dates::in_range(e).map_err(|_| CycleDates::ExpiresOutOfRange)?),
+        None => {
+            dates::expiry(issued_on, validity_months).map_err(|_| CycleDates::ExpiryOutOfRange)?
+        }
+    };
     if expires_on.is_some_and(|e| e < issued_on) {
-        return Err("must not be before issued_on");
+        return Err(CycleDates::ExpiresBeforeIssue);
     }
     Ok(expires_on)
 }
@@ -369,13 +419,13 @@ pub async fn record(
         .await
         .map_err(|_| ApiError::field("type_id", "no such certification type"))?;
     let person: Option<Uuid> = sql!(tx.conn() => |c| sqlx::query_scalar(
-        "select id from users where tenant_id = $1 and id = $2 and deleted_at is null")
+        "select id from directory_people where tenant_id = $1 and id = $2 and deleted_at is null")
         .bind(tenant).bind(input.user_id).fetch_optional(&mut *c).await)?;
     if person.is_none() {
         return Err(ApiError::field("user_id", "no such person"));
     }
     let expires_on = cycle_expiry(input.issued_on, input.expires_on, t.validity_months)
-        .map_err(|m| ApiError::field("expires_on", m))?;
+        .map_err(CycleDates::into_error)?;
     let number = certificate_number(input.certificate_number.as_deref());
     sql!(tx.conn() => |c| sqlx::query(
         "update certifications set renewed_at = $4, renewed_by_request = $5, updated_at = $4
@@ -432,9 +482,9 @@ pub async fn compliance(
     let rows: Vec<ComplianceRow> = sql!(tx.conn() => |c| sqlx::query_as(
         "select u.id, u.department_id, d.name, u.role, c.expires_on, t.renewal_window_days
            from certifications c
-           join users u on u.tenant_id = c.tenant_id and u.id = c.user_id
+           join directory_people u on u.tenant_id = c.tenant_id and u.id = c.user_id
            join certification_types t on t.tenant_id = c.tenant_id and t.id = c.type_id
-           left join departments d on d.tenant_id = u.tenant_id and d.id = u.department_id
+           left join directory_departments d on d.tenant_id = u.tenant_id and d.id = u.department_id
           where c.tenant_id = $1 and c.deleted_at is null and c.renewed_at is null
             and u.deleted_at is null and u.is_active = true and t.deleted_at is null
             and ($2 is null or c.type_id = $2)")

@@ -1,8 +1,65 @@
 //! Dates: a tenant's today, a cycle's status, and the timeline of future cycles.
 
 use poem_openapi::{Enum, Object};
-use serde::{Deserialize, Serialize};
-use time::{Date, Duration, Month, OffsetDateTime};
+use serde::{Deserialize, Deserializer, Serialize};
+use time::{macros::date, Date, Duration, Month, OffsetDateTime};
+
+/// The earliest date TrainFlow accepts or computes.
+pub const MIN_DATE: Date = date!(1900 - 01 - 01);
+/// The latest date TrainFlow accepts or computes. Every date a request sends, and every date
+/// computed from one (expiries, renewal windows, timelines), lies in `MIN_DATE..=MAX_DATE`, far
+/// inside what the date arithmetic can represent.
+pub const MAX_DATE: Date = date!(2999 - 12 - 31);
+/// The message of a date outside the range.
+pub const RANGE_MESSAGE: &str = "must be between 1900-01-01 and 2999-12-31";
+
+/// A computed date would fall outside `MIN_DATE..=MAX_DATE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutOfRange;
+
+impl std::fmt::Display for OutOfRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the result would fall outside 1900-01-01 to 2999-12-31")
+    }
+}
+
+/// `date` when it lies in `MIN_DATE..=MAX_DATE`.
+pub fn in_range(date: Date) -> Result<Date, OutOfRange> {
+    if (MIN_DATE..=MAX_DATE).contains(&date) {
+        Ok(date)
+    } else {
+        Err(OutOfRange)
+    }
+}
+
+/// `date` plus `days` (negative: minus), when the result lies in the range.
+pub fn add_days(date: Date, days: i64) -> Result<Date, OutOfRange> {
+    // The whole range is about 400,000 days: anything larger cannot land in it (and stays far
+    // from overflowing the duration's seconds).
+    if days.unsigned_abs() > 1_000_000 {
+        return Err(OutOfRange);
+    }
+    date.checked_add(Duration::days(days))
+        .ok_or(OutOfRange)
+        .and_then(in_range)
+}
+
+/// Deserialises a date of request bodies, refusing one outside the range
+/// (`#[serde(deserialize_with = "dates::request_date")]`).
+pub fn request_date<'de, D: Deserializer<'de>>(d: D) -> Result<Date, D::Error> {
+    let date = Date::deserialize(d)?;
+    in_range(date).map_err(|_| serde::de::Error::custom(RANGE_MESSAGE))
+}
+
+/// [`request_date`] for optional dates (`#[serde(default, deserialize_with = …)]`).
+pub fn request_date_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Date>, D::Error> {
+    match Option::<Date>::deserialize(d)? {
+        Some(date) => in_range(date)
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(RANGE_MESSAGE)),
+        None => Ok(None),
+    }
+}
 
 /// Where a certification cycle stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Enum, Serialize, Deserialize)]
@@ -36,7 +93,13 @@ pub fn status(today: Date, expires_on: Option<Date>, window_days: i32, renewed: 
         _ if renewed => Status::Renewed,
         None => Status::Valid,
         Some(e) if today > e => Status::Expired,
-        Some(e) if today >= e - Duration::days(i64::from(window_days)) => Status::Expiring,
+        // A window reaching before the earliest representable date covers every today.
+        Some(e)
+            if e.checked_sub(Duration::days(i64::from(window_days)))
+                .is_none_or(|opens| today >= opens) =>
+        {
+            Status::Expiring
+        }
         Some(_) => Status::Valid,
     }
 }
@@ -59,18 +122,35 @@ pub fn local_today(tz: &str, now: OffsetDateTime) -> Date {
     now.to_offset(offset).date()
 }
 
-/// `date` plus `months` calendar months, clamped to the month's last day (31 Jan + 1 = 28/29 Feb).
-pub fn add_months(date: Date, months: i32) -> Date {
-    let total = date.year() * 12 + (date.month() as i32 - 1) + months;
-    let (year, month0) = (total.div_euclid(12), total.rem_euclid(12));
-    let month = Month::try_from(month0 as u8 + 1).expect("0..12");
-    let last = time::util::days_in_month(month, year);
-    Date::from_calendar_date(year, month, date.day().min(last)).expect("valid date")
+/// `date` plus `months` calendar months, clamped to the month's last day (31 Jan + 1 = 28/29 Feb);
+/// an error when the result falls outside the range.
+pub fn add_months(date: Date, months: i32) -> Result<Date, OutOfRange> {
+    months_later(date, months)
+        .ok_or(OutOfRange)
+        .and_then(in_range)
 }
 
-/// The expiry of a cycle issued on `issued_on` (none for certifications that do not expire).
-pub fn expiry(issued_on: Date, validity_months: Option<i32>) -> Option<Date> {
-    validity_months.map(|m| add_months(issued_on, m) - Duration::days(1))
+/// `date` plus `months`, clamped to the month's end; none when the calendar cannot hold it.
+fn months_later(date: Date, months: i32) -> Option<Date> {
+    let total = (date.year() * 12 + (date.month() as i32 - 1)).checked_add(months)?;
+    let (year, month0) = (total.div_euclid(12), total.rem_euclid(12));
+    let month = Month::try_from(u8::try_from(month0 + 1).ok()?).ok()?;
+    let last = time::util::days_in_month(month, year);
+    Date::from_calendar_date(year, month, date.day().min(last)).ok()
+}
+
+/// The day before `date` plus `months`: the last day of a cycle of `months` from `date`.
+fn cycle_end(date: Date, months: i32) -> Result<Date, OutOfRange> {
+    months_later(date, months)
+        .and_then(Date::previous_day)
+        .ok_or(OutOfRange)
+        .and_then(in_range)
+}
+
+/// The expiry of a cycle issued on `issued_on` (none for certifications that do not expire);
+/// an error when it would fall outside the range.
+pub fn expiry(issued_on: Date, validity_months: Option<i32>) -> Result<Option<Date>, OutOfRange> {
+    validity_months.map(|m| cycle_end(issued_on, m)).transpose()
 }
 
 /// The reminder offsets, sorted from the earliest (largest) down, without duplicates.
@@ -92,33 +172,42 @@ pub struct Cycle {
     pub expires_on: Date,
 }
 
-/// The next `count` cycles from `start`, each renewed on its expiry day's morrow.
+/// The next `count` cycles from `start`, each renewed on its expiry day's morrow; an error when
+/// a cycle would end outside the range.
 pub fn timeline(
     start: Date,
     validity_months: i32,
     window_days: i32,
     offsets: &[i32],
     count: u32,
-) -> Vec<Cycle> {
-    let mut issued = start;
+) -> Result<Vec<Cycle>, OutOfRange> {
+    let mut issued = in_range(start)?;
     let mut out = Vec::new();
+    // A date `days` before a cycle's expiry, when it is not before the cycle's issue (so it
+    // cannot leave the range either).
+    let before = |issued: Date, expires: Date, days: i32| {
+        expires
+            .checked_sub(Duration::days(i64::from(days)))
+            .filter(|d| *d >= issued)
+    };
     for number in 1..=count {
-        let expires = add_months(issued, validity_months) - Duration::days(1);
+        let expires = cycle_end(issued, validity_months)?;
         let reminders = normalise_offsets(offsets.to_vec())
             .into_iter()
-            .map(|o| expires - Duration::days(i64::from(o)))
-            .filter(|d| *d >= issued)
+            .filter_map(|o| before(issued, expires, o))
             .collect();
         out.push(Cycle {
             number,
             issued_on: issued,
-            window_opens_on: (expires - Duration::days(i64::from(window_days))).max(issued),
+            window_opens_on: before(issued, expires, window_days).unwrap_or(issued),
             reminders,
             expires_on: expires,
         });
-        issued = expires + Duration::days(1);
+        if number < count {
+            issued = add_days(expires, 1)?;
+        }
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -160,17 +249,66 @@ mod tests {
 
     #[test]
     fn months_clamp_to_the_end_of_shorter_months() {
-        assert_eq!(add_months(date!(2026 - 01 - 31), 1), date!(2026 - 02 - 28));
-        assert_eq!(add_months(date!(2027 - 12 - 15), 26), date!(2030 - 02 - 15));
+        assert_eq!(
+            add_months(date!(2026 - 01 - 31), 1),
+            Ok(date!(2026 - 02 - 28))
+        );
+        assert_eq!(
+            add_months(date!(2027 - 12 - 15), 26),
+            Ok(date!(2030 - 02 - 15))
+        );
         assert_eq!(
             expiry(date!(2026 - 03 - 01), Some(12)),
-            Some(date!(2027 - 02 - 28))
+            Ok(Some(date!(2027 - 02 - 28)))
+        );
+    }
+
+    #[test]
+    fn arithmetic_leaving_the_range_is_an_error_not_a_panic() {
+        assert_eq!(add_months(date!(9999 - 01 - 01), 12), Err(OutOfRange));
+        assert_eq!(add_months(date!(2999 - 06 - 30), 7), Err(OutOfRange));
+        assert_eq!(add_months(date!(2026 - 01 - 01), i32::MAX), Err(OutOfRange));
+        assert_eq!(add_months(date!(2026 - 01 - 01), i32::MIN), Err(OutOfRange));
+        assert_eq!(expiry(date!(2999 - 06 - 01), Some(12)), Err(OutOfRange));
+        assert_eq!(
+            expiry(date!(2999 - 01 - 01), Some(12)),
+            Ok(Some(date!(2999 - 12 - 31)))
+        );
+        assert_eq!(add_days(date!(2999 - 12 - 31), 1), Err(OutOfRange));
+        assert_eq!(add_days(date!(2026 - 01 - 01), i64::MAX), Err(OutOfRange));
+        assert_eq!(add_days(date!(1900 - 01 - 01), -1), Err(OutOfRange));
+        assert_eq!(
+            timeline(date!(9999 - 01 - 01), 12, 90, &[30], 3),
+            Err(OutOfRange)
+        );
+        assert_eq!(
+            timeline(date!(2998 - 01 - 01), 12, 90, &[30], 3),
+            Err(OutOfRange),
+            "the third cycle would end in 3000"
+        );
+        assert_eq!(
+            timeline(date!(2998 - 01 - 01), 12, 90, &[30], 2).map(|t| t.len()),
+            Ok(2)
+        );
+        // A window wider than the dates before it is simply open.
+        assert_eq!(
+            status(
+                date!(1900 - 01 - 01),
+                Some(date!(1900 - 01 - 02)),
+                3650,
+                false
+            ),
+            Status::Expiring
+        );
+        assert_eq!(
+            status(date!(2026 - 01 - 01), Some(Date::MIN), 3650, false),
+            Status::Expired
         );
     }
 
     #[test]
     fn a_timeline_chains_cycles_with_their_window_and_reminders() {
-        let t = timeline(date!(2026 - 01 - 01), 12, 60, &[7, 30, 90, 30], 2);
+        let t = timeline(date!(2026 - 01 - 01), 12, 60, &[7, 30, 90, 30], 2).unwrap();
         assert_eq!(t[0].expires_on, date!(2026 - 12 - 31));
         assert_eq!(t[0].window_opens_on, date!(2026 - 11 - 01));
         assert_eq!(

@@ -34,7 +34,7 @@ pub struct ReminderOutcome {
 /// Active tenants, in a stable order.
 async fn tenants(db: &Db) -> ApiResult<Vec<Uuid>> {
     let mut tx = db.platform_tx().await?;
-    let ids = sql!(tx.conn() => |c| sqlx::query_scalar("select id from tenants where status = 'active' order by id")
+    let ids = sql!(tx.conn() => |c| sqlx::query_scalar("select id from directory_tenants where status = 'active' order by id")
         .fetch_all(&mut *c).await)?;
     tx.commit().await?;
     Ok(ids)
@@ -80,14 +80,17 @@ impl Renewals {
                 tx.commit().await?;
                 continue;
             };
-            let horizon = clock.today + Duration::days(i64::from(largest));
+            let horizon = clock
+                .today
+                .checked_add(Duration::days(i64::from(largest)))
+                .unwrap_or(time::Date::MAX);
             let due: Vec<Due> = sql!(tx.conn() => |c| sqlx::query_as(
                 "select c.id, c.user_id, t.name, c.expires_on,
                         (select min(r.offset_days) from certification_reminders r
                           where r.tenant_id = c.tenant_id and r.certification_id = c.id) as last_offset
                    from certifications c
                    join certification_types t on t.tenant_id = c.tenant_id and t.id = c.type_id
-                   join users u on u.tenant_id = c.tenant_id and u.id = c.user_id
+                   join directory_people u on u.tenant_id = c.tenant_id and u.id = c.user_id
                   where c.tenant_id = $1 and c.deleted_at is null and c.renewed_at is null
                     and c.expires_on >= $2 and c.expires_on <= $3
                     and u.is_active = true and u.deleted_at is null")
@@ -202,7 +205,7 @@ impl Renewals {
         let approver_active = match approver {
             Some(a) => {
                 let found: Option<Uuid> = sql!(tx.conn() => |c| sqlx::query_scalar(
-                    "select id from users where tenant_id = $1 and id = $2 and is_active = true and deleted_at is null")
+                    "select id from directory_people where tenant_id = $1 and id = $2 and is_active = true and deleted_at is null")
                     .bind(tenant).bind(a).fetch_optional(&mut *c).await)?;
                 found.is_some()
             }
@@ -234,13 +237,13 @@ impl Renewals {
         let sla = Duration::hours(i64::from(step.sla_hours));
         if now >= due + sla && step.escalated_at.is_none() {
             let manager: Option<Option<Uuid>> = sql!(tx.conn() => |c| sqlx::query_scalar(
-                "select manager_id from users where tenant_id = $1 and id = $2")
+                "select manager_id from directory_people where tenant_id = $1 and id = $2")
                 .bind(tenant).bind(approver).fetch_optional(&mut *c).await)?;
             let mut target = workflow::delegate_of(tx, approver, now).await?;
             if target.is_none() {
                 if let Some(m) = manager.flatten() {
                     let found: Option<Uuid> = sql!(tx.conn() => |c| sqlx::query_scalar(
-                        "select id from users where tenant_id = $1 and id = $2 and is_active = true and deleted_at is null")
+                        "select id from directory_people where tenant_id = $1 and id = $2 and is_active = true and deleted_at is null")
                         .bind(tenant).bind(m).fetch_optional(&mut *c).await)?;
                     target = found;
                 }

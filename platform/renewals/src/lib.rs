@@ -18,6 +18,7 @@ pub mod api;
 pub mod batch;
 pub mod certs;
 pub mod dates;
+pub mod demo;
 pub mod jobs;
 pub mod links;
 pub mod service;
@@ -35,6 +36,8 @@ pub struct Renewals {
     pub public_url: String,
     /// How long an approval link stays usable.
     pub link_ttl: time::Duration,
+    /// Where SMS reply codes come from (shared by clones, so tests can force codes).
+    pub sms_codes: workflow::SmsCodes,
 }
 
 impl Renewals {
@@ -43,6 +46,7 @@ impl Renewals {
             db,
             public_url: public_url.trim_end_matches('/').to_string(),
             link_ttl,
+            sms_codes: workflow::SmsCodes::default(),
         }
     }
 }

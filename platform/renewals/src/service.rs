@@ -124,13 +124,26 @@ pub async fn preview_timeline(
     let clock = certs::clock(&mut tx, now).await?;
     tx.commit().await?;
     let offsets = input.reminder_offsets_days.unwrap_or(clock.offsets);
-    Ok(dates::timeline(
+    dates::timeline(
         input.start_date,
         input.validity_months,
         input.renewal_window_days,
         &offsets,
         cycles,
-    ))
+    )
+    .map_err(|_| timeline_out_of_range(input.start_date))
+}
+
+/// A timeline that would leave 1900–2999: a 422 on `start_date`.
+fn timeline_out_of_range(start: Date) -> ApiError {
+    if dates::in_range(start).is_err() {
+        ApiError::field("start_date", dates::RANGE_MESSAGE)
+    } else {
+        ApiError::field(
+            "start_date",
+            "the cycles from this date would end after 2999-12-31",
+        )
+    }
 }
 
 /// The first three cycles of a type being defined, from `start`, at the tenant's reminder
@@ -146,13 +159,14 @@ pub async fn preview_type(
     let (mut tx, _) = TenantTx::begin(&svc.db, ctx, Permission::CertificationsManage).await?;
     let offsets = certs::clock(&mut tx, now).await?.offsets;
     tx.commit().await?;
-    Ok(dates::timeline(
+    dates::timeline(
         start,
         t.validity_months.unwrap_or(12),
         t.renewal_window_days,
         &offsets,
         3,
-    ))
+    )
+    .map_err(|_| timeline_out_of_range(start))
 }
 
 /// `default`, or the id of one of the tenant's types (404 otherwise).
@@ -603,6 +617,14 @@ pub async fn delegate(
     input: CreateDelegation,
     now: OffsetDateTime,
 ) -> ApiResult<Delegation> {
+    let mut e = FieldErrors::new();
+    for (field, at) in [("starts_at", input.starts_at), ("ends_at", input.ends_at)] {
+        // Checked in the time's own offset, before anything converts it (to UTC for storage).
+        if dates::in_range(at.date()).is_err() {
+            e.add(field, "must be between 1900-01-01 and 2999-12-31");
+        }
+    }
+    e.into_result()?;
     if input.ends_at <= input.starts_at {
         return Err(ApiError::field("ends_at", "must be after starts_at"));
     }
@@ -802,6 +824,8 @@ pub enum SmsAnswer {
     NoLongerValid,
     /// The decision was refused (the link stays usable): why.
     NotRecorded(String),
+    /// The number has this code open in more than one organisation: nothing was done.
+    Ambiguous,
 }
 
 /// Answers the approval behind `code`, sent from the approver's number `from`, as a tap on its
@@ -814,16 +838,42 @@ pub async fn decide_by_sms(
     reason: Option<String>,
     now: OffsetDateTime,
 ) -> ApiResult<SmsAnswer> {
-    let found: Option<(Uuid, Uuid)> = {
+    let found: Vec<(Uuid, Uuid)> = {
         let mut tx = svc.db.platform_tx().await?;
-        let row = sql!(tx.conn() => |c| sqlx::query_as(
-            "select tenant_id, link_id from approval_sms_codes where phone = $1 and code = $2 and expires_at > $3")
-            .bind(from).bind(code).bind(now).fetch_optional(&mut *c).await)?;
+        let rows = sql!(tx.conn() => |c| sqlx::query_as(
+            "select tenant_id, link_id from approval_sms_codes where phone = $1 and code = $2 and expires_at > $3
+              order by tenant_id")
+            .bind(from).bind(code).bind(now).fetch_all(&mut *c).await)?;
         tx.commit().await?;
-        row
+        rows
     };
-    let Some((tenant, link)) = found else {
-        return Ok(SmsAnswer::UnknownCode);
+    // Codes are unique among a number's open links within a tenant; a number approving in
+    // several tenants may hold the same code in more than one. Only a link still open counts
+    // then, and when several are, the reply acts on none of them.
+    let (tenant, link) = match found.as_slice() {
+        [] => return Ok(SmsAnswer::UnknownCode),
+        [only] => *only,
+        several => {
+            let mut open = Vec::new();
+            for &(tenant, link) in several {
+                let mut tx = TenantTx::begin_system(&svc.db, TenantId(tenant)).await?;
+                if workflow::link_is_open(&mut tx, link, now).await? {
+                    open.push((tenant, link));
+                }
+                tx.commit().await?;
+            }
+            match open.as_slice() {
+                [one] => *one,
+                [] => several[0],
+                _ => {
+                    tracing::warn!(
+                        tenants = open.len(),
+                        "an SMS reply's code is open in several tenants; nothing was done"
+                    );
+                    return Ok(SmsAnswer::Ambiguous);
+                }
+            }
+        }
     };
     let mut tx = TenantTx::begin_system(&svc.db, TenantId(tenant)).await?;
     let (request, approver) =

@@ -140,6 +140,11 @@ async fn answer(
                 "That code no longer works: the request moved on. Open TrainFlow to see it.".into()
             }
             SmsAnswer::NotRecorded(message) => format!("Not recorded: {message}"),
+            SmsAnswer::Ambiguous => {
+                "That code is open in more than one organisation, so nothing was recorded. \
+                 Please use the link in the message instead."
+                    .into()
+            }
         },
     )
 }

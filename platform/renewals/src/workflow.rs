@@ -7,6 +7,11 @@
 //! nothing falls back to the tenant's training officers and then administrators, so no request
 //! is ever left without an approver. Each pending step gets an approval link by email and SMS.
 
+use std::{
+    collections::{HashSet, VecDeque},
+    sync::{Arc, Mutex},
+};
+
 use poem_openapi::Object;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
@@ -83,7 +88,7 @@ pub async fn validate_chain(tx: &mut TenantTx, steps: &[ChainStep]) -> ApiResult
         }
         for id in &s.user_ids {
             let found: Option<Uuid> = sql!(tx.conn() => |c| sqlx::query_scalar(
-                "select id from users where tenant_id = $1 and id = $2 and deleted_at is null")
+                "select id from directory_people where tenant_id = $1 and id = $2 and deleted_at is null")
                 .bind(tenant).bind(*id).fetch_optional(&mut *c).await)?;
             if found.is_none() {
                 e.add(format!("steps[{i}].user_ids"), format!("no person {id}"));
@@ -140,7 +145,7 @@ struct Person {
 async fn active(tx: &mut TenantTx, id: Uuid) -> ApiResult<bool> {
     let tenant = tx.tenant();
     let found: Option<Uuid> = sql!(tx.conn() => |c| sqlx::query_scalar(
-        "select id from users where tenant_id = $1 and id = $2 and is_active = true and deleted_at is null")
+        "select id from directory_people where tenant_id = $1 and id = $2 and is_active = true and deleted_at is null")
         .bind(tenant).bind(id).fetch_optional(&mut *c).await)?;
     Ok(found.is_some())
 }
@@ -154,7 +159,7 @@ async fn by_role(
 ) -> ApiResult<Option<Uuid>> {
     let tenant = tx.tenant();
     Ok(sql!(tx.conn() => |c| sqlx::query_scalar(
-        "select id from users where tenant_id = $1 and role = $2 and is_active = true and deleted_at is null
+        "select id from directory_people where tenant_id = $1 and role = $2 and is_active = true and deleted_at is null
             and id <> $4
           order by case when department_id = $3 then 0 else 1 end, created_at, id limit 1")
         .bind(tenant).bind(role).bind(department).bind(not).fetch_optional(&mut *c).await)?)
@@ -169,7 +174,7 @@ pub async fn resolve(
 ) -> ApiResult<(Uuid, Option<Uuid>)> {
     let tenant = tx.tenant();
     let person: Person = sql!(tx.conn() => |c| sqlx::query_as(
-        "select id, department_id, supervisor_id, manager_id from users where tenant_id = $1 and id = $2")
+        "select id, department_id, supervisor_id, manager_id from directory_people where tenant_id = $1 and id = $2")
         .bind(tenant).bind(employee).fetch_one(&mut *c).await)?;
     let mut candidates: Vec<Option<Uuid>> = Vec::new();
     match step.relation.as_str() {
@@ -210,7 +215,7 @@ pub async fn delegate_of(
     let tenant = tx.tenant();
     let d: Option<Uuid> = sql!(tx.conn() => |c| sqlx::query_scalar(
         "select d.delegate_id from approval_delegations d
-           join users u on u.tenant_id = d.tenant_id and u.id = d.delegate_id
+           join directory_people u on u.tenant_id = d.tenant_id and u.id = d.delegate_id
           where d.tenant_id = $1 and d.user_id = $2 and d.starts_at <= $3 and d.ends_at > $3
             and u.is_active = true and u.deleted_at is null
           order by d.created_at desc limit 1")
@@ -324,7 +329,7 @@ pub async fn get(tx: &mut TenantTx, id: Uuid) -> ApiResult<RenewalRequest> {
            from renewal_requests r
            join certifications c on c.tenant_id = r.tenant_id and c.id = r.certification_id
            join certification_types t on t.tenant_id = c.tenant_id and t.id = c.type_id
-           join users u on u.tenant_id = r.tenant_id and u.id = r.user_id
+           join directory_people u on u.tenant_id = r.tenant_id and u.id = r.user_id
           where r.tenant_id = $1 and r.id = $2")
         .bind(tenant).bind(id).fetch_optional(&mut *c).await)?;
     let r = row.ok_or(ApiError::NotFound)?;
@@ -417,7 +422,7 @@ pub async fn may_request_for(
     }
     let tenant = tx.tenant();
     let lines: Option<(Option<Uuid>, Option<Uuid>)> = sql!(tx.conn() => |c| sqlx::query_as(
-        "select supervisor_id, manager_id from users where tenant_id = $1 and id = $2")
+        "select supervisor_id, manager_id from directory_people where tenant_id = $1 and id = $2")
         .bind(tenant).bind(employee).fetch_optional(&mut *c).await)?;
     Ok(lines.is_some_and(|(s, m)| s == Some(actor) || m == Some(actor)))
 }
@@ -534,26 +539,24 @@ impl Renewals {
             "update approval_links set revoked_at = $3 where tenant_id = $1 and step_id = $2 and used_at is null and revoked_at is null")
             .bind(tenant).bind(step).bind(now).execute(&mut *c).await.map(drop))?;
         let (token, digest) = link_token(tenant);
-        let code = sms_code(&digest);
         let expires = now + self.link_ttl;
         let link_id = Uuid::now_v7();
+        // An SMS reply names only the sender's number and the code: index them to this link,
+        // with a code no other open link of this number in the tenant has.
+        let phone: Option<String> = sql!(tx.conn() => |c| sqlx::query_scalar(
+            "select phone from directory_people where tenant_id = $1 and id = $2")
+            .bind(tenant).bind(approver).fetch_one(&mut *c).await)?;
+        let code = match &phone {
+            Some(phone) => {
+                claim_sms_code(tx, &self.sms_codes, phone, link_id, expires, now).await?
+            }
+            None => self.sms_codes.draw(),
+        };
         sql!(tx.conn() => |c| sqlx::query(
             "insert into approval_links (tenant_id, id, token_hash, step_id, approver_id, sms_code, expires_at, created_at)
              values ($1, $2, $3, $4, $5, $6, $7, $8)")
             .bind(tenant).bind(link_id).bind(&digest).bind(step).bind(approver).bind(&code)
             .bind(expires).bind(now).execute(&mut *c).await.map(drop))?;
-        // An SMS reply names only the sender's number and the code: index them to this link.
-        let phone: Option<String> = sql!(tx.conn() => |c| sqlx::query_scalar(
-            "select phone from users where tenant_id = $1 and id = $2")
-            .bind(tenant).bind(approver).fetch_one(&mut *c).await)?;
-        if let Some(phone) = phone {
-            sql!(tx.conn() => |c| sqlx::query(
-                "insert into approval_sms_codes (phone, code, tenant_id, link_id, expires_at) values ($1, $2, $3, $4, $5)
-                 on conflict (phone, code) do update set tenant_id = excluded.tenant_id, link_id = excluded.link_id,
-                     expires_at = excluded.expires_at")
-                .bind(&phone).bind(&code).bind(tenant).bind(link_id).bind(expires)
-                .execute(&mut *c).await.map(drop))?;
-        }
         let r = get(tx, request).await?;
         let position = r
             .steps
@@ -704,7 +707,12 @@ impl Renewals {
         let today = certs::clock(tx, now).await?.today;
         // A renewal before expiry continues from the old expiry; after it, from today.
         let issued_on = match expires_on {
-            Some(e) if e >= today => e + Duration::days(1),
+            Some(e) if e >= today => {
+                crate::dates::add_days(e, 1).map_err(|_| ApiError::Conflict {
+                    field: "certification_id".into(),
+                    message: "the next cycle would start after 2999-12-31".into(),
+                })?
+            }
             _ => today,
         };
         certs::record(
@@ -846,11 +854,77 @@ impl Decision {
     }
 }
 
-/// A 6-digit code for SMS replies, derived from the link's digest (unique enough per approver:
-/// the webhook matches it with the sender's number among their open links).
-fn sms_code(digest: &str) -> String {
-    let n = u32::from_str_radix(&digest[..8], 16).unwrap_or(0) % 1_000_000;
-    format!("{n:06}")
+/// How many codes [`claim_sms_code`] draws before giving up (a phone has a handful of open
+/// codes out of a million, so a second draw is already rare).
+const SMS_CODE_DRAWS: usize = 16;
+
+/// Where SMS reply codes come from: 6 random digits. Tests can queue codes to be drawn first
+/// ([`SmsCodes::force`]), to make two links draw the same one.
+#[derive(Clone, Default)]
+pub struct SmsCodes(Arc<Mutex<VecDeque<String>>>);
+
+impl SmsCodes {
+    /// Queues `codes` (6 digits each) to be drawn before random ones.
+    pub fn force(&self, codes: &[&str]) {
+        if let Ok(mut q) = self.0.lock() {
+            q.extend(codes.iter().map(|c| c.to_string()));
+        }
+    }
+
+    /// The next code.
+    pub fn draw(&self) -> String {
+        if let Some(code) = self.0.lock().ok().and_then(|mut q| q.pop_front()) {
+            return code;
+        }
+        // 62 random bits of a v4 UUID, reduced to 6 digits (the bias is far below 10^-12).
+        let n = (Uuid::new_v4().as_u128() as u64) % 1_000_000;
+        format!("{n:06}")
+    }
+}
+
+/// Draws a code for `link` that no open (unexpired, unused, unrevoked) link of `phone` in this
+/// tenant has, and records it in `approval_sms_codes`, drawing again on a collision (at most
+/// [`SMS_CODE_DRAWS`] times). The row's key is (tenant, phone, code): codes of closed links of
+/// the phone are removed first, so they are free again; a concurrent claim of the same code
+/// waits on the key and draws again.
+async fn claim_sms_code(
+    tx: &mut TenantTx,
+    codes: &SmsCodes,
+    phone: &str,
+    link: Uuid,
+    expires: OffsetDateTime,
+    now: OffsetDateTime,
+) -> ApiResult<String> {
+    let tenant = tx.tenant();
+    sql!(tx.conn() => |c| sqlx::query(
+        "delete from approval_sms_codes
+          where tenant_id = $1 and phone = $2
+            and (expires_at <= $3
+                 or link_id in (select id from approval_links
+                                 where tenant_id = $1 and (used_at is not null or revoked_at is not null)))")
+        .bind(tenant).bind(phone).bind(now).execute(&mut *c).await.map(drop))?;
+    let open: Vec<String> = sql!(tx.conn() => |c| sqlx::query_scalar(
+        "select code from approval_sms_codes where tenant_id = $1 and phone = $2")
+        .bind(tenant).bind(phone).fetch_all(&mut *c).await)?;
+    let mut taken: HashSet<String> = open.into_iter().collect();
+    for _ in 0..SMS_CODE_DRAWS {
+        let code = codes.draw();
+        if taken.contains(&code) {
+            continue;
+        }
+        let claimed = sql!(tx.conn() => |c| sqlx::query(
+            "insert into approval_sms_codes (phone, code, tenant_id, link_id, expires_at) values ($1, $2, $3, $4, $5)
+             on conflict (tenant_id, phone, code) do nothing")
+            .bind(phone).bind(&code).bind(tenant).bind(link).bind(expires)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        if claimed == 1 {
+            return Ok(code);
+        }
+        taken.insert(code);
+    }
+    Err(ApiError::Internal(anyhow::anyhow!(
+        "no free SMS reply code for a phone after {SMS_CODE_DRAWS} draws"
+    )))
 }
 
 fn format_time(t: OffsetDateTime) -> String {
@@ -944,6 +1018,16 @@ pub async fn redeem_link_by_id(
         Some(d) => redeem_link(tx, &d, action, now).await,
         None => Ok(Err(LinkProblem::Unknown)),
     }
+}
+
+/// Whether `link` can still be used (not used, revoked or expired).
+pub async fn link_is_open(tx: &mut TenantTx, link: Uuid, now: OffsetDateTime) -> ApiResult<bool> {
+    let tenant = tx.tenant();
+    let found: Option<Uuid> = sql!(tx.conn() => |c| sqlx::query_scalar(
+        "select id from approval_links
+          where tenant_id = $1 and id = $2 and used_at is null and revoked_at is null and expires_at > $3")
+        .bind(tenant).bind(link).bind(now).fetch_optional(&mut *c).await)?;
+    Ok(found.is_some())
 }
 
 /// How many requests wait for `approver`.
@@ -1061,7 +1145,7 @@ pub async fn is_active_person(tx: &mut TenantTx, id: Uuid) -> ApiResult<bool> {
 pub async fn is_person(tx: &mut TenantTx, id: Uuid) -> ApiResult<bool> {
     let tenant = tx.tenant();
     let found: Option<Uuid> = sql!(tx.conn() => |c| sqlx::query_scalar(
-        "select id from users where tenant_id = $1 and id = $2 and deleted_at is null")
+        "select id from directory_people where tenant_id = $1 and id = $2 and deleted_at is null")
         .bind(tenant).bind(id).fetch_optional(&mut *c).await)?;
     Ok(found.is_some())
 }

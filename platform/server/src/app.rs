@@ -1,16 +1,17 @@
 //! Wiring: the API, the portal, health and metrics behind one edge middleware.
 
-use std::{sync::Arc, time::Instant};
+use std::{any::Any, collections::HashMap, sync::Arc, time::Instant};
 
 use poem::{
     endpoint::make_sync,
+    error::NotFoundError,
     get, handler,
-    http::{header, HeaderValue, StatusCode},
-    middleware::Cors,
+    http::{header, HeaderValue, Method, StatusCode},
+    middleware::{CatchPanic, Cors, PanicHandler},
     web::Data,
-    Endpoint, EndpointExt, IntoResponse, Request, Response, Route,
+    Endpoint, EndpointExt, IntoResponse, PathPattern, Request, Response, Route,
 };
-use poem_openapi::OpenApiService;
+use poem_openapi::{OpenApi, OpenApiService};
 use trainflow_identity::{account_links::AccountLinksApi, api::IdentityApi, signin::AuthDeps};
 use trainflow_integrations::{api::ConnectorsApi, Integrations};
 use trainflow_jobs::Runner;
@@ -31,14 +32,107 @@ use crate::{config::Settings, metrics::Metrics, ratelimit::RateLimiter};
 pub struct Edge {
     pub settings: Settings,
     pub keys: Arc<JwtKeys>,
-    pub metrics: Metrics,
-    pub per_ip: RateLimiter,
-    pub per_tenant: RateLimiter,
+    pub metrics: Arc<Metrics>,
+    pub per_ip: Arc<RateLimiter>,
+    pub per_tenant: Arc<RateLimiter>,
     pub db: Db,
     pub runner: Runner,
     pub integrations: Arc<Integrations>,
     pub deliverer: Deliverer,
     pub renewals: Renewals,
+}
+
+/// The operations of every bounded context.
+pub type Apis = (
+    IdentityApi,
+    AccountLinksApi,
+    TenancyApi,
+    ConnectorsApi,
+    NotificationsApi,
+    RenewalsApi,
+);
+
+/// What the edge middleware needs of the instance: settings, the token keys, the metrics, the
+/// rate limits and the route templates that label the metrics.
+pub struct Gate {
+    pub settings: Settings,
+    pub keys: Arc<JwtKeys>,
+    pub metrics: Arc<Metrics>,
+    pub per_ip: Arc<RateLimiter>,
+    pub per_tenant: Arc<RateLimiter>,
+    pub templates: Templates,
+}
+
+impl Gate {
+    /// The gate of `edge`, labelling the API's operations by their OpenAPI path templates.
+    pub fn of(edge: &Edge) -> Self {
+        Gate {
+            settings: edge.settings.clone(),
+            keys: edge.keys.clone(),
+            metrics: edge.metrics.clone(),
+            per_ip: edge.per_ip.clone(),
+            per_tenant: edge.per_tenant.clone(),
+            templates: Templates::of::<Apis>(),
+        }
+    }
+}
+
+/// Route patterns as poem matches them (`/api/v1/users/:param0`: poem-openapi numbers path
+/// parameters) → the operation's OpenAPI path template (`/api/v1/users/{id}`).
+#[derive(Debug, Default, Clone)]
+pub struct Templates(HashMap<String, String>);
+
+impl Templates {
+    /// The templates of the operations of `T`.
+    pub fn of<T: OpenApi>() -> Self {
+        let mut out = HashMap::new();
+        for api in T::meta() {
+            for path in api.paths {
+                let mut n = 0;
+                let pattern: Vec<String> = path
+                    .path
+                    .split('/')
+                    .map(|seg| {
+                        if seg.starts_with('{') && seg.ends_with('}') {
+                            n += 1;
+                            format!(":param{}", n - 1)
+                        } else {
+                            seg.to_string()
+                        }
+                    })
+                    .collect();
+                out.insert(pattern.join("/"), path.path.clone());
+            }
+        }
+        Templates(out)
+    }
+
+    /// The template of a matched poem route pattern: the operation's OpenAPI path, else the
+    /// pattern with `:name` written `{name}` (a regex constraint dropped, `*rest` as
+    /// `{*rest}`). Patterns come from the code, never from the request, so labels stay few.
+    pub fn template(&self, pattern: &str) -> String {
+        if let Some(t) = self.0.get(pattern) {
+            return t.clone();
+        }
+        let segments: Vec<String> = pattern
+            .split('/')
+            .map(|seg| {
+                if let Some(name) = seg.strip_prefix(':') {
+                    format!("{{{}}}", name.split('<').next().unwrap_or(name))
+                } else if let Some(name) = seg.strip_prefix('*') {
+                    format!("{{*{name}}}")
+                } else {
+                    seg.to_string()
+                }
+            })
+            .collect();
+        let joined = segments.join("/");
+        if joined.is_empty() {
+            "/".into()
+        } else {
+            joined
+        }
+    }
 }
 
 /// The OpenAPI service of every bounded context.
@@ -47,17 +141,7 @@ pub fn api_service(
     integrations: &Arc<Integrations>,
     renewals: &Renewals,
     public_url: &str,
-) -> OpenApiService<
-    (
-        IdentityApi,
-        AccountLinksApi,
-        TenancyApi,
-        ConnectorsApi,
-        NotificationsApi,
-        RenewalsApi,
-    ),
-    (),
-> {
+) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
             IdentityApi { deps: deps.clone() },
@@ -138,11 +222,56 @@ pub fn build(edge: Arc<Edge>, deps: AuthDeps) -> impl Endpoint {
         .data(edge.keys.clone())
         .data(edge.clone())
         .boxed();
-    let edge2 = edge.clone();
+    self::edge(Arc::new(Gate::of(&edge)), app)
+}
+
+/// The edge middleware over `app`: the request id, client address and verified bearer token,
+/// rate limits and body limits, security headers, metrics labelled by route template, and a
+/// panic anywhere below answered as the 500 envelope (counted and logged with its cause).
+pub fn edge<E>(gate: Arc<Gate>, app: E) -> impl Endpoint<Output = Response>
+where
+    E: Endpoint<Output = Response> + 'static,
+{
+    let app = app.with(CatchPanic::new().with_handler(OnPanic(gate.metrics.clone())));
     app.around(move |ep, req| {
-        let edge = edge2.clone();
-        async move { Ok(handle(edge, ep, req).await) }
+        let gate = gate.clone();
+        async move { Ok(handle(gate, ep, req).await) }
     })
+}
+
+/// Marks the answer to a request whose handler panicked.
+#[derive(Debug, Clone, Copy)]
+struct Panicked;
+
+/// The answer to a panic: logged with its cause and the request id, counted, and answered with
+/// the internal-error envelope (the edge turns it into the error page for the portal).
+#[derive(Clone)]
+struct OnPanic(Arc<Metrics>);
+
+impl PanicHandler for OnPanic {
+    type Response = Response;
+
+    fn get_response(&self, cause: Box<dyn Any + Send + 'static>) -> Response {
+        panicked(&self.0, cause.as_ref())
+    }
+}
+
+fn panicked(counters: &Metrics, cause: &(dyn Any + Send)) -> Response {
+    let message = cause
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| cause.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into());
+    counters.panicked();
+    tracing::error!(
+        request_id = %trainflow_kernel::request::current_id(),
+        panic = %message,
+        "a request handler panicked"
+    );
+    let mut resp =
+        ApiError::Internal(anyhow::anyhow!("handler panicked: {message}")).into_response();
+    resp.set_data(Panicked);
+    resp
 }
 
 /// The portal: every context's pages on the shared web layer, with each context's navigation
@@ -175,8 +304,13 @@ fn portal(edge: &Arc<Edge>, deps: &AuthDeps) -> impl Endpoint {
     trainflow_web::portal(pages, shell)
 }
 
+/// The metric label of requests refused before routing (rate limits, body limits).
+const REFUSED: &str = "refused";
+/// The metric label of requests no route matched.
+const UNMATCHED: &str = "unmatched";
+
 async fn handle<E: Endpoint<Output = Response>>(
-    edge: Arc<Edge>,
+    edge: Arc<Gate>,
     ep: Arc<E>,
     mut req: Request,
 ) -> Response {
@@ -198,12 +332,13 @@ async fn handle<E: Endpoint<Output = Response>>(
         req.extensions_mut().insert(verified);
     }
     let path = req.uri().path().to_string();
-    let method = req.method().to_string();
+    let method = req.method().clone();
     let is_api = path.starts_with("/api/");
 
-    let outcome = trainflow_kernel::request::scope(request_id.clone(), async {
+    let (outcome, route) = trainflow_kernel::request::scope(request_id.clone(), async {
+        let refused = |resp| (resp, Routed::Refused);
         if let Some(refusal) = admit(&edge, &req, &ip, &path) {
-            return refusal;
+            return refused(refusal);
         }
         // A body without a declared length (chunked) is read here, up to the limit.
         if !req.headers().contains_key(header::CONTENT_LENGTH)
@@ -216,35 +351,55 @@ async fn handle<E: Endpoint<Output = Response>>(
             {
                 Ok(bytes) => req.set_body(bytes),
                 Err(poem::error::ReadBodyError::PayloadTooLarge) => {
-                    return error_response(ApiError::PayloadTooLarge, is_api)
+                    return refused(error_response(ApiError::PayloadTooLarge, is_api))
                 }
                 Err(other) => {
-                    return error_response(
+                    return refused(error_response(
                         ApiError::BadRequest {
                             message: other.to_string(),
                             field: None,
                         },
                         is_api,
-                    )
+                    ))
                 }
             }
         }
         match ep.call(req).await {
-            Ok(resp) => resp,
+            Ok(resp) if resp.data::<Panicked>().is_some() => {
+                let resp = if is_api {
+                    resp
+                } else {
+                    error_response(
+                        ApiError::Internal(anyhow::anyhow!("handler panicked")),
+                        false,
+                    )
+                };
+                (resp, Routed::Panicked)
+            }
+            Ok(resp) => {
+                let route = Routed::of(resp.data::<PathPattern>());
+                (resp, route)
+            }
+            // No route matched: however many such paths, one label.
+            Err(err) if err.is::<NotFoundError>() => (
+                error_response(from_poem_error(err), is_api),
+                Routed::Unmatched,
+            ),
             // An extractor's own answer (the portal's redirect to sign in) goes out as it is.
-            Err(err) if err.is_from_response() => err.into_response(),
-            Err(err) => error_response(from_poem_error(err), is_api),
+            Err(err) if err.is_from_response() => {
+                let route = Routed::of(err.data::<PathPattern>());
+                (err.into_response(), route)
+            }
+            Err(err) => {
+                let route = Routed::of(err.data::<PathPattern>());
+                (error_response(from_poem_error(err), is_api), route)
+            }
         }
     })
     .await;
     let mut resp = outcome;
     let status = resp.status();
-    // 404s are labelled `unmatched` so arbitrary paths cannot grow the label set.
-    let operation = if status == StatusCode::NOT_FOUND {
-        "unmatched".to_string()
-    } else {
-        operation_label(&method, &path)
-    };
+    let operation = route.label(&edge.templates, &method);
     edge.metrics
         .observe(&operation, status.as_u16(), started.elapsed().as_secs_f64());
     tracing::info!(
@@ -276,17 +431,66 @@ fn error_response(err: ApiError, is_api: bool) -> Response {
         .body(html)
 }
 
+/// Which route answered a request, for its metric label.
+enum Routed {
+    /// This pattern matched.
+    Matched(Arc<str>),
+    /// No route matched.
+    Unmatched,
+    /// Refused at the edge before routing.
+    Refused,
+    /// The handler panicked.
+    Panicked,
+}
+
+impl Routed {
+    fn of(pattern: Option<&PathPattern>) -> Self {
+        pattern.map_or(Routed::Unmatched, |p| Routed::Matched(p.0.clone()))
+    }
+
+    /// `GET /api/v1/users/{id}`; `unmatched`, `refused` or `panicked` otherwise. The label set
+    /// is bounded by the routes of the code, whatever paths and methods clients send.
+    fn label(&self, templates: &Templates, method: &Method) -> String {
+        match self {
+            Routed::Matched(pattern) => {
+                format!("{} {}", method_label(method), templates.template(pattern))
+            }
+            Routed::Unmatched => UNMATCHED.into(),
+            Routed::Refused => REFUSED.into(),
+            Routed::Panicked => "panicked".into(),
+        }
+    }
+}
+
+/// The method for a label: the standard ones by name, any other token as `OTHER`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// A wait in whole seconds, rounded up, at least 1 (for `Retry-After`).
+fn whole_seconds(wait: std::time::Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
 /// Rate limits and the body-size limit; `Some(response)` refuses the request.
-fn admit(edge: &Edge, req: &Request, ip: &str, path: &str) -> Option<Response> {
+fn admit(edge: &Gate, req: &Request, ip: &str, path: &str) -> Option<Response> {
     if path.starts_with("/health") || path == "/metrics" {
         return None;
     }
-    let now = Instant::now();
-    if let Err(wait) = edge.per_ip.check(ip, now) {
+    if let Err(wait) = edge.per_ip.check(ip) {
         edge.metrics.rate_limited("ip");
         return Some(
             ApiError::TooManyRequests {
-                retry_after: wait.as_secs().max(1),
+                retry_after: whole_seconds(wait),
             }
             .into_response(),
         );
@@ -297,11 +501,11 @@ fn admit(edge: &Edge, req: &Request, ip: &str, path: &str) -> Option<Response> {
         .and_then(|v| v.claims.tid)
     {
         let tenant = tenant.to_string();
-        if let Err(wait) = edge.per_tenant.check(&tenant, now) {
+        if let Err(wait) = edge.per_tenant.check(&tenant) {
             edge.metrics.rate_limited("tenant");
             return Some(
                 ApiError::TooManyRequests {
-                    retry_after: wait.as_secs().max(1),
+                    retry_after: whole_seconds(wait),
                 }
                 .into_response(),
             );
@@ -368,25 +572,6 @@ fn client_ip(settings: &Settings, req: &Request) -> String {
         .as_socket_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_else(|| "unknown".into())
-}
-
-/// `GET /api/v1/users/0192…` → `GET /api/v1/users/:id`: bounded label cardinality.
-fn operation_label(method: &str, path: &str) -> String {
-    let normalised: Vec<&str> = path
-        .split('/')
-        .map(|seg| {
-            if uuid::Uuid::parse_str(seg).is_ok() || seg.parse::<u64>().is_ok() {
-                ":id"
-            } else {
-                seg
-            }
-        })
-        .collect();
-    let mut label = format!("{method} {}", normalised.join("/"));
-    if label.len() > 120 {
-        label.truncate(120);
-    }
-    label.replace('"', "")
 }
 
 fn secure_headers(resp: &mut Response, path: &str, request_id: &str) {
@@ -512,13 +697,172 @@ async fn metrics(edge: Data<&Arc<Edge>>) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use poem::http::Uri;
+    use poem_openapi::{param::Path, payload::PlainText};
+
     use super::*;
 
-    #[test]
-    fn ids_in_paths_do_not_become_labels() {
-        assert_eq!(
-            operation_label("GET", "/api/v1/users/0192f0c1-7a6e-7c3e-9d7b-0a1b2c3d4e5f"),
-            "GET /api/v1/users/:id"
+    struct Things;
+
+    #[poem_openapi::OpenApi(prefix_path = "/api/v1")]
+    impl Things {
+        #[oai(path = "/things/:id", method = "get")]
+        async fn thing(&self, id: Path<String>) -> PlainText<String> {
+            PlainText(id.0)
+        }
+    }
+
+    #[handler]
+    fn boom() -> &'static str {
+        panic!("boom at the edge")
+    }
+
+    #[handler]
+    fn fine() -> &'static str {
+        "fine"
+    }
+
+    fn gate() -> Arc<Gate> {
+        Arc::new(Gate {
+            settings: Settings::default(),
+            keys: Arc::new(JwtKeys::new(&[7u8; 32], "trainflow".into(), 900).expect("keys")),
+            metrics: Arc::new(Metrics::default()),
+            per_ip: Arc::new(RateLimiter::new(10_000)),
+            per_tenant: Arc::new(RateLimiter::new(10_000)),
+            templates: Templates::of::<Things>(),
+        })
+    }
+
+    /// The app's shape: the API nested at `/`, fixed routes beside it, the portal nested.
+    fn app(gate: &Arc<Gate>) -> impl Endpoint<Output = Response> {
+        let routes = Route::new()
+            .nest("/", OpenApiService::new(Things, "test", "1"))
+            .at("/api/v1/boom", get(boom))
+            .at("/health", get(fine))
+            .nest(
+                "/portal",
+                Route::new()
+                    .at("/people/:id", get(fine))
+                    .at("/boom", get(boom)),
+            );
+        edge(gate.clone(), routes)
+    }
+
+    async fn send(
+        ep: &impl Endpoint<Output = Response>,
+        method: Method,
+        path: &str,
+    ) -> (StatusCode, String, Response) {
+        let req = Request::builder()
+            .method(method)
+            .uri(path.parse::<Uri>().expect("uri"))
+            .header("x-request-id", "edge-test-1")
+            .finish();
+        let mut resp = ep.call(req).await.expect("the edge always answers");
+        let body = resp.take_body().into_string().await.unwrap_or_default();
+        (resp.status(), body, resp)
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_the_500_envelope_with_the_request_id_and_is_counted() {
+        let gate = gate();
+        let ep = app(&gate);
+        let (status, body, resp) = send(&ep, Method::GET, "/api/v1/boom").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        let json: serde_json::Value = serde_json::from_str(&body).expect("JSON envelope");
+        assert_eq!(json["error"]["code"], "internal_error", "{json}");
+        assert_eq!(json["error"]["request_id"], "edge-test-1", "{json}");
+        assert!(
+            !body.contains("boom at the edge"),
+            "the cause stays in the log"
         );
+        assert_eq!(resp.headers()["x-request-id"], "edge-test-1");
+        assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+
+        // The portal's panic is the error page, with the request id.
+        let (status, body, _) = send(&ep, Method::GET, "/portal/boom").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(body.contains("Request id edge-test-1"), "{body}");
+
+        // And the server goes on answering.
+        let (status, body, _) = send(&ep, Method::GET, "/api/v1/things/abc").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "abc"));
+
+        let text = gate.metrics.render(&[]);
+        assert!(text.contains("trainflow_panics_total 2"), "{text}");
+        assert!(
+            text.contains("trainflow_http_requests_total{operation=\"panicked\",status=\"500\"} 2"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn metrics_are_labelled_by_route_template_and_unmatched_paths_share_one_label() {
+        let gate = gate();
+        let ep = app(&gate);
+        for id in ["a", "b", "0192f0c1-7a6e-7c3e-9d7b-0a1b2c3d4e5f"] {
+            let (status, _, _) = send(&ep, Method::GET, &format!("/api/v1/things/{id}")).await;
+            assert_eq!(status, StatusCode::OK);
+            let (status, _, _) = send(&ep, Method::GET, &format!("/portal/people/{id}")).await;
+            assert_eq!(status, StatusCode::OK);
+        }
+        for i in 0..50 {
+            for path in [
+                format!("/random-{i}"),
+                format!("/api/v1/nothing-{i}/{i}"),
+                format!("/portal/nothing-{i}"),
+            ] {
+                let (status, _, _) = send(&ep, Method::GET, &path).await;
+                assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+            }
+            let brew = Method::from_bytes(format!("BREW{i}").as_bytes()).expect("method");
+            send(&ep, brew, "/api/v1/things/x").await;
+        }
+        send(&ep, Method::GET, "/health").await;
+        let text = gate.metrics.render(&[]);
+        let labels: std::collections::BTreeSet<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("trainflow_http_requests_total{"))
+            .filter_map(|l| l.split('"').nth(1))
+            .collect();
+        assert_eq!(
+            labels.into_iter().collect::<Vec<_>>(),
+            vec![
+                "GET /api/v1/things/{id}",
+                "GET /health",
+                "GET /portal/people/{id}",
+                "OTHER /api/v1/things/{id}",
+                "unmatched",
+            ],
+            "{text}"
+        );
+        assert!(text.contains(
+            "trainflow_http_requests_total{operation=\"GET /api/v1/things/{id}\",status=\"200\"} 3"
+        ));
+        assert!(
+            text.contains(
+                "trainflow_http_requests_total{operation=\"unmatched\",status=\"404\"} 150"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn api_templates_map_poems_numbered_parameters_back_to_their_names() {
+        let t = Templates::of::<Things>();
+        assert_eq!(t.template("/api/v1/things/:param0"), "/api/v1/things/{id}");
+        assert_eq!(t.template("/portal/people/:id"), "/portal/people/{id}");
+        assert_eq!(t.template("/files/*path"), "/files/{*path}");
+        assert_eq!(t.template("/n/:n<\\d+>"), "/n/{n}");
+        assert_eq!(t.template(""), "/");
+    }
+
+    #[test]
+    fn a_wait_is_rounded_up_to_whole_seconds() {
+        use std::time::Duration;
+        assert_eq!(whole_seconds(Duration::from_millis(10)), 1);
+        assert_eq!(whole_seconds(Duration::from_millis(1500)), 2);
+        assert_eq!(whole_seconds(Duration::from_secs(3)), 3);
+        assert_eq!(whole_seconds(Duration::ZERO), 1);
     }
 }

@@ -83,8 +83,9 @@ pub struct Settings {
     pub password_hash_concurrency: usize,
     /// `json` (default) or `pretty`.
     pub log_format: String,
-    /// The demo tenant manifest applied by `serve --demo`.
-    pub demo_manifest: String,
+    /// A directory whose `tenant.toml` `serve --demo` applies instead of the demo manifest
+    /// built into the binary.
+    pub demo_manifest: Option<String>,
     /// Days of inactivity before the nightly cleanup deactivates a person (tenants may override).
     pub inactive_after_days: i64,
     /// Cron schedule of the inactive-user cleanup.
@@ -159,7 +160,7 @@ impl Default for Settings {
                 .map(|n| n.get())
                 .unwrap_or(2),
             log_format: "json".into(),
-            demo_manifest: "tenants/demo".into(),
+            demo_manifest: None,
             inactive_after_days: 365,
             cleanup_schedule: "0 15 3 * * *".into(),
             instance_name: String::new(),
@@ -311,7 +312,9 @@ impl Settings {
             &get,
         )?;
         set(&mut self.log_format, "TRAINFLOW_LOG_FORMAT", &get)?;
-        set(&mut self.demo_manifest, "TRAINFLOW_DEMO_MANIFEST", &get)?;
+        if let Some(v) = get("TRAINFLOW_DEMO_MANIFEST").filter(|v| !v.trim().is_empty()) {
+            self.demo_manifest = Some(v);
+        }
         set(
             &mut self.inactive_after_days,
             "TRAINFLOW_INACTIVE_AFTER_DAYS",

@@ -37,6 +37,31 @@ pub struct Instance {
     pub worker: trainflow_jobs::queue::Worker,
 }
 
+impl Instance {
+    /// The contexts' parts of a tenant manifest, in the order they apply (after the tenancy
+    /// context's own tenant, departments and people).
+    pub fn manifest_parts(&self) -> Vec<Box<dyn trainflow_kernel::manifest::ManifestPart>> {
+        vec![Box::new(trainflow_renewals::demo::DemoPart(
+            self.renewals.clone(),
+        ))]
+    }
+
+    /// Applies a tenant manifest with every context's part.
+    pub async fn apply_manifest(
+        &self,
+        m: &trainflow_tenancy::manifest::Manifest,
+    ) -> anyhow::Result<trainflow_tenancy::manifest::Applied> {
+        let parts = self.manifest_parts();
+        let parts: Vec<&dyn trainflow_kernel::manifest::ManifestPart> =
+            parts.iter().map(|p| p.as_ref()).collect();
+        trainflow_tenancy::manifest::apply(&self.db, &self.deps.hasher, m, &parts).await
+    }
+}
+
+/// The demo tenant's manifest, built into the binary: `serve --demo` works from any directory
+/// and in the container image. `TRAINFLOW_DEMO_MANIFEST` names a directory to use instead.
+pub const DEMO_MANIFEST: &str = include_str!("../../../tenants/demo/tenant.toml");
+
 /// Connects (migrating first when configured) and assembles the services.
 pub async fn prepare(settings: Settings) -> anyhow::Result<Instance> {
     prepare_with(settings, RunSettings::default()).await
@@ -124,9 +149,9 @@ pub async fn prepare_with(settings: Settings, mut runs: RunSettings) -> anyhow::
     );
     let edge = Arc::new(Edge {
         keys,
-        metrics: Metrics::default(),
-        per_ip: RateLimiter::new(settings.rate_limit_per_ip),
-        per_tenant: RateLimiter::new(settings.rate_limit_per_tenant),
+        metrics: Arc::new(Metrics::default()),
+        per_ip: Arc::new(RateLimiter::new(settings.rate_limit_per_ip)),
+        per_tenant: Arc::new(RateLimiter::new(settings.rate_limit_per_tenant)),
         db: db.clone(),
         runner: runner.clone(),
         settings: settings.clone(),

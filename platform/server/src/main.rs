@@ -295,8 +295,11 @@ async fn main() -> anyhow::Result<()> {
             let demo_dir = settings.demo_manifest.clone();
             let instance = trainflow_server::prepare(settings).await?;
             if demo {
-                let m = manifest::load(std::path::Path::new(&demo_dir))?;
-                let applied = manifest::apply(&instance.db, &instance.deps.hasher, &m).await?;
+                let m = match demo_dir {
+                    Some(dir) => manifest::load(std::path::Path::new(&dir))?,
+                    None => manifest::parse(trainflow_server::DEMO_MANIFEST)?,
+                };
+                let applied = instance.apply_manifest(&m).await?;
                 tracing::info!(
                     tenant = %m.tenant.slug, users_created = applied.users_created,
                     "demo tenant ready: sign in at http://{bind}/portal"
@@ -592,7 +595,7 @@ async fn tenant_command(settings: Settings, command: TenantCommand) -> anyhow::R
         }
         TenantCommand::Apply { dir } => {
             let m = manifest::load(&dir)?;
-            let applied = manifest::apply(db, &instance.deps.hasher, &m).await?;
+            let applied = instance.apply_manifest(&m).await?;
             println!(
                 "tenant {}: {} created, {} departments and {} users added",
                 m.tenant.slug,
@@ -604,6 +607,9 @@ async fn tenant_command(settings: Settings, command: TenantCommand) -> anyhow::R
                 applied.departments_created,
                 applied.users_created
             );
+            for (kind, n) in &applied.parts_created {
+                println!("  {n} {kind} added");
+            }
         }
         TenantCommand::List => {
             let page =

@@ -1,6 +1,13 @@
 //! Prometheus metrics, kept in process and rendered as text at `/metrics`.
 
-use std::{collections::BTreeMap, fmt::Write, sync::Mutex};
+use std::{
+    collections::BTreeMap,
+    fmt::Write,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Mutex,
+    },
+};
 
 /// Upper bounds of the latency histogram, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -14,12 +21,16 @@ struct Histogram {
     count: u64,
 }
 
-/// Request counters and latency histograms by operation.
+/// Request counters and latency histograms by operation: the method and route template of the
+/// matched route (`GET /api/v1/users/{id}`), or one of `unmatched` (no route), `refused` (rate
+/// or body limit, before routing) and `panicked`. Labels come from the code's routes, never
+/// from the request, so their number is bounded.
 #[derive(Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
     rate_limited: Mutex<BTreeMap<&'static str, u64>>,
+    panics: AtomicU64,
 }
 
 impl Metrics {
@@ -45,6 +56,11 @@ impl Metrics {
         if let Ok(mut r) = self.rate_limited.lock() {
             *r.entry(scope).or_default() += 1;
         }
+    }
+
+    /// Counts a request whose handler panicked (answered 500 by the edge).
+    pub fn panicked(&self) {
+        self.panics.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The text exposition, with the extra gauges appended.
@@ -93,6 +109,13 @@ impl Metrics {
                 let _ = writeln!(out, "trainflow_rate_limited_total{{scope=\"{scope}\"}} {n}");
             }
         }
+        out.push_str("# HELP trainflow_panics_total Requests whose handler panicked.\n");
+        out.push_str("# TYPE trainflow_panics_total counter\n");
+        let _ = writeln!(
+            out,
+            "trainflow_panics_total {}",
+            self.panics.load(Ordering::Relaxed)
+        );
         for (name, help, value) in gauges {
             let _ = writeln!(
                 out,

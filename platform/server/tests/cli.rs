@@ -23,7 +23,15 @@ async fn fresh_database() -> Db {
         let mut c = sqlx::PgConnection::connect(&server)
             .await
             .expect("PostgreSQL is required for the postgres run");
-        let name = format!("trainflow_cli_{}", uuid::Uuid::new_v4().simple());
+        // Named after the test run (`tests/run.sh` drops its own databases when it ends).
+        let run = std::env::var("TRAINFLOW_TEST_RUN").unwrap_or_else(|_| {
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            format!("{secs}_{}", std::process::id())
+        });
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let name = format!("trainflow_cli_{run}_{}", &id[..16]);
         c.execute(format!("create database {name}").as_str())
             .await
             .expect("create database");
@@ -187,9 +195,23 @@ async fn an_operator_sets_up_a_tenant_from_the_command_line() {
     let o = run(&db, &["tenant", "apply", "tenants/demo"], None);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("17 users added"), "{}", text(&o));
+    // The renewals context's part: types, certifications and renewals part-way through approval.
+    assert!(
+        text(&o).contains("4 certification types added"),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("17 certifications added"), "{}", text(&o));
+    assert!(
+        text(&o).contains("3 renewal requests added"),
+        "{}",
+        text(&o)
+    );
     let o = run(&db, &["tenant", "apply", "tenants/demo"], None);
     assert!(
-        text(&o).contains("0 departments and 0 users added"),
+        text(&o).contains("0 departments and 0 users added")
+            && text(&o).contains("0 certifications added")
+            && text(&o).contains("0 renewal requests added"),
         "{}",
         text(&o)
     );

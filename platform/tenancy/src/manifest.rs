@@ -1,8 +1,10 @@
 //! Declarative tenant manifests: `tenants/<slug>/tenant.toml` describes a tenant, its
-//! departments and people. Applying one is idempotent: what exists is left as it is (passwords
-//! included), what is missing is created.
+//! departments and people, and — in sections other contexts own, applied through their
+//! [`ManifestPart`]s — their data (certification types, certifications, renewals, …).
+//! Applying one is idempotent: what exists is left as it is (passwords included), what is
+//! missing is created.
 
-use std::path::Path;
+use std::{collections::BTreeMap, path::Path};
 
 use anyhow::Context;
 use serde::Deserialize;
@@ -14,22 +16,26 @@ use trainflow_identity::{
 };
 use trainflow_kernel::{
     audit::{self, Entry},
-    auth::Role,
+    auth::{Role, TenantCtx},
     db::{Db, TenantTx},
-    TenantId,
+    manifest::{ManifestPart, ManifestScope},
+    TenantId, UserId,
 };
 
 use crate::tenants::{self, NewTenant, Operator};
 
 /// A tenant manifest.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Manifest {
     pub tenant: TenantSpec,
     #[serde(default)]
     pub departments: Vec<DepartmentSpec>,
     #[serde(default)]
     pub users: Vec<UserSpec>,
+    /// Every other top-level section, for the part that claims it (an unclaimed one is an
+    /// error when the manifest is applied).
+    #[serde(flatten)]
+    pub parts: BTreeMap<String, toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,6 +76,8 @@ pub struct Applied {
     pub tenant_created: bool,
     pub departments_created: usize,
     pub users_created: usize,
+    /// What the other contexts' parts created, by kind.
+    pub parts_created: Vec<(&'static str, usize)>,
 }
 
 /// Reads `dir/tenant.toml`.
@@ -77,11 +85,28 @@ pub fn load(dir: &Path) -> anyhow::Result<Manifest> {
     let path = dir.join("tenant.toml");
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    parse(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
-/// Applies a manifest.
-pub async fn apply(db: &Db, hasher: &Hasher, m: &Manifest) -> anyhow::Result<Applied> {
+/// Parses a manifest's text.
+pub fn parse(text: &str) -> anyhow::Result<Manifest> {
+    Ok(toml::from_str(text)?)
+}
+
+/// Applies a manifest: the tenant, its departments and people, then each of `parts` in order.
+pub async fn apply(
+    db: &Db,
+    hasher: &Hasher,
+    m: &Manifest,
+    parts: &[&dyn ManifestPart],
+) -> anyhow::Result<Applied> {
+    if let Some(unclaimed) = m
+        .parts
+        .keys()
+        .find(|k| !parts.iter().any(|p| p.sections().contains(&k.as_str())))
+    {
+        anyhow::bail!("unknown manifest section `{unclaimed}`");
+    }
     let mut applied = Applied::default();
     let tenant = match tenants::by_slug(db, &m.tenant.slug)
         .await
@@ -167,6 +192,42 @@ pub async fn apply(db: &Db, hasher: &Hasher, m: &Manifest) -> anyhow::Result<App
             .map_err(anyhow_api)
             .with_context(|| format!("user {}", u.email))?;
         applied.users_created += 1;
+    }
+
+    if !parts.is_empty() {
+        let people: BTreeMap<String, TenantCtx> = service::people_by_email(db, tenant_id)
+            .await
+            .map_err(anyhow_api)?
+            .into_iter()
+            .map(|(email, id, role)| {
+                let ctx = TenantCtx {
+                    tenant_id,
+                    user_id: UserId(id),
+                    role,
+                    ip: None,
+                };
+                (email, ctx)
+            })
+            .collect();
+        let scope = ManifestScope {
+            db,
+            tenant: tenant_id,
+            people: &people,
+            now: trainflow_kernel::now(),
+        };
+        for part in parts {
+            let mut sections = BTreeMap::new();
+            for key in part.sections() {
+                let value = match m.parts.get(*key) {
+                    Some(v) => serde_json::to_value(v)?,
+                    None => serde_json::Value::Null,
+                };
+                sections.insert((*key).to_string(), value);
+            }
+            applied
+                .parts_created
+                .extend(part.apply(&scope, &sections).await?);
+        }
     }
     Ok(applied)
 }

@@ -76,13 +76,17 @@ fn parse_cursor(cursor: Option<&str>) -> Result<Option<(u64, u64)>, ConnectorErr
 
 const CHUNK: u32 = 256 * 1024;
 
+/// What one read yields: the records, a problem per record (if it could not be parsed), the
+/// offset after the last complete record, and whether the file ended there.
+type Records = (Vec<Vec<String>>, Vec<Option<String>>, u64, bool);
+
 /// Reads and parses complete records from `offset`, at most `max`, growing the read as needed.
 fn records(
     file: &UploadedFile,
     offset: u64,
     max: usize,
     delimiter: u8,
-) -> Result<(Vec<Vec<String>>, Vec<Option<String>>, u64, bool), ConnectorError> {
+) -> Result<Records, ConnectorError> {
     let io = |e: String| ConnectorError::Transient(format!("reading the upload: {e}"));
     let mut len = CHUNK;
     loop {
@@ -174,10 +178,7 @@ impl Connector for Csv {
         let delimiter = c.delimiter.as_bytes()[0];
         let (header, header_end) = {
             // Excel's "CSV UTF-8" starts with a byte-order mark; the headings start after it.
-            let start = if file
-                .read_at(0, 3)
-                .map_err(|e| ConnectorError::Transient(e))?
-                == b"\xEF\xBB\xBF"
+            let start = if file.read_at(0, 3).map_err(ConnectorError::Transient)? == b"\xEF\xBB\xBF"
             {
                 3
             } else {

@@ -150,9 +150,11 @@ pub(super) async fn save_certification_type(
     let start = time::Date::parse(
         form.start_date.trim(),
         &time::format_description::well_known::Iso8601::DATE,
-    );
-    if preview && start.is_err() {
-        errors.add("start_date", "must be a date (YYYY-MM-DD)");
+    )
+    .map_err(|_| "must be a date (YYYY-MM-DD)")
+    .and_then(|d| crate::dates::in_range(d).map_err(|_| crate::dates::RANGE_MESSAGE));
+    if let (true, Err(message)) = (preview, start) {
+        errors.add("start_date", message);
     }
     let view = TypeFormView {
         code: form.code.clone(),

@@ -1,0 +1,101 @@
+//! The demo tenant tells the product's story to every role: the manifest built into the binary,
+//! applied with every context's part, leaves certifications valid, expiring and expired,
+//! renewals waiting in the approvers' queues and reminders in the holders' notification centres.
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use trainflow_tests::{Options, TestApp};
+
+const PASSWORD: &str = "TrainFlow-demo-2026";
+
+async fn token(app: &TestApp, who: &str) -> String {
+    let body = app
+        .sign_in("demo", &format!("{who}@demo.trainflow.test"), PASSWORD)
+        .await;
+    body["data"]["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{who} signs in: {body}"))
+        .to_string()
+}
+
+async fn get(app: &TestApp, path: &str, token: &str) -> Value {
+    let (status, body) = app.call(Method::GET, path, Some(token), None).await;
+    assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    body["data"].clone()
+}
+
+fn names(list: &Value, field: &str) -> Vec<String> {
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .map(|r| r[field].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_demo_tells_the_story_to_every_role() {
+    let app = TestApp::spawn_with(Options {
+        demo: true,
+        ..Options::default()
+    })
+    .await;
+
+    // An employee: an expiring certification, a renewal asked for, a reminder waiting.
+    let alice = token(&app, "alice.brown").await;
+    let mine = get(&app, "/api/v1/certifications", &alice).await;
+    let pts = mine
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type_code"] == "PTS")
+        .expect("Alice holds PTS");
+    assert_eq!(pts["status"], "expiring", "{pts}");
+    let asked = get(&app, "/api/v1/renewals", &alice).await;
+    assert_eq!(asked.as_array().unwrap().len(), 1, "{asked}");
+    assert_eq!(asked[0]["status"], "pending");
+    let inbox = get(&app, "/api/v1/notifications", &alice).await;
+    assert!(
+        names(&inbox, "title")
+            .iter()
+            .any(|t| t.contains("Personal Track Safety")),
+        "{inbox}"
+    );
+
+    // The manager approves first: Alice's request waits for her.
+    let maya = token(&app, "manager").await;
+    let queue = get(&app, "/api/v1/approvals", &maya).await;
+    assert!(
+        names(&queue, "user_name")
+            .iter()
+            .any(|n| n == "Alice Brown"),
+        "{queue}"
+    );
+    // Dev's was approved by the manager and waits for the training officer.
+    let tara = token(&app, "training").await;
+    let queue = get(&app, "/api/v1/approvals", &tara).await;
+    assert!(
+        names(&queue, "user_name").iter().any(|n| n == "Dev Patel"),
+        "{queue}"
+    );
+
+    // The administrator's compliance view is not a page of zeros.
+    let admin = token(&app, "admin").await;
+    let all = get(&app, "/api/v1/compliance", &admin).await;
+    let tenant = &all[0];
+    assert!(tenant["compliant"].as_i64().unwrap() > 0, "{all}");
+    assert!(tenant["expiring"].as_i64().unwrap() > 0, "{all}");
+    assert!(tenant["expired"].as_i64().unwrap() > 0, "{all}");
+    let everyone = get(&app, "/api/v1/certifications", &admin).await;
+    assert_eq!(everyone.as_array().unwrap().len(), 17, "{everyone}");
+
+    // Created through the use cases, as the people the manifest names: audited like any other.
+    let (_, audit) = app
+        .call(
+            Method::GET,
+            "/api/v1/audit?action=renewal.submit&per_page=100",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(audit["meta"]["total"], 3, "{audit}");
+}
