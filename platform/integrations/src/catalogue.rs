@@ -60,11 +60,13 @@ pub struct FirstParty {
     pub component: Arc<[u8]>,
 }
 
-/// Loads the first-party components and asks each to describe itself.
-pub async fn first_party(host: &ConnectorHost) -> anyhow::Result<Vec<FirstParty>> {
+/// Loads (compiles, off the async workers) the first-party components and asks each to
+/// describe itself.
+pub async fn first_party(host: Arc<ConnectorHost>) -> anyhow::Result<Vec<FirstParty>> {
     let mut out = Vec::new();
     for (wasm, reads_file) in FIRST_PARTY {
-        let digest = host.load(wasm)?;
+        let compiling = host.clone();
+        let digest = tokio::task::spawn_blocking(move || compiling.load(wasm)).await??;
         let mut session = host
             .session(&digest, Grants::default(), Limits::default())
             .await?;

@@ -160,8 +160,12 @@ impl Integrations {
             "select id, manifest from connector_packages where tenant_id = $1
               order by connector_id, created_at desc")
             .bind(tenant).fetch_all(&mut *c).await)?;
-        let mut out: Vec<CatalogueEntry> =
-            self.first_party.iter().map(|f| f.entry.clone()).collect();
+        let mut out: Vec<CatalogueEntry> = self
+            .first_party_catalogue()
+            .await?
+            .iter()
+            .map(|f| f.entry.clone())
+            .collect();
         out.extend(
             rows.into_iter()
                 .map(|(id, m)| CatalogueEntry::from_manifest(&m.0, id)),
@@ -208,7 +212,7 @@ impl Integrations {
         package_id: Option<Uuid>,
     ) -> ApiResult<CatalogueEntry> {
         if package_id.is_none() {
-            if let Some(fp) = self.first_party(connector_id) {
+            if let Some(fp) = self.first_party(connector_id).await? {
                 return Ok(fp.entry.clone());
             }
         }
@@ -241,6 +245,7 @@ impl Integrations {
         let Some(package) = entry.package_id else {
             return self
                 .first_party(&entry.connector_id)
+                .await?
                 .map(|fp| fp.component.clone())
                 .ok_or(ApiError::NotFound);
         };

@@ -78,7 +78,10 @@ impl Default for RunSettings {
 pub struct Integrations {
     pub db: Db,
     pub host: Arc<ConnectorHost>,
-    pub first_party: Vec<FirstParty>,
+    /// The first-party connectors, compiled and described on first use (see
+    /// [`Integrations::first_party_catalogue`]): a server that never shows the catalogue or
+    /// runs a connector never pays for Cranelift.
+    first_party: Arc<tokio::sync::OnceCell<Vec<FirstParty>>>,
     pub key: CredentialsKey,
     pub settings: RunSettings,
     /// This instance's name, recorded on the runs it executes.
@@ -86,7 +89,7 @@ pub struct Integrations {
 }
 
 impl Integrations {
-    /// Starts the connector host and loads the first-party catalogue.
+    /// Starts the connector host. The first-party catalogue is loaded on first use.
     pub async fn new(
         db: Db,
         key: CredentialsKey,
@@ -94,11 +97,10 @@ impl Integrations {
         instance: String,
     ) -> anyhow::Result<Arc<Self>> {
         let host = Arc::new(ConnectorHost::new()?);
-        let first_party = catalogue::first_party(&host).await?;
         Ok(Arc::new(Self {
             db,
             host,
-            first_party,
+            first_party: Arc::default(),
             key,
             settings,
             instance,
@@ -118,10 +120,22 @@ impl Integrations {
         })
     }
 
-    /// The first-party connector with this id.
-    pub fn first_party(&self, connector_id: &str) -> Option<&FirstParty> {
+    /// The first-party connectors. The first call compiles and describes them (about a second
+    /// of Cranelift on a blocking thread); later calls return them at once.
+    pub async fn first_party_catalogue(&self) -> anyhow::Result<&[FirstParty]> {
+        let host = &self.host;
         self.first_party
+            .get_or_try_init(|| catalogue::first_party(host.clone()))
+            .await
+            .map(Vec::as_slice)
+    }
+
+    /// The first-party connector with this id.
+    pub async fn first_party(&self, connector_id: &str) -> anyhow::Result<Option<&FirstParty>> {
+        Ok(self
+            .first_party_catalogue()
+            .await?
             .iter()
-            .find(|f| f.entry.connector_id == connector_id)
+            .find(|f| f.entry.connector_id == connector_id))
     }
 }
