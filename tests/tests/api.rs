@@ -1263,3 +1263,252 @@ async fn a_chunked_body_over_the_limit_is_refused() {
         &text[..text.len().min(200)]
     );
 }
+
+/// The schema `s` of the OpenAPI document `doc` with `$ref`s followed.
+fn resolve<'a>(doc: &'a Value, mut s: &'a Value) -> &'a Value {
+    while let Some(r) = s["$ref"].as_str() {
+        let name = r.trim_start_matches("#/components/schemas/");
+        s = &doc["components"]["schemas"][name];
+        assert!(s.is_object(), "unknown schema {r}");
+    }
+    s
+}
+
+/// Records where `value` breaks `schema`: a `null` the schema does not declare nullable, or an
+/// object member the schema does not declare.
+fn conform(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
+    let nullable = schema["nullable"] == true;
+    let schema = resolve(doc, schema);
+    if let Some(all) = schema["allOf"].as_array() {
+        if value.is_null() && (nullable || schema["nullable"] == true) {
+            return;
+        }
+        for s in all {
+            conform(doc, s, value, at, errors);
+        }
+        return;
+    }
+    if schema.get("oneOf").is_some() || schema.get("anyOf").is_some() {
+        return;
+    }
+    let declared = schema.as_object().is_some_and(|o| {
+        o.contains_key("type") || o.contains_key("properties") || o.contains_key("enum")
+    });
+    if value.is_null() {
+        if declared && !nullable && schema["nullable"] != true {
+            errors.push(format!("{at}: null for {schema}"));
+        }
+        return;
+    }
+    if let (Some(props), Some(obj)) = (schema["properties"].as_object(), value.as_object()) {
+        for (key, v) in obj {
+            match props.get(key) {
+                Some(s) => conform(doc, s, v, &format!("{at}.{key}"), errors),
+                None if schema.get("additionalProperties").is_some() => {}
+                None => errors.push(format!("{at}.{key}: not declared")),
+            }
+        }
+    } else if let (Some(extra), Some(obj)) = (
+        schema["additionalProperties"].as_object(),
+        value.as_object(),
+    ) {
+        let extra = Value::Object(extra.clone());
+        for (key, v) in obj {
+            conform(doc, &extra, v, &format!("{at}.{key}"), errors);
+        }
+    }
+    if let (Some(items), Some(list)) = (schema.get("items"), value.as_array()) {
+        for (i, v) in list.iter().enumerate() {
+            conform(doc, items, v, &format!("{at}[{i}]"), errors);
+        }
+    }
+}
+
+/// Every JSON answer of every GET operation of the demo tenant — lists, then each detail path
+/// with the id of the list's first object — for an administrator and an employee: optional
+/// fields are left out when absent, never `null` where the OpenAPI document does not say so, and
+/// nothing is answered that the document does not declare.
+#[tokio::test]
+async fn get_answers_match_the_openapi_document_and_carry_no_undeclared_nulls() {
+    let app = TestApp::spawn_with(Options {
+        demo: true,
+        ..Options::default()
+    })
+    .await;
+    let (s, doc) = app
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut errors = Vec::new();
+    let mut checked = std::collections::BTreeSet::new();
+    for who in ["admin", "alice.brown"] {
+        let token = {
+            let body = app
+                .sign_in(
+                    "demo",
+                    &format!("{who}@demo.trainflow.test"),
+                    "TrainFlow-demo-2026",
+                )
+                .await;
+            body["data"]["access_token"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{who} signs in: {body}"))
+                .to_string()
+        };
+        // The first object id each list answered, by the list's path.
+        let mut first_ids: std::collections::HashMap<String, String> = Default::default();
+        // Lists first (no path parameter), then paths with one parameter.
+        let mut templates: Vec<&String> = paths.keys().collect();
+        templates.sort_by_key(|p| (p.matches('{').count(), p.len()));
+        for template in templates {
+            let op = &paths[template.as_str()]["get"];
+            if !op.is_object() || template.matches('{').count() > 1 {
+                continue;
+            }
+            let path = match template.find('{') {
+                None => template.clone(),
+                Some(start) => {
+                    let list = template[..start].trim_end_matches('/');
+                    let Some(id) = first_ids.get(list) else {
+                        continue;
+                    };
+                    let end = start + template[start..].find('}').expect("closing brace");
+                    format!("{}{id}{}", &template[..start], &template[end + 1..])
+                }
+            };
+            let resp = app
+                .client
+                .get(format!("{}{path}", app.base))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("request");
+            let status = resp.status();
+            let is_json = resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|ct| ct.starts_with("application/json"));
+            let text = resp.text().await.expect("body");
+            assert!(
+                !status.is_server_error(),
+                "GET {path} as {who}: {status} {text}"
+            );
+            if status != StatusCode::OK || !is_json {
+                continue;
+            }
+            let body: Value = serde_json::from_str(&text).expect("JSON");
+            let content = op["responses"]["200"]["content"]
+                .as_object()
+                .expect("200 content");
+            let schema = content
+                .iter()
+                .find(|(ct, _)| ct.starts_with("application/json"))
+                .map(|(_, c)| &c["schema"])
+                .unwrap_or_else(|| panic!("GET {template}: no JSON schema"));
+            conform(
+                &doc,
+                schema,
+                &body,
+                &format!("GET {template} as {who}"),
+                &mut errors,
+            );
+            if let Some(id) = body["data"]
+                .as_array()
+                .and_then(|l| l.first())
+                .and_then(|o| o["id"].as_str())
+            {
+                first_ids.insert(template.clone(), id.to_string());
+            }
+            let non_empty = match &body["data"] {
+                Value::Array(l) => !l.is_empty(),
+                other => !other.is_null(),
+            };
+            if non_empty {
+                checked.insert(template.clone());
+            }
+        }
+    }
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+    for must in [
+        "/api/v1/users",
+        "/api/v1/users/{id}",
+        "/api/v1/users/me",
+        "/api/v1/audit",
+        "/api/v1/notifications",
+        "/api/v1/tenant",
+        "/api/v1/certifications",
+        "/api/v1/certifications/{id}",
+    ] {
+        assert!(
+            checked.contains(must),
+            "{must} was not checked: {checked:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_undeclared_method_is_405_with_allow_and_an_unknown_path_is_404() {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let (s, doc) = app
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    for (method, path, template) in [
+        (Method::DELETE, "/api/v1/audit".to_string(), "/api/v1/audit"),
+        (Method::PUT, "/api/v1/users".to_string(), "/api/v1/users"),
+        (
+            Method::POST,
+            format!("/api/v1/users/{}", app.a.people[&Role::Employee]),
+            "/api/v1/users/{id}",
+        ),
+    ] {
+        let resp = app
+            .client
+            .request(method.clone(), format!("{}{path}", app.base))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        let allow: Vec<String> = resp
+            .headers()
+            .get("allow")
+            .unwrap_or_else(|| panic!("{method} {path}: no Allow"))
+            .to_str()
+            .unwrap()
+            .split(',')
+            .map(|m| m.trim().to_string())
+            .collect();
+        let request_id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+        assert_eq!(body["error"]["request_id"], request_id.as_str());
+        // Exactly the methods the OpenAPI document declares for the path.
+        let mut declared: Vec<String> = doc["paths"][template]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|m| m.to_uppercase())
+            .collect();
+        declared.sort();
+        let mut sorted = allow.clone();
+        sorted.sort();
+        assert_eq!(sorted, declared, "{method} {path}");
+        assert!(allow.contains(&"GET".to_string()), "{allow:?}");
+    }
+    for (method, path) in [
+        (Method::DELETE, "/api/v1/nowhere"),
+        (Method::GET, "/api/v1/audit/nothing/here"),
+    ] {
+        let (s, body) = app.call(method.clone(), path, Some(&admin), None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{method} {path}: {body}");
+        assert_eq!(body["error"]["code"], "not_found");
+    }
+}

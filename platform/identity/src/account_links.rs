@@ -43,7 +43,7 @@ pub struct AccountLinksApi {
 
 /// Body of `POST /auth/password-reset`.
 #[derive(Debug, Object, Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct ResetRequest {
     /// The organisation's slug (or host name).
     #[oai(validator(max_length = 253))]
@@ -54,7 +54,7 @@ pub struct ResetRequest {
 
 /// Body of `POST /auth/password-reset/confirm`.
 #[derive(Debug, Object, Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct ResetConfirm {
     /// The token from the emailed link.
     #[oai(validator(max_length = 200))]
@@ -65,7 +65,7 @@ pub struct ResetConfirm {
 
 /// Body of `POST /auth/verify-email`.
 #[derive(Debug, Object, Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct VerifyConfirm {
     #[oai(validator(max_length = 200))]
     pub token: String,

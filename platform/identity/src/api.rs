@@ -34,7 +34,7 @@ enum Tag {
 /// Body of `POST /auth/token`.
 #[derive(Debug, Object, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct TokenRequest {
     /// The organisation's slug (or host name).
     #[oai(validator(max_length = 253))]
@@ -48,7 +48,7 @@ pub struct TokenRequest {
 /// Body of `POST /auth/refresh` and `POST /auth/logout`.
 #[derive(Debug, Object, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct RefreshRequest {
     #[oai(validator(max_length = 200))]
     pub refresh_token: String,
@@ -64,6 +64,7 @@ impl RefreshRequest {
 
 /// Issued tokens.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct TokenResponse {
     /// JWT for the `Authorization: Bearer` header.
     pub access_token: String,
@@ -89,7 +90,7 @@ impl From<TokenPair> for TokenResponse {
 /// Body of `PUT /users/me`: what a person may change about themselves.
 #[derive(Debug, Object, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct UpdateMe {
     #[oai(validator(max_length = 100))]
     pub first_name: String,
@@ -107,7 +108,7 @@ pub struct UpdateMe {
 /// Body of `POST /users/me/password`.
 #[derive(Debug, Object, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct ChangePassword {
     #[oai(validator(max_length = 128))]
     pub current_password: String,
@@ -117,7 +118,7 @@ pub struct ChangePassword {
 
 /// Body of `PUT /users/{id}/reporting-lines`.
 #[derive(Debug, Object, Deserialize, serde::Serialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct ReportingLines {
     /// The person's foreman (direct supervisor).
     pub supervisor_id: Option<Uuid>,
@@ -127,12 +128,14 @@ pub struct ReportingLines {
 
 /// `{"active_count": N}`.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ActiveCount {
     pub active_count: i64,
 }
 
 /// A department.
 #[derive(Debug, Object, sqlx::FromRow, serde::Serialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Department {
     pub id: Uuid,
     pub name: String,
@@ -144,7 +147,7 @@ pub struct Department {
 /// Body of `POST /departments`.
 #[derive(Debug, Object, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct CreateDepartment {
     #[oai(validator(max_length = 100))]
     pub name: String,
@@ -154,6 +157,7 @@ pub struct CreateDepartment {
 
 /// An audit-log entry.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct AuditEntry {
     pub seq: i64,
     pub id: Uuid,
@@ -174,6 +178,7 @@ pub struct AuditEntry {
 
 /// Result of verifying the audit chain.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct AuditVerification {
     /// True when every link matches.
     pub intact: bool,

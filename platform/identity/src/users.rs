@@ -52,6 +52,7 @@ pub struct UserRow {
 
 /// A person of the tenant (User Management System fields plus TrainFlow's).
 #[derive(Debug, Clone, Object, serde::Serialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct User {
     pub id: Uuid,
     /// Sign-in email, lower case, unique in the tenant.
@@ -140,7 +141,7 @@ impl User {
 /// Body of `POST /users`.
 #[derive(Debug, Clone, Object, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct CreateUser {
     /// Sign-in email.
     #[oai(validator(max_length = 254))]
@@ -179,7 +180,7 @@ pub struct CreateUser {
 /// Body of `PUT /users/{id}`: the whole editable record.
 #[derive(Debug, Clone, Object, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct ReplaceUser {
     #[oai(validator(max_length = 254))]
     pub email: String,
@@ -204,30 +205,39 @@ pub struct ReplaceUser {
     pub is_active: bool,
 }
 
-/// Body of `PATCH /users/{id}`: only the fields present change; `null` clears an optional one.
+/// Body of `PATCH /users/{id}`: only the fields present change; `null` clears an optional one
+/// (the fields declared nullable; `null` for `email`, `username`, `role` or `is_active` is 422).
 #[derive(Debug, Clone, Default, Object, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct PatchUser {
     #[serde(default)]
     pub email: MaybeUndefined<String>,
     #[serde(default)]
     pub username: MaybeUndefined<String>,
     #[serde(default)]
+    #[oai(nullable)]
     pub first_name: MaybeUndefined<String>,
     #[serde(default)]
+    #[oai(nullable)]
     pub last_name: MaybeUndefined<String>,
     #[serde(default)]
+    #[oai(nullable)]
     pub phone: MaybeUndefined<String>,
     #[serde(default)]
+    #[oai(nullable)]
     pub address: MaybeUndefined<String>,
     #[serde(default)]
+    #[oai(nullable)]
     pub employee_number: MaybeUndefined<String>,
     #[serde(default)]
+    #[oai(nullable)]
     pub department_id: MaybeUndefined<Uuid>,
     #[serde(default)]
+    #[oai(nullable)]
     pub position: MaybeUndefined<String>,
     #[serde(default)]
+    #[oai(nullable)]
     pub gender: MaybeUndefined<String>,
     #[serde(default)]
     pub role: MaybeUndefined<Role>,

@@ -35,6 +35,7 @@ pub const FIRST_PARTY_PREFIX: &str = "com.trainflow.";
 
 /// One connector as the catalogue shows it.
 #[derive(Debug, Clone, Object, serde::Serialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct CatalogueEntry {
     /// Stable connector id, e.g. `trainflow.csv`.
     pub connector_id: String,

@@ -54,6 +54,7 @@ impl SyncMode {
 
 /// An installed connector.
 #[derive(Debug, Clone, Object, Serialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Installation {
     pub id: Uuid,
     pub connector_id: String,

@@ -16,6 +16,7 @@ pub const MAX_COMPONENT_BYTES: usize = 20 * 1024 * 1024;
 
 /// What a connector asks to be allowed to do. Shown to administrators before they install it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, Object)]
+#[oai(skip_serializing_if_is_none)]
 #[serde(deny_unknown_fields)]
 pub struct Capabilities {
     /// Reads a file the tenant uploads.

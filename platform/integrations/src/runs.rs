@@ -64,6 +64,7 @@ impl Trigger {
 
 /// A record the connector or the host rejected.
 #[derive(Debug, Clone, Object, Serialize, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct RunRecordError {
     pub stream: String,
     /// Row number or external id.
@@ -73,6 +74,7 @@ pub struct RunRecordError {
 
 /// A line the connector logged.
 #[derive(Debug, Clone, Object, Serialize, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct RunLogLine {
     pub level: String,
     pub message: String,
@@ -80,6 +82,7 @@ pub struct RunLogLine {
 
 /// A run and what it did.
 #[derive(Debug, Clone, Object, Serialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Run {
     pub id: Uuid,
     pub installation_id: Uuid,
@@ -183,7 +186,7 @@ impl From<RunRow> for Run {
 /// Body of `POST /connectors/installations/{id}/runs`.
 #[derive(Debug, Default, Object, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct StartRun {
     /// The uploaded file to read (default: the newest one).
     pub file_id: Option<Uuid>,

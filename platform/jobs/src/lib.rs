@@ -222,6 +222,7 @@ struct JobRun {
 
 /// One recorded occurrence.
 #[derive(Debug, Clone, Object, serde::Serialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct JobRunView {
     pub id: Uuid,
     #[serde(with = "time::serde::rfc3339")]
@@ -253,6 +254,7 @@ impl From<JobRun> for JobRunView {
 
 /// A job and its recent history.
 #[derive(Debug, Clone, Object, serde::Serialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct JobStatus {
     pub name: String,
     pub schedule: String,

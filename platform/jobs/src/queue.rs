@@ -369,9 +369,10 @@ pub enum CancelOutcome {
 
 /// One item, for history, the command line and pages.
 #[derive(Debug, Clone, Object, Serialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct WorkItem {
     pub id: Uuid,
-    /// `null` for platform work.
+    /// Absent for platform work (`null` in the command line's JSON).
     pub tenant_id: Option<Uuid>,
     pub kind: String,
     pub payload: serde_json::Value,
@@ -422,6 +423,7 @@ pub struct WorkFilter {
 
 /// The queue at a glance, for `/health/jobs`.
 #[derive(Debug, Clone, Default, Object, Serialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct QueueStats {
     pub queued: i64,
     pub running: i64,

@@ -15,6 +15,7 @@ pub const MAX_PER_PAGE: u32 = 100;
 
 /// `{"data": T}`.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Data<T: ParseFromJSON + ToJSON> {
     /// The object.
     pub data: T,
@@ -22,6 +23,7 @@ pub struct Data<T: ParseFromJSON + ToJSON> {
 
 /// `{"data": [T], "meta": {…}}`.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct List<T: ParseFromJSON + ToJSON> {
     /// One page of objects.
     pub data: Vec<T>,
@@ -31,6 +33,7 @@ pub struct List<T: ParseFromJSON + ToJSON> {
 
 /// Position of a page in a list.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct PageMeta {
     /// 1-based page number.
     pub page: u32,

@@ -98,6 +98,13 @@ pub enum ApiError {
     /// The body is larger than this operation accepts (413).
     #[error("request body too large")]
     PayloadTooLarge,
+    /// The path exists but has no operation for this HTTP method (405). `allow` lists the
+    /// methods the path has (sent as the `Allow` header; left out when not known).
+    #[error("method not allowed")]
+    MethodNotAllowed {
+        /// The path's methods, e.g. `["GET", "POST"]`.
+        allow: Vec<String>,
+    },
     /// Anything else: logged in full, answered with a generic message (500).
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -132,6 +139,7 @@ impl ApiError {
             ApiError::Conflict { .. } => "conflict",
             ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -157,6 +165,9 @@ impl ApiError {
                 let names: Vec<&str> = f.0.keys().map(String::as_str).collect();
                 format!("invalid fields: {}", names.join(", "))
             }
+            ApiError::MethodNotAllowed { allow } if !allow.is_empty() => {
+                format!("method not allowed; the path allows {}", allow.join(", "))
+            }
             other => other.to_string(),
         };
         ErrorEnvelope {
@@ -172,6 +183,7 @@ impl ApiError {
 
 /// The body of every error answer.
 #[derive(Debug, Clone, Object, serde::Serialize, serde::Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ErrorEnvelope {
     /// What went wrong.
     pub error: ErrorBody,
@@ -179,6 +191,7 @@ pub struct ErrorEnvelope {
 
 /// What went wrong, with a stable code and the offending fields.
 #[derive(Debug, Clone, Object, serde::Serialize, serde::Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ErrorBody {
     /// Stable snake_case code, e.g. `validation_failed`, `not_found`.
     pub code: String,
@@ -201,6 +214,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -222,6 +236,14 @@ impl ResponseError for ApiError {
                     .parse()
                     .expect("digits are a valid header"),
             );
+        }
+        if let ApiError::MethodNotAllowed { allow } = self {
+            if let (false, Ok(value)) = (
+                allow.is_empty(),
+                allow.join(", ").parse::<poem::http::HeaderValue>(),
+            ) {
+                resp.headers_mut().insert("allow", value);
+            }
         }
         if let ApiError::Unauthorized(_) = self {
             resp.headers_mut()
@@ -292,10 +314,8 @@ pub fn from_poem_error(err: poem::Error) -> ApiError {
     let status = err.status();
     match status {
         StatusCode::NOT_FOUND => ApiError::NotFound,
-        StatusCode::METHOD_NOT_ALLOWED => ApiError::BadRequest {
-            message: "method not allowed".into(),
-            field: None,
-        },
+        // The edge fills in the path's methods; here they are not known.
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed { allow: Vec::new() },
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
         StatusCode::UNAUTHORIZED => ApiError::Unauthorized("missing or invalid credentials"),
         StatusCode::FORBIDDEN => ApiError::Forbidden,

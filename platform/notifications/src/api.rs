@@ -31,19 +31,21 @@ pub struct NotificationsApi {
 
 /// `{"unread": N}`.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct UnreadCount {
     pub unread: i64,
 }
 
 /// `{"updated": N}`.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Updated {
     pub updated: u64,
 }
 
 /// Body of `POST /notifications/broadcasts`.
 #[derive(Debug, Object, Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct CreateBroadcast {
     /// `all`, `role` or `department`.
     #[oai(validator(max_length = 20))]
@@ -67,7 +69,7 @@ pub struct CreateBroadcast {
 
 /// Body of `PUT /notifications/preferences`.
 #[derive(Debug, Object, Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct SetPreferences {
     /// The choices to change (at most 100).
     pub preferences: Vec<Preference>,
@@ -75,13 +77,14 @@ pub struct SetPreferences {
 
 /// How many people a broadcast reached.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct BroadcastResult {
     pub recipients: u64,
 }
 
 /// An email template as the tenant sees it.
 #[derive(Debug, Object, Deserialize, serde::Serialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct EmailTemplate {
     #[oai(validator(max_length = 200))]
     pub subject: String,

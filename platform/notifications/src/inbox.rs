@@ -184,6 +184,7 @@ async fn preferences_of(
 
 /// One preference.
 #[derive(Debug, Clone, Object, Serialize, serde::Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Preference {
     pub kind: Kind,
     pub channel: Channel,
@@ -223,6 +224,7 @@ pub async fn set_preferences(tx: &mut TenantTx, user: Uuid, prefs: &[Preference]
 
 /// An in-app notification.
 #[derive(Debug, Clone, Object, Serialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Notification {
     pub id: Uuid,
     pub kind: Kind,

@@ -46,7 +46,7 @@ pub const MAX_EVIDENCE_BYTES: usize = 10 * 1024 * 1024;
 
 /// Body of `POST /certification-types/preview`.
 #[derive(Debug, Object, Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct PreviewRequest {
     /// 1–240.
     pub validity_months: i32,
@@ -64,6 +64,7 @@ pub struct PreviewRequest {
 
 /// A certification with every cycle of the same person and type.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct CertificationDetail {
     pub certification: Certification,
     /// Newest first, including this one.
@@ -72,7 +73,7 @@ pub struct CertificationDetail {
 
 /// An approval chain.
 #[derive(Debug, Object, Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct Chain {
     pub steps: Vec<ChainStep>,
     /// False while the built-in (or, for a type, the default) chain applies.
@@ -83,7 +84,7 @@ pub struct Chain {
 
 /// Body of `POST /renewals`.
 #[derive(Debug, Object, Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct CreateRenewal {
     pub certification_id: Uuid,
     #[oai(validator(max_length = 2000))]
@@ -92,7 +93,7 @@ pub struct CreateRenewal {
 
 /// Body of `POST /renewals/{id}/decision`.
 #[derive(Debug, Object, Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct DecisionBody {
     pub decision: Decision,
     /// Required to reject or return.
@@ -102,7 +103,7 @@ pub struct DecisionBody {
 
 /// Body of `POST /renewals/{id}/resubmit`.
 #[derive(Debug, Object, Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct CommentBody {
     #[oai(validator(max_length = 2000))]
     pub comment: Option<String>,
@@ -110,7 +111,7 @@ pub struct CommentBody {
 
 /// Body of `POST /delegations`.
 #[derive(Debug, Object, Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct CreateDelegation {
     pub delegate_id: Uuid,
     /// RFC 3339, in the years 1900–2999.

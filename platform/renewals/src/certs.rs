@@ -46,6 +46,7 @@ pub async fn clock(tx: &mut TenantTx, now: OffsetDateTime) -> ApiResult<TenantCl
 
 /// A kind of certification the tenant tracks.
 #[derive(Debug, Clone, Object, Serialize, sqlx::FromRow)]
+#[oai(skip_serializing_if_is_none)]
 pub struct CertificationType {
     pub id: Uuid,
     pub code: String,
@@ -67,7 +68,7 @@ const TYPE_COLUMNS: &str = "id, code, name, description, validity_months, renewa
 
 /// Body of `POST /certification-types` and `PATCH` (every field optional there).
 #[derive(Debug, Clone, Object, Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct TypeInput {
     #[oai(validator(max_length = 50))]
     pub code: Option<String>,
@@ -191,6 +192,7 @@ pub async fn save_type(
 
 /// One cycle of a person's certification.
 #[derive(Debug, Clone, Object, Serialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Certification {
     pub id: Uuid,
     pub user_id: Uuid,
@@ -326,7 +328,7 @@ pub async fn get(
 
 /// Body of `POST /certifications`.
 #[derive(Debug, Clone, Object, Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct RecordCertification {
     pub user_id: Uuid,
     pub type_id: Uuid,
@@ -447,6 +449,7 @@ pub async fn record(
 
 /// Counts for one group (a department, a role, or everyone).
 #[derive(Debug, Clone, Default, Object, Serialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ComplianceGroup {
     /// The department's or role's name; `All` for the tenant.
     pub group: String,

@@ -162,6 +162,7 @@ pub fn normalise_offsets(mut offsets: Vec<i32>) -> Vec<i32> {
 
 /// One future cycle of a certification type.
 #[derive(Debug, Clone, PartialEq, Eq, Object, Serialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Cycle {
     pub number: u32,
     pub issued_on: Date,

@@ -33,7 +33,7 @@ use crate::{
 
 /// One step of an approval chain.
 #[derive(Debug, Clone, PartialEq, Eq, Object, Serialize, Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct ChainStep {
     /// `foreman`, `manager`, `training_officer` or `named`.
     pub relation: String,
@@ -228,6 +228,7 @@ pub async fn delegate_of(
 
 /// A renewal request with its steps and history.
 #[derive(Debug, Clone, Object, Serialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct RenewalRequest {
     pub id: Uuid,
     pub certification_id: Uuid,
@@ -250,6 +251,7 @@ pub struct RenewalRequest {
 
 /// One approval step.
 #[derive(Debug, Clone, Object, Serialize, sqlx::FromRow)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Step {
     pub id: Uuid,
     pub position: i32,
@@ -282,6 +284,7 @@ const STEP_COLUMNS: &str =
 
 /// Something that happened to a request.
 #[derive(Debug, Clone, Object, Serialize, sqlx::FromRow)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Event {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
@@ -294,6 +297,7 @@ pub struct Event {
 
 /// An evidence file (metadata).
 #[derive(Debug, Clone, Object, Serialize, sqlx::FromRow)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Evidence {
     pub id: Uuid,
     pub filename: String,
@@ -1083,6 +1087,7 @@ pub async fn evidence_content(
 
 /// An out-of-office delegation.
 #[derive(Debug, Clone, Object, Serialize, sqlx::FromRow)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Delegation {
     pub id: Uuid,
     pub delegate_id: Uuid,

@@ -78,14 +78,15 @@ impl Gate {
 }
 
 /// Route patterns as poem matches them (`/api/v1/users/:param0`: poem-openapi numbers path
-/// parameters) → the operation's OpenAPI path template (`/api/v1/users/{id}`).
+/// parameters) → the operation's OpenAPI path template (`/api/v1/users/{id}`) and the methods
+/// the OpenAPI document declares for it (the `Allow` header of a 405).
 #[derive(Debug, Default, Clone)]
-pub struct Templates(HashMap<String, String>);
+pub struct Templates(HashMap<String, (String, Vec<String>)>);
 
 impl Templates {
     /// The templates of the operations of `T`.
     pub fn of<T: OpenApi>() -> Self {
-        let mut out = HashMap::new();
+        let mut out: HashMap<String, (String, Vec<String>)> = HashMap::new();
         for api in T::meta() {
             for path in api.paths {
                 let mut n = 0;
@@ -101,17 +102,34 @@ impl Templates {
                         }
                     })
                     .collect();
-                out.insert(pattern.join("/"), path.path.clone());
+                let entry = out
+                    .entry(pattern.join("/"))
+                    .or_insert_with(|| (path.path.clone(), Vec::new()));
+                for op in &path.operations {
+                    let method = op.method.as_str().to_string();
+                    if !entry.1.contains(&method) {
+                        entry.1.push(method);
+                    }
+                }
             }
         }
+        for (_, methods) in out.values_mut() {
+            methods.sort_by_key(|m| method_order(m));
+        }
         Templates(out)
+    }
+
+    /// The methods an API route pattern has, in a fixed order (`GET, POST, PUT, PATCH, DELETE`);
+    /// `None` for a pattern that is not an operation's path.
+    pub fn methods(&self, pattern: &str) -> Option<&[String]> {
+        self.0.get(pattern).map(|(_, methods)| methods.as_slice())
     }
 
     /// The template of a matched poem route pattern: the operation's OpenAPI path, else the
     /// pattern with `:name` written `{name}` (a regex constraint dropped, `*rest` as
     /// `{*rest}`). Patterns come from the code, never from the request, so labels stay few.
     pub fn template(&self, pattern: &str) -> String {
-        if let Some(t) = self.0.get(pattern) {
+        if let Some((t, _)) = self.0.get(pattern) {
             return t.clone();
         }
         let segments: Vec<String> = pattern
@@ -390,6 +408,21 @@ async fn handle<E: Endpoint<Output = Response>>(
                 let route = Routed::of(err.data::<PathPattern>());
                 (err.into_response(), route)
             }
+            // A path of the API without an operation for this method: 405 with the path's
+            // methods as the OpenAPI document declares them.
+            Err(err) if err.status() == StatusCode::METHOD_NOT_ALLOWED => {
+                let pattern = err.data::<PathPattern>().cloned();
+                let allow = pattern
+                    .as_ref()
+                    .and_then(|p| edge.templates.methods(&p.0))
+                    .map(<[String]>::to_vec)
+                    .unwrap_or_default();
+                let route = Routed::of(pattern.as_ref());
+                (
+                    error_response(ApiError::MethodNotAllowed { allow }, is_api),
+                    route,
+                )
+            }
             Err(err) => {
                 let route = Routed::of(err.data::<PathPattern>());
                 (error_response(from_poem_error(err), is_api), route)
@@ -474,6 +507,14 @@ fn method_label(method: &Method) -> &'static str {
         Method::OPTIONS => "OPTIONS",
         _ => "OTHER",
     }
+}
+
+/// Where a method goes in an `Allow` header: the usual order, unknown ones last.
+fn method_order(method: &str) -> usize {
+    ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+        .iter()
+        .position(|m| *m == method)
+        .unwrap_or(usize::MAX)
 }
 
 /// A wait in whole seconds, rounded up, at least 1 (for `Retry-After`).
@@ -844,6 +885,25 @@ mod tests {
                 "trainflow_http_requests_total{operation=\"unmatched\",status=\"404\"} 150"
             ),
             "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_undeclared_method_is_405_with_the_paths_methods_and_an_unknown_path_404() {
+        let gate = gate();
+        let ep = app(&gate);
+        let (status, body, resp) = send(&ep, Method::DELETE, "/api/v1/things/abc").await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+        assert_eq!(resp.headers()["allow"], "GET");
+        let json: serde_json::Value = serde_json::from_str(&body).expect("JSON envelope");
+        assert_eq!(json["error"]["code"], "method_not_allowed", "{json}");
+        assert_eq!(json["error"]["request_id"], "edge-test-1", "{json}");
+
+        let (status, _, _) = send(&ep, Method::DELETE, "/api/v1/nothing/abc").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            Templates::of::<Things>().methods("/api/v1/things/:param0"),
+            Some(&["GET".to_string()][..])
         );
     }
 

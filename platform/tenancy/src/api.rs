@@ -27,7 +27,7 @@ enum Tag {
 /// Body of `POST /platform/auth/token`.
 #[derive(Debug, Object, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct OperatorTokenRequest {
     #[oai(validator(max_length = 254))]
     pub email: String,
@@ -37,6 +37,7 @@ pub struct OperatorTokenRequest {
 
 /// An operator token.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct OperatorToken {
     pub access_token: String,
     pub token_type: String,
@@ -46,7 +47,7 @@ pub struct OperatorToken {
 /// Body of `PUT /tenant`.
 #[derive(Debug, Object, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct UpdateTenant {
     #[oai(validator(max_length = 200))]
     pub name: String,

@@ -15,7 +15,7 @@ use uuid::Uuid;
 /// Per-tenant settings kept as JSON (FEATURES T4).
 #[derive(Debug, Clone, Serialize, Deserialize, Object, PartialEq)]
 #[serde(default, deny_unknown_fields)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct TenantSettings {
     /// Brand colour, `#rrggbb`.
     pub primary_colour: String,
@@ -85,6 +85,7 @@ impl TenantSettings {
 
 /// A tenant organisation.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Tenant {
     pub id: Uuid,
     pub slug: String,
@@ -144,7 +145,7 @@ const COLUMNS: &str =
 /// Body of `POST /platform/tenants`.
 #[derive(Debug, Clone, Object, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct NewTenant {
     #[oai(validator(max_length = 40))]
     pub slug: String,
