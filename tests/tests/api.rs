@@ -1512,3 +1512,37 @@ async fn an_undeclared_method_is_405_with_allow_and_an_unknown_path_is_404() {
         assert_eq!(body["error"]["code"], "not_found");
     }
 }
+
+#[tokio::test]
+async fn every_limit_the_schema_states_is_enforced_and_names_the_field() {
+    let app = TestApp::spawn().await;
+    // A body limit the use case does not check itself: the schema's maxLength.
+    let long_email = format!("{}@example.com", "a".repeat(300));
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/password-reset",
+            None,
+            Some(json!({"tenant": app.a.slug, "email": long_email})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]["fields"]["email"].is_array(), "{body}");
+
+    let employee = app.token(Which::A, Role::Employee).await;
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/renewals",
+            Some(&employee),
+            Some(json!({"certification_id": uuid::Uuid::nil(), "comment": "x".repeat(2001)})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]["fields"]["comment"].is_array(), "{body}");
+    // Nothing was written: the employee has no renewal request.
+    let (_, mine) = app
+        .call(Method::GET, "/api/v1/renewals", Some(&employee), None)
+        .await;
+    assert_eq!(mine["data"].as_array().map(Vec::len), Some(0), "{mine}");
+}

@@ -8,7 +8,7 @@
 use poem::{Request, RequestBody};
 use poem_openapi::{
     registry::{MetaMediaType, MetaRequest, MetaSchemaRef, Registry},
-    types::Type,
+    types::{ParseFromJSON, Type},
     ApiExtractor, ApiExtractorType, ExtractParamOptions,
 };
 use serde::de::DeserializeOwned;
@@ -23,7 +23,7 @@ pub struct Body<T>(pub T);
 
 impl<'a, T> ApiExtractor<'a> for Body<T>
 where
-    T: Type + DeserializeOwned + Send,
+    T: Type + ParseFromJSON + DeserializeOwned + Send,
 {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
     type ParamType = ();
@@ -77,7 +77,37 @@ where
                         field: None,
                     },
                 })?;
-        parse_json(&bytes).map(Body).map_err(Into::into)
+        let value = parse_json(&bytes)?;
+        check_limits::<T>(&bytes)?;
+        Ok(Body(value))
+    }
+}
+
+/// Enforces the limits the schema states (lengths, ranges, patterns, item counts): serde has
+/// parsed the types, poem-openapi's validators check the `#[oai(validator(...))]` limits. Only
+/// a validator's refusal counts; serde stays the authority on types and defaults.
+fn check_limits<T: ParseFromJSON>(bytes: &[u8]) -> Result<(), ApiError> {
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return Ok(());
+    };
+    match T::parse_from_json(Some(json)) {
+        Err(err) if err.message().contains("verification failed") => {
+            let message = err.message();
+            let field = message
+                .rsplit_once("field `")
+                .and_then(|(_, rest)| rest.split_once('`'))
+                .map(|(name, _)| name.to_string())
+                .unwrap_or_else(|| "body".to_string());
+            let limit = message
+                .rsplit_once("verification failed. ")
+                .map(|(_, limit)| limit.to_string())
+                .unwrap_or_default();
+            Err(ApiError::field(
+                field,
+                format!("is outside its limit: {limit}"),
+            ))
+        }
+        _ => Ok(()),
     }
 }
 
