@@ -568,10 +568,15 @@ impl Integrations {
             }
         }
         if mode == SyncMode::FullRefresh {
-            return self
-                .sweep(tenant, run.id, installation, &generations, false, state)
-                .await
-                .map_err(|e| fault(run.id, e));
+            let swept = async {
+                let mut tx = TenantTx::begin_system(&self.db, tenant).await?;
+                let ending = self
+                    .sweep(&mut tx, run.id, installation, &generations, false, state)
+                    .await?;
+                tx.commit().await?;
+                Ok::<_, ApiError>(ending)
+            };
+            return swept.await.map_err(|e| fault(run.id, e));
         }
         Ok(Ending::Succeeded)
     }
@@ -683,16 +688,18 @@ impl Integrations {
     /// The full-refresh sweep: soft-deletes what the last pass of each stream did not see. Held
     /// back (unless `confirmed`) when it would deactivate more than the guard's share of the
     /// tenant's active people.
+    /// Works in the caller's transaction `tx`, which the caller commits: a confirmation's audit
+    /// entry and the deletions it confirms commit together.
     async fn sweep(
         &self,
-        tenant: TenantId,
+        tx: &mut TenantTx,
         run: Uuid,
         installation: Uuid,
         generations: &[(String, Uuid)],
         confirmed: bool,
         state: &mut RunState,
     ) -> ApiResult<Ending> {
-        let mut tx = TenantTx::begin_system(&self.db, tenant).await?;
+        let tenant = tx.tenant();
         let mut gone: Vec<(String, Uuid)> = Vec::new();
         for (stream, generation) in generations {
             let rows: Vec<(String, Uuid)> = sql!(tx.conn() => |c| sqlx::query_as(
@@ -707,8 +714,8 @@ impl Integrations {
             .filter(|(k, _)| k == kind_name(trainflow_connectors::EntityKind::Employee))
             .map(|(_, id)| *id)
             .collect();
-        let leaving = identity::active_among(&mut tx, &people).await?;
-        let active = trainflow_identity::users::active_count(&mut tx).await?;
+        let leaving = identity::active_among(tx, &people).await?;
+        let active = trainflow_identity::users::active_count(tx).await?;
         if !confirmed
             && leaving > 0
             && leaving as f64 > self.settings.deletion_guard * active as f64
@@ -716,7 +723,6 @@ impl Integrations {
             sql!(tx.conn() => |c| sqlx::query(
                 "update connector_runs set pending_deletions = $3 where tenant_id = $1 and id = $2")
                 .bind(tenant).bind(run).bind(leaving as i32).execute(&mut *c).await.map(drop))?;
-            tx.commit().await?;
             return Ok(Ending::NeedsConfirmation);
         }
         let now = trainflow_kernel::now();
@@ -734,8 +740,7 @@ impl Integrations {
         }
         for (kind, ids) in by_kind {
             for chunk in ids.chunks(SWEEP_BATCH) {
-                let (deleted, refused) =
-                    apply::delete_ids(&mut tx, kind, chunk, now, &source).await?;
+                let (deleted, refused) = apply::delete_ids(tx, kind, chunk, now, &source).await?;
                 applied.deactivated += deleted;
                 for (id, reason) in refused {
                     applied.errors.push((id.to_string(), reason));
@@ -748,7 +753,6 @@ impl Integrations {
                     errors = $5 where tenant_id = $1 and id = $2")
             .bind(tenant).bind(run).bind(state.deactivated as i32).bind(state.record_errors as i32)
             .bind(Json(&state.errors)).execute(&mut *c).await.map(drop))?;
-        tx.commit().await?;
         Ok(Ending::Succeeded)
     }
 
@@ -782,15 +786,15 @@ impl Integrations {
                 .detail(serde_json::json!({"pending_deletions": run.pending_deletions})),
         )
         .await?;
-        tx.commit().await?;
         let mut state = RunState {
             deactivated: run.deactivated as u32,
             record_errors: run.record_errors as u32,
             errors: run.errors.clone(),
             ..RunState::default()
         };
+        // The confirmation, its audit entry and the deletions it confirms: one transaction.
         self.sweep(
-            tenant,
+            &mut tx,
             run.id,
             run.installation_id,
             &generations,
@@ -798,7 +802,6 @@ impl Integrations {
             &mut state,
         )
         .await?;
-        let mut tx = TenantTx::begin_system(&self.db, tenant).await?;
         sql!(tx.conn() => |c| sqlx::query(
             "update connector_runs set status = 'succeeded' where tenant_id = $1 and id = $2")
             .bind(tenant).bind(run.id).execute(&mut *c).await.map(drop))?;
