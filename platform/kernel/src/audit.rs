@@ -315,6 +315,26 @@ async fn append(
     let hash = chain_hash(&prev_hash, &canonical);
     let before = entry.before.as_ref().map(sqlx::types::Json);
     let after = entry.after.as_ref().map(sqlx::types::Json);
+    // The entry's fifteen columns, `$1` to `$15`, in the order both statements list them.
+    macro_rules! bind_entry {
+        ($q:expr) => {
+            $q.bind(tenant)
+                .bind(seq)
+                .bind(id)
+                .bind(now)
+                .bind(&entry.actor_kind)
+                .bind(entry.actor_id)
+                .bind(&entry.action)
+                .bind(&entry.object_type)
+                .bind(entry.object_id)
+                .bind(before)
+                .bind(after)
+                .bind(&request_id)
+                .bind(&entry.ip)
+                .bind(&prev_hash)
+                .bind(&hash)
+        };
+    }
     match tx.conn() {
         // One statement: the entry, its object rows (column arrays) and the new head.
         Conn::Postgres(c) => {
@@ -334,49 +354,19 @@ async fn append(
                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)){objects_cte}
                  update audit_heads set hash = $15 where tenant_id = $1"
             );
-            let mut q = sqlx::query(&statement)
-                .bind(tenant)
-                .bind(seq)
-                .bind(id)
-                .bind(now)
-                .bind(&entry.actor_kind)
-                .bind(entry.actor_id)
-                .bind(&entry.action)
-                .bind(&entry.object_type)
-                .bind(entry.object_id)
-                .bind(before)
-                .bind(after)
-                .bind(&request_id)
-                .bind(&entry.ip)
-                .bind(&prev_hash)
-                .bind(&hash);
+            let mut q = bind_entry!(sqlx::query(&statement));
             if !objects.is_empty() {
                 q = q.bind(types).bind(ids);
             }
             q.execute(&mut *c).await?;
         }
         Conn::Sqlite(c) => {
-            sqlx::query(
+            bind_entry!(sqlx::query(
                 "insert into audit_log (tenant_id, seq, id, occurred_at, actor_kind, actor_id, action,
                                         object_type, object_id, before_state, after_state, request_id,
                                         ip, prev_hash, hash)
                  values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-            )
-            .bind(tenant)
-            .bind(seq)
-            .bind(id)
-            .bind(now)
-            .bind(&entry.actor_kind)
-            .bind(entry.actor_id)
-            .bind(&entry.action)
-            .bind(&entry.object_type)
-            .bind(entry.object_id)
-            .bind(before)
-            .bind(after)
-            .bind(&request_id)
-            .bind(&entry.ip)
-            .bind(&prev_hash)
-            .bind(&hash)
+            ))
             .execute(&mut *c)
             .await?;
             for chunk in objects.chunks(SQLITE_ROWS_PER_STATEMENT) {
