@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the whole TrainFlow test suite: unit tests, then the end-to-end suite on SQLite and on a
-# fresh PostgreSQL database. Installs what a fresh machine lacks (Chromium and chromedriver for
-# the portal's browser tests) and fails — never skips — when PostgreSQL is unreachable.
+# Runs the whole TrainFlow test suite: unit tests, then the end-to-end suite and the schemathesis
+# contract test (tests/schemathesis/run.sh) on SQLite and on a fresh PostgreSQL database.
+# Installs what a fresh machine lacks (Chromium and chromedriver for the portal's browser tests,
+# schemathesis into the cache) and fails — never skips — when PostgreSQL is unreachable.
 #
 #   bash tests/run.sh                 # everything
 #   TRAINFLOW_PG_URL=postgres://user@host:5432/postgres bash tests/run.sh
@@ -79,6 +80,11 @@ CARGO_TARGET_DIR="$TRAINFLOW_PLUGINS_TARGET_DIR" cargo test --manifest-path plug
 step "Unit tests and the end-to-end suite on SQLite"
 TRAINFLOW_TEST_BACKEND=sqlite cargo test --workspace --locked --no-fail-fast
 
+# The OpenAPI document as the contract: schemathesis (pinned, installed into the cache on first
+# use) over every operation against the debug binary with the demo tenant; fails on any failure.
+step "Contract test: schemathesis over the OpenAPI document on SQLite"
+bash tests/schemathesis/run.sh sqlite
+
 drop_stale_databases
 
 # The same package selection as the SQLite pass (so the same features and the same build),
@@ -86,5 +92,8 @@ drop_stale_databases
 step "The end-to-end suite on PostgreSQL (a fresh database per test binary)"
 TRAINFLOW_TEST_BACKEND=postgres TRAINFLOW_TEST_PG_URL="$PG_URL" \
   cargo test --workspace --locked --no-fail-fast --test '*'
+
+step "Contract test: schemathesis over the OpenAPI document on PostgreSQL (with the stateful phase)"
+bash tests/schemathesis/run.sh postgres "$PG_URL"
 
 step "All tests passed on SQLite and PostgreSQL"

@@ -9,7 +9,11 @@
 pub mod sinks;
 pub mod webdriver;
 
-use std::{collections::HashMap, path::PathBuf, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::PathBuf,
+    sync::Arc,
+};
 
 use poem::listener::{Acceptor, Listener, TcpListener};
 use reqwest::{Method, StatusCode};
@@ -405,34 +409,196 @@ impl TestApp {
         rows[0].0
     }
 
-    /// A snapshot of everything tenant `tenant` holds, to prove a request changed nothing.
-    pub async fn fingerprint(&self, tenant: Uuid) -> Vec<(String, String)> {
-        let q = "select id, email, first_name, last_name, coalesce(phone, ''), role, is_active, \
-                 coalesce(cast(deleted_at as text), '') from users where tenant_id = $1 order by id";
-        let rows: Vec<UserSnapshot> = self.owner_rows(q, tenant).await;
-        let mut out: Vec<(String, String)> = rows
-            .into_iter()
-            .map(|r| (r.0.to_string(), format!("{r:?}")))
-            .collect();
-        for table in [
-            "departments",
-            "refresh_tokens",
-            "sessions",
-            "connector_packages",
-            "connector_installations",
-            "connector_files",
-            "connector_runs",
-            "connector_links",
-            "certifications",
-        ] {
-            out.push((table.into(), self.count(table, tenant).await.to_string()));
+    /// A snapshot of every row tenant `tenant` holds, to prove a request changed nothing: its
+    /// `tenants` row and every row of every table with a `tenant_id` column, the tables read
+    /// from the schema itself (PostgreSQL: `information_schema`, base tables of `public`;
+    /// SQLite: `sqlite_master` and `pragma_table_info`), so a new table is covered without
+    /// editing this. Only the columns in [`ACTIVITY_COLUMNS`] are left out.
+    pub async fn fingerprint(&self, tenant: Uuid) -> Fingerprint {
+        let mut tables: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        match self.backend {
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.owner_url)
+                    .await
+                    .expect("sqlite");
+                let columns: Vec<(String, String)> = sqlx::query_as(
+                    "select m.name, p.name from sqlite_master m join pragma_table_info(m.name) p
+                      where m.type = 'table'
+                        and (m.name = 'tenants' or exists (
+                              select 1 from pragma_table_info(m.name) k where k.name = 'tenant_id'))
+                      order by m.name, p.cid",
+                )
+                .fetch_all(&mut c)
+                .await
+                .expect("tenant tables");
+                for (table, key, cols) in tenant_tables(columns) {
+                    let row = cols
+                        .iter()
+                        .map(|c| format!("quote(\"{c}\")"))
+                        .collect::<Vec<_>>()
+                        .join(" || '|' || ");
+                    let q = format!("select {row} from \"{table}\" where \"{key}\" = $1");
+                    let rows: Vec<(String,)> = sqlx::query_as(&q)
+                        .bind(tenant)
+                        .fetch_all(&mut c)
+                        .await
+                        .unwrap_or_else(|e| panic!("{q}: {e}"));
+                    tables.insert(table, rows.into_iter().map(|r| r.0).collect());
+                }
+            }
+            Backend::Postgres => {
+                let mut c = PgConnection::connect(&self.owner_url).await.expect("pg");
+                let columns: Vec<(String, String)> = sqlx::query_as(
+                    "select c.table_name::text, c.column_name::text from information_schema.columns c
+                       join information_schema.tables t
+                         on t.table_schema = c.table_schema and t.table_name = c.table_name
+                      where c.table_schema = 'public' and t.table_type = 'BASE TABLE'
+                        and (c.table_name = 'tenants' or exists (
+                              select 1 from information_schema.columns k
+                               where k.table_schema = c.table_schema and k.table_name = c.table_name
+                                 and k.column_name = 'tenant_id'))
+                      order by c.table_name, c.ordinal_position",
+                )
+                .fetch_all(&mut c)
+                .await
+                .expect("tenant tables");
+                for (table, key, cols) in tenant_tables(columns) {
+                    let row = cols
+                        .iter()
+                        .map(|c| format!("\"{c}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let q =
+                        format!("select row({row})::text from \"{table}\" where \"{key}\" = $1");
+                    let rows: Vec<(String,)> = sqlx::query_as(&q)
+                        .bind(tenant)
+                        .fetch_all(&mut c)
+                        .await
+                        .unwrap_or_else(|e| panic!("{q}: {e}"));
+                    tables.insert(table, rows.into_iter().map(|r| r.0).collect());
+                }
+            }
         }
-        out
+        assert!(
+            tables.len() > 20 && tables.contains_key("users") && tables.contains_key("tenants"),
+            "the schema query found too few tenant tables: {:?}",
+            tables.keys().collect::<Vec<_>>()
+        );
+        for rows in tables.values_mut() {
+            rows.sort();
+        }
+        Fingerprint(tables)
+    }
+}
+
+/// Columns [`TestApp::fingerprint`] leaves out: activity stamps that authenticating a request
+/// writes (a portal session's `last_seen_at` and its person's `last_active_at`, at most once a
+/// minute, after the answer, whatever the request asked for). A refused form still
+/// authenticates its session, so including them would make "changed nothing" depend on the
+/// clock.
+pub const ACTIVITY_COLUMNS: &[(&str, &str)] =
+    &[("sessions", "last_seen_at"), ("users", "last_active_at")];
+
+/// (table, the column naming the tenant, the columns compared) of the schema's tenant tables
+/// and `tenants` (keyed by `id`), from (table, column) pairs in column order.
+fn tenant_tables(columns: Vec<(String, String)>) -> Vec<(String, String, Vec<String>)> {
+    let mut by_table: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (table, column) in columns {
+        if ACTIVITY_COLUMNS.contains(&(table.as_str(), column.as_str())) {
+            continue;
+        }
+        by_table.entry(table).or_default().push(column);
+    }
+    by_table
+        .into_iter()
+        .map(|(table, cols)| {
+            let key = if table == "tenants" {
+                "id"
+            } else {
+                "tenant_id"
+            };
+            (table, key.to_string(), cols)
+        })
+        .collect()
+}
+
+/// Every row a tenant holds, by table (each table's rows as text, sorted). Compare two with
+/// `==`; [`Fingerprint::changes`] says what differs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Fingerprint(pub BTreeMap<String, Vec<String>>);
+
+impl Fingerprint {
+    /// The same without `tables` (e.g. the audit log, for a refusal that is audited).
+    pub fn without(mut self, tables: &[&str]) -> Fingerprint {
+        for t in tables {
+            self.0.remove(*t);
+        }
+        self
+    }
+
+    /// The rows only in `self` (`-`) or only in `after` (`+`), by table; empty when equal.
+    pub fn changes(&self, after: &Fingerprint) -> String {
+        let mut out = Vec::new();
+        let names: std::collections::BTreeSet<&String> =
+            self.0.keys().chain(after.0.keys()).collect();
+        let none = Vec::new();
+        for name in names {
+            let (a, b) = (
+                self.0.get(name).unwrap_or(&none),
+                after.0.get(name).unwrap_or(&none),
+            );
+            for row in a.iter().filter(|r| !b.contains(r)) {
+                out.push(format!("{name} - {row}"));
+            }
+            for row in b.iter().filter(|r| !a.contains(r)) {
+                out.push(format!("{name} + {row}"));
+            }
+        }
+        out.join("\n")
+    }
+}
+
+impl std::fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut m = f.debug_map();
+        for (table, rows) in &self.0 {
+            let digest = trainflow_kernel::secret::sha256_hex(rows.join("\n").as_bytes());
+            m.entry(
+                table,
+                &format!("{} rows, sha256 {}", rows.len(), &digest[..16]),
+            );
+        }
+        m.finish()
     }
 }
 
 /// Connector helpers: packages, installations, uploads and runs through the API.
 impl TestApp {
+    /// [`TestApp::call_multipart`], answering `None` when the connection failed before an
+    /// answer arrived (a refusal sent before the body was read can reset a connection still
+    /// sending it).
+    pub async fn try_call_multipart(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        form: reqwest::multipart::Form,
+    ) -> Option<(StatusCode, Value)> {
+        let mut req = self
+            .client
+            .post(format!("{}{}", self.base, path))
+            .multipart(form);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.ok()?;
+        let status = resp.status();
+        let text = resp.text().await.ok()?;
+        Some((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
+    }
+
     /// Sends a multipart form (package uploads).
     pub async fn call_multipart(
         &self,
@@ -593,6 +759,362 @@ impl TestApp {
     }
 }
 
+/// Fixtures: real objects of a seeded tenant made through the API (by its administrator unless
+/// said otherwise), for tests whose calls must find what they name. Each call makes new ones,
+/// so concurrent callers never share one.
+impl TestApp {
+    /// Calls the API as the seeded `role` of `which` and returns `data`; panics unless the answer
+    /// is a success.
+    pub async fn ok_as(
+        &self,
+        which: Which,
+        role: Role,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let token = self.token(which, role).await;
+        let (s, b) = self.call(method.clone(), path, Some(&token), body).await;
+        assert!(s.is_success(), "fixture {method} {path}: {s} {b}");
+        b["data"].clone()
+    }
+
+    /// A new person (role employee, invited: no password) of `which`.
+    pub async fn fresh_user(&self, which: Which) -> Uuid {
+        self.fresh_person(which, Role::Employee, None).await.0
+    }
+
+    /// A new person of `which` with `role` and optionally a password: (id, email).
+    pub async fn fresh_person(
+        &self,
+        which: Which,
+        role: Role,
+        password: Option<&str>,
+    ) -> (Uuid, String) {
+        let email = format!("{}@fixture.test", short_unique());
+        let mut body = json!({"email": email, "first_name": "Fixture", "last_name": "Person",
+                              "role": role.as_str(), "department_id": self.tenant(which).department});
+        if let Some(p) = password {
+            body["password"] = json!(p);
+        }
+        let d = self
+            .ok_as(
+                which,
+                Role::Administrator,
+                Method::POST,
+                "/api/v1/users",
+                Some(body),
+            )
+            .await;
+        (id_of(&d), email)
+    }
+
+    /// A new person of `which`, soft-deleted.
+    pub async fn deleted_user(&self, which: Which) -> Uuid {
+        let id = self.fresh_user(which).await;
+        self.ok_as(
+            which,
+            Role::Administrator,
+            Method::DELETE,
+            &format!("/api/v1/users/{id}"),
+            None,
+        )
+        .await;
+        id
+    }
+
+    /// Sets `user`'s supervisor and manager.
+    pub async fn set_reporting_lines(
+        &self,
+        which: Which,
+        user: Uuid,
+        supervisor: Option<Uuid>,
+        manager: Option<Uuid>,
+    ) {
+        self.ok_as(
+            which,
+            Role::Administrator,
+            Method::PUT,
+            &format!("/api/v1/users/{user}/reporting-lines"),
+            Some(json!({"supervisor_id": supervisor, "manager_id": manager})),
+        )
+        .await;
+    }
+
+    /// A new certification type of `which` (12 months, no evidence required).
+    pub async fn fresh_cert_type(&self, which: Which) -> Uuid {
+        let d = self
+            .ok_as(
+                which,
+                Role::Administrator,
+                Method::POST,
+                "/api/v1/certification-types",
+                Some(
+                    json!({"code": short_unique(), "name": "Fixture type", "validity_months": 12}),
+                ),
+            )
+            .await;
+        id_of(&d)
+    }
+
+    /// A certification of `user` (of a new type, issued 2026-06-01).
+    pub async fn fresh_certification(&self, which: Which, user: Uuid) -> Uuid {
+        let type_id = self.fresh_cert_type(which).await;
+        let d = self
+            .ok_as(
+                which,
+                Role::Administrator,
+                Method::POST,
+                "/api/v1/certifications",
+                Some(json!({"user_id": user, "type_id": type_id, "issued_on": "2026-06-01"})),
+            )
+            .await;
+        id_of(&d)
+    }
+
+    /// A pending renewal request of the seeded employee of `which`, asked for by the employee
+    /// for a new certification of theirs.
+    pub async fn fresh_renewal(&self, which: Which) -> Uuid {
+        let employee = self.tenant(which).people[&Role::Employee];
+        let cert = self.fresh_certification(which, employee).await;
+        let d = self
+            .ok_as(
+                which,
+                Role::Employee,
+                Method::POST,
+                "/api/v1/renewals",
+                Some(json!({"certification_id": cert})),
+            )
+            .await;
+        id_of(&d)
+    }
+
+    /// [`TestApp::fresh_renewal`] with an evidence file: (request, evidence).
+    pub async fn fresh_evidence(&self, which: Which) -> (Uuid, Uuid) {
+        let id = self.fresh_renewal(which).await;
+        let token = self.token(which, Role::Employee).await;
+        let (s, b) = self
+            .call_raw(
+                Method::POST,
+                &format!("/api/v1/renewals/{id}/evidence?filename=evidence.pdf"),
+                Some(&token),
+                "application/pdf",
+                b"%PDF-1.4 fixture".to_vec(),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "fixture evidence: {b}");
+        (id, id_of(&b["data"]["evidence"][0]))
+    }
+
+    /// [`TestApp::fresh_renewal`], returned for changes by its approver (`approver`, the role of
+    /// the pending step's approver in the fixture's set-up).
+    pub async fn returned_renewal(&self, which: Which, approver: Role) -> Uuid {
+        let id = self.fresh_renewal(which).await;
+        self.ok_as(
+            which,
+            approver,
+            Method::POST,
+            &format!("/api/v1/renewals/{id}/decision"),
+            Some(json!({"decision": "return", "comment": "Fixture: please add the certificate"})),
+        )
+        .await;
+        id
+    }
+
+    /// A new in-app notification for `user` of `which`.
+    pub async fn fresh_notification(&self, which: Which, user: Uuid) -> Uuid {
+        let mut tx = trainflow_kernel::db::TenantTx::begin_system(
+            &self.db,
+            trainflow_kernel::TenantId(self.tenant(which).id),
+        )
+        .await
+        .expect("tx");
+        let notice = trainflow_notifications::Notice::new(
+            user,
+            trainflow_notifications::Kind::System,
+            trainflow_notifications::Priority::Low,
+            "Fixture",
+            "A notification made for a test.",
+        );
+        let notified = trainflow_notifications::notify(
+            &mut tx,
+            &notice,
+            "http://localhost",
+            trainflow_kernel::now(),
+        )
+        .await
+        .expect("notify");
+        tx.commit().await.expect("commit");
+        notified.notification.expect("an in-app notification")
+    }
+
+    /// A new (future) delegation of the seeded `role` of `which` to another seeded person.
+    pub async fn fresh_delegation(&self, which: Which, role: Role) -> Uuid {
+        let delegate = self.other_person(which, role);
+        let d = self
+            .ok_as(
+                which,
+                role,
+                Method::POST,
+                "/api/v1/delegations",
+                Some(
+                    json!({"delegate_id": delegate, "starts_at": "2027-01-01T00:00:00Z",
+                            "ends_at": "2027-01-08T00:00:00Z"}),
+                ),
+            )
+            .await;
+        id_of(&d)
+    }
+
+    /// A seeded person of `which` other than the one of `role`.
+    pub fn other_person(&self, which: Which, role: Role) -> Uuid {
+        let other = if role == Role::Administrator {
+            Role::TrainingOfficer
+        } else {
+            Role::Administrator
+        };
+        self.tenant(which).people[&other]
+    }
+
+    /// A new installation of the CSV connector of `which` (`sync_mode` `incremental` or
+    /// `full_refresh`).
+    pub async fn fresh_installation(&self, which: Which, sync_mode: &str) -> Uuid {
+        let admin = self.token(which, Role::Administrator).await;
+        let mut body = csv_installation(&short_unique());
+        body["sync_mode"] = json!(sync_mode);
+        self.install(&admin, body).await
+    }
+
+    /// A new incremental installation of `which` with a file of one new person to import.
+    pub async fn installation_with_file(&self, which: Which) -> Uuid {
+        let admin = self.token(which, Role::Administrator).await;
+        let inst = self.fresh_installation(which, "incremental").await;
+        self.upload(&admin, inst, "people.csv", person_csv()).await;
+        inst
+    }
+
+    /// A finished run of a new installation of `which` (one person imported).
+    pub async fn fresh_run(&self, which: Which) -> Uuid {
+        let admin = self.token(which, Role::Administrator).await;
+        let inst = self.installation_with_file(which).await;
+        id_of(&self.run_to_end(&admin, inst).await)
+    }
+
+    /// A full-refresh run of `which` that waits for an administrator to confirm its deletions:
+    /// the first run imports one person, the second reads a file without them. Needs a
+    /// `deletion_guard` under the share of the tenant's people one person is (the matrices
+    /// run with 0).
+    pub async fn confirmable_run(&self, which: Which) -> Uuid {
+        let admin = self.token(which, Role::Administrator).await;
+        let inst = self.fresh_installation(which, "full_refresh").await;
+        self.upload(&admin, inst, "people.csv", person_csv()).await;
+        let first = self.run_to_end(&admin, inst).await;
+        assert_eq!(first["status"], "succeeded", "fixture run: {first}");
+        self.upload(
+            &admin,
+            inst,
+            "people.csv",
+            b"Id,First,Last,Email\n".to_vec(),
+        )
+        .await;
+        let run = self.run_to_end(&admin, inst).await;
+        assert_eq!(run["status"], "needs_confirmation", "fixture run: {run}");
+        id_of(&run)
+    }
+
+    /// A token of a new password-reset link of a new person of `which`.
+    pub async fn reset_token(&self, which: Which) -> String {
+        let (_, email) = self.fresh_person(which, Role::Employee, None).await;
+        let slug = self.tenant(which).slug.clone();
+        let (s, b) = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/password-reset",
+                None,
+                Some(json!({"tenant": slug, "email": email})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "fixture reset: {b}");
+        self.emailed_token(which, &email).await
+    }
+
+    /// A token of a new email-verification link of a new person of `which`.
+    pub async fn verification_token(&self, which: Which) -> String {
+        let (_, email) = self
+            .fresh_person(which, Role::Employee, Some(PASSWORD))
+            .await;
+        let slug = self.tenant(which).slug.clone();
+        let signed = self.sign_in(&slug, &email, PASSWORD).await;
+        let token = signed["data"]["access_token"].as_str().expect("signed in");
+        let (s, b) = self
+            .call(
+                Method::POST,
+                "/api/v1/users/me/verify-email",
+                Some(token),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "fixture verification: {b}");
+        self.emailed_token(which, &email).await
+    }
+
+    /// A new refresh token of a new person of `which`.
+    pub async fn refresh_token(&self, which: Which) -> String {
+        let (_, email) = self
+            .fresh_person(which, Role::Employee, Some(PASSWORD))
+            .await;
+        let slug = self.tenant(which).slug.clone();
+        let signed = self.sign_in(&slug, &email, PASSWORD).await;
+        signed["data"]["refresh_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("fixture sign-in: {signed}"))
+            .to_string()
+    }
+
+    /// The link token of the newest email to `email` (links carry `token=`).
+    async fn emailed_token(&self, which: Which, email: &str) -> String {
+        let q = format!(
+            "select text_body from outbox where tenant_id = $1 and recipient = '{email}'
+              order by created_at desc, id desc"
+        );
+        let rows: Vec<(String,)> = self.owner_rows(&q, self.tenant(which).id).await;
+        let text = &rows
+            .first()
+            .unwrap_or_else(|| panic!("no email to {email}"))
+            .0;
+        let at = text.find("token=").expect("a link token") + "token=".len();
+        text[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+            .collect()
+    }
+}
+
+/// A valid installation of the first-party CSV connector (people: Id, First, Last, Email).
+pub fn csv_installation(unique: &str) -> Value {
+    json!({"connector_id": "com.trainflow.csv", "name": format!("csv {unique}"),
+           "config": {"entity": "employee", "columns": {"external_id": "Id", "first_name": "First", "last_name": "Last", "email": "Email"}}})
+}
+
+/// A CSV file of one new person for [`csv_installation`].
+fn person_csv() -> Vec<u8> {
+    let u = short_unique();
+    format!("Id,First,Last,Email\nE{u},Ann,Lee,ann.{u}@example.com\n").into_bytes()
+}
+
+/// 12 random hex digits.
+pub fn short_unique() -> String {
+    Uuid::new_v4().simple().to_string()[..12].to_string()
+}
+
+/// The `id` of an API object.
+pub fn id_of(data: &Value) -> Uuid {
+    data["id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no id in {data}"))
+}
+
 /// The value of the first `csrf` field of a page.
 pub fn csrf_of(html: &str) -> String {
     let marker = "name=\"csrf\" value=\"";
@@ -643,9 +1165,6 @@ pub fn package_form(manifest: &Value, component: Vec<u8>) -> reqwest::multipart:
                 .expect("mime"),
         )
 }
-
-/// One user row as [`TestApp::fingerprint`] compares it.
-type UserSnapshot = (Uuid, String, String, String, String, String, bool, String);
 
 /// The seeded email of `role` in tenant `slug`.
 pub fn email_of(slug: &str, role: Role) -> String {

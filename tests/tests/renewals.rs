@@ -678,6 +678,160 @@ async fn idle_approvers_are_reminded_then_escalated_and_a_leaver_is_rerouted() {
         ["submitted", "reminded", "escalated", "rerouted"],
         "{v}"
     );
+    // Each of the job's changes is audited on the request, attributed to the job and dated by
+    // the job's clock (the simulated hours above), and the chain still verifies.
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let (s, log) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/audit?object_id={request}&per_page=100"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{log}");
+    let by_job: Vec<(String, String)> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor_kind"] == "system")
+        .map(|e| {
+            assert_eq!(e["after"]["job"], "renewal_escalations", "{e}");
+            (
+                e["action"].as_str().unwrap().to_string(),
+                e["occurred_at"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let actions: Vec<&str> = by_job.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "renewal.step_rerouted",
+            "renewal.step_escalated",
+            "renewal.approver_reminded"
+        ],
+        "{log}"
+    );
+    let dated = |at: &str| {
+        OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).unwrap()
+    };
+    let rerouted_at = dated(&by_job[0].1);
+    assert!(
+        (rerouted_at - (now + time::Duration::hours(98))).abs() < time::Duration::seconds(1),
+        "{log}"
+    );
+    let (_, verified) = app
+        .call(Method::GET, "/api/v1/audit/verify", Some(&admin), None)
+        .await;
+    assert_eq!(verified["data"]["intact"], true, "{verified}");
+}
+
+#[tokio::test]
+async fn the_expiry_scan_writes_a_page_of_reminders_with_a_fixed_number_of_statements() {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    // Three types, and a cycle of each for every person of tenant A, all inside the horizon.
+    let mut certifications = Vec::new();
+    for code in ["BA1", "BA2", "BA3"] {
+        let (s, t) = app
+            .call(
+                Method::POST,
+                "/api/v1/certification-types",
+                Some(&admin),
+                Some(json!({"code": code, "name": format!("{code} certificate"), "validity_months": 12,
+                            "renewal_window_days": 60})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{t}");
+        for person in app.a.people.values() {
+            let expires = today() + time::Duration::days(20);
+            let (s, c) = app
+                .call(
+                    Method::POST,
+                    "/api/v1/certifications",
+                    Some(&admin),
+                    Some(json!({"user_id": person, "type_id": id(&t),
+                                "issued_on": (expires - time::Duration::days(364)).to_string(),
+                                "expires_on": expires.to_string()})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{c}");
+            certifications.push(id(&c));
+        }
+    }
+    let due = certifications.len() as u64;
+    assert!(due >= 12, "{due}");
+    let now = OffsetDateTime::now_utc();
+    let first = app
+        .renewals
+        .expiry_reminders_in(&[app.a.id], now)
+        .await
+        .unwrap();
+    assert_eq!(first.reminded, due, "{first:?}");
+    // Whatever the number of reminders: the tenant's four, the reminders' insert, the
+    // notifications' six (recipients, preferences, template, notifications, outbox, queue) and
+    // the audit entry's (2 on PostgreSQL, 4 on SQLite).
+    assert!(first.queries <= 4 + 1 + 6 + 4, "{first:?}");
+    assert_eq!(
+        app.count("certification_reminders", app.a.id).await,
+        due as i64
+    );
+    let notified: Vec<(i64,)> = app
+        .owner_rows(
+            "select count(*) from notifications where tenant_id = $1 and kind = 'renewal'",
+            app.a.id,
+        )
+        .await;
+    assert_eq!(notified[0].0, due as i64);
+    let mailed: Vec<(i64,)> = app
+        .owner_rows(
+            "select count(*) from outbox o join delivery_queue q on q.id = o.id
+              where o.tenant_id = $1 and o.channel = 'email'",
+            app.a.id,
+        )
+        .await;
+    assert_eq!(mailed[0].0, due as i64);
+    // One audit entry, by the job, listing every certification reminded.
+    let (_, log) = app
+        .call(
+            Method::GET,
+            "/api/v1/audit?action=certification.reminder_sent",
+            Some(&admin),
+            None,
+        )
+        .await;
+    let entries = log["data"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{log}");
+    assert_eq!(entries[0]["actor_kind"], "system");
+    assert_eq!(entries[0]["after"]["job"], "expiry_reminders");
+    let listed: std::collections::BTreeSet<Uuid> = entries[0]["after"]["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(listed, certifications.iter().copied().collect());
+    // Filtering the log by one of them finds the entry.
+    let (_, one) = app
+        .call(
+            Method::GET,
+            &format!(
+                "/api/v1/audit?object_id={}&action=certification.reminder_sent",
+                certifications[0]
+            ),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(one["data"].as_array().unwrap().len(), 1, "{one}");
+    // Nothing more the same day.
+    let again = app
+        .renewals
+        .expiry_reminders_in(&[app.a.id], now)
+        .await
+        .unwrap();
+    assert_eq!((again.reminded, again.queries), (0, 4), "{again:?}");
 }
 
 #[tokio::test]
@@ -893,7 +1047,19 @@ async fn the_inbox_preferences_and_broadcasts_work_per_person() {
         )
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
-    assert_eq!(fields(&bad), ["role", "title"], "{bad}");
+    // The schema's limits first (a blank title), then the rules across fields (a role for
+    // `audience = role`).
+    assert_eq!(fields(&bad), ["title"], "{bad}");
+    let (s, bad) = app
+        .call(
+            Method::POST,
+            "/api/v1/notifications/broadcasts",
+            Some(&admin),
+            Some(json!({"audience": "role", "title": "Hello", "body": "x"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    assert_eq!(fields(&bad), ["role"], "{bad}");
     let (s, _) = app
         .call(
             Method::POST,

@@ -43,6 +43,7 @@ pub struct AccountLinksApi {
 
 /// Body of `POST /auth/password-reset`.
 #[derive(Debug, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct ResetRequest {
     /// The organisation's slug (or host name).
@@ -54,17 +55,18 @@ pub struct ResetRequest {
 
 /// Body of `POST /auth/password-reset/confirm`.
 #[derive(Debug, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct ResetConfirm {
     /// The token from the emailed link.
     #[oai(validator(max_length = 200))]
     pub token: String,
-    #[oai(validator(max_length = 128))]
-    pub new_password: String,
+    pub new_password: crate::password::NewPassword,
 }
 
 /// Body of `POST /auth/verify-email`.
 #[derive(Debug, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct VerifyConfirm {
     #[oai(validator(max_length = 200))]
@@ -216,6 +218,7 @@ pub async fn request_password_reset(
             &mut tx,
             Entry::as_actor("anonymous", None, "password.reset_requested", ip)
                 .object("user", user.id),
+            now,
         )
         .await?;
     }
@@ -287,6 +290,7 @@ pub async fn reset_password(
     audit::record(
         &mut tx,
         Entry::as_actor("user", Some(user), "password.reset", ip).object("user", user),
+        at,
     )
     .await?;
     tx.commit().await?;
@@ -306,6 +310,7 @@ pub async fn verify_email(deps: &AuthDeps, token: &str, ip: Option<String>) -> A
     audit::record(
         &mut tx,
         Entry::as_actor("user", Some(user), "email.verified", ip).object("user", user),
+        at,
     )
     .await?;
     tx.commit().await?;

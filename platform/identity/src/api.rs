@@ -14,6 +14,7 @@ use trainflow_kernel::{
 use uuid::Uuid;
 
 use crate::{
+    password::NewPassword,
     service::{self, SelfEdit},
     signin::{self, AuthDeps, TokenPair},
     users::{CreateUser, Deleted, PatchUser, ReplaceUser, User, UserFilter, USER_SORTS},
@@ -37,11 +38,20 @@ enum Tag {
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct TokenRequest {
     /// The organisation's slug (or host name).
-    #[oai(validator(max_length = 253))]
+    #[oai(validator(
+        max_length = 253,
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+    ))]
     pub tenant: String,
-    #[oai(validator(max_length = 254))]
+    #[oai(validator(
+        max_length = 254,
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+    ))]
     pub email: String,
-    #[oai(validator(max_length = 128))]
+    #[oai(validator(
+        max_length = 128,
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+    ))]
     pub password: String,
 }
 
@@ -50,7 +60,10 @@ pub struct TokenRequest {
 #[serde(deny_unknown_fields)]
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct RefreshRequest {
-    #[oai(validator(max_length = 200))]
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+    ))]
     pub refresh_token: String,
 }
 
@@ -87,21 +100,34 @@ impl From<TokenPair> for TokenResponse {
     }
 }
 
-/// Body of `PUT /users/me`: what a person may change about themselves.
+/// Body of `PUT /users/me`: what a person may change about themselves. Optional fields left
+/// out or `null` are cleared.
 #[derive(Debug, Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct UpdateMe {
-    #[oai(validator(max_length = 100))]
+    #[oai(validator(max_length = 100, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"))]
     pub first_name: String,
-    #[oai(validator(max_length = 100))]
+    #[oai(validator(max_length = 100, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"))]
     pub last_name: String,
     /// E.164.
-    #[oai(validator(max_length = 20))]
+    #[oai(
+        nullable,
+        validator(
+            max_length = 20,
+            pattern = r"^(?: *|[ ().-]*\+[ ().-]*[1-9](?:[ ().-]*[0-9]){7,14}[ ().-]*)$"
+        )
+    )]
     pub phone: Option<String>,
-    #[oai(validator(max_length = 500))]
+    #[oai(
+        nullable,
+        validator(max_length = 500, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")
+    )]
     pub address: Option<String>,
-    #[oai(validator(max_length = 30))]
+    #[oai(
+        nullable,
+        validator(max_length = 30, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")
+    )]
     pub gender: Option<String>,
 }
 
@@ -110,19 +136,24 @@ pub struct UpdateMe {
 #[serde(deny_unknown_fields)]
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct ChangePassword {
-    #[oai(validator(max_length = 128))]
+    #[oai(validator(
+        max_length = 128,
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+    ))]
     pub current_password: String,
-    #[oai(validator(max_length = 128))]
-    pub new_password: String,
+    pub new_password: NewPassword,
 }
 
-/// Body of `PUT /users/{id}/reporting-lines`.
+/// Body of `PUT /users/{id}/reporting-lines`, and its answer. Left out or `null`: none.
 #[derive(Debug, Object, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct ReportingLines {
-    /// The person's foreman (direct supervisor).
+    /// The person's foreman (direct supervisor): another active person of the tenant.
+    #[oai(nullable)]
     pub supervisor_id: Option<Uuid>,
-    /// The person's line manager.
+    /// The person's line manager: another active person of the tenant.
+    #[oai(nullable)]
     pub manager_id: Option<Uuid>,
 }
 
@@ -149,9 +180,15 @@ pub struct Department {
 #[serde(deny_unknown_fields)]
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct CreateDepartment {
-    #[oai(validator(max_length = 100))]
+    #[oai(validator(
+        max_length = 100,
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+    ))]
     pub name: String,
-    #[oai(validator(max_length = 30))]
+    #[oai(
+        nullable,
+        validator(max_length = 30, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")
+    )]
     pub code: Option<String>,
 }
 
@@ -283,10 +320,13 @@ impl IdentityApi {
         &self,
         auth: TenantAuth,
         /// 1-based page (default 1).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))]
         page: Query<Option<u32>>,
         /// Page size, 1–100 (default 10).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         per_page: Query<Option<u32>>,
         /// Case-insensitive substring of name, email or username.
+        #[oai(validator(max_length = 100))]
         search: Query<Option<String>>,
         role: Query<Option<Role>>,
         department_id: Query<Option<Uuid>>,
@@ -295,6 +335,9 @@ impl IdentityApi {
         include_deleted: Query<Option<bool>>,
         /// `created_at`, `email`, `last_name`, `first_name`, `last_active_at`, `employee_number`;
         /// prefix `-` for descending.
+        #[oai(validator(
+            pattern = r"^(?:-?(?:created_at|email|last_name|first_name|last_active_at|employee_number))?$"
+        ))]
         sort: Query<Option<String>>,
     ) -> ApiResult<Json<List<User>>> {
         let page = Page::parse(page.0, per_page.0)?;
@@ -423,7 +466,11 @@ impl IdentityApi {
         &self,
         auth: TenantAuth,
         id: Path<Uuid>,
+        /// 1-based page (default 1).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))]
         page: Query<Option<u32>>,
+        /// Page size, 1–100 (default 10).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         per_page: Query<Option<u32>>,
     ) -> ApiResult<Json<List<AuditEntry>>> {
         let page = Page::parse(page.0, per_page.0)?;
@@ -456,15 +503,20 @@ impl IdentityApi {
     async fn audit_log(
         &self,
         auth: TenantAuth,
+        /// 1-based page (default 1).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))]
         page: Query<Option<u32>>,
+        /// Page size, 1–100 (default 10).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         per_page: Query<Option<u32>>,
         /// Exact action, e.g. `user.create`.
+        #[oai(validator(max_length = 100))]
         action: Query<Option<String>>,
         actor_id: Query<Option<Uuid>>,
         object_id: Query<Option<Uuid>>,
     ) -> ApiResult<Json<List<AuditEntry>>> {
         let page = Page::parse(page.0, per_page.0)?;
-        if action.0.as_ref().is_some_and(|a| a.len() > 100) {
+        if action.0.as_ref().is_some_and(|a| a.chars().count() > 100) {
             return Err(ApiError::field("action", "must be at most 100 characters"));
         }
         let (rows, total) = service::audit_log(

@@ -236,7 +236,7 @@ impl PeoplePage {
             .iter()
             .filter_map(|r| object_change("user", &r.outcome))
             .collect();
-        audit::record_batch(tx, source, "person.import", &objects).await?;
+        audit::record_batch(tx, source, "person.import", &objects, now).await?;
         Ok(results)
     }
 
@@ -769,7 +769,7 @@ pub async fn delete_people(
         .iter()
         .filter_map(|o| object_change("user", o))
         .collect();
-    audit::record_batch(tx, source, "person.import", &objects).await?;
+    audit::record_batch(tx, source, "person.import", &objects, now).await?;
     Ok(outcomes)
 }
 
@@ -1013,7 +1013,7 @@ pub async fn apply_departments(
         .iter()
         .filter_map(|o| object_change("department", o))
         .collect();
-    audit::record_batch(tx, source, "department.import", &objects).await?;
+    audit::record_batch(tx, source, "department.import", &objects, now).await?;
     Ok(outcomes)
 }
 

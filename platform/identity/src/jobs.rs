@@ -62,6 +62,7 @@ pub async fn cleanup_inactive_users(
                 Entry::as_actor("system", None, "user.deactivate_inactive", None)
                     .object("user", *id)
                     .detail(serde_json::json!({"inactive_since_before": cutoff.to_string()})),
+                now,
             )
             .await?;
         }

@@ -11,6 +11,11 @@ use argon2::{
     },
     Algorithm, Argon2, Params, Version,
 };
+use poem_openapi::{
+    registry::{MetaSchema, MetaSchemaRef},
+    types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type},
+};
+use std::borrow::Cow;
 use tokio::sync::Semaphore;
 
 /// Bounded-concurrency argon2id hasher.
@@ -72,6 +77,92 @@ impl Hasher {
                     .is_ok())
         })
         .await?
+    }
+}
+
+/// The [`check_policy`] rules as an ECMA-262 pattern, for the OpenAPI document (case-insensitive
+/// prefixes spelt out, since JSON Schema patterns take no flags). The server does not evaluate
+/// it (Rust's `regex` has no look-around); it runs [`check_policy`], which says the same.
+pub const POLICY_PATTERN: &str = concat!(
+    r"^(?![pP][aA][sS][sS][wW][oO][rR][dD]1234|123456789012|[qQ][wW][eE][rR][tT][yY][uU][iI][oO][pP][aA][sS]",
+    r"|[pP][aA][sS][sS][wW][oO][rR][dD][pP][aA][sS][sS][wW][oO][rR][dD]|[lL][eE][tT][mM][eE][iI][nN]12345",
+    r"|[iI][lL][oO][vV][eE][yY][oO][uU]1234|[tT][rR][aA][iI][nN][fF][lL][oO][wW]123",
+    r"|[aA][dD][mM][iI][nN][iI][sS][tT][rR][aA][tT][oO][rR])(?!([\s\S])\1*$)",
+);
+
+/// A password being chosen (a new account's, a change, a reset): a string whose schema states
+/// the policy (12–128 characters, [`POLICY_PATTERN`]). Parsing accepts any string; the
+/// operation checks [`check_policy`] and names the field.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(transparent)]
+pub struct NewPassword(pub String);
+
+impl std::fmt::Debug for NewPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NewPassword(***)")
+    }
+}
+
+impl std::ops::Deref for NewPassword {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for NewPassword {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl From<NewPassword> for String {
+    fn from(p: NewPassword) -> Self {
+        p.0
+    }
+}
+
+impl Type for NewPassword {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = String;
+    type RawElementValueType = String;
+
+    fn name() -> Cow<'static, str> {
+        "string(password)".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            format: Some("password"),
+            min_length: Some(12),
+            max_length: Some(128),
+            pattern: Some(POLICY_PATTERN.to_string()),
+            ..MetaSchema::new("string")
+        }))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(&self.0)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(std::iter::once(&self.0))
+    }
+}
+
+impl ParseFromJSON for NewPassword {
+    fn parse_from_json(value: Option<serde_json::Value>) -> ParseResult<Self> {
+        String::parse_from_json(value)
+            .map(Self)
+            .map_err(ParseError::propagate)
+    }
+}
+
+impl ToJSON for NewPassword {
+    fn to_json(&self) -> Option<serde_json::Value> {
+        Some(serde_json::Value::String("***".into()))
     }
 }
 

@@ -67,12 +67,14 @@ async fn insert_audited(
     hash: Option<String>,
     entry: Entry,
 ) -> ApiResult<User> {
-    let user = users::insert(tx, fields, hash, None, trainflow_kernel::now()).await?;
+    let now = trainflow_kernel::now();
+    let user = users::insert(tx, fields, hash, None, now).await?;
     audit::record(
         tx,
         entry
             .object("user", user.id)
             .change(None, Some(user.audit_json())),
+        now,
     )
     .await?;
     Ok(user)
@@ -112,6 +114,7 @@ pub async fn write_user(
     id: Uuid,
     f: impl FnOnce(&User) -> Result<UserFields, ApiError>,
 ) -> ApiResult<User> {
+    let now = trainflow_kernel::now();
     let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::UsersWrite).await?;
     let before = users::get(&mut tx, id, false).await?;
     let fields = f(&before)?;
@@ -125,12 +128,13 @@ pub async fn write_user(
             message: "you cannot demote or deactivate yourself".into(),
         });
     }
-    let after = users::update(&mut tx, id, &fields, trainflow_kernel::now()).await?;
+    let after = users::update(&mut tx, id, &fields, now).await?;
     audit::record(
         &mut tx,
         Entry::by(&ctx, "user.update")
             .object("user", id)
             .change(Some(before.audit_json()), Some(after.audit_json())),
+        now,
     )
     .await?;
     tx.commit().await?;
@@ -139,6 +143,7 @@ pub async fn write_user(
 
 /// Soft-deletes a person (not oneself).
 pub async fn delete_user(db: &Db, ctx: &TenantCtx, id: Uuid) -> ApiResult<()> {
+    let now = trainflow_kernel::now();
     let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::UsersWrite).await?;
     let before = users::get(&mut tx, id, false).await?;
     if before.id == ctx.user_id.0 {
@@ -147,12 +152,13 @@ pub async fn delete_user(db: &Db, ctx: &TenantCtx, id: Uuid) -> ApiResult<()> {
             message: "you cannot delete yourself".into(),
         });
     }
-    users::soft_delete(&mut tx, id, trainflow_kernel::now()).await?;
+    users::soft_delete(&mut tx, id, now).await?;
     audit::record(
         &mut tx,
         Entry::by(&ctx, "user.delete")
             .object("user", id)
             .change(Some(before.audit_json()), None),
+        now,
     )
     .await?;
     tx.commit().await
@@ -160,13 +166,15 @@ pub async fn delete_user(db: &Db, ctx: &TenantCtx, id: Uuid) -> ApiResult<()> {
 
 /// Restores a soft-deleted person.
 pub async fn restore_user(db: &Db, ctx: &TenantCtx, id: Uuid) -> ApiResult<User> {
+    let now = trainflow_kernel::now();
     let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::UsersWrite).await?;
-    let user = users::restore(&mut tx, id, trainflow_kernel::now()).await?;
+    let user = users::restore(&mut tx, id, now).await?;
     audit::record(
         &mut tx,
         Entry::by(&ctx, "user.restore")
             .object("user", user.id)
             .change(None, Some(user.audit_json())),
+        now,
     )
     .await?;
     tx.commit().await?;
@@ -185,6 +193,7 @@ pub struct SelfEdit {
 
 /// Updates one's own profile.
 pub async fn update_me(db: &Db, ctx: &TenantCtx, edit: SelfEdit) -> ApiResult<User> {
+    let now = trainflow_kernel::now();
     let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::SelfService).await?;
     let before = users::get(&mut tx, ctx.user_id.0, false).await?;
     let fields = ReplaceUser {
@@ -202,12 +211,13 @@ pub async fn update_me(db: &Db, ctx: &TenantCtx, edit: SelfEdit) -> ApiResult<Us
         is_active: before.is_active,
     }
     .parse()?;
-    let after = users::update(&mut tx, before.id, &fields, trainflow_kernel::now()).await?;
+    let after = users::update(&mut tx, before.id, &fields, now).await?;
     audit::record(
         &mut tx,
         Entry::by(&ctx, "user.update_self")
             .object("user", after.id)
             .change(Some(before.audit_json()), Some(after.audit_json())),
+        now,
     )
     .await?;
     tx.commit().await?;
@@ -330,13 +340,14 @@ pub async fn change_password(
             "is not your current password",
         ));
     }
-    let hash = deps.hasher.hash(body.new_password).await?;
+    let hash = deps.hasher.hash(body.new_password.into()).await?;
     let (mut tx, ctx) = TenantTx::begin(&deps.db, ctx, Permission::SelfService).await?;
     users::set_password(&mut tx, ctx.user_id.0, &hash, now).await?;
     users::revoke_credentials(&mut tx, ctx.user_id.0, now).await?;
     audit::record(
         &mut tx,
         Entry::by(&ctx, "auth.password_changed").object("user", ctx.user_id.0),
+        now,
     )
     .await?;
     tx.commit().await
@@ -377,6 +388,7 @@ pub async fn create_department(
         Entry::by(&ctx, "department.create")
             .object("department", dept.id)
             .change(None, serde_json::to_value(&dept).ok()),
+        now,
     )
     .await?;
     tx.commit().await?;
@@ -415,6 +427,7 @@ pub async fn set_reporting_lines(
         Entry::by(&ctx, "user.reporting_lines")
             .object("user", user)
             .detail(serde_json::to_value(&lines).unwrap_or_default()),
+        now,
     )
     .await?;
     tx.commit().await?;

@@ -94,6 +94,7 @@ pub async fn sign_in(
             audit::record(
                 &mut tx,
                 Entry::as_actor("user", Some(user.id), "auth.sign_in", ip).object("user", user.id),
+                now,
             )
             .await?;
             tx.commit().await?;
@@ -110,6 +111,7 @@ pub async fn sign_in(
                     &mut tx,
                     Entry::as_actor("anonymous", None, "auth.sign_in_failed", ip)
                         .object("user", user.id),
+                    now,
                 )
                 .await?;
                 tx.commit().await?;
@@ -254,6 +256,7 @@ async fn reuse_detected(
         Entry::as_actor("anonymous", None, "auth.refresh_token_reuse", ip)
             .object("user", row.user_id)
             .detail(serde_json::json!({"family_id": row.family_id})),
+        now,
     )
     .await?;
     tx.commit().await?;
@@ -279,6 +282,7 @@ pub async fn logout(deps: &AuthDeps, token: &str, ip: Option<String>) -> ApiResu
         audit::record(
             &mut tx,
             Entry::as_actor("user", Some(user), "auth.sign_out", ip).object("user", user),
+            now,
         )
         .await?;
     }
@@ -423,6 +427,7 @@ pub async fn end_session(db: &Db, cookie: &str, ip: Option<String>) -> ApiResult
         audit::record(
             &mut tx,
             Entry::as_actor("user", Some(user), "auth.sign_out", ip).object("user", user),
+            now,
         )
         .await?;
     }

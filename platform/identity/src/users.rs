@@ -1,5 +1,6 @@
 //! People of a tenant: the stored row, the API shape, validation and SQL.
 
+use crate::password::NewPassword;
 use poem_openapi::{types::MaybeUndefined, Object};
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -138,68 +139,130 @@ impl User {
     }
 }
 
-/// Body of `POST /users`.
+/// Body of `POST /users`. Optional fields may be left out or `null` (the same).
 #[derive(Debug, Clone, Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct CreateUser {
     /// Sign-in email.
-    #[oai(validator(max_length = 254))]
+    #[oai(validator(
+        max_length = 254,
+        pattern = r"^[\t\n\r ]*(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,64}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,32}\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,31}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,21}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,20}){2}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,16}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,15}){3}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,8}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,7}){4,7})@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+[\t\n\r ]*$"
+    ))]
     pub email: String,
     /// Defaults to the email.
-    #[oai(validator(max_length = 100))]
+    #[oai(
+        nullable,
+        validator(
+            max_length = 100,
+            pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+        )
+    )]
     pub username: Option<String>,
-    #[oai(validator(max_length = 100))]
+    #[oai(
+        nullable,
+        validator(max_length = 100, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")
+    )]
     #[serde(default)]
     pub first_name: Option<String>,
-    #[oai(validator(max_length = 100))]
+    #[oai(
+        nullable,
+        validator(max_length = 100, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")
+    )]
     #[serde(default)]
     pub last_name: Option<String>,
     /// E.164.
-    #[oai(validator(max_length = 20))]
+    #[oai(
+        nullable,
+        validator(
+            max_length = 20,
+            pattern = r"^(?: *|[ ().-]*\+[ ().-]*[1-9](?:[ ().-]*[0-9]){7,14}[ ().-]*)$"
+        )
+    )]
     pub phone: Option<String>,
-    #[oai(validator(max_length = 500))]
+    #[oai(
+        nullable,
+        validator(max_length = 500, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")
+    )]
     pub address: Option<String>,
-    #[oai(validator(max_length = 50))]
+    #[oai(
+        nullable,
+        validator(max_length = 50, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")
+    )]
     pub employee_number: Option<String>,
+    #[oai(nullable)]
     pub department_id: Option<Uuid>,
-    #[oai(validator(max_length = 100))]
+    #[oai(
+        nullable,
+        validator(max_length = 100, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")
+    )]
     pub position: Option<String>,
-    #[oai(validator(max_length = 30))]
+    #[oai(
+        nullable,
+        validator(max_length = 30, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")
+    )]
     pub gender: Option<String>,
     /// Defaults to `employee`.
+    #[oai(nullable)]
     pub role: Option<Role>,
     /// Defaults to true.
+    #[oai(nullable)]
     pub is_active: Option<bool>,
-    /// Optional initial password (12–128 characters). Without one the person is invited and
-    /// sets a password through a reset link.
-    #[oai(validator(max_length = 128))]
-    pub password: Option<String>,
+    /// Optional initial password (the policy in the schema). Without one the person is
+    /// invited and sets a password through a reset link.
+    #[oai(nullable)]
+    pub password: Option<NewPassword>,
 }
 
-/// Body of `PUT /users/{id}`: the whole editable record.
+/// Body of `PUT /users/{id}`: the whole editable record. Optional fields may be left out or
+/// `null` (the same: cleared).
 #[derive(Debug, Clone, Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct ReplaceUser {
-    #[oai(validator(max_length = 254))]
+    #[oai(validator(
+        max_length = 254,
+        pattern = r"^[\t\n\r ]*(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,64}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,32}\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,31}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,21}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,20}){2}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,16}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,15}){3}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,8}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,7}){4,7})@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+[\t\n\r ]*$"
+    ))]
     pub email: String,
-    #[oai(validator(max_length = 100))]
+    #[oai(validator(
+        max_length = 100,
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+    ))]
     pub username: String,
-    #[oai(validator(max_length = 100))]
+    #[oai(validator(max_length = 100, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"))]
     pub first_name: String,
-    #[oai(validator(max_length = 100))]
+    #[oai(validator(max_length = 100, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"))]
     pub last_name: String,
-    #[oai(validator(max_length = 20))]
+    #[oai(
+        nullable,
+        validator(
+            max_length = 20,
+            pattern = r"^(?: *|[ ().-]*\+[ ().-]*[1-9](?:[ ().-]*[0-9]){7,14}[ ().-]*)$"
+        )
+    )]
     pub phone: Option<String>,
-    #[oai(validator(max_length = 500))]
+    #[oai(
+        nullable,
+        validator(max_length = 500, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")
+    )]
     pub address: Option<String>,
-    #[oai(validator(max_length = 50))]
+    #[oai(
+        nullable,
+        validator(max_length = 50, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")
+    )]
     pub employee_number: Option<String>,
+    #[oai(nullable)]
     pub department_id: Option<Uuid>,
-    #[oai(validator(max_length = 100))]
+    #[oai(
+        nullable,
+        validator(max_length = 100, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")
+    )]
     pub position: Option<String>,
-    #[oai(validator(max_length = 30))]
+    #[oai(
+        nullable,
+        validator(max_length = 30, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")
+    )]
     pub gender: Option<String>,
     pub role: Role,
     pub is_active: bool,
@@ -212,32 +275,64 @@ pub struct ReplaceUser {
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct PatchUser {
     #[serde(default)]
+    #[oai(validator(
+        max_length = 254,
+        pattern = r"^[\t\n\r ]*(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,64}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,32}\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,31}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,21}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,20}){2}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,16}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,15}){3}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,8}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,7}){4,7})@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+[\t\n\r ]*$"
+    ))]
     pub email: MaybeUndefined<String>,
     #[serde(default)]
+    #[oai(validator(
+        max_length = 100,
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+    ))]
     pub username: MaybeUndefined<String>,
     #[serde(default)]
-    #[oai(nullable)]
+    #[oai(
+        nullable,
+        validator(max_length = 100, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")
+    )]
     pub first_name: MaybeUndefined<String>,
     #[serde(default)]
-    #[oai(nullable)]
+    #[oai(
+        nullable,
+        validator(max_length = 100, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")
+    )]
     pub last_name: MaybeUndefined<String>,
     #[serde(default)]
-    #[oai(nullable)]
+    #[oai(
+        nullable,
+        validator(
+            max_length = 20,
+            pattern = r"^(?: *|[ ().-]*\+[ ().-]*[1-9](?:[ ().-]*[0-9]){7,14}[ ().-]*)$"
+        )
+    )]
     pub phone: MaybeUndefined<String>,
     #[serde(default)]
-    #[oai(nullable)]
+    #[oai(
+        nullable,
+        validator(max_length = 500, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")
+    )]
     pub address: MaybeUndefined<String>,
     #[serde(default)]
-    #[oai(nullable)]
+    #[oai(
+        nullable,
+        validator(max_length = 50, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")
+    )]
     pub employee_number: MaybeUndefined<String>,
     #[serde(default)]
     #[oai(nullable)]
     pub department_id: MaybeUndefined<Uuid>,
     #[serde(default)]
-    #[oai(nullable)]
+    #[oai(
+        nullable,
+        validator(max_length = 100, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")
+    )]
     pub position: MaybeUndefined<String>,
     #[serde(default)]
-    #[oai(nullable)]
+    #[oai(
+        nullable,
+        validator(max_length = 30, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")
+    )]
     pub gender: MaybeUndefined<String>,
     #[serde(default)]
     pub role: MaybeUndefined<Role>,
@@ -310,7 +405,7 @@ impl ReplaceUser {
 impl CreateUser {
     /// Validates, filling defaults; returns the fields and the optional initial password.
     pub fn parse(self) -> Result<(UserFields, Option<String>), ApiError> {
-        let password = self.password.clone();
+        let password = self.password.clone().map(String::from);
         let replace = ReplaceUser {
             username: self
                 .username

@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use poem_openapi::{
     param::{Path, Query},
-    payload::{Binary, Json},
+    payload::Json,
     types::multipart::Upload,
     ApiResponse, Multipart, OpenApi, Tags,
 };
 use trainflow_kernel::{
     auth::TenantAuth,
-    body::Body,
+    body::{Body, File},
     envelope::{created, ok, Created, Data, Ok200},
     ApiError, ApiResult,
 };
@@ -31,8 +31,9 @@ enum Tag {
     Connectors,
 }
 
-/// A partner package: `manifest` (JSON) and `component` (the `.wasm` file).
+/// A partner package: `manifest` (JSON) and `component` (the `.wasm` file); no other parts.
 #[derive(Debug, Multipart)]
+#[oai(deny_unknown_fields)]
 pub struct PackageUpload {
     /// The manifest, as JSON text.
     pub manifest: String,
@@ -123,8 +124,12 @@ impl ConnectorsApi {
         auth: TenantAuth,
         id: Path<Uuid>,
         /// The file's name, for the run history.
+        #[oai(validator(
+            max_length = 255,
+            pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+        ))]
         filename: Query<String>,
-        body: Binary<Vec<u8>>,
+        body: File,
     ) -> ApiResult<Created<UploadedFile>> {
         Ok(created(
             self.svc

@@ -121,23 +121,41 @@ const INSTALLATION_COLUMNS: &str = "id, connector_id, package_id, name, config, 
 #[serde(deny_unknown_fields)]
 #[oai(deny_unknown_fields)]
 pub struct CreateInstallation {
-    /// A catalogue connector id.
-    #[oai(validator(max_length = 64))]
+    /// A catalogue connector id (`GET /connectors`).
+    #[oai(validator(
+        max_length = 64,
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+    ))]
     pub connector_id: String,
-    /// A specific uploaded package (default: the first-party connector, else the newest package).
+    /// A specific uploaded package of that connector (default: the first-party connector, else
+    /// the newest package).
+    #[oai(nullable)]
     pub package_id: Option<Uuid>,
-    #[oai(validator(max_length = 100))]
+    /// Unique among the tenant's installations.
+    #[oai(validator(
+        max_length = 100,
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+    ))]
     pub name: String,
-    /// Configuration; validated against the connector's schema and by the connector itself.
+    /// Configuration; validated against the connector's `config_schema` (in the catalogue) and
+    /// by the connector itself.
     pub config: serde_json::Value,
-    /// Secret values by name (only names the connector declares). Stored encrypted.
+    /// Secret values (1–4096 characters) by name; only names the connector declares. Stored
+    /// encrypted.
+    #[oai(nullable, validator(min_length = 1, max_length = 4096))]
     pub credentials: Option<BTreeMap<String, String>>,
     /// Hosts it may call: a subset of what the connector declares (default: all of them).
+    #[oai(nullable)]
     pub http_hosts: Option<Vec<String>>,
-    /// Cron schedule, `minute hour day month weekday` in UTC (e.g. `0 2 * * *`).
-    #[oai(validator(max_length = 100))]
+    /// Cron schedule, five fields `minute hour day month weekday` in UTC (e.g. `0 2 * * *`);
+    /// blank: none.
+    #[oai(
+        nullable,
+        validator(max_length = 100, pattern = r"^ *(?:(?:[!-~]+ +){4}[!-~]+ *)?$")
+    )]
     pub schedule: Option<String>,
     /// Default `incremental`.
+    #[oai(nullable)]
     pub sync_mode: Option<SyncMode>,
 }
 
@@ -338,6 +356,7 @@ impl Integrations {
             Entry::by(&ctx, "connector.package_upload")
                 .object("connector_package", id)
                 .change(None, Some(serde_json::to_value(&entry).unwrap_or_default())),
+            now,
         )
         .await?;
         tx.commit().await?;
@@ -367,7 +386,7 @@ impl Integrations {
                     format!("credentials.{key}"),
                     "the connector does not declare this credential",
                 );
-            } else if value.is_empty() || value.len() > 4096 {
+            } else if value.is_empty() || value.chars().count() > 4096 {
                 errors.add(format!("credentials.{key}"), "must be 1 to 4096 characters");
             }
         }
@@ -422,6 +441,7 @@ impl Integrations {
                     None,
                     Some(serde_json::to_value(&installation).unwrap_or_default()),
                 ),
+            now,
         )
         .await?;
         tx.commit().await?;
@@ -455,6 +475,7 @@ impl Integrations {
         filename: &str,
         content: Vec<u8>,
     ) -> ApiResult<UploadedFile> {
+        let now = trainflow_kernel::now();
         let (mut tx, ctx) = TenantTx::begin(&self.db, ctx, Permission::Integrations).await?;
         let filename = bounded(filename, 1, 255).map_err(|e| ApiError::field("filename", e))?;
         if content.is_empty() {
@@ -474,6 +495,7 @@ impl Integrations {
             Entry::by(&ctx, "connector.file_upload")
                 .object("connector_installation", installation)
                 .detail(serde_json::to_value(&file).unwrap_or_default()),
+            now,
         )
         .await?;
         tx.commit().await?;

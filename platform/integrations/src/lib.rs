@@ -86,6 +86,44 @@ pub struct Integrations {
     pub settings: RunSettings,
     /// This instance's name, recorded on the runs it executes.
     pub instance: String,
+    /// What the runs this instance executed measured, for `/metrics`.
+    pub run_metrics: RunMetrics,
+}
+
+/// Totals of the connector runs this instance executed (since it started), by how they
+/// ended: count, wall time, fuel (WebAssembly instructions) and the largest linear memory a
+/// run reached.
+#[derive(Debug, Default)]
+pub struct RunMetrics(std::sync::Mutex<std::collections::BTreeMap<String, RunTotals>>);
+
+/// The totals of one run status.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct RunTotals {
+    pub runs: u64,
+    pub seconds: f64,
+    pub fuel: u64,
+    pub peak_memory_bytes: u64,
+}
+
+impl RunMetrics {
+    /// Adds a finished run.
+    pub fn observe(&self, status: &str, seconds: f64, fuel: u64, peak_memory: u64) {
+        if let Ok(mut m) = self.0.lock() {
+            let t = m.entry(status.to_string()).or_default();
+            t.runs += 1;
+            t.seconds += seconds.max(0.0);
+            t.fuel += fuel;
+            t.peak_memory_bytes = t.peak_memory_bytes.max(peak_memory);
+        }
+    }
+
+    /// The totals by status.
+    pub fn snapshot(&self) -> Vec<(String, RunTotals)> {
+        self.0
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .unwrap_or_default()
+    }
 }
 
 impl Integrations {
@@ -104,6 +142,7 @@ impl Integrations {
             key,
             settings,
             instance,
+            run_metrics: RunMetrics::default(),
         }))
     }
 
@@ -117,6 +156,7 @@ impl Integrations {
             key: self.key.clone(),
             settings,
             instance: instance.to_string(),
+            run_metrics: RunMetrics::default(),
         })
     }
 

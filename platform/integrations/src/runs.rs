@@ -188,7 +188,8 @@ impl From<RunRow> for Run {
 #[serde(deny_unknown_fields)]
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct StartRun {
-    /// The uploaded file to read (default: the newest one).
+    /// One of the installation's uploaded files to read (left out or `null`: the newest one).
+    #[oai(nullable)]
     pub file_id: Option<Uuid>,
 }
 
@@ -209,6 +210,7 @@ impl Integrations {
         installation: Uuid,
         body: StartRun,
     ) -> ApiResult<Run> {
+        let now = trainflow_kernel::now();
         let (mut tx, ctx) = TenantTx::begin(&self.db, ctx, Permission::Integrations).await?;
         let run = self
             .claim(
@@ -229,6 +231,7 @@ impl Integrations {
             Entry::by(&ctx, "connector.run_start")
                 .object("connector_run", run.id)
                 .detail(serde_json::json!({"installation_id": installation})),
+            now,
         )
         .await?;
         tx.commit().await?;
@@ -244,6 +247,7 @@ impl Integrations {
         installation: Uuid,
         file: Option<(String, Vec<u8>)>,
     ) -> ApiResult<Run> {
+        let now = trainflow_kernel::now();
         let mut tx = TenantTx::begin_system(&self.db, tenant).await?;
         let file_id = match file {
             Some((name, content)) => {
@@ -255,6 +259,7 @@ impl Integrations {
                     Entry::as_actor("system", None, "connector.file_upload", None)
                         .object("connector_installation", installation)
                         .detail(serde_json::to_value(&f).unwrap_or_default()),
+                    now,
                 )
                 .await?;
                 Some(f.id)
@@ -758,6 +763,7 @@ impl Integrations {
 
     /// Confirms the held-back deletions of a full-refresh run.
     pub async fn confirm(&self, ctx: &TenantCtx, run_id: Uuid) -> ApiResult<Run> {
+        let now = trainflow_kernel::now();
         let (mut tx, ctx) = TenantTx::begin(&self.db, ctx, Permission::Integrations).await?;
         let run = get_run_in(&mut tx, run_id).await?;
         if run.status != "needs_confirmation" {
@@ -784,6 +790,7 @@ impl Integrations {
             Entry::by(&ctx, "connector.deletions_confirmed")
                 .object("connector_run", run.id)
                 .detail(serde_json::json!({"pending_deletions": run.pending_deletions})),
+            now,
         )
         .await?;
         let mut state = RunState {
@@ -821,17 +828,25 @@ impl Integrations {
     ) -> ApiResult<()> {
         let mut tx = TenantTx::begin_system(&self.db, tenant).await?;
         let now = trainflow_kernel::now();
-        let installation: Option<(Uuid,)> = sql!(tx.conn() => |c| sqlx::query_as(
+        let finished: Option<(Uuid, OffsetDateTime)> = sql!(tx.conn() => |c| sqlx::query_as(
             "update connector_runs set status = $3, error = $4, finished_at = $5, heartbeat_at = $5,
                     fuel = $6, peak_memory = $7, logs = $8, errors = $9, record_errors = $10,
                     created = $11, updated = $12, deactivated = $13, pages = $14, retries = $15
-              where tenant_id = $1 and id = $2 returning installation_id")
+              where tenant_id = $1 and id = $2 returning installation_id, started_at")
             .bind(tenant).bind(run).bind(status).bind(&error).bind(now).bind(state.fuel as i64)
             .bind(state.peak_memory as i64).bind(Json(&state.logs)).bind(Json(&state.errors))
             .bind(state.record_errors as i32).bind(state.created as i32).bind(state.updated as i32)
             .bind(state.deactivated as i32).bind(state.pages as i32).bind(state.retries as i32)
             .fetch_optional(&mut *c).await)?;
-        let installation = installation.map(|r| r.0);
+        if let Some((_, started_at)) = finished {
+            self.run_metrics.observe(
+                status,
+                (now - started_at).as_seconds_f64(),
+                state.fuel,
+                state.peak_memory as u64,
+            );
+        }
+        let installation = finished.map(|r| r.0);
         for refusal in &state.http_refusals {
             tracing::warn!(run = %run, url = %refusal.url, reason = %refusal.reason, "connector HTTP request refused");
             audit::record(
@@ -844,6 +859,7 @@ impl Integrations {
                         "url": refusal.url,
                         "reason": refusal.reason,
                     })),
+                now,
             )
             .await?;
         }
@@ -861,6 +877,7 @@ impl Integrations {
                     "deactivated": state.deactivated,
                     "record_errors": state.record_errors,
                 })),
+            now,
         )
         .await?;
         tx.commit().await

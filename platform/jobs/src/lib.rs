@@ -15,7 +15,12 @@ pub mod queue;
 pub mod service;
 pub mod web;
 
-use std::{future::Future, pin::Pin, sync::Arc};
+use std::{
+    collections::BTreeMap,
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex},
+};
 
 use anyhow::Context;
 use poem_openapi::Object;
@@ -61,12 +66,46 @@ pub struct Runner {
     db: Db,
     instance: String,
     jobs: Vec<JobSpec>,
+    stats: Arc<Mutex<BTreeMap<&'static str, JobStats>>>,
+}
+
+/// What this instance did with one job's occurrences since it started, for `/metrics`.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct JobStats {
+    /// Occurrences this instance claimed and ran, by outcome.
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Occurrences another instance (or an earlier tick) had claimed.
+    pub claimed_elsewhere: u64,
+    /// Wall time of the runs, in total and of the latest.
+    pub seconds: f64,
+    pub last_seconds: f64,
 }
 
 impl Runner {
     /// A runner for `jobs`.
     pub fn new(db: Db, instance: String, jobs: Vec<JobSpec>) -> Self {
-        Self { db, instance, jobs }
+        let stats = jobs.iter().map(|j| (j.name, JobStats::default())).collect();
+        Self {
+            db,
+            instance,
+            jobs,
+            stats: Arc::new(Mutex::new(stats)),
+        }
+    }
+
+    /// Each job's [`JobStats`], by name.
+    pub fn stats(&self) -> Vec<(&'static str, JobStats)> {
+        self.stats
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (*k, *v)).collect())
+            .unwrap_or_default()
+    }
+
+    fn count(&self, name: &'static str, f: impl FnOnce(&mut JobStats)) {
+        if let Ok(mut m) = self.stats.lock() {
+            f(m.entry(name).or_default());
+        }
     }
 
     /// This instance's name, as recorded in job history.
@@ -136,6 +175,7 @@ impl Runner {
             n == 1
         };
         if !claimed {
+            self.count(spec.name, |s| s.claimed_elsewhere += 1);
             return Ok(Occurrence::AlreadyClaimed);
         }
         let started = std::time::Instant::now();
@@ -148,6 +188,16 @@ impl Runner {
                 serde_json::json!({"error": format!("job panicked: {join}")}),
             ),
         };
+        let seconds = started.elapsed().as_secs_f64();
+        self.count(spec.name, |s| {
+            if status == "failed" {
+                s.failed += 1;
+            } else {
+                s.succeeded += 1;
+            }
+            s.seconds += seconds;
+            s.last_seconds = seconds;
+        });
         if status == "failed" {
             tracing::warn!(job = name, ?detail, "job failed");
         } else {

@@ -63,6 +63,7 @@ pub async fn cancel_work(
         Entry::by(&ctx, "work.cancel")
             .object("work_item", id)
             .detail(serde_json::json!({ "outcome": format!("{outcome:?}").to_lowercase() })),
+        now,
     )
     .await?;
     tx.commit().await?;
@@ -76,6 +77,7 @@ pub async fn retry_work(db: &Db, ctx: &TenantCtx, id: Uuid, now: OffsetDateTime)
     audit::record(
         &mut tx,
         Entry::by(&ctx, "work.retry").object("work_item", id),
+        now,
     )
     .await?;
     tx.commit().await?;

@@ -101,9 +101,11 @@ impl Entry {
     }
 }
 
-/// Appends `entry` to the tenant's chain inside `tx`.
-pub async fn record(tx: &mut TenantTx, entry: Entry) -> ApiResult<()> {
-    append(tx, &entry, &[]).await.map(drop)
+/// Appends `entry` to the tenant's chain inside `tx`, dated `at`: the caller's clock, the
+/// same `now` the change it records was made with (so a job run for a given time, or a test
+/// with a fixed clock, dates its entries by that time).
+pub async fn record(tx: &mut TenantTx, entry: Entry, at: OffsetDateTime) -> ApiResult<()> {
+    append(tx, &entry, &[], at).await.map(drop)
 }
 
 /// What happened to one object of a batch.
@@ -241,7 +243,7 @@ pub async fn soft_delete_batch(
         .iter()
         .map(|id| ObjectChange::new(kind, *id, Change::Deleted))
         .collect();
-    record_batch(tx, source, action, &objects).await?;
+    record_batch(tx, source, action, &objects, now).await?;
     Ok(deleted)
 }
 
@@ -253,13 +255,26 @@ pub async fn record_batch(
     source: &BatchSource,
     action: &str,
     objects: &[ObjectChange],
+    at: OffsetDateTime,
 ) -> ApiResult<Option<i64>> {
     if objects.is_empty() {
         return Ok(None);
     }
-    record_objects(tx, source.entry(action), objects)
+    record_objects(tx, source.entry(action), objects, at)
         .await
         .map(Some)
+}
+
+/// The statements [`record_batch`] issues for `objects` objects on `tx`'s backend (for the
+/// statement counts jobs report): none for none; on PostgreSQL the head and one statement for
+/// the entry, its object rows and the new head; on SQLite the head, the entry, a multi-row
+/// insert per 1,000 object rows and the new head.
+pub fn batch_statements(tx: &mut TenantTx, objects: usize) -> u64 {
+    match (objects, tx.conn()) {
+        (0, _) => 0,
+        (_, Conn::Postgres(_)) => 2,
+        (n, Conn::Sqlite(_)) => 3 + n.div_ceil(SQLITE_ROWS_PER_STATEMENT) as u64,
+    }
 }
 
 /// Appends `entry` listing `objects` (under `objects` in its detail, beside what the detail
@@ -269,6 +284,7 @@ pub async fn record_objects(
     tx: &mut TenantTx,
     mut entry: Entry,
     objects: &[ObjectChange],
+    at: OffsetDateTime,
 ) -> ApiResult<i64> {
     let listed = Value::Array(objects.iter().map(ObjectChange::to_json).collect());
     let mut detail = match entry.after.take() {
@@ -289,8 +305,11 @@ pub async fn record_objects(
         .filter(|o| seen.insert(o.object_id))
         .map(|o| (o.object_type, o.object_id))
         .collect();
-    append(tx, &entry, &index).await
+    append(tx, &entry, &index, at).await
 }
+
+/// Entries [`verify_chain`] reads per statement.
+const VERIFY_PAGE: i64 = 1000;
 
 /// Multi-row statements on SQLite stay well under its limit of bound parameters.
 const SQLITE_ROWS_PER_STATEMENT: usize = 1000;
@@ -300,9 +319,13 @@ async fn append(
     tx: &mut TenantTx,
     entry: &Entry,
     objects: &[(&'static str, Uuid)],
+    at: OffsetDateTime,
 ) -> ApiResult<i64> {
     let tenant = tx.tenant();
-    let now = crate::now();
+    // Microseconds, the precision PostgreSQL keeps, so the hash of the stored entry verifies.
+    let now = at
+        .replace_microsecond(at.microsecond())
+        .map_err(|e| crate::ApiError::Internal(e.into()))?;
     let request_id = crate::request::current_id();
     // Take the head (creating it on first use); this row lock orders the tenant's writers.
     let (seq, prev_hash): (i64, String) = sql!(tx.conn() => |c| sqlx::query_as(
@@ -463,33 +486,41 @@ pub struct StoredEntry {
 /// or `None` when the chain is intact.
 pub async fn verify_chain(tx: &mut TenantTx) -> ApiResult<Option<i64>> {
     let tenant = tx.tenant();
-    let rows: Vec<StoredEntry> = sql!(tx.conn() => |c| sqlx::query_as(
-        "select seq, id, occurred_at, actor_kind, actor_id, action, object_type, object_id,
-                before_state, after_state, request_id, ip, prev_hash, hash
-           from audit_log where tenant_id = $1 order by seq")
-        .bind(tenant).fetch_all(&mut *c).await)?;
     let mut prev = String::new();
     let mut last_seq = 0;
-    for r in rows {
-        let entry = Entry {
-            actor_kind: r.actor_kind,
-            actor_id: r.actor_id,
-            action: r.action,
-            object_type: r.object_type,
-            object_id: r.object_id,
-            before: r.before_state.map(|j| j.0),
-            after: r.after_state.map(|j| j.0),
-            ip: r.ip,
-        };
-        let expected = chain_hash(
-            &prev,
-            &canonical(tenant.0, r.seq, r.id, r.occurred_at, &entry, &r.request_id),
-        );
-        if r.prev_hash != prev || r.hash != expected {
-            return Ok(Some(r.seq));
+    // The chain is read in pages of `VERIFY_PAGE` entries, so verifying a long log holds one
+    // page in memory, not the log.
+    loop {
+        let rows: Vec<StoredEntry> = sql!(tx.conn() => |c| sqlx::query_as(
+            "select seq, id, occurred_at, actor_kind, actor_id, action, object_type, object_id,
+                    before_state, after_state, request_id, ip, prev_hash, hash
+               from audit_log where tenant_id = $1 and seq > $2 order by seq limit $3")
+            .bind(tenant).bind(last_seq).bind(VERIFY_PAGE).fetch_all(&mut *c).await)?;
+        let full = rows.len() as i64 == VERIFY_PAGE;
+        for r in rows {
+            let entry = Entry {
+                actor_kind: r.actor_kind,
+                actor_id: r.actor_id,
+                action: r.action,
+                object_type: r.object_type,
+                object_id: r.object_id,
+                before: r.before_state.map(|j| j.0),
+                after: r.after_state.map(|j| j.0),
+                ip: r.ip,
+            };
+            let expected = chain_hash(
+                &prev,
+                &canonical(tenant.0, r.seq, r.id, r.occurred_at, &entry, &r.request_id),
+            );
+            if r.prev_hash != prev || r.hash != expected {
+                return Ok(Some(r.seq));
+            }
+            prev = r.hash;
+            last_seq = r.seq;
         }
-        prev = r.hash;
-        last_seq = r.seq;
+        if !full {
+            break;
+        }
     }
     // The head must point at the last entry, so removing the newest entries shows too.
     let head: Option<(i64, String)> = sql!(tx.conn() => |c| sqlx::query_as(

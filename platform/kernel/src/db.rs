@@ -169,11 +169,11 @@ impl Db {
         Ok(())
     }
 
-    /// Pool statistics for `/metrics`: (size, idle).
-    pub fn pool_stats(&self) -> (u32, usize) {
+    /// Pool statistics for `/metrics`: (open connections, idle ones, the maximum).
+    pub fn pool_stats(&self) -> (u32, usize, u32) {
         match self {
-            Db::Sqlite(p) => (p.size(), p.num_idle()),
-            Db::Postgres(p) => (p.size(), p.num_idle()),
+            Db::Sqlite(p) => (p.size(), p.num_idle(), p.options().get_max_connections()),
+            Db::Postgres(p) => (p.size(), p.num_idle(), p.options().get_max_connections()),
         }
     }
 
@@ -331,6 +331,8 @@ impl TenantTx {
                 &mut tx,
                 crate::audit::Entry::security("permission_denied", &ctx)
                     .detail(serde_json::json!({"permission": permission.as_str()})),
+                // A security event is dated when it happens.
+                crate::now(),
             )
             .await?;
             tx.commit().await?;

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use poem::{error::ResponseError, http::StatusCode, IntoResponse, Response};
 use poem_openapi::{
-    registry::{MetaMediaType, MetaResponse, MetaResponses, Registry},
+    registry::{
+        MetaHeader, MetaMediaType, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry,
+    },
     types::Type,
     ApiResponse, Object,
 };
@@ -283,7 +285,7 @@ impl ApiResponse for ApiError {
                         content_type: "application/json; charset=utf-8",
                         schema: ErrorEnvelope::schema_ref(),
                     }],
-                    headers: vec![],
+                    headers: error_headers(status),
                 })
                 .collect(),
         }
@@ -291,6 +293,33 @@ impl ApiResponse for ApiError {
 
     fn register(registry: &mut Registry) {
         ErrorEnvelope::register(registry);
+    }
+}
+
+/// The headers an error answer of `status` always carries.
+fn error_headers(status: u16) -> Vec<MetaHeader> {
+    let header = |name: &str, description: &str, schema: MetaSchema| MetaHeader {
+        name: name.to_string(),
+        description: Some(description.to_string()),
+        required: true,
+        deprecated: false,
+        schema: MetaSchemaRef::Inline(Box::new(schema)),
+    };
+    match status {
+        401 => vec![header(
+            "WWW-Authenticate",
+            "`Bearer`.",
+            MetaSchema::new("string"),
+        )],
+        429 => vec![header(
+            "Retry-After",
+            "Whole seconds to wait before retrying (at least 1).",
+            MetaSchema {
+                minimum: Some(1.0),
+                ..MetaSchema::new_with_format("integer", "int64")
+            },
+        )],
+        _ => vec![],
     }
 }
 

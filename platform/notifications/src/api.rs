@@ -1,6 +1,6 @@
 //! HTTP API of notifications: the inbox, preferences, broadcasts and email templates.
 
-use poem_openapi::{param::Path, param::Query, payload::Json, Object, OpenApi, Tags};
+use poem_openapi::{param::Path, param::Query, payload::Json, Enum, Object, OpenApi, Tags};
 use serde::Deserialize;
 use trainflow_kernel::{
     auth::TenantAuth,
@@ -13,13 +13,46 @@ use uuid::Uuid;
 
 use crate::{
     inbox::{Notification, Preference},
-    service, Kind, Priority,
+    service, Channel, Kind, Priority,
 };
 
 #[derive(Tags)]
 enum Tag {
     /// The signed-in person's notifications and preferences; broadcasts; email templates.
     Notifications,
+}
+
+/// The email templates a tenant can read and replace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum TemplateName {
+    Notification,
+    ApprovalRequest,
+    PasswordReset,
+    EmailVerification,
+    CertificationExpiring,
+}
+
+impl TemplateName {
+    /// Every template, in the order of [`crate::templates::BUILT_IN`].
+    pub const ALL: [TemplateName; 5] = [
+        TemplateName::Notification,
+        TemplateName::ApprovalRequest,
+        TemplateName::PasswordReset,
+        TemplateName::EmailVerification,
+        TemplateName::CertificationExpiring,
+    ];
+
+    /// The template's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TemplateName::Notification => "notification",
+            TemplateName::ApprovalRequest => "approval_request",
+            TemplateName::PasswordReset => "password_reset",
+            TemplateName::EmailVerification => "email_verification",
+            TemplateName::CertificationExpiring => "certification_expiring",
+        }
+    }
 }
 
 /// The notifications API.
@@ -43,36 +76,78 @@ pub struct Updated {
     pub updated: u64,
 }
 
-/// Body of `POST /notifications/broadcasts`.
+/// Body of `POST /notifications/broadcasts`. Optional fields may be left out or `null` (the
+/// same).
 #[derive(Debug, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct CreateBroadcast {
     /// `all`, `role` or `department`.
-    #[oai(validator(max_length = 20))]
+    #[oai(validator(max_length = 20, pattern = r"^(?:all|role|department)$"))]
     pub audience: String,
-    /// With `audience = role`.
-    #[oai(validator(max_length = 30))]
+    /// Required with `audience = role`: a role.
+    #[oai(
+        nullable,
+        validator(
+            max_length = 30,
+            pattern = r"^(?:employee|foreman|manager|training_officer|trainer|administrator)$"
+        )
+    )]
     pub role: Option<String>,
-    /// With `audience = department`.
+    /// Required with `audience = department`: one of the tenant's departments.
+    #[oai(nullable)]
     pub department_id: Option<Uuid>,
-    #[oai(validator(max_length = 200))]
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+    ))]
     pub title: String,
-    #[oai(validator(max_length = 4000))]
+    #[oai(validator(
+        max_length = 4000,
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+    ))]
     pub body: String,
     /// Default `medium`.
+    #[oai(nullable)]
     pub priority: Option<Priority>,
     /// Default `system`.
+    #[oai(nullable)]
     pub kind: Option<Kind>,
-    #[oai(validator(max_length = 500))]
+    #[oai(
+        nullable,
+        validator(max_length = 500, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")
+    )]
     pub link: Option<String>,
 }
 
 /// Body of `PUT /notifications/preferences`.
 #[derive(Debug, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct SetPreferences {
     /// The choices to change (at most 100).
-    pub preferences: Vec<Preference>,
+    #[oai(validator(max_items = 100))]
+    pub preferences: Vec<PreferenceChoice>,
+}
+
+/// One choice of `PUT /notifications/preferences`: a notification type on a channel, on or off.
+#[derive(Debug, Clone, Copy, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
+pub struct PreferenceChoice {
+    pub kind: Kind,
+    pub channel: Channel,
+    pub enabled: bool,
+}
+
+impl From<PreferenceChoice> for Preference {
+    fn from(c: PreferenceChoice) -> Self {
+        Preference {
+            kind: c.kind,
+            channel: c.channel,
+            enabled: c.enabled,
+        }
+    }
 }
 
 /// How many people a broadcast reached.
@@ -84,13 +159,23 @@ pub struct BroadcastResult {
 
 /// An email template as the tenant sees it.
 #[derive(Debug, Object, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct EmailTemplate {
-    #[oai(validator(max_length = 200))]
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+    ))]
     pub subject: String,
-    #[oai(validator(max_length = 20000))]
+    #[oai(validator(
+        max_length = 20000,
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+    ))]
     pub text_body: String,
-    #[oai(validator(max_length = 50000))]
+    #[oai(validator(
+        max_length = 50000,
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+    ))]
     pub html_body: String,
 }
 
@@ -101,7 +186,11 @@ impl NotificationsApi {
     async fn list(
         &self,
         auth: TenantAuth,
+        /// 1-based page (default 1).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))]
         page: Query<Option<u32>>,
+        /// Page size, 1–100 (default 10).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         per_page: Query<Option<u32>>,
         /// Only unread ones.
         unread: Query<Option<bool>>,
@@ -199,7 +288,7 @@ impl NotificationsApi {
         Ok(ok(service::set_preferences(
             &self.db,
             &auth.0,
-            body.0.preferences,
+            body.0.preferences.into_iter().map(Into::into).collect(),
         )
         .await?))
     }
@@ -230,9 +319,9 @@ impl NotificationsApi {
     async fn template(
         &self,
         auth: TenantAuth,
-        name: Path<String>,
+        name: Path<TemplateName>,
     ) -> ApiResult<Ok200<EmailTemplate>> {
-        let t = service::template(&self.db, &auth.0, &name.0).await?;
+        let t = service::template(&self.db, &auth.0, name.0.as_str()).await?;
         Ok(ok(EmailTemplate {
             subject: t.subject,
             text_body: t.text,
@@ -249,16 +338,28 @@ impl NotificationsApi {
     async fn set_template(
         &self,
         auth: TenantAuth,
-        name: Path<String>,
+        name: Path<TemplateName>,
         body: Body<EmailTemplate>,
     ) -> ApiResult<Ok200<EmailTemplate>> {
         Ok(ok(service::set_template(
             &self.db,
             &auth.0,
-            &name.0,
+            name.0.as_str(),
             body.0,
             now(),
         )
         .await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TemplateName;
+
+    #[test]
+    fn the_template_names_are_the_built_in_templates() {
+        let names: Vec<&str> = TemplateName::ALL.iter().map(|t| t.as_str()).collect();
+        let built_in: Vec<&str> = crate::templates::BUILT_IN.iter().map(|t| t.0).collect();
+        assert_eq!(names, built_in);
     }
 }

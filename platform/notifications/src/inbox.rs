@@ -4,12 +4,13 @@ use std::collections::HashMap;
 
 use poem_openapi::Object;
 use serde::Serialize;
+use sqlx::QueryBuilder;
 use time::OffsetDateTime;
 use trainflow_kernel::{db::TenantTx, sql, ApiError, ApiResult};
 use uuid::Uuid;
 
 use crate::{
-    outbox::{enqueue, Message},
+    outbox::{enqueue_many, Message},
     templates, Channel, Kind, Priority,
 };
 
@@ -54,8 +55,9 @@ impl Notice {
     }
 }
 
-/// (email, phone, organisation, active, tenant settings) of a notification's recipient.
+/// A notification's recipient: (id, email, phone, organisation, active, tenant settings).
 type Recipient = (
+    Uuid,
     String,
     Option<String>,
     String,
@@ -71,6 +73,14 @@ pub struct Notified {
     pub sms: Option<Uuid>,
 }
 
+/// What [`notify_many`] wrote: one [`Notified`] per notice, in their order, and the number of
+/// statements it took.
+#[derive(Debug, Default, Clone)]
+pub struct NotifiedMany {
+    pub notified: Vec<Notified>,
+    pub statements: u64,
+}
+
 /// Records `notice` inside the caller's transaction: the in-app notification, and an outbox
 /// message per channel the person wants (and can be reached on). Nothing is sent before the
 /// transaction commits, and nothing is lost if it does.
@@ -80,79 +90,158 @@ pub async fn notify(
     public_url: &str,
     now: OffsetDateTime,
 ) -> ApiResult<Notified> {
-    let tenant = tx.tenant();
-    let person: Option<Recipient> = sql!(tx.conn() => |c| sqlx::query_as(
-        "select u.email, u.phone, t.name, u.is_active and u.deleted_at is null, t.settings
-           from directory_people u join directory_tenants t on t.id = u.tenant_id
-          where u.tenant_id = $1 and u.id = $2")
-        .bind(tenant).bind(notice.user_id).fetch_optional(&mut *c).await)?;
-    let Some((email, phone, organisation, active, settings)) = person else {
-        return Err(ApiError::NotFound);
+    let mut many = notify_many(tx, std::slice::from_ref(notice), public_url, now).await?;
+    Ok(many.notified.pop().unwrap_or_default())
+}
+
+/// Notices per page of [`notify_many`]: its `in (…)` lists and multi-row inserts stay well
+/// under both backends' limits on bound parameters.
+const NOTICES_PER_PAGE: usize = 500;
+
+/// [`notify`] for many notices (an expiry scan's reminders, a broadcast) with a fixed number
+/// of statements per page of [`NOTICES_PER_PAGE`] notices, whatever their number: the
+/// recipients, their preferences, each email template used (once per call), then one
+/// multi-row insert each for the notifications, the outbox messages and their queue entries.
+/// A notice for someone who is not a person of the tenant fails the whole call (404).
+pub async fn notify_many(
+    tx: &mut TenantTx,
+    notices: &[Notice],
+    public_url: &str,
+    now: OffsetDateTime,
+) -> ApiResult<NotifiedMany> {
+    let mut out = NotifiedMany {
+        notified: Vec::with_capacity(notices.len()),
+        statements: 0,
     };
-    // The tenant decides which channels exist for its people (default in-app and email).
-    let offered = |channel: Channel| match settings.0.get("notification_channels") {
-        Some(serde_json::Value::Array(list)) => list.iter().any(|c| c == channel.as_str()),
-        _ => matches!(channel, Channel::InApp | Channel::Email),
-    };
-    let mut out = Notified::default();
-    if !active {
-        return Ok(out);
+    let mut cache = HashMap::new();
+    for page in notices.chunks(NOTICES_PER_PAGE) {
+        notify_page(tx, page, public_url, now, &mut cache, &mut out).await?;
     }
-    let wants = preferences_of(tx, notice.user_id).await?;
-    let wanted = |channel: Channel| {
-        offered(channel)
-            && (notice.required_channels.contains(&channel)
-                || wants
-                    .get(&(notice.kind, channel))
-                    .copied()
-                    .unwrap_or_else(|| channel.default_for(notice.kind)))
-    };
-    let link = notice.link.as_ref().map(|l| absolute(public_url, l));
-    let id = Uuid::now_v7();
-    sql!(tx.conn() => |c| sqlx::query(
-        "insert into notifications (tenant_id, id, user_id, kind, priority, title, body, link, created_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
-        .bind(tenant).bind(id).bind(notice.user_id).bind(notice.kind.as_str())
-        .bind(notice.priority.as_str()).bind(&notice.title).bind(&notice.body)
-        .bind(&notice.link).bind(now).execute(&mut *c).await.map(drop))?;
-    out.notification = Some(id);
-    if wanted(Channel::Email) {
-        let (name, mut vars) = notice
-            .email_template
-            .clone()
-            .unwrap_or(("notification", Vec::new()));
-        vars.extend([
-            ("title", notice.title.clone()),
-            ("body", notice.body.clone()),
-            ("link", link.clone().unwrap_or_default()),
-            ("organisation", organisation.clone()),
-        ]);
-        let template = templates::load(tx, name)
-            .await?
-            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no email template {name}")))?;
-        let r = templates::render(&template, &vars);
-        out.email = Some(
-            enqueue(
-                tx,
+    Ok(out)
+}
+
+async fn notify_page(
+    tx: &mut TenantTx,
+    notices: &[Notice],
+    public_url: &str,
+    now: OffsetDateTime,
+    cache: &mut HashMap<&'static str, templates::Template>,
+    out: &mut NotifiedMany,
+) -> ApiResult<()> {
+    let tenant = tx.tenant();
+    let mut ids: Vec<Uuid> = notices.iter().map(|n| n.user_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let rows: Vec<Recipient> = sql!(tx.conn() => |c| {
+        let mut qb = QueryBuilder::new(
+            "select u.id, u.email, u.phone, t.name, u.is_active and u.deleted_at is null, t.settings
+               from directory_people u join directory_tenants t on t.id = u.tenant_id
+              where u.tenant_id = ");
+        qb.push_bind(tenant).push(" and u.id in (");
+        let mut list = qb.separated(", ");
+        for id in &ids { list.push_bind(*id); }
+        qb.push(")");
+        qb.build_query_as().fetch_all(&mut *c).await
+    })?;
+    out.statements += 1;
+    let people: HashMap<Uuid, Recipient> = rows.into_iter().map(|r| (r.0, r)).collect();
+    if people.len() != ids.len() {
+        return Err(ApiError::NotFound);
+    }
+    let active: Vec<Uuid> = ids.iter().copied().filter(|id| people[id].4).collect();
+    let wants = preferences_of_many(tx, &active).await?;
+    out.statements += u64::from(!active.is_empty());
+
+    let mut notifications: Vec<(Uuid, &Notice)> = Vec::with_capacity(notices.len());
+    let mut messages: Vec<(Uuid, Message)> = Vec::new();
+    for notice in notices {
+        let (_, email, phone, organisation, active, settings) = &people[&notice.user_id];
+        if !active {
+            out.notified.push(Notified::default());
+            continue;
+        }
+        // The tenant decides which channels exist for its people (default in-app and email).
+        let offered = |channel: Channel| match settings.0.get("notification_channels") {
+            Some(serde_json::Value::Array(list)) => list.iter().any(|c| c == channel.as_str()),
+            _ => matches!(channel, Channel::InApp | Channel::Email),
+        };
+        let wanted = |channel: Channel| {
+            offered(channel)
+                && (notice.required_channels.contains(&channel)
+                    || wants
+                        .get(&(notice.user_id, notice.kind, channel))
+                        .copied()
+                        .unwrap_or_else(|| channel.default_for(notice.kind)))
+        };
+        let link = notice.link.as_ref().map(|l| absolute(public_url, l));
+        let mut notified = Notified {
+            notification: Some(Uuid::now_v7()),
+            ..Notified::default()
+        };
+        notifications.push((notified.notification.unwrap_or_default(), notice));
+        if wanted(Channel::Email) {
+            let (name, mut vars) = notice
+                .email_template
+                .clone()
+                .unwrap_or(("notification", Vec::new()));
+            vars.extend([
+                ("title", notice.title.clone()),
+                ("body", notice.body.clone()),
+                ("link", link.clone().unwrap_or_default()),
+                ("organisation", organisation.clone()),
+            ]);
+            if !cache.contains_key(name) {
+                let template = templates::load(tx, name).await?.ok_or_else(|| {
+                    ApiError::Internal(anyhow::anyhow!("no email template {name}"))
+                })?;
+                out.statements += 1;
+                cache.insert(name, template);
+            }
+            let r = templates::render(&cache[name], &vars);
+            let id = Uuid::now_v7();
+            notified.email = Some(id);
+            messages.push((
+                id,
                 Message::Email {
-                    to: email,
+                    to: email.clone(),
                     subject: r.subject,
                     text: r.text,
                     html: Some(r.html),
                 },
-                now,
-            )
-            .await?,
-        );
+            ));
+        }
+        if let Some(phone) = phone.as_ref().filter(|_| wanted(Channel::Sms)) {
+            let text = notice.sms.clone().unwrap_or_else(|| match &link {
+                Some(l) => format!("{}: {} {l}", organisation, notice.title),
+                None => format!("{}: {}", organisation, notice.title),
+            });
+            let id = Uuid::now_v7();
+            notified.sms = Some(id);
+            messages.push((
+                id,
+                Message::Sms {
+                    to: phone.clone(),
+                    text,
+                },
+            ));
+        }
+        out.notified.push(notified);
     }
-    if let Some(phone) = phone.filter(|_| wanted(Channel::Sms)) {
-        let text = notice.sms.clone().unwrap_or_else(|| match &link {
-            Some(l) => format!("{}: {} {l}", organisation, notice.title),
-            None => format!("{}: {}", organisation, notice.title),
-        });
-        out.sms = Some(enqueue(tx, Message::Sms { to: phone, text }, now).await?);
+    if !notifications.is_empty() {
+        sql!(tx.conn() => |c| {
+            let mut qb = QueryBuilder::new(
+                "insert into notifications (tenant_id, id, user_id, kind, priority, title, body, link, created_at) ");
+            qb.push_values(&notifications, |mut row, (id, n)| {
+                row.push_bind(tenant).push_bind(*id).push_bind(n.user_id).push_bind(n.kind.as_str())
+                    .push_bind(n.priority.as_str()).push_bind(&n.title).push_bind(&n.body)
+                    .push_bind(&n.link).push_bind(now);
+            });
+            qb.build().execute(&mut *c).await.map(drop)
+        })?;
+        out.statements += 1;
     }
-    Ok(out)
+    out.statements += enqueue_many(tx, &messages, now).await?;
+    Ok(())
 }
 
 fn absolute(public_url: &str, link: &str) -> String {
@@ -172,13 +261,34 @@ async fn preferences_of(
     tx: &mut TenantTx,
     user: Uuid,
 ) -> ApiResult<HashMap<(Kind, Channel), bool>> {
+    Ok(preferences_of_many(tx, &[user])
+        .await?
+        .into_iter()
+        .map(|((_, kind, channel), enabled)| ((kind, channel), enabled))
+        .collect())
+}
+
+/// The explicit choices of each of `users`, in one statement.
+async fn preferences_of_many(
+    tx: &mut TenantTx,
+    users: &[Uuid],
+) -> ApiResult<HashMap<(Uuid, Kind, Channel), bool>> {
+    if users.is_empty() {
+        return Ok(HashMap::new());
+    }
     let tenant = tx.tenant();
-    let rows: Vec<(String, String, bool)> = sql!(tx.conn() => |c| sqlx::query_as(
-        "select kind, channel, enabled from notification_preferences where tenant_id = $1 and user_id = $2")
-        .bind(tenant).bind(user).fetch_all(&mut *c).await)?;
+    let rows: Vec<(Uuid, String, String, bool)> = sql!(tx.conn() => |c| {
+        let mut qb = QueryBuilder::new(
+            "select user_id, kind, channel, enabled from notification_preferences where tenant_id = ");
+        qb.push_bind(tenant).push(" and user_id in (");
+        let mut list = qb.separated(", ");
+        for id in users { list.push_bind(*id); }
+        qb.push(")");
+        qb.build_query_as().fetch_all(&mut *c).await
+    })?;
     Ok(rows
         .into_iter()
-        .filter_map(|(k, c, e)| Some(((Kind::parse(&k)?, Channel::parse(&c)?), e)))
+        .filter_map(|(u, k, c, e)| Some(((u, Kind::parse(&k)?, Channel::parse(&c)?), e)))
         .collect())
 }
 

@@ -22,7 +22,7 @@ pub mod templates;
 pub mod transport;
 pub mod web;
 
-pub use inbox::{notify, Notice};
+pub use inbox::{notify, notify_many, Notice, Notified, NotifiedMany};
 pub use outbox::{Deliverer, DeliveryOutcome};
 pub use transport::{EmailTransport, SmsTransport};
 

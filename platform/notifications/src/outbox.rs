@@ -11,6 +11,7 @@
 
 use std::time::Duration;
 
+use sqlx::QueryBuilder;
 use time::OffsetDateTime;
 use trainflow_kernel::{
     db::{Conn, Db, TenantTx},
@@ -37,26 +38,49 @@ pub enum Message {
 
 /// Writes `message` to the outbox inside the caller's transaction.
 pub async fn enqueue(tx: &mut TenantTx, message: Message, now: OffsetDateTime) -> ApiResult<Uuid> {
-    let tenant = tx.tenant();
     let id = Uuid::now_v7();
-    let (channel, to, subject, text, html) = match message {
-        Message::Email {
-            to,
-            subject,
-            text,
-            html,
-        } => ("email", to, Some(subject), text, html),
-        Message::Sms { to, text } => ("sms", to, None, text, None),
-    };
-    sql!(tx.conn() => |c| sqlx::query(
-        "insert into outbox (tenant_id, id, channel, recipient, subject, text_body, html_body, status, created_at)
-         values ($1, $2, $3, $4, $5, $6, $7, 'pending', $8)")
-        .bind(tenant).bind(id).bind(channel).bind(&to).bind(&subject).bind(&text).bind(&html).bind(now)
-        .execute(&mut *c).await.map(drop))?;
-    sql!(tx.conn() => |c| sqlx::query(
-        "insert into delivery_queue (id, tenant_id, next_attempt_at) values ($1, $2, $3)")
-        .bind(id).bind(tenant).bind(now).execute(&mut *c).await.map(drop))?;
+    enqueue_many(tx, &[(id, message)], now).await?;
     Ok(id)
+}
+
+/// Rows per multi-row statement: an outbox row binds 8 values, well under both backends'
+/// limits on bound parameters (SQLite's 32,766, PostgreSQL's 65,535).
+const ROWS_PER_STATEMENT: usize = 1000;
+
+/// Writes `messages` (each with the id it is to carry) to the outbox inside the caller's
+/// transaction: two multi-row statements (outbox rows, then queue entries) per
+/// [`ROWS_PER_STATEMENT`] messages. Returns the number of statements issued.
+pub async fn enqueue_many(
+    tx: &mut TenantTx,
+    messages: &[(Uuid, Message)],
+    now: OffsetDateTime,
+) -> ApiResult<u64> {
+    let tenant = tx.tenant();
+    let mut statements = 0;
+    for chunk in messages.chunks(ROWS_PER_STATEMENT) {
+        sql!(tx.conn() => |c| {
+            let mut qb = QueryBuilder::new(
+                "insert into outbox (tenant_id, id, channel, recipient, subject, text_body, html_body, status, created_at) ");
+            qb.push_values(chunk, |mut row, (id, message)| {
+                let (channel, to, subject, text, html) = match message {
+                    Message::Email { to, subject, text, html } => ("email", to, Some(subject), text, html.as_ref()),
+                    Message::Sms { to, text } => ("sms", to, None, text, None),
+                };
+                row.push_bind(tenant).push_bind(*id).push_bind(channel).push_bind(to)
+                    .push_bind(subject).push_bind(text).push_bind(html).push("'pending'").push_bind(now);
+            });
+            qb.build().execute(&mut *c).await.map(drop)
+        })?;
+        sql!(tx.conn() => |c| {
+            let mut qb = QueryBuilder::new("insert into delivery_queue (id, tenant_id, next_attempt_at) ");
+            qb.push_values(chunk, |mut row, (id, _)| {
+                row.push_bind(*id).push_bind(tenant).push_bind(now);
+            });
+            qb.build().execute(&mut *c).await.map(drop)
+        })?;
+        statements += 2;
+    }
+    Ok(statements)
 }
 
 /// How delivery retries.
@@ -89,6 +113,17 @@ pub struct DeliveryOutcome {
     pub sent: u32,
     pub retrying: u32,
     pub failed: u32,
+}
+
+/// The delivery queue's backlog.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    /// Messages not yet delivered or given up.
+    pub waiting: i64,
+    /// Of those, the ones due now (the rest wait for their back-off).
+    pub due: i64,
+    /// How long the longest-waiting due message has been due, in seconds (0 when none is).
+    pub oldest_due_secs: i64,
 }
 
 /// Delivers the outbox.
@@ -138,11 +173,25 @@ impl Deliverer {
 
     /// Messages waiting (for `/metrics` and the health page).
     pub async fn depth(&self) -> ApiResult<i64> {
+        Ok(self.backlog(trainflow_kernel::now()).await?.waiting)
+    }
+
+    /// The queue at `now`: messages waiting, those due, and how long the longest-waiting due
+    /// message has been due.
+    pub async fn backlog(&self, now: OffsetDateTime) -> ApiResult<Backlog> {
         let mut tx = self.db.platform_tx().await?;
-        let n: i64 = sql!(tx.conn() => |c| sqlx::query_scalar("select count(*) from delivery_queue")
-            .fetch_one(&mut *c).await)?;
+        let (waiting, due, oldest): (i64, i64, Option<OffsetDateTime>) = sql!(tx.conn() => |c| sqlx::query_as(
+            "select count(*),
+                    count(*) filter (where next_attempt_at <= $1),
+                    min(next_attempt_at) filter (where next_attempt_at <= $1)
+               from delivery_queue")
+            .bind(now).fetch_one(&mut *c).await)?;
         tx.commit().await?;
-        Ok(n)
+        Ok(Backlog {
+            waiting,
+            due,
+            oldest_due_secs: oldest.map_or(0, |t| (now - t).whole_seconds().max(0)),
+        })
     }
 
     async fn claim(

@@ -172,23 +172,28 @@ pub async fn broadcast(
         }
     }
     let people = inbox::audience(&mut tx, &audience).await?;
-    for person in &people {
-        let mut notice = Notice::new(
-            *person,
-            b.kind.unwrap_or(Kind::System),
-            b.priority.unwrap_or(Priority::Medium),
-            title.clone(),
-            text.clone(),
-        );
-        notice.link = link.clone();
-        inbox::notify(&mut tx, &notice, public_url, now).await?;
-    }
+    let notices: Vec<Notice> = people
+        .iter()
+        .map(|person| {
+            let mut notice = Notice::new(
+                *person,
+                b.kind.unwrap_or(Kind::System),
+                b.priority.unwrap_or(Priority::Medium),
+                title.clone(),
+                text.clone(),
+            );
+            notice.link = link.clone();
+            notice
+        })
+        .collect();
+    inbox::notify_many(&mut tx, &notices, public_url, now).await?;
     audit::record(
         &mut tx,
         Entry::by(&ctx, "notification.broadcast").detail(serde_json::json!({
             "audience": b.audience, "role": b.role, "department_id": b.department_id,
             "title": b.title, "recipients": people.len(),
         })),
+        now,
     )
     .await?;
     tx.commit().await?;
@@ -231,6 +236,7 @@ pub async fn set_template(
     audit::record(
         &mut tx,
         Entry::by(&ctx, "notification.template_update").detail(serde_json::json!({ "name": name })),
+        now,
     )
     .await?;
     tx.commit().await?;

@@ -3,13 +3,13 @@
 use poem_openapi::{
     param::{Path, Query},
     payload::Binary,
-    Object, OpenApi, Tags,
+    Enum, Object, OpenApi, Tags,
 };
 use serde::Deserialize;
-use time::{Date, OffsetDateTime};
 use trainflow_kernel::{
     auth::TenantAuth,
-    body::Body,
+    body::{Body, File},
+    domain::{ApiDate, ApiDateTime},
     envelope::{created, ok, Created, NoContent, Ok200},
     now, ApiResult,
 };
@@ -46,20 +46,74 @@ pub const MAX_EVIDENCE_BYTES: usize = 10 * 1024 * 1024;
 
 /// Body of `POST /certification-types/preview`.
 #[derive(Debug, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct PreviewRequest {
     /// 1–240.
+    #[oai(validator(minimum(value = "1"), maximum(value = "240")))]
     pub validity_months: i32,
     /// 0–3650.
+    #[oai(validator(minimum(value = "0"), maximum(value = "3650")))]
     pub renewal_window_days: i32,
     /// The first cycle's issue date, between 1900-01-01 and 2999-12-31; every cycle shown must
-    /// also end by 2999-12-31.
-    #[serde(deserialize_with = "crate::dates::request_date")]
-    pub start_date: Date,
-    /// Default: the tenant's offsets.
+    /// also end by 2999-12-31 (`start_date` plus `cycles` × `validity_months`).
+    pub start_date: ApiDate,
+    /// Default: the tenant's offsets. At most 10, each 0–3650 days.
+    #[oai(
+        nullable,
+        validator(max_items = 10, minimum(value = "0"), maximum(value = "3650"))
+    )]
     pub reminder_offsets_days: Option<Vec<i32>>,
     /// Cycles to show (1–10, default 3).
+    #[oai(nullable, validator(minimum(value = "1"), maximum(value = "10")))]
     pub cycles: Option<u32>,
+}
+
+/// Body of `POST /certification-types`: `code` and `name` are required; the other fields may
+/// be left out or `null` (the same: their defaults).
+#[derive(Debug, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
+pub struct CreateType {
+    /// Unique in the tenant.
+    #[oai(validator(
+        max_length = 50,
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+    ))]
+    pub code: String,
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+    ))]
+    pub name: String,
+    #[oai(nullable, validator(max_length = 2000))]
+    pub description: Option<String>,
+    /// 1–240; none: the certification does not expire.
+    #[oai(nullable, validator(minimum(value = "1"), maximum(value = "240")))]
+    pub validity_months: Option<i32>,
+    /// 0–3650 (default 90).
+    #[oai(nullable, validator(minimum(value = "0"), maximum(value = "3650")))]
+    pub renewal_window_days: Option<i32>,
+    /// Default false.
+    #[oai(nullable)]
+    pub evidence_required: Option<bool>,
+    /// At most 50.
+    #[oai(nullable, validator(max_items = 50))]
+    pub required_courses: Option<Vec<Uuid>>,
+}
+
+impl From<CreateType> for TypeInput {
+    fn from(t: CreateType) -> Self {
+        TypeInput {
+            code: Some(t.code),
+            name: Some(t.name),
+            description: t.description,
+            validity_months: t.validity_months,
+            renewal_window_days: t.renewal_window_days,
+            evidence_required: t.evidence_required,
+            required_courses: t.required_courses,
+        }
+    }
 }
 
 /// A certification with every cycle of the same person and type.
@@ -73,8 +127,11 @@ pub struct CertificationDetail {
 
 /// An approval chain.
 #[derive(Debug, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct Chain {
+    /// 1 to 10 steps, in order.
+    #[oai(validator(min_items = 1, max_items = 10))]
     pub steps: Vec<ChainStep>,
     /// False while the built-in (or, for a type, the default) chain applies.
     #[oai(read_only)]
@@ -84,42 +141,104 @@ pub struct Chain {
 
 /// Body of `POST /renewals`.
 #[derive(Debug, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct CreateRenewal {
+    /// A certification the caller may act on (their own, or one of someone they supervise or
+    /// manage, or anyone's with `certifications_manage`).
     pub certification_id: Uuid,
-    #[oai(validator(max_length = 2000))]
+    #[oai(nullable, validator(max_length = 2000))]
     pub comment: Option<String>,
 }
 
 /// Body of `POST /renewals/{id}/decision`.
 #[derive(Debug, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct DecisionBody {
     pub decision: Decision,
-    /// Required to reject or return.
-    #[oai(validator(max_length = 2000))]
+    /// Required (not blank) to reject or return.
+    #[oai(nullable, validator(max_length = 2000))]
     pub comment: Option<String>,
 }
 
 /// Body of `POST /renewals/{id}/resubmit`.
 #[derive(Debug, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct CommentBody {
-    #[oai(validator(max_length = 2000))]
+    #[oai(nullable, validator(max_length = 2000))]
     pub comment: Option<String>,
 }
 
 /// Body of `POST /delegations`.
 #[derive(Debug, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct CreateDelegation {
+    /// Another active person of the tenant.
     pub delegate_id: Uuid,
     /// RFC 3339, in the years 1900–2999.
-    #[serde(with = "time::serde::rfc3339")]
-    pub starts_at: OffsetDateTime,
+    pub starts_at: ApiDateTime,
     /// RFC 3339, in the years 1900–2999; after `starts_at`.
-    #[serde(with = "time::serde::rfc3339")]
-    pub ends_at: OffsetDateTime,
+    pub ends_at: ApiDateTime,
+}
+
+/// Body of `POST /certifications`.
+#[derive(Debug, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[oai(
+    rename = "RecordCertification",
+    deny_unknown_fields,
+    skip_serializing_if_is_none
+)]
+pub struct RecordCertificationBody {
+    /// A person of the tenant.
+    pub user_id: Uuid,
+    /// One of the tenant's certification types.
+    pub type_id: Uuid,
+    /// Between 1900-01-01 and 2999-12-31.
+    pub issued_on: ApiDate,
+    /// Default: issued on + the type's validity. Between 1900-01-01 and 2999-12-31 and not
+    /// before `issued_on`, as is the expiry computed from the validity.
+    #[serde(default)]
+    #[oai(nullable)]
+    pub expires_on: Option<ApiDate>,
+    /// Blank: none.
+    #[oai(nullable, validator(max_length = 100))]
+    pub certificate_number: Option<String>,
+}
+
+impl From<RecordCertificationBody> for RecordCertification {
+    fn from(b: RecordCertificationBody) -> Self {
+        RecordCertification {
+            user_id: b.user_id,
+            type_id: b.type_id,
+            issued_on: b.issued_on.0,
+            expires_on: b.expires_on.map(|d| d.0),
+            certificate_number: b.certificate_number,
+        }
+    }
+}
+
+/// How `GET /compliance` groups people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum GroupBy {
+    Department,
+    Role,
+    All,
+}
+
+impl GroupBy {
+    /// The parameter's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupBy::Department => "department",
+            GroupBy::Role => "role",
+            GroupBy::All => "all",
+        }
+    }
 }
 
 #[OpenApi(prefix_path = "/api/v1")]
@@ -143,10 +262,10 @@ impl RenewalsApi {
     async fn create_type(
         &self,
         auth: TenantAuth,
-        body: Body<TypeInput>,
+        body: Body<CreateType>,
     ) -> ApiResult<Created<CertificationType>> {
         Ok(created(
-            service::create_type(&self.svc, &auth.0, body.0, now()).await?,
+            service::create_type(&self.svc, &auth.0, body.0.into(), now()).await?,
         ))
     }
 
@@ -270,10 +389,10 @@ impl RenewalsApi {
     async fn record_certification(
         &self,
         auth: TenantAuth,
-        body: Body<RecordCertification>,
+        body: Body<RecordCertificationBody>,
     ) -> ApiResult<Created<Certification>> {
         Ok(created(
-            service::record_certification(&self.svc, &auth.0, body.0, now()).await?,
+            service::record_certification(&self.svc, &auth.0, body.0.into(), now()).await?,
         ))
     }
 
@@ -343,9 +462,13 @@ impl RenewalsApi {
         &self,
         auth: TenantAuth,
         id: Path<Uuid>,
-        /// The file's name.
+        /// The file's name, without slashes.
+        #[oai(validator(
+            max_length = 200,
+            pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F/\\]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000/\\][^\x00-\x08\x0B-\x1F\x7F-\x9F/\\]*$"
+        ))]
         filename: Query<String>,
-        body: Binary<Vec<u8>>,
+        body: File,
     ) -> ApiResult<Created<RenewalRequest>> {
         Ok(created(
             service::add_evidence(&self.svc, &auth.0, id.0, &filename.0, &body.0, now()).await?,
@@ -447,18 +570,19 @@ impl RenewalsApi {
         Ok(NoContent::NoContent)
     }
 
-    /// Who is compliant, expiring or expired: `group_by` `department`, `role` or `all`.
+    /// Who is compliant, expiring or expired: `group_by` `department` (default), `role` or
+    /// `all`.
     #[oai(path = "/compliance", method = "get", tag = "Tag::Compliance")]
     async fn compliance(
         &self,
         auth: TenantAuth,
-        group_by: Query<Option<String>>,
+        group_by: Query<Option<GroupBy>>,
         type_id: Query<Option<Uuid>>,
     ) -> ApiResult<Ok200<Vec<ComplianceGroup>>> {
         Ok(ok(service::compliance(
             &self.svc,
             &auth.0,
-            group_by.0,
+            group_by.0.map(|g| g.as_str().to_string()),
             type_id.0,
             now(),
         )

@@ -85,7 +85,7 @@ pub async fn certification_types(
         .iter()
         .map(|id| ObjectChange::new("certification_type", *id, Change::Created))
         .collect();
-    audit::record_batch(tx, source, "certification_type.import", &objects).await?;
+    audit::record_batch(tx, source, "certification_type.import", &objects, now).await?;
     Ok(types)
 }
 
@@ -373,7 +373,7 @@ pub async fn apply_certifications(
     objects.extend(closed_left.into_iter().map(|id| {
         ObjectChange::new("certification", id, Change::Updated).fields(vec!["renewed_at"])
     }));
-    audit::record_batch(tx, source, "certification.import", &objects).await?;
+    audit::record_batch(tx, source, "certification.import", &objects, now).await?;
     Ok(outcomes)
 }
 

@@ -66,19 +66,42 @@ pub struct CertificationType {
 const TYPE_COLUMNS: &str = "id, code, name, description, validity_months, renewal_window_days, \
      evidence_required, required_courses";
 
-/// Body of `POST /certification-types` and `PATCH` (every field optional there).
+/// Body of `PATCH /certification-types/{id}` (and, with `code` and `name`, what a new type is
+/// made of): a field left out or `null` keeps its value.
 #[derive(Debug, Clone, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct TypeInput {
-    #[oai(validator(max_length = 50))]
+    /// Unique in the tenant.
+    #[oai(
+        nullable,
+        validator(
+            max_length = 50,
+            pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+        )
+    )]
     pub code: Option<String>,
-    #[oai(validator(max_length = 200))]
+    #[oai(
+        nullable,
+        validator(
+            max_length = 200,
+            pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+        )
+    )]
     pub name: Option<String>,
-    #[oai(validator(max_length = 2000))]
+    /// Blank clears it.
+    #[oai(nullable, validator(max_length = 2000))]
     pub description: Option<String>,
+    /// 1–240.
+    #[oai(nullable, validator(minimum(value = "1"), maximum(value = "240")))]
     pub validity_months: Option<i32>,
+    /// 0–3650.
+    #[oai(nullable, validator(minimum(value = "0"), maximum(value = "3650")))]
     pub renewal_window_days: Option<i32>,
+    #[oai(nullable)]
     pub evidence_required: Option<bool>,
+    /// At most 50.
+    #[oai(nullable, validator(max_items = 50))]
     pub required_courses: Option<Vec<Uuid>>,
 }
 
@@ -328,18 +351,23 @@ pub async fn get(
 
 /// Body of `POST /certifications`.
 #[derive(Debug, Clone, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct RecordCertification {
+    /// A person of the tenant.
     pub user_id: Uuid,
+    /// One of the tenant's certification types.
     pub type_id: Uuid,
     /// Between 1900-01-01 and 2999-12-31.
     #[serde(deserialize_with = "dates::request_date")]
     pub issued_on: Date,
-    /// Default: issued on + the type's validity. Between 1900-01-01 and 2999-12-31, as is the
-    /// expiry computed from the validity.
+    /// Default: issued on + the type's validity. Between 1900-01-01 and 2999-12-31 and not
+    /// before `issued_on`, as is the expiry computed from the validity.
     #[serde(default, deserialize_with = "dates::request_date_opt")]
+    #[oai(nullable)]
     pub expires_on: Option<Date>,
-    #[oai(validator(max_length = 100))]
+    /// Blank: none.
+    #[oai(nullable, validator(max_length = 100))]
     pub certificate_number: Option<String>,
 }
 

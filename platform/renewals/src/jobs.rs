@@ -2,12 +2,16 @@
 //! scheduler calls (claimed once per occurrence) and tests call directly; each tenant is one
 //! transaction, so a failure in one tenant leaves the others done.
 
+use std::collections::HashSet;
+
+use sqlx::QueryBuilder;
 use time::{Duration, OffsetDateTime};
 use trainflow_kernel::{
+    audit::{self, BatchSource, Change, Entry, ObjectChange},
     db::{Db, TenantTx},
     sql, ApiResult, TenantId,
 };
-use trainflow_notifications::{notify, Kind, Notice, Priority};
+use trainflow_notifications::{notify_many, Kind, Notice, Priority};
 use uuid::Uuid;
 
 use crate::{
@@ -24,10 +28,10 @@ pub struct ReminderOutcome {
     pub scanned: u64,
     pub reminded: u64,
     /// Database statements the scan issued: per tenant its transaction (begin with the tenant
-    /// setting, commit), the tenant's clock and the due certifications; per due certification
-    /// the reminder insert; per reminder the notification's three (person, preferences,
-    /// notification), three for an email (template, outbox message, delivery queue entry) and
-    /// two for an SMS.
+    /// setting, commit), the tenant's clock and the due certifications; per page of
+    /// [`REMINDERS_PER_PAGE`] due certifications that reached an offset, the reminders' insert,
+    /// their notifications (recipients, preferences, the email template, then one insert each
+    /// for notifications, outbox messages and queue entries) and the audit entry.
     pub queries: u64,
 }
 
@@ -39,6 +43,9 @@ async fn tenants(db: &Db) -> ApiResult<Vec<Uuid>> {
     tx.commit().await?;
     Ok(ids)
 }
+
+/// Due certifications handled per page of statements.
+pub const REMINDERS_PER_PAGE: usize = 500;
 
 #[derive(sqlx::FromRow)]
 struct Due {
@@ -97,62 +104,81 @@ impl Renewals {
                 .bind(tenant).bind(clock.today).bind(horizon)
                 .fetch_all(&mut *c).await)?;
             out.scanned += due.len() as u64;
-            for d in due {
-                let days_left = (d.expires_on - clock.today).whole_days();
-                // The nearest offset reached: the smallest one at or above the days left.
-                let Some(offset) = clock
-                    .offsets
-                    .iter()
-                    .copied()
-                    .filter(|o| i64::from(*o) >= days_left)
-                    .min()
-                else {
-                    continue;
-                };
-                if d.last_offset.is_some_and(|last| last <= offset) {
-                    continue;
-                }
-                let inserted = sql!(tx.conn() => |c| sqlx::query(
-                    "insert into certification_reminders (tenant_id, certification_id, offset_days, sent_at)
-                     values ($1, $2, $3, $4) on conflict do nothing")
-                    .bind(tenant).bind(d.id).bind(offset).bind(now)
-                    .execute(&mut *c).await.map(|r| r.rows_affected()))?;
-                out.queries += 1;
-                if inserted == 0 {
-                    continue;
-                }
-                let mut notice = Notice::new(
-                    d.user_id,
-                    Kind::Renewal,
-                    if days_left <= 7 {
-                        Priority::High
-                    } else {
-                        Priority::Medium
-                    },
-                    format!("{} expires in {days_left} days", d.name),
-                    format!(
-                        "Your {} expires on {}. Request its renewal.",
-                        d.name, d.expires_on
-                    ),
-                );
-                notice.link = Some(format!("/portal/certifications/{}", d.id));
-                notice.email_template = Some((
-                    "certification_expiring",
-                    vec![
-                        ("certification", d.name.clone()),
-                        ("days", days_left.to_string()),
-                        ("expires_on", d.expires_on.to_string()),
-                    ],
-                ));
-                let sent = notify(&mut tx, &notice, &self.public_url, now).await?;
-                out.queries +=
-                    3 + 3 * u64::from(sent.email.is_some()) + 2 * u64::from(sent.sms.is_some());
-                out.reminded += 1;
+            for page in due.chunks(REMINDERS_PER_PAGE) {
+                self.remind_page(&mut tx, &clock, page, now, &mut out)
+                    .await?;
             }
             tx.commit().await?;
             out.tenants += 1;
         }
         Ok(out)
+    }
+
+    /// Sends the reminders one page of due certifications has reached, with a fixed number of
+    /// statements: the reminders (one multi-row insert; those another run already recorded
+    /// are skipped), their notifications ([`notify_many`]) and the audit entry listing the
+    /// certifications reminded, attributed to the job.
+    async fn remind_page(
+        &self,
+        tx: &mut TenantTx,
+        clock: &certs::TenantClock,
+        page: &[Due],
+        now: OffsetDateTime,
+        out: &mut ReminderOutcome,
+    ) -> ApiResult<()> {
+        let tenant = tx.tenant();
+        // Each certification's nearest offset reached (the smallest at or above the days
+        // left), unless this cycle was already reminded at it or nearer.
+        let reached: Vec<(&Due, i32, i64)> = page
+            .iter()
+            .filter_map(|d| {
+                let days_left = (d.expires_on - clock.today).whole_days();
+                let offset = clock
+                    .offsets
+                    .iter()
+                    .copied()
+                    .filter(|o| i64::from(*o) >= days_left)
+                    .min()?;
+                let reminded = d.last_offset.is_some_and(|last| last <= offset);
+                (!reminded).then_some((d, offset, days_left))
+            })
+            .collect();
+        if reached.is_empty() {
+            return Ok(());
+        }
+        let inserted: Vec<(Uuid,)> = sql!(tx.conn() => |c| {
+            let mut qb = QueryBuilder::new(
+                "insert into certification_reminders (tenant_id, certification_id, offset_days, sent_at) ");
+            qb.push_values(&reached, |mut row, (d, offset, _)| {
+                row.push_bind(tenant).push_bind(d.id).push_bind(*offset).push_bind(now);
+            });
+            qb.push(" on conflict do nothing returning certification_id");
+            qb.build_query_as().fetch_all(&mut *c).await
+        })?;
+        out.queries += 1;
+        let inserted: HashSet<Uuid> = inserted.into_iter().map(|r| r.0).collect();
+        let notices: Vec<Notice> = reached
+            .iter()
+            .filter(|(d, ..)| inserted.contains(&d.id))
+            .map(|(d, _, days_left)| reminder_notice(d, *days_left))
+            .collect();
+        if notices.is_empty() {
+            return Ok(());
+        }
+        let sent = notify_many(tx, &notices, &self.public_url, now).await?;
+        out.queries += sent.statements;
+        out.reminded += notices.len() as u64;
+        let objects: Vec<ObjectChange> = reached
+            .iter()
+            .filter(|(d, ..)| inserted.contains(&d.id))
+            .map(|(d, ..)| {
+                ObjectChange::new("certification", d.id, Change::Updated).fields(vec!["reminded"])
+            })
+            .collect();
+        let source = BatchSource::new("system", None).with("job", "expiry_reminders");
+        audit::record_batch(tx, &source, "certification.reminder_sent", &objects, now).await?;
+        out.queries += audit::batch_statements(tx, objects.len());
+        Ok(())
     }
 
     /// Looks after pending steps: re-routes those whose approver left or whose relation now
@@ -224,6 +250,15 @@ impl Renewals {
             if Some(resolved) != approver {
                 self.reassign(tx, request, step, resolved, "rerouted", now)
                     .await?;
+                audit_step(
+                    tx,
+                    "renewal.step_rerouted",
+                    request,
+                    step,
+                    Some(resolved),
+                    now,
+                )
+                .await?;
                 out.rerouted += 1;
                 return Ok(());
             }
@@ -261,6 +296,7 @@ impl Renewals {
                 Some(t) => {
                     self.reassign(tx, request, step, t, "escalated", now)
                         .await?;
+                    audit_step(tx, "renewal.step_escalated", request, step, Some(t), now).await?;
                     out.escalated += 1;
                 }
                 None => {
@@ -270,6 +306,15 @@ impl Renewals {
                         .bind(tenant).bind(step.id).bind(now).execute(&mut *c).await.map(drop))?;
                     self.send_link(tx, request, step.id, approver, true, now)
                         .await?;
+                    audit_step(
+                        tx,
+                        "renewal.step_escalation_exhausted",
+                        request,
+                        step,
+                        None,
+                        now,
+                    )
+                    .await?;
                     out.reminded += 1;
                 }
             }
@@ -282,10 +327,68 @@ impl Renewals {
                 .bind(tenant).bind(Uuid::now_v7()).bind(request).bind(now).execute(&mut *c).await.map(drop))?;
             self.send_link(tx, request, step.id, approver, true, now)
                 .await?;
+            audit_step(tx, "renewal.approver_reminded", request, step, None, now).await?;
             out.reminded += 1;
         }
         Ok(())
     }
+}
+
+/// Records what the escalation job did to `step` of `request` (moved it to `to`, or reminded
+/// its approver), attributed to the job, in the job's transaction.
+async fn audit_step(
+    tx: &mut TenantTx,
+    action: &str,
+    request: Uuid,
+    step: &Step,
+    to: Option<Uuid>,
+    now: OffsetDateTime,
+) -> ApiResult<()> {
+    let mut detail = serde_json::json!({
+        "job": "renewal_escalations",
+        "step_id": step.id,
+        "position": step.position,
+        "approver_id": step.approver_id,
+    });
+    if let Some(to) = to {
+        detail["to"] = to.to_string().into();
+    }
+    audit::record(
+        tx,
+        Entry::as_actor("system", None, action, None)
+            .object("renewal_request", request)
+            .detail(detail),
+        now,
+    )
+    .await
+}
+
+/// The reminder of `d`, `days_left` days before it expires.
+fn reminder_notice(d: &Due, days_left: i64) -> Notice {
+    let mut notice = Notice::new(
+        d.user_id,
+        Kind::Renewal,
+        if days_left <= 7 {
+            Priority::High
+        } else {
+            Priority::Medium
+        },
+        format!("{} expires in {days_left} days", d.name),
+        format!(
+            "Your {} expires on {}. Request its renewal.",
+            d.name, d.expires_on
+        ),
+    );
+    notice.link = Some(format!("/portal/certifications/{}", d.id));
+    notice.email_template = Some((
+        "certification_expiring",
+        vec![
+            ("certification", d.name.clone()),
+            ("days", days_left.to_string()),
+            ("expires_on", d.expires_on.to_string()),
+        ],
+    ));
+    notice
 }
 
 /// What the escalation job did.

@@ -52,6 +52,7 @@ pub async fn create_type(
         Entry::by(&ctx, "certification_type.create")
             .object("certification_type", t.id)
             .change(None, serde_json::to_value(&t).ok()),
+        now,
     )
     .await?;
     tx.commit().await?;
@@ -86,6 +87,7 @@ pub async fn update_type(
                 serde_json::to_value(&before).ok(),
                 serde_json::to_value(&after).ok(),
             ),
+        now,
     )
     .await?;
     tx.commit().await?;
@@ -125,13 +127,13 @@ pub async fn preview_timeline(
     tx.commit().await?;
     let offsets = input.reminder_offsets_days.unwrap_or(clock.offsets);
     dates::timeline(
-        input.start_date,
+        input.start_date.0,
         input.validity_months,
         input.renewal_window_days,
         &offsets,
         cycles,
     )
-    .map_err(|_| timeline_out_of_range(input.start_date))
+    .map_err(|_| timeline_out_of_range(input.start_date.0))
 }
 
 /// A timeline that would leave 1900–2999: a 422 on `start_date`.
@@ -209,6 +211,7 @@ pub async fn replace_chain(
         &mut tx,
         Entry::by(&ctx, "approval_chain.update")
             .detail(serde_json::json!({"scope": scope, "steps": steps})),
+        now,
     )
     .await?;
     tx.commit().await?;
@@ -276,6 +279,7 @@ pub async fn record_certification(
         Entry::by(&ctx, "certification.record")
             .object("certification", id)
             .change(None, serde_json::to_value(&cert).ok()),
+        now,
     )
     .await?;
     tx.commit().await?;
@@ -385,6 +389,7 @@ pub async fn submit_renewal(
     audit::record(
         &mut tx,
         Entry::by(&ctx, "renewal.submit").object("renewal_request", id),
+        now,
     )
     .await?;
     let r = workflow::get(&mut tx, id).await?;
@@ -477,7 +482,7 @@ pub async fn add_evidence(
     now: OffsetDateTime,
 ) -> ApiResult<RenewalRequest> {
     let name = filename.trim();
-    if name.is_empty() || name.len() > 200 || name.contains(['/', '\\']) {
+    if name.is_empty() || name.chars().count() > 200 || name.contains(['/', '\\']) {
         return Err(ApiError::field(
             "filename",
             "must be 1 to 200 characters without slashes",
@@ -548,6 +553,7 @@ pub async fn decide(
         Entry::by(&ctx, "renewal.decide")
             .object("renewal_request", id)
             .detail(serde_json::json!({ "decision": decision })),
+        now,
     )
     .await?;
     tx.commit().await?;
@@ -570,6 +576,7 @@ pub async fn resubmit(
     audit::record(
         &mut tx,
         Entry::by(&ctx, "renewal.resubmit").object("renewal_request", id),
+        now,
     )
     .await?;
     tx.commit().await?;
@@ -589,6 +596,7 @@ pub async fn cancel(
     audit::record(
         &mut tx,
         Entry::by(&ctx, "renewal.cancel").object("renewal_request", id),
+        now,
     )
     .await?;
     tx.commit().await?;
@@ -618,14 +626,15 @@ pub async fn delegate(
     now: OffsetDateTime,
 ) -> ApiResult<Delegation> {
     let mut e = FieldErrors::new();
-    for (field, at) in [("starts_at", input.starts_at), ("ends_at", input.ends_at)] {
+    let (starts_at, ends_at) = (input.starts_at.0, input.ends_at.0);
+    for (field, at) in [("starts_at", starts_at), ("ends_at", ends_at)] {
         // Checked in the time's own offset, before anything converts it (to UTC for storage).
         if dates::in_range(at.date()).is_err() {
             e.add(field, "must be between 1900-01-01 and 2999-12-31");
         }
     }
     e.into_result()?;
-    if input.ends_at <= input.starts_at {
+    if ends_at <= starts_at {
         return Err(ApiError::field("ends_at", "must be after starts_at"));
     }
     let (mut tx, ctx) = TenantTx::begin(&svc.db, ctx, Permission::SelfService).await?;
@@ -638,13 +647,14 @@ pub async fn delegate(
     let d = Delegation {
         id: Uuid::now_v7(),
         delegate_id: input.delegate_id,
-        starts_at: input.starts_at,
-        ends_at: input.ends_at,
+        starts_at,
+        ends_at,
     };
     workflow::insert_delegation(&mut tx, ctx.user_id.0, &d, now).await?;
     audit::record(
         &mut tx,
         Entry::by(&ctx, "approval.delegate").object("delegation", d.id),
+        now,
     )
     .await?;
     tx.commit().await?;
@@ -802,6 +812,7 @@ pub async fn decide_by_link(
         Entry::as_actor("user", Some(approver), "renewal.decide_by_link", None)
             .object("renewal_request", request)
             .detail(serde_json::json!({ "decision": decision })),
+        now,
     )
     .await?;
     tx.commit().await?;
@@ -900,6 +911,7 @@ pub async fn decide_by_sms(
         Entry::as_actor("user", Some(approver), "renewal.decide_by_sms", None)
             .object("renewal_request", request)
             .detail(serde_json::json!({ "decision": decision })),
+        now,
     )
     .await?;
     tx.commit().await?;

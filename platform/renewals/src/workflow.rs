@@ -36,12 +36,15 @@ use crate::{
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct ChainStep {
     /// `foreman`, `manager`, `training_officer` or `named`.
+    #[oai(validator(pattern = r"^(?:foreman|manager|training_officer|named)$"))]
     pub relation: String,
-    /// With `named`: the people who may approve, first available first.
-    #[oai(default)]
-    #[serde(default)]
+    /// With `named` (required there, 1 to 20): the people of the tenant who may approve, first
+    /// available first.
+    #[oai(nullable, default, validator(max_items = 20))]
+    #[serde(default, deserialize_with = "trainflow_kernel::body::null_as_default")]
     pub user_ids: Vec<Uuid>,
-    /// Hours the approver has before a reminder; as long again before escalation.
+    /// Hours the approver has before a reminder (1–720); as long again before escalation.
+    #[oai(validator(minimum(value = "1"), maximum(value = "720")))]
     pub sla_hours: i32,
 }
 

@@ -26,7 +26,11 @@ use trainflow_renewals::{api::RenewalsApi, Renewals};
 use trainflow_tenancy::api::TenancyApi;
 use trainflow_web::Shell;
 
-use crate::{config::Settings, metrics::Metrics, ratelimit::RateLimiter};
+use crate::{
+    config::Settings,
+    metrics::{Family, Metrics},
+    ratelimit::RateLimiter,
+};
 
 /// Shared state of the edge middleware and the operational endpoints.
 pub struct Edge {
@@ -160,7 +164,7 @@ pub fn api_service(
     renewals: &Renewals,
     public_url: &str,
 ) -> OpenApiService<Apis, ()> {
-    OpenApiService::new(
+    let service = OpenApiService::new(
         (
             IdentityApi { deps: deps.clone() },
             AccountLinksApi {
@@ -179,15 +183,120 @@ pub fn api_service(
                 svc: renewals.clone(),
             },
         ),
-        "TrainFlow API",
+        TITLE,
         env!("CARGO_PKG_VERSION"),
+    );
+    describe(service, public_url)
+}
+
+const TITLE: &str = "TrainFlow API";
+
+/// The title, description and server of the document.
+fn describe<T: OpenApi>(service: OpenApiService<T, ()>, public_url: &str) -> OpenApiService<T, ()> {
+    service
+        .description(
+            "Training compliance for multi-tenant organisations. Every answer is `{\"data\": …, \"meta\": …}` \
+             or `{\"error\": {\"code\", \"message\", \"fields\", \"request_id\"}}`. Lists take `page` and \
+             `per_page` (default 10, max 100). Objects of another tenant answer 404. Optional request \
+             fields may be left out or sent as `null` (the same, except where an operation says \
+             otherwise); answers leave out optional fields that have no value.",
+        )
+        .server(public_url.trim_end_matches('/').to_string())
+}
+
+/// The OpenAPI document (`GET /api/v1/openapi.json`, `trainflow openapi`) for `public_url`. It
+/// depends on the operations' types only, so it needs no database or instance.
+pub fn openapi_document(public_url: &str) -> String {
+    let spec = describe(
+        OpenApiService::new(Contract, TITLE, env!("CARGO_PKG_VERSION")),
+        public_url,
     )
-    .description(
-        "Training compliance for multi-tenant organisations. Every answer is `{\"data\": …, \"meta\": …}` \
-         or `{\"error\": {\"code\", \"message\", \"fields\", \"request_id\"}}`. Lists take `page` and \
-         `per_page` (default 10, max 100). Objects of another tenant answer 404.",
-    )
-    .server(public_url.trim_end_matches('/').to_string())
+    .spec();
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&spec).expect("poem-openapi renders JSON");
+    close_request_objects(&mut doc);
+    serde_json::to_string_pretty(&doc).expect("a JSON value serialises")
+}
+
+/// Request bodies refuse members their schema does not declare (`Body<T>` reads them with
+/// `deny_unknown_fields`), which poem-openapi does not write into the document: every object
+/// schema a JSON request body reaches gets `additionalProperties: false`.
+fn close_request_objects(doc: &mut serde_json::Value) {
+    fn refs(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, v) in map {
+                    match (key.as_str(), v.as_str()) {
+                        ("$ref", Some(r)) => {
+                            out.push(r.trim_start_matches("#/components/schemas/").to_string())
+                        }
+                        _ => refs(v, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(list) => list.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    fn close(schema: &mut serde_json::Value) {
+        if let Some(obj) = schema.as_object_mut() {
+            if obj.get("type").and_then(|t| t.as_str()) == Some("object")
+                && obj.contains_key("properties")
+                && !obj.contains_key("additionalProperties")
+            {
+                obj.insert(
+                    "additionalProperties".into(),
+                    serde_json::Value::Bool(false),
+                );
+            }
+        }
+    }
+    let mut queue = Vec::new();
+    let paths = doc["paths"].as_object_mut().into_iter().flatten();
+    for op in paths.flat_map(|(_, item)| item.as_object_mut().into_iter().flatten()) {
+        let content =
+            op.1.get_mut("requestBody")
+                .and_then(|body| body.get_mut("content"))
+                .and_then(|content| content.as_object_mut());
+        let Some(content) = content else {
+            continue;
+        };
+        for (media_type, media) in content.iter_mut() {
+            // JSON bodies (`Body<T>`) and multipart forms (`deny_unknown_fields`) alike.
+            if media_type.starts_with("application/json") || media_type == "multipart/form-data" {
+                refs(&media["schema"], &mut queue);
+                close(&mut media["schema"]);
+            }
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(name) = queue.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let schema = &mut doc["components"]["schemas"][name.as_str()];
+        refs(schema, &mut queue);
+        close(schema);
+    }
+}
+
+/// The operations of [`Apis`] without their handlers: what the document is made of.
+struct Contract;
+
+impl OpenApi for Contract {
+    fn meta() -> Vec<poem_openapi::registry::MetaApi> {
+        Apis::meta()
+    }
+
+    fn register(registry: &mut poem_openapi::registry::Registry) {
+        Apis::register(registry)
+    }
+
+    fn add_routes(
+        self,
+        _: &mut HashMap<String, HashMap<Method, poem::endpoint::BoxEndpoint<'static>>>,
+    ) {
+    }
 }
 
 /// The whole HTTP application.
@@ -198,7 +307,13 @@ pub fn build(edge: Arc<Edge>, deps: AuthDeps) -> impl Endpoint {
         &edge.renewals,
         &edge.settings.public_url,
     );
-    let spec = api.spec_endpoint();
+    // The document with the contract's additions (`openapi_document`), not poem-openapi's own.
+    let document = openapi_document(&edge.settings.public_url);
+    let spec = make_sync(move |_| {
+        Response::builder()
+            .content_type("application/json")
+            .body(document.clone())
+    });
     let docs = api.swagger_ui();
     // CORS applies to the API only: the portal is same-origin and protected by CSRF tokens,
     // and a CORS layer would refuse its own form posts (browsers send `Origin` on POST).
@@ -710,30 +825,139 @@ async fn health_jobs(edge: Data<&Arc<Edge>>) -> Response {
 
 #[handler]
 async fn metrics(edge: Data<&Arc<Edge>>) -> Response {
-    let (size, idle) = edge.db.pool_stats();
-    let mut gauges = vec![
-        (
+    let now = trainflow_kernel::now();
+    let (size, idle, max) = edge.db.pool_stats();
+    let mut families = vec![
+        Family::gauge(
             "trainflow_db_pool_connections",
             "Open database connections.",
             f64::from(size),
         ),
-        (
+        Family::gauge(
             "trainflow_db_pool_idle",
             "Idle database connections.",
             idle as f64,
         ),
+        Family::gauge(
+            "trainflow_db_pool_max",
+            "The most database connections the pool opens.",
+            f64::from(max),
+        ),
     ];
     if let Ok(jobs) = edge.runner.status().await {
         let failing = jobs.iter().filter(|j| !j.healthy).count();
-        gauges.push((
+        families.push(Family::gauge(
             "trainflow_jobs_failing",
-            "Jobs whose latest run failed.",
+            "Jobs whose latest run failed (any instance).",
             failing as f64,
         ));
     }
+    let stats = edge.runner.stats();
+    let per_job = |f: &dyn Fn(&trainflow_jobs::JobStats) -> f64| {
+        stats
+            .iter()
+            .map(|(job, s)| (format!("job=\"{job}\""), f(s)))
+            .collect::<Vec<_>>()
+    };
+    families.push(Family::labelled(
+        "trainflow_job_runs_total",
+        "Job occurrences by outcome: run here (succeeded, failed) or claimed by another instance.",
+        "counter",
+        stats
+            .iter()
+            .flat_map(|(job, s)| {
+                [
+                    ("succeeded", s.succeeded),
+                    ("failed", s.failed),
+                    ("claimed_elsewhere", s.claimed_elsewhere),
+                ]
+                .map(|(outcome, n)| (format!("job=\"{job}\",outcome=\"{outcome}\""), n as f64))
+            })
+            .collect(),
+    ));
+    families.push(Family::labelled(
+        "trainflow_job_run_seconds_total",
+        "Wall time of the job runs this instance executed.",
+        "counter",
+        per_job(&|s| s.seconds),
+    ));
+    families.push(Family::labelled(
+        "trainflow_job_last_run_seconds",
+        "Wall time of each job's latest run on this instance.",
+        "gauge",
+        per_job(&|s| s.last_seconds),
+    ));
+    if let Ok(backlog) = edge.deliverer.backlog(now).await {
+        families.push(Family::gauge(
+            "trainflow_outbox_waiting",
+            "Emails and SMS not yet delivered (any instance).",
+            backlog.waiting as f64,
+        ));
+        families.push(Family::gauge(
+            "trainflow_outbox_due",
+            "Undelivered messages due now.",
+            backlog.due as f64,
+        ));
+        families.push(Family::gauge(
+            "trainflow_outbox_oldest_due_seconds",
+            "How long the longest-waiting due message has been due.",
+            backlog.oldest_due_secs as f64,
+        ));
+    }
+    if let Ok(queue) = trainflow_jobs::queue::stats(&edge.db, now).await {
+        families.push(Family::labelled(
+            "trainflow_work_items",
+            "Background work items by status (any instance).",
+            "gauge",
+            [
+                ("queued", queue.queued),
+                ("running", queue.running),
+                ("succeeded", queue.succeeded),
+                ("failed", queue.failed),
+                ("canceled", queue.canceled),
+            ]
+            .map(|(status, n)| (format!("status=\"{status}\""), n as f64))
+            .to_vec(),
+        ));
+        families.push(Family::gauge(
+            "trainflow_work_items_oldest_due_seconds",
+            "How long the longest-waiting due work item has been due.",
+            queue.oldest_queued_secs.unwrap_or(0) as f64,
+        ));
+    }
+    let runs = edge.integrations.run_metrics.snapshot();
+    let per_status = |f: &dyn Fn(&trainflow_integrations::RunTotals) -> f64| {
+        runs.iter()
+            .map(|(status, t)| (format!("status=\"{status}\""), f(t)))
+            .collect::<Vec<_>>()
+    };
+    families.push(Family::labelled(
+        "trainflow_connector_runs_total",
+        "Connector runs this instance executed, by how they ended.",
+        "counter",
+        per_status(&|t| t.runs as f64),
+    ));
+    families.push(Family::labelled(
+        "trainflow_connector_run_seconds_total",
+        "Wall time of those runs.",
+        "counter",
+        per_status(&|t| t.seconds),
+    ));
+    families.push(Family::labelled(
+        "trainflow_connector_fuel_total",
+        "WebAssembly instructions (fuel) those runs consumed.",
+        "counter",
+        per_status(&|t| t.fuel as f64),
+    ));
+    families.push(Family::labelled(
+        "trainflow_connector_peak_memory_bytes",
+        "The largest linear memory one of those runs reached.",
+        "gauge",
+        per_status(&|t| t.peak_memory_bytes as f64),
+    ));
     Response::builder()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(edge.metrics.render(&gauges))
+        .body(edge.metrics.render(&families))
 }
 
 #[cfg(test)]

@@ -321,16 +321,10 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Openapi => {
-            let instance = trainflow_server::prepare(settings).await?;
+            // The document depends on the types only: no database is opened.
             println!(
                 "{}",
-                trainflow_server::app::api_service(
-                    &instance.deps,
-                    &instance.integrations,
-                    &instance.renewals,
-                    &instance.settings.public_url
-                )
-                .spec()
+                trainflow_server::app::openapi_document(&settings.public_url)
             );
             Ok(())
         }
@@ -673,7 +667,7 @@ async fn user_command(settings: Settings, command: UserCommand) -> anyhow::Resul
         gender: None,
         role: Some(role),
         is_active: Some(true),
-        password,
+        password: password.map(Into::into),
     };
     let user = trainflow_identity::service::create_user_as_system(
         db,

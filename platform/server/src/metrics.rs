@@ -63,8 +63,8 @@ impl Metrics {
         self.panics.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The text exposition, with the extra gauges appended.
-    pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
+    /// The text exposition, with the families read at scrape time appended.
+    pub fn render(&self, extra: &[Family]) -> String {
         let mut out = String::new();
         out.push_str(
             "# HELP trainflow_http_requests_total HTTP requests by operation and status.\n",
@@ -116,13 +116,62 @@ impl Metrics {
             "trainflow_panics_total {}",
             self.panics.load(Ordering::Relaxed)
         );
-        for (name, help, value) in gauges {
+        for family in extra {
             let _ = writeln!(
                 out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+                "# HELP {name} {help}\n# TYPE {name} {kind}",
+                name = family.name,
+                help = family.help,
+                kind = family.kind,
             );
+            for (labels, value) in &family.samples {
+                if labels.is_empty() {
+                    let _ = writeln!(out, "{} {value}", family.name);
+                } else {
+                    let _ = writeln!(out, "{}{{{labels}}} {value}", family.name);
+                }
+            }
         }
         out
+    }
+}
+
+/// A metric family read at scrape time (pool, jobs, outbox, connector runs): its samples are
+/// label sets (`job="x",status="y"`, empty for none) and values. Label values come from the
+/// code (job names, run statuses), never from requests.
+#[derive(Debug, Clone)]
+pub struct Family {
+    pub name: &'static str,
+    pub help: &'static str,
+    /// `gauge` or `counter`.
+    pub kind: &'static str,
+    pub samples: Vec<(String, f64)>,
+}
+
+impl Family {
+    /// A gauge with one unlabelled value.
+    pub fn gauge(name: &'static str, help: &'static str, value: f64) -> Self {
+        Self {
+            name,
+            help,
+            kind: "gauge",
+            samples: vec![(String::new(), value)],
+        }
+    }
+
+    /// A family of `kind` with labelled samples.
+    pub fn labelled(
+        name: &'static str,
+        help: &'static str,
+        kind: &'static str,
+        samples: Vec<(String, f64)>,
+    ) -> Self {
+        Self {
+            name,
+            help,
+            kind,
+            samples,
+        }
     }
 }
 
@@ -134,11 +183,21 @@ mod tests {
     fn a_request_lands_in_its_bucket_and_the_total() {
         let m = Metrics::default();
         m.observe("list_users", 200, 0.004);
-        let text = m.render(&[("trainflow_db_pool_size", "Pool size.", 3.0)]);
+        let text = m.render(&[
+            Family::gauge("trainflow_db_pool_size", "Pool size.", 3.0),
+            Family::labelled(
+                "trainflow_job_runs_total",
+                "Runs.",
+                "counter",
+                vec![("job=\"a\",outcome=\"failed\"".into(), 2.0)],
+            ),
+        ]);
         assert!(text
             .contains("trainflow_http_requests_total{operation=\"list_users\",status=\"200\"} 1"));
         assert!(text.contains("le=\"0.0025\"} 0"));
         assert!(text.contains("le=\"0.005\"} 1"));
         assert!(text.contains("trainflow_db_pool_size 3"));
+        assert!(text.contains("# TYPE trainflow_job_runs_total counter"));
+        assert!(text.contains("trainflow_job_runs_total{job=\"a\",outcome=\"failed\"} 2"));
     }
 }

@@ -1,13 +1,13 @@
 //! HTTP API: platform operators manage tenants; tenant administrators manage their settings.
 
-use poem_openapi::{param::Path, param::Query, payload::Json, Object, OpenApi, Tags};
+use poem_openapi::{param::Path, param::Query, payload::Json, Enum, Object, OpenApi, Tags};
 use serde::Deserialize;
 use trainflow_identity::signin::AuthDeps;
 use trainflow_kernel::{
     auth::{client_ip, PlatformAuth, TenantAuth},
     body::Body,
     envelope::{created, ok, Created, List, Ok200, Page},
-    ApiError, ApiResult, TenantId,
+    ApiResult, TenantId,
 };
 use uuid::Uuid;
 
@@ -35,6 +35,26 @@ pub struct OperatorTokenRequest {
     pub password: String,
 }
 
+/// A tenant's lifecycle status (the `status` filter of `GET /platform/tenants`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum TenantStatus {
+    Active,
+    Suspended,
+    Deleted,
+}
+
+impl TenantStatus {
+    /// The stored value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TenantStatus::Active => "active",
+            TenantStatus::Suspended => "suspended",
+            TenantStatus::Deleted => "deleted",
+        }
+    }
+}
+
 /// An operator token.
 #[derive(Debug, Object)]
 #[oai(skip_serializing_if_is_none)]
@@ -49,11 +69,21 @@ pub struct OperatorToken {
 #[serde(deny_unknown_fields)]
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct UpdateTenant {
-    #[oai(validator(max_length = 200))]
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+    ))]
     pub name: String,
-    #[oai(validator(max_length = 64))]
+    /// An IANA time zone (`Europe/London`) or `UTC`.
+    #[oai(validator(
+        max_length = 64,
+        pattern = r"^(?:UTC|[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)+)$"
+    ))]
     pub time_zone: String,
-    #[oai(validator(max_length = 10))]
+    #[oai(validator(
+        max_length = 10,
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+    ))]
     pub locale: String,
     pub settings: TenantSettings,
 }
@@ -88,21 +118,17 @@ impl TenancyApi {
     async fn list_tenants(
         &self,
         _auth: PlatformAuth,
+        /// 1-based page (default 1).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))]
         page: Query<Option<u32>>,
+        /// Page size, 1–100 (default 10).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         per_page: Query<Option<u32>>,
-        /// `active`, `suspended` or `deleted`.
-        status: Query<Option<String>>,
+        status: Query<Option<TenantStatus>>,
     ) -> ApiResult<Json<List<Tenant>>> {
         let page = Page::parse(page.0, per_page.0)?;
-        if let Some(s) = status.0.as_deref() {
-            if !["active", "suspended", "deleted"].contains(&s) {
-                return Err(ApiError::field(
-                    "status",
-                    "must be active, suspended or deleted",
-                ));
-            }
-        }
-        let (rows, total) = tenants::list(&self.deps.db, status.0.as_deref(), page).await?;
+        let status = status.0.map(TenantStatus::as_str);
+        let (rows, total) = tenants::list(&self.deps.db, status, page).await?;
         Ok(page.list(rows, total))
     }
 

@@ -131,6 +131,7 @@ pub async fn apply(
     };
     let tenant_id = TenantId(tenant.id);
 
+    let now = trainflow_kernel::now();
     let mut tx = TenantTx::begin_system(db, tenant_id)
         .await
         .map_err(anyhow_api)?;
@@ -139,13 +140,14 @@ pub async fn apply(
         trainflow_kernel::domain::bounded(&d.name, 1, 100)
             .map_err(|e| anyhow::anyhow!("department name {e}"))?;
         if !existing.iter().any(|e| e.name == d.name) {
-            let dept = insert_department(&mut tx, &d.name, d.code.clone(), trainflow_kernel::now())
+            let dept = insert_department(&mut tx, &d.name, d.code.clone(), now)
                 .await
                 .map_err(anyhow_api)?;
             audit::record(
                 &mut tx,
                 Entry::as_actor("system", None, "department.create", None)
                     .object("department", dept.id),
+                now,
             )
             .await
             .map_err(anyhow_api)?;
@@ -185,7 +187,7 @@ pub async fn apply(
             gender: None,
             role: Some(u.role),
             is_active: Some(true),
-            password: u.password.clone(),
+            password: u.password.clone().map(Into::into),
         };
         service::create_user_as_system(db, hasher, tenant_id, body)
             .await

@@ -91,6 +91,7 @@ pub async fn update_tenant(
                 serde_json::to_value(&before.settings).ok(),
                 serde_json::to_value(&body.settings).ok(),
             ),
+        now,
     )
     .await?;
     let after = tenants::current(&mut tx).await?;

@@ -17,18 +17,60 @@ use uuid::Uuid;
 #[serde(default, deny_unknown_fields)]
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct TenantSettings {
-    /// Brand colour, `#rrggbb`.
+    /// Brand colour, `#rrggbb` (default `#1f4e79`).
+    #[serde(deserialize_with = "colour_or_default")]
+    #[oai(
+        nullable,
+        default = "default_colour",
+        validator(pattern = r"^#[0-9A-Fa-f]{6}$")
+    )]
     pub primary_colour: String,
-    /// Logo URL shown in the portal header.
+    /// Logo URL shown in the portal header: `https://…` or a path on this site.
+    #[oai(nullable, validator(max_length = 500, pattern = r"^(?:https://|/)"))]
     pub logo_url: Option<String>,
     /// People inactive for this many days are deactivated by the nightly cleanup (0 = never;
     /// absent = the platform default).
+    #[oai(nullable, validator(minimum(value = "0"), maximum(value = "3650")))]
     pub inactive_after_days: Option<u32>,
-    /// Channels notifications may use (in-app is always on; SMS costs money, so it is opt-in).
+    /// Channels notifications may use (in-app is always on; SMS costs money, so it is opt-in;
+    /// default `in_app`, `email`).
+    #[serde(deserialize_with = "channels_or_default")]
+    #[oai(
+        nullable,
+        default = "default_channels",
+        validator(max_items = 4, pattern = r"^(?:in_app|email|sms|push)$")
+    )]
     pub notification_channels: Vec<String>,
     /// Days before a certification expires at which its holder is reminded (absent: 90, 60,
     /// 30 and 7).
+    #[oai(
+        nullable,
+        validator(
+            min_items = 1,
+            max_items = 10,
+            minimum(value = "0"),
+            maximum(value = "3650")
+        )
+    )]
     pub reminder_offsets_days: Option<Vec<u32>>,
+}
+
+fn default_colour() -> String {
+    TenantSettings::default().primary_colour
+}
+
+fn default_channels() -> Vec<String> {
+    TenantSettings::default().notification_channels
+}
+
+/// `null` reads as the default, like a colour left out.
+fn colour_or_default<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_else(default_colour))
+}
+
+/// `null` reads as the default, like channels left out.
+fn channels_or_default<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_else(default_channels))
 }
 
 impl Default for TenantSettings {
@@ -53,7 +95,7 @@ impl TenantSettings {
             errors.add("settings.primary_colour", "must be #rrggbb");
         }
         if let Some(url) = &self.logo_url {
-            if !(url.starts_with("https://") || url.starts_with('/')) || url.len() > 500 {
+            if !(url.starts_with("https://") || url.starts_with('/')) || url.chars().count() > 500 {
                 errors.add(
                     "settings.logo_url",
                     "must be an https URL or a path, at most 500 characters",
@@ -147,15 +189,40 @@ const COLUMNS: &str =
 #[serde(deny_unknown_fields)]
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct NewTenant {
-    #[oai(validator(max_length = 40))]
+    /// 2–40 lower-case letters, digits and inner dashes.
+    #[oai(validator(max_length = 40, pattern = r"^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$"))]
     pub slug: String,
-    #[oai(validator(max_length = 200))]
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+    ))]
     pub name: String,
-    #[oai(validator(max_length = 253))]
+    /// A host name for the portal (left out, `null` or blank: none).
+    #[oai(
+        nullable,
+        validator(
+            max_length = 253,
+            pattern = r"^(?: *|[A-Za-z0-9][A-Za-z0-9-]{0,62}(?:\.[A-Za-z0-9][A-Za-z0-9-]{0,62})*)$"
+        )
+    )]
     pub domain: Option<String>,
-    #[oai(validator(max_length = 64))]
+    /// An IANA time zone (`Europe/London`) or `UTC` (default).
+    #[oai(
+        nullable,
+        validator(
+            max_length = 64,
+            pattern = r"^(?:UTC|[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)+)$"
+        )
+    )]
     pub time_zone: Option<String>,
-    #[oai(validator(max_length = 10))]
+    /// Default `en`.
+    #[oai(
+        nullable,
+        validator(
+            max_length = 10,
+            pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+        )
+    )]
     pub locale: Option<String>,
 }
 
@@ -270,6 +337,7 @@ pub async fn create(db: &Db, f: TenantFields, by: &Operator) -> ApiResult<Tenant
         by.entry("tenant.create")
             .object("tenant", id.0)
             .detail(serde_json::json!({"slug": f.slug.as_str()})),
+        now,
     )
     .await?;
     let tenant = current(&mut tx).await?;
@@ -354,6 +422,7 @@ pub async fn set_status(db: &Db, id: TenantId, to: &str, by: &Operator) -> ApiRe
             Some(serde_json::json!({"status": before.status})),
             Some(serde_json::json!({"status": to})),
         ),
+        now,
     )
     .await?;
     let after = current(&mut tx).await?;

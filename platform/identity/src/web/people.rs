@@ -249,7 +249,7 @@ pub(super) async fn create_user(
             gender: None,
             role: Some(parse_role(&f.role)?),
             is_active: Some(true),
-            password: blank(&f.password),
+            password: blank(&f.password).map(Into::into),
         })
     });
     let result = match body {

@@ -75,6 +75,7 @@ pub(super) async fn login_form(
 
 #[derive(Deserialize)]
 pub(super) struct LoginForm {
+    #[serde(default)]
     csrf: String,
     #[serde(default)]
     organisation: String,

@@ -1,0 +1,307 @@
+"""Schemathesis fixtures for TrainFlow (loaded through SCHEMATHESIS_HOOKS by run.sh).
+
+At import, signed in as the demo administrator, it makes the objects that path ids should
+reach (an installation with an uploaded file and a run, a notification, a renewal request, a
+delegation) and reads the ids of the demo's people, departments, types and certifications.
+
+Then, for every generated case:
+
+* path parameters that are object ids point at those real objects (a negative case keeps a
+  path parameter it made invalid), so operations reach past the lookup;
+* in positive cases only, references in bodies (`department_id`, `user_id`, …) name real
+  objects of the tenant, and the few rules that span several fields, which an OpenAPI 3.0
+  schema cannot state (`docs/api.md`, "What the schema cannot state"), are met: a role with
+  `audience = role`, a comment to reject, `ends_at` after `starts_at`, dates whose computed
+  expiry stays before 3000, the connector's own configuration, the caller's current password,
+  a real WebAssembly component for a package upload.
+
+Nothing else of a generated case is changed, so every limit the document states is still
+exercised on both sides.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+
+import requests
+import schemathesis
+
+BASE = os.environ["TRAINFLOW_ST_BASE"].rstrip("/")
+API = BASE + "/api/v1"
+ADMIN = {"Authorization": "Bearer " + os.environ["TRAINFLOW_ST_ADMIN_TOKEN"]}
+FUZZ_TENANT = os.environ["TRAINFLOW_ST_FUZZ_TENANT_ID"]
+STATE = {"password": os.environ["TRAINFLOW_ST_PASSWORD"]}
+
+
+def _call(method: str, path: str, headers: dict | None = None, **kwargs):
+    resp = requests.request(
+        method, API + path, headers={**ADMIN, **(headers or {})}, timeout=30, **kwargs
+    )
+    if resp.status_code >= 300:
+        raise RuntimeError(f"fixture {method} {path}: {resp.status_code} {resp.text[:500]}")
+    return resp.json()["data"] if resp.content else None
+
+
+def _setup() -> dict:
+    me = _call("GET", "/users/me")
+    people = _call("GET", "/users", params={"per_page": 100})
+    by_email = {p["email"]: p["id"] for p in people}
+    ids = {
+        "admin": me["id"],
+        "manager": by_email["manager@demo.trainflow.test"],
+        "foreman": by_email["foreman@demo.trainflow.test"],
+        # The person whose record is edited, deleted and restored.
+        "victim": by_email["liam.morgan@demo.trainflow.test"],
+        "employee": by_email["alice.brown@demo.trainflow.test"],
+    }
+    ids["department"] = _call("GET", "/departments")[0]["id"]
+    types = _call("GET", "/certification-types")
+    ids["type"] = types[0]["id"]
+    certs = _call("GET", "/certifications", params={"user_id": ids["employee"]})
+    ids["certification"] = certs[0]["id"]
+    inst = _call(
+        "POST",
+        "/connectors/installations",
+        json={
+            "connector_id": "com.trainflow.csv",
+            "name": "Schemathesis fixture",
+            "config": {"entity": "org_unit", "columns": {"external_id": "Id", "name": "Name"}},
+        },
+    )
+    ids["installation"] = inst["id"]
+    upload = _call(
+        "POST",
+        f"/connectors/installations/{inst['id']}/files",
+        params={"filename": "units.csv"},
+        data=b"Id,Name\nU1,Fixture unit\n",
+        headers={"content-type": "application/octet-stream"},
+    )
+    ids["file"] = upload["id"]
+    ids["run"] = _call("POST", f"/connectors/installations/{inst['id']}/runs", json={})["id"]
+    _call(
+        "POST",
+        "/notifications/broadcasts",
+        json={"audience": "all", "title": "Fixture", "body": "A notification to read."},
+    )
+    ids["notification"] = _call("GET", "/notifications")[0]["id"]
+    # A renewal request of a certification without an open one.
+    renewal = None
+    for person in people:
+        for cert in _call("GET", "/certifications", params={"user_id": person["id"]}):
+            resp = requests.post(
+                API + "/renewals",
+                headers=ADMIN,
+                json={"certification_id": cert["id"]},
+                timeout=30,
+            )
+            if resp.status_code == 201:
+                renewal = resp.json()["data"]["id"]
+                break
+        if renewal:
+            break
+    if renewal is None:
+        raise RuntimeError("fixture: no certification could start a renewal")
+    ids["renewal"] = renewal
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    ids["delegation"] = _call(
+        "POST",
+        "/delegations",
+        json={
+            "delegate_id": ids["manager"],
+            "starts_at": (now + dt.timedelta(days=30)).isoformat().replace("+00:00", "Z"),
+            "ends_at": (now + dt.timedelta(days=40)).isoformat().replace("+00:00", "Z"),
+        },
+    )["id"]
+    return ids
+
+
+IDS = _setup()
+
+# A partner package to upload (the misbehaving test connector of plugins/testing, with the
+# manifest tests/tests/connectors.rs gives it): generated bytes are never a WebAssembly
+# component whose description matches its manifest.
+with open(os.environ["TRAINFLOW_ST_PACKAGE"], "rb") as f:
+    PACKAGE = f.read()
+PACKAGE_MANIFEST = json.dumps(
+    {
+        "id": "example.misbehaving",
+        "name": "Sandbox test connector",
+        "version": "0.1.0",
+        "description": "Misbehaves on request.",
+        "capabilities": {
+            "file": False,
+            "http_hosts": ["api.example.com", "localhost"],
+            "secrets": ["api_token"],
+        },
+        "config_schema": {
+            "type": "object",
+            "properties": {
+                "mode": {"type": "string"},
+                "count": {"type": "integer"},
+                "per_page": {"type": "integer"},
+                "failures": {"type": "integer"},
+                "url": {"type": "string"},
+            },
+            "additionalProperties": False,
+        },
+        "sha256": hashlib.sha256(PACKAGE).hexdigest(),
+    }
+)
+
+# The real object each path's id names, by the collection the id follows.
+PATH_IDS = {
+    "users": IDS["victim"],
+    "tenants": FUZZ_TENANT,
+    "installations": IDS["installation"],
+    "runs": IDS["run"],
+    "notifications": IDS["notification"],
+    "certification-types": IDS["type"],
+    "approval-chains": IDS["type"],
+    "certifications": IDS["certification"],
+    "renewals": IDS["renewal"],
+    "delegations": IDS["delegation"],
+}
+
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def _is_uuid(value) -> bool:
+    return isinstance(value, str) and bool(UUID_RE.match(value))
+
+
+def _positive(case) -> bool:
+    meta = case.meta
+    return meta is not None and meta.generation.mode.is_positive
+
+
+def _map_path(case) -> None:
+    segments = case.operation.path.strip("/").split("/")
+    for i, segment in enumerate(segments):
+        if not (segment.startswith("{") and segment.endswith("}")):
+            continue
+        name = segment[1:-1]
+        collection = segments[i - 1]
+        if name not in case.path_parameters or collection not in PATH_IDS:
+            continue
+        current = case.path_parameters[name]
+        # A negative case keeps the value it made invalid; `scope` also takes `default`.
+        if _is_uuid(current) or (_positive(case) and name == "scope" and current != "default"):
+            real = PATH_IDS[collection]
+            if collection == "users" and case.operation.path.endswith("/activity"):
+                real = IDS["admin"]
+            case.path_parameters[name] = real
+
+
+def _year(value) -> int | None:
+    match = re.match(r"^([0-9]{4})-", value) if isinstance(value, str) else None
+    return int(match.group(1)) if match else None
+
+
+def _with_year(value: str, year: int) -> str:
+    return f"{year:04d}{value[4:]}"
+
+
+def _parse_time(value: str) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
+    except ValueError:
+        return None
+
+
+def _repair(case) -> None:
+    """Positive cases: real references, and the rules that span several fields."""
+    body = case.body
+    if not isinstance(body, dict):
+        return
+    path, method = case.operation.path, case.operation.method.upper()
+    if path.endswith("/connectors/packages"):
+        body["manifest"], body["component"] = PACKAGE_MANIFEST, PACKAGE
+        return
+    for field, real in [
+        ("department_id", IDS["department"]),
+        ("user_id", IDS["employee"]),
+        ("type_id", IDS["type"]),
+        ("certification_id", IDS["certification"]),
+        ("delegate_id", IDS["manager"]),
+        ("supervisor_id", IDS["foreman"]),
+        ("manager_id", IDS["manager"]),
+        ("file_id", IDS["file"]),
+    ]:
+        if body.get(field) is not None:
+            body[field] = real
+    if path.endswith("/notifications/broadcasts"):
+        if body.get("audience") == "role" and not body.get("role"):
+            body["role"] = "employee"
+        if body.get("audience") == "department":
+            body["department_id"] = IDS["department"]
+    elif path.endswith("/decision"):
+        if body.get("decision") != "approve" and not (body.get("comment") or "").strip():
+            body["comment"] = "Needs another look."
+    elif path.endswith("/delegations") and method == "POST":
+        starts, ends = _parse_time(body.get("starts_at", "")), _parse_time(body.get("ends_at", ""))
+        if starts and ends and ends <= starts:
+            body["starts_at"], body["ends_at"] = body["ends_at"], body["starts_at"]
+            if ends == starts:
+                body["starts_at"], body["ends_at"] = "2030-01-01T00:00:00Z", "2030-02-01T00:00:00Z"
+    elif path.endswith("/certifications") and method == "POST":
+        issued, expires = body.get("issued_on"), body.get("expires_on")
+        if isinstance(issued, str) and isinstance(expires, str) and expires < issued:
+            body["issued_on"], body["expires_on"] = expires, issued
+        elif expires is None and (_year(issued) or 0) > 2970:
+            # The type's validity (up to 20 years) must end by 2999-12-31.
+            body["issued_on"] = _with_year(issued, 2026)
+    elif path.endswith("/certification-types/preview"):
+        start = body.get("start_date")
+        cycles, validity = body.get("cycles") or 3, body.get("validity_months")
+        months = cycles * validity if isinstance(cycles, int) and isinstance(validity, int) else None
+        if isinstance(months, int) and (_year(start) or 0) + months // 12 + 1 > 2999:
+            body["start_date"] = _with_year(start, 2026)
+    elif "/approval-chains/" in path:
+        for step in body.get("steps") or []:
+            if isinstance(step, dict):
+                step["user_ids"] = [IDS["manager"]] if step.get("relation") == "named" else []
+    elif path.endswith("/connectors/installations") and method == "POST":
+        body["connector_id"] = "com.trainflow.csv"
+        body["config"] = {"entity": "org_unit", "columns": {"external_id": "Id", "name": "Name"}}
+        for field in ("package_id", "credentials", "http_hosts"):
+            body.pop(field, None)
+        if (body.get("schedule") or "").strip():
+            body["schedule"] = "0 2 * * *"
+    elif path.endswith("/reporting-lines"):
+        if body.get("supervisor_id") is not None:
+            body["supervisor_id"] = IDS["foreman"]
+
+
+@schemathesis.hook
+def map_case(context, case):
+    _map_path(case)
+    if _positive(case):
+        _repair(case)
+    return case
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    # Cases are generated before any is sent: the current password is filled in when sent.
+    if (
+        case.operation.path.endswith("/users/me/password")
+        and _positive(case)
+        and isinstance(case.body, dict)
+    ):
+        case.body["current_password"] = STATE["password"]
+
+
+@schemathesis.hook
+def after_call(context, case, response):
+    # A changed password is the one the next change must present.
+    if (
+        case.operation.path.endswith("/users/me/password")
+        and response.status_code == 204
+        and isinstance(case.body, dict)
+    ):
+        STATE["password"] = case.body.get("new_password", STATE["password"])
+
