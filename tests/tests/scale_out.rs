@@ -303,21 +303,20 @@ async fn two_instances_share_sessions_jobs_and_delivery_and_survive_a_kill() {
          had arrived",
         twilio.sent().len()
     );
-    // What the dead instance still holds stays claimed for five minutes (the outbox's claim;
-    // not configurable). The test lets them lapse now instead of waiting.
-    let lapsed = sqlx::query(
-        "update delivery_queue set claimed_until = now() - interval '1 second'
-          where claimed_until > now()",
-    )
-    .execute(&mut owner)
-    .await
-    .expect("lapse claims")
-    .rows_affected();
+    // What the dead instance still holds stays claimed until its claim lapses
+    // (`TRAINFLOW_DELIVERY_CLAIM_SECS`, 20 s here), before the survivor's next occurrence.
+    let claimed: i64 =
+        sqlx::query_scalar("select count(*) from delivery_queue where claimed_until > now()")
+            .fetch_one(&mut owner)
+            .await
+            .expect("claims");
     assert!(
-        lapsed >= 1,
+        claimed >= 1,
         "the held message is among the dead instance's claims"
     );
-    println!("scale_out: {lapsed} messages claimed by {victim} had their claim lapsed by hand");
+    println!(
+        "scale_out: {claimed} messages are still claimed by {victim}; their claims lapse in 20 s"
+    );
 
     // The survivor's next occurrence delivers the rest (and records that it finished).
     let deadline = Instant::now() + Duration::from_secs(100);
@@ -861,6 +860,7 @@ impl ServerConfig {
             .env("TRAINFLOW_TWILIO_AUTH_TOKEN", TWILIO_TOKEN)
             .env("TRAINFLOW_TWILIO_FROM", "+15005550006")
             .env("TRAINFLOW_DELIVERY_SCHEDULE", &self.delivery_schedule)
+            .env("TRAINFLOW_DELIVERY_CLAIM_SECS", "20")
             .env("TRAINFLOW_CLEANUP_SCHEDULE", every_second)
             .env("TRAINFLOW_REMINDER_SCHEDULE", every_second)
             .env("TRAINFLOW_ESCALATION_SCHEDULE", every_second)

@@ -115,6 +115,9 @@ pub struct Settings {
     pub delivery_schedule: String,
     /// Seconds before a failed delivery is retried (doubling each attempt, at most an hour).
     pub delivery_backoff_secs: u64,
+    /// Seconds a delivery pass's claim holds a message before another instance may take it
+    /// (what a message whose instance died waits; at least 10).
+    pub delivery_claim_secs: u64,
     /// Hours an approval link stays usable.
     pub approval_link_hours: i64,
     /// Cron schedule of the daily expiry reminder scan.
@@ -175,6 +178,7 @@ impl Default for Settings {
             twilio_from: String::new(),
             delivery_schedule: "*/10 * * * * *".into(),
             delivery_backoff_secs: 30,
+            delivery_claim_secs: 300,
             approval_link_hours: 72,
             reminder_schedule: "0 0 6 * * *".into(),
             escalation_schedule: "0 */5 * * * *".into(),
@@ -359,6 +363,11 @@ impl Settings {
         set(
             &mut self.delivery_backoff_secs,
             "TRAINFLOW_DELIVERY_BACKOFF_SECS",
+            &get,
+        )?;
+        set(
+            &mut self.delivery_claim_secs,
+            "TRAINFLOW_DELIVERY_CLAIM_SECS",
             &get,
         )?;
         set(

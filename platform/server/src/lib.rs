@@ -125,6 +125,7 @@ pub async fn prepare_with(settings: Settings, mut runs: RunSettings) -> anyhow::
         )?,
         retry: RetryPolicy {
             backoff: Duration::from_secs(settings.delivery_backoff_secs.max(1)),
+            claim_for: Duration::from_secs(settings.delivery_claim_secs.max(10)),
             ..RetryPolicy::default()
         },
     };
