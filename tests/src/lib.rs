@@ -326,24 +326,14 @@ impl TestApp {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self
-            .client
-            .request(method, format!("{}{}", self.base, path));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("request");
-        let status = resp.status();
-        let text = resp.text().await.expect("body");
-        let value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, value)
+        call_url(
+            &self.client,
+            method,
+            &format!("{}{}", self.base, path),
+            token,
+            body,
+        )
+        .await
     }
 
     /// Sends raw bytes with a content type.
@@ -606,20 +596,9 @@ impl TestApp {
         token: Option<&str>,
         form: reqwest::multipart::Form,
     ) -> (StatusCode, Value) {
-        let mut req = self
-            .client
-            .post(format!("{}{}", self.base, path))
-            .multipart(form);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let resp = req.send().await.expect("request");
-        let status = resp.status();
-        let text = resp.text().await.expect("body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        self.try_call_multipart(path, token, form)
+            .await
+            .unwrap_or_else(|| panic!("{path}: the connection failed before an answer"))
     }
 
     /// Installs a connector; panics unless it is created.
@@ -1113,6 +1092,33 @@ pub fn id_of(data: &Value) -> Uuid {
         .as_str()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no id in {data}"))
+}
+
+/// Sends a JSON request to `url` (any server, not only a [`TestApp`]'s); returns status and
+/// body (`null` when empty).
+pub async fn call_url(
+    http: &reqwest::Client,
+    method: Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = http.request(method, url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status();
+    let text = resp.text().await.expect("body");
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, value)
 }
 
 /// The value of the first `csrf` field of a page.

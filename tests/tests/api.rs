@@ -1081,6 +1081,94 @@ async fn far_future_and_far_past_dates_are_a_422_naming_the_field_never_a_panic(
     assert!(text.contains("trainflow_panics_total 0"), "{text}");
 }
 
+/// `/metrics` of `app`, as text.
+async fn metrics_text(app: &TestApp) -> String {
+    app.client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of the sample `series` (name and labels exactly as written) in `text`.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no sample {series} in\n{text}"))
+}
+
+#[tokio::test]
+async fn metrics_report_jobs_the_outbox_connector_runs_and_the_pool() {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let before = metrics_text(&app).await;
+    assert!(sample(&before, "trainflow_db_pool_max") >= 1.0, "{before}");
+    let waiting = sample(&before, "trainflow_outbox_waiting");
+
+    // A job run here counts under its name.
+    let job = "renewals.escalations";
+    app.runner.run_now(job).await.unwrap();
+    // A broadcast to everyone queues an email per person.
+    let (s, b) = app
+        .call(
+            Method::POST,
+            "/api/v1/notifications/broadcasts",
+            Some(&admin),
+            Some(json!({"audience": "all", "title": "Drill", "body": "At noon."})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let reached = b["data"]["recipients"].as_f64().unwrap_or(0.0);
+    assert!(reached >= 1.0, "{b}");
+    // A connector run counts with its fuel and memory.
+    app.fresh_run(Which::A).await;
+
+    let after = metrics_text(&app).await;
+    assert_eq!(
+        sample(
+            &after,
+            &format!("trainflow_job_runs_total{{job=\"{job}\",outcome=\"succeeded\"}}")
+        ),
+        sample(
+            &before,
+            &format!("trainflow_job_runs_total{{job=\"{job}\",outcome=\"succeeded\"}}")
+        ) + 1.0,
+        "{after}"
+    );
+    assert!(
+        sample(&after, "trainflow_outbox_waiting") >= waiting + reached,
+        "{after}"
+    );
+    let succeeded = "{status=\"succeeded\"}";
+    assert_eq!(
+        sample(
+            &after,
+            &format!("trainflow_connector_runs_total{succeeded}")
+        ),
+        1.0,
+        "{after}"
+    );
+    assert!(
+        sample(
+            &after,
+            &format!("trainflow_connector_fuel_total{succeeded}")
+        ) > 0.0
+    );
+    assert!(
+        sample(
+            &after,
+            &format!("trainflow_connector_peak_memory_bytes{succeeded}")
+        ) > 0.0
+    );
+    assert!(
+        after.contains("# TYPE trainflow_work_items gauge"),
+        "{after}"
+    );
+}
+
 #[tokio::test]
 async fn metrics_are_labelled_by_route_template_so_random_paths_cannot_grow_them() {
     let app = TestApp::spawn().await;

@@ -49,7 +49,7 @@ use trainflow_kernel::{
 };
 use trainflow_tenancy::manifest::{Manifest, TenantSpec, UserSpec};
 use trainflow_tests::{
-    backend, csrf_of, package_form, plugin,
+    backend, call_url, csrf_of, package_form, plugin,
     sinks::{Mail, SmtpSink, TwilioFake, TWILIO_SID, TWILIO_TOKEN},
     testing_manifest, Backend, TempDir, PASSWORD,
 };
@@ -166,7 +166,7 @@ async fn two_instances_share_sessions_jobs_and_delivery_and_survive_a_kill() {
         .expect("client");
     let (a, b) = (servers[0].base.clone(), servers[1].base.clone());
     for base in [&a, &b] {
-        let (s, jobs) = call(
+        let (s, jobs) = call_url(
             &http,
             Method::GET,
             &format!("{base}/health/jobs"),
@@ -188,7 +188,7 @@ async fn two_instances_share_sessions_jobs_and_delivery_and_survive_a_kill() {
     // Tenant C offers SMS; both broadcasts go out through different instances.
     let c_admin = sign_in(&http, &b, &c.slug, &c.admin).await.0;
     let d_admin = sign_in(&http, &a, &d.slug, &d.admin).await.0;
-    let (s, tenant) = call(
+    let (s, tenant) = call_url(
         &http,
         Method::GET,
         &format!("{a}/api/v1/tenant"),
@@ -199,7 +199,7 @@ async fn two_instances_share_sessions_jobs_and_delivery_and_survive_a_kill() {
     assert_eq!(s, StatusCode::OK, "{tenant}");
     let mut settings = tenant["data"]["settings"].clone();
     settings["notification_channels"] = json!(["in_app", "email", "sms"]);
-    let (s, body) = call(
+    let (s, body) = call_url(
         &http,
         Method::PUT,
         &format!("{b}/api/v1/tenant"),
@@ -211,7 +211,7 @@ async fn two_instances_share_sessions_jobs_and_delivery_and_survive_a_kill() {
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{body}");
-    let (s, body) = call(
+    let (s, body) = call_url(
         &http,
         Method::POST,
         &format!("{a}/api/v1/notifications/broadcasts"),
@@ -221,7 +221,7 @@ async fn two_instances_share_sessions_jobs_and_delivery_and_survive_a_kill() {
     .await;
     assert_eq!(s, StatusCode::OK, "{body}");
     assert_eq!(body["data"]["recipients"], c.people.len(), "{body}");
-    let (s, body) = call(
+    let (s, body) = call_url(
         &http,
         Method::POST,
         &format!("{b}/api/v1/notifications/broadcasts"),
@@ -256,7 +256,7 @@ async fn two_instances_share_sessions_jobs_and_delivery_and_survive_a_kill() {
         "{}",
         resp.text().await.unwrap_or_default()
     );
-    let (s, inst) = call(
+    let (s, inst) = call_url(
         &http,
         Method::POST,
         &format!("{b}/api/v1/connectors/installations"),
@@ -593,7 +593,7 @@ async fn two_instances_share_sessions_jobs_and_delivery_and_survive_a_kill() {
 /// session opened on one instance, used and ended on the other.
 async fn credentials_cross_instances(http: &reqwest::Client, a: &str, b: &str, c: &Seeded) {
     let (access, refresh) = sign_in(http, a, &c.slug, &c.admin).await;
-    let (s, me) = call(
+    let (s, me) = call_url(
         http,
         Method::GET,
         &format!("{b}/api/v1/users/me"),
@@ -1107,7 +1107,7 @@ async fn sign_in(
     tenant: &str,
     email: &str,
 ) -> (String, String) {
-    let (s, body) = call(
+    let (s, body) = call_url(
         http,
         Method::POST,
         &format!("{base}/api/v1/auth/token"),
@@ -1127,7 +1127,7 @@ fn broadcast(title: &str, kind: &str) -> Value {
 
 /// Exchanges a refresh token at `base`.
 async fn refresh_at(http: &reqwest::Client, base: &str, token: &str) -> (StatusCode, Value) {
-    call(
+    call_url(
         http,
         Method::POST,
         &format!("{base}/api/v1/auth/refresh"),
@@ -1176,30 +1176,4 @@ fn cookie(resp: &reqwest::Response, name: &str) -> String {
                 .map(str::to_string)
         })
         .unwrap_or_else(|| panic!("no {name} cookie set"))
-}
-
-/// Sends a JSON request; returns status and body (`null` when empty).
-async fn call(
-    http: &reqwest::Client,
-    method: Method,
-    url: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = http.request(method, url);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.expect("request");
-    let status = resp.status();
-    let text = resp.text().await.expect("body");
-    let value = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
-    (status, value)
 }

@@ -174,11 +174,12 @@ async fn notify_page(
                         .unwrap_or_else(|| channel.default_for(notice.kind)))
         };
         let link = notice.link.as_ref().map(|l| absolute(public_url, l));
+        let id = Uuid::now_v7();
+        notifications.push((id, notice));
         let mut notified = Notified {
-            notification: Some(Uuid::now_v7()),
+            notification: Some(id),
             ..Notified::default()
         };
-        notifications.push((notified.notification.unwrap_or_default(), notice));
         if wanted(Channel::Email) {
             let (name, mut vars) = notice
                 .email_template

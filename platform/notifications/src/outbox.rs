@@ -171,11 +171,6 @@ impl Deliverer {
         }
     }
 
-    /// Messages waiting (for `/metrics` and the health page).
-    pub async fn depth(&self) -> ApiResult<i64> {
-        Ok(self.backlog(trainflow_kernel::now()).await?.waiting)
-    }
-
     /// The queue at `now`: messages waiting, those due, and how long the longest-waiting due
     /// message has been due.
     pub async fn backlog(&self, now: OffsetDateTime) -> ApiResult<Backlog> {

@@ -157,24 +157,24 @@ impl Renewals {
         })?;
         out.queries += 1;
         let inserted: HashSet<Uuid> = inserted.into_iter().map(|r| r.0).collect();
-        let notices: Vec<Notice> = reached
+        // Those another run recorded first are left to it.
+        let (notices, objects): (Vec<Notice>, Vec<ObjectChange>) = reached
             .iter()
             .filter(|(d, ..)| inserted.contains(&d.id))
-            .map(|(d, _, days_left)| reminder_notice(d, *days_left))
-            .collect();
+            .map(|(d, _, days_left)| {
+                (
+                    reminder_notice(d, *days_left),
+                    ObjectChange::new("certification", d.id, Change::Updated)
+                        .fields(vec!["reminded"]),
+                )
+            })
+            .unzip();
         if notices.is_empty() {
             return Ok(());
         }
         let sent = notify_many(tx, &notices, &self.public_url, now).await?;
         out.queries += sent.statements;
         out.reminded += notices.len() as u64;
-        let objects: Vec<ObjectChange> = reached
-            .iter()
-            .filter(|(d, ..)| inserted.contains(&d.id))
-            .map(|(d, ..)| {
-                ObjectChange::new("certification", d.id, Change::Updated).fields(vec!["reminded"])
-            })
-            .collect();
         let source = BatchSource::new("system", None).with("job", "expiry_reminders");
         audit::record_batch(tx, &source, "certification.reminder_sent", &objects, now).await?;
         out.queries += audit::batch_statements(tx, objects.len());
