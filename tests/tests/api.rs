@@ -1634,3 +1634,103 @@ async fn every_limit_the_schema_states_is_enforced_and_names_the_field() {
         .await;
     assert_eq!(mine["data"].as_array().map(Vec::len), Some(0), "{mine}");
 }
+
+/// Sends `bytes` of file to `path` with `token` and returns the answer's status (a connection
+/// reset fails the test).
+async fn upload(app: &TestApp, path: &str, token: Option<&str>, bytes: usize) -> StatusCode {
+    let mut req = app
+        .client
+        .post(format!("{}{path}", app.base))
+        .header("content-type", "application/octet-stream")
+        .body(vec![b'x'; bytes]);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    match req.send().await {
+        Ok(resp) => resp.status(),
+        Err(e) => panic!("{path}: the answer was lost ({e:?})"),
+    }
+}
+
+/// The status line the server answers a request for `path` that announces `bytes` of body
+/// and waits for `100 Continue` before sending any: a refusal comes without the body.
+async fn status_before_body(app: &TestApp, path: &str, token: &str, bytes: usize) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let host = app.base.trim_start_matches("http://");
+    let host = host.split('/').next().unwrap();
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: {bytes}\r\n\
+         Expect: 100-continue\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut line = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        BufReader::new(stream).read_line(&mut line),
+    )
+    .await
+    .expect("an answer without the body")
+    .unwrap();
+    line.trim_end().to_string()
+}
+
+#[tokio::test]
+async fn a_refused_upload_is_answered_before_its_file_is_read_and_the_client_gets_the_answer() {
+    let app = TestApp::spawn().await;
+    let employee = app.token(Which::A, Role::Employee).await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let nowhere = uuid::Uuid::now_v7();
+    let mib = 1024 * 1024;
+    for _ in 0..3 {
+        // No token, a role that may not upload, an object that is not there: each answered,
+        // with the body the client was still sending drained, never a reset connection.
+        let files = format!("/api/v1/connectors/installations/{nowhere}/files?filename=a.csv");
+        assert_eq!(
+            upload(&app, &files, None, 4 * mib).await,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            upload(&app, &files, Some(&employee), 4 * mib).await,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            upload(&app, &files, Some(&admin), 4 * mib).await,
+            StatusCode::NOT_FOUND
+        );
+        let evidence = format!("/api/v1/renewals/{nowhere}/evidence?filename=proof.pdf");
+        assert_eq!(
+            upload(&app, &evidence, Some(&employee), 8 * mib).await,
+            StatusCode::NOT_FOUND
+        );
+        // A package (multipart) from a role that may not upload one.
+        let form = reqwest::multipart::Form::new().text("manifest", "{}").part(
+            "component",
+            reqwest::multipart::Part::bytes(vec![0u8; 16 * mib]).file_name("c.wasm"),
+        );
+        let (s, body) = app
+            .call_multipart("/api/v1/connectors/packages", Some(&employee), form)
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    }
+    // Who may send the file, and to what, is settled before the server asks for its body.
+    let files = format!("/api/v1/connectors/installations/{nowhere}/files?filename=a.csv");
+    let evidence = format!("/api/v1/renewals/{nowhere}/evidence?filename=proof.pdf");
+    for (path, token, expected) in [
+        (&files, &employee, "HTTP/1.1 403 Forbidden"),
+        (&files, &admin, "HTTP/1.1 404 Not Found"),
+        (&evidence, &employee, "HTTP/1.1 404 Not Found"),
+    ] {
+        assert_eq!(
+            status_before_body(&app, path, token, 8 * mib).await,
+            expected,
+            "{path}"
+        );
+    }
+    // The server still answers on the same client.
+    let (s, _) = app
+        .call(Method::GET, "/api/v1/users/me", Some(&employee), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+}

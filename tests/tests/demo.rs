@@ -85,7 +85,7 @@ async fn the_demo_tells_the_story_to_every_role() {
     assert!(tenant["compliant"].as_i64().unwrap() > 0, "{all}");
     assert!(tenant["expiring"].as_i64().unwrap() > 0, "{all}");
     assert!(tenant["expired"].as_i64().unwrap() > 0, "{all}");
-    let everyone = get(&app, "/api/v1/certifications", &admin).await;
+    let everyone = get(&app, "/api/v1/certifications?per_page=100", &admin).await;
     assert_eq!(everyone.as_array().unwrap().len(), 17, "{everyone}");
 
     // Created through the use cases, as the people the manifest names: audited like any other.

@@ -185,6 +185,130 @@ async fn page(app: &TestApp, token: &str) -> (StatusCode, String) {
     (resp.status(), resp.text().await.unwrap())
 }
 
+/// Every certification of tenant A, as `GET /certifications` pages them with `query`.
+async fn all_pages(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    for page in 1.. {
+        let (s, body) = app
+            .call(
+                Method::GET,
+                &format!("/api/v1/certifications?{query}&per_page=2&page={page}"),
+                Some(token),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let rows = body["data"].as_array().unwrap().clone();
+        let total = body["meta"]["total"].as_i64().unwrap();
+        assert!(rows.len() <= 2, "{body}");
+        out.extend(rows);
+        if page >= body["meta"]["total_pages"].as_i64().unwrap() {
+            assert_eq!(
+                out.len() as i64,
+                total,
+                "{query}: the pages hold every row once"
+            );
+            break;
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn certifications_are_paged_and_filtered_by_the_status_their_dates_give() {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let mut type_ids = Vec::new();
+    for (code, validity) in [("PAGED", json!(12)), ("FOREVER", Value::Null)] {
+        let (s, t) = app
+            .call(
+                Method::POST,
+                "/api/v1/certification-types",
+                Some(&admin),
+                Some(
+                    json!({"code": code, "name": code, "validity_months": validity,
+                            "renewal_window_days": 60}),
+                ),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{t}");
+        type_ids.push(id(&t));
+    }
+    // Expired, expiring today, expiring at the window's last day, valid the day after it, one
+    // that never expires, and a cycle replaced by a newer one (renewed).
+    let mut people: Vec<Uuid> = Role::ALL.iter().map(|r| app.a.people[r]).collect();
+    people.sort();
+    let record = |user: Uuid, type_id: Uuid, expires: Option<i64>| {
+        let admin = admin.clone();
+        let app = &app;
+        async move {
+            let mut body = json!({"user_id": user, "type_id": type_id,
+                                  "issued_on": (today() - time::Duration::days(300)).to_string()});
+            if let Some(d) = expires {
+                body["expires_on"] = json!((today() + time::Duration::days(d)).to_string());
+            }
+            let (s, c) = app
+                .call(
+                    Method::POST,
+                    "/api/v1/certifications",
+                    Some(&admin),
+                    Some(body),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{c}");
+            c["data"]["status"].as_str().unwrap().to_string()
+        }
+    };
+    let (paged, forever) = (type_ids[0], type_ids[1]);
+    assert_eq!(record(people[0], paged, Some(-1)).await, "expired");
+    assert_eq!(record(people[1], paged, Some(0)).await, "expiring");
+    assert_eq!(record(people[2], paged, Some(60)).await, "expiring");
+    assert_eq!(record(people[3], paged, Some(61)).await, "valid");
+    assert_eq!(record(people[4], forever, None).await, "valid");
+    record(people[5], paged, Some(-30)).await;
+    assert_eq!(record(people[5], paged, Some(200)).await, "valid");
+
+    let everything = all_pages(&app, &admin, "history=true").await;
+    assert_eq!(everything.len(), 7);
+    for status in ["valid", "expiring", "expired", "renewed"] {
+        let expected: Vec<&Value> = everything
+            .iter()
+            .filter(|c| c["status"] == status)
+            .collect();
+        let query = if status == "renewed" {
+            format!("status={status}")
+        } else {
+            format!("status={status}&history=true")
+        };
+        let got = all_pages(&app, &admin, &query).await;
+        let ids = |rows: &[&Value]| {
+            let mut v: Vec<String> = rows.iter().map(|c| c["id"].to_string()).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            ids(&got.iter().collect::<Vec<_>>()),
+            ids(&expected),
+            "status={status}: the page filter computes what each row says"
+        );
+        assert!(got.iter().all(|c| c["status"] == status), "{got:?}");
+    }
+    // Current cycles only by default; soonest expiry first, the one that never expires last.
+    let current = all_pages(&app, &admin, "history=false").await;
+    assert_eq!(current.len(), 6, "{current:?}");
+    assert_eq!(current.last().unwrap()["type_id"], json!(forever));
+    let (s, body) = app
+        .call(
+            Method::GET,
+            "/api/v1/certifications?per_page=101",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(fields(&body), ["per_page"]);
+}
+
 #[tokio::test]
 async fn certification_types_are_validated_and_their_timeline_previewed() {
     let app = TestApp::spawn().await;

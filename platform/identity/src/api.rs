@@ -478,10 +478,21 @@ impl IdentityApi {
         Ok(page.list(rows, total))
     }
 
-    /// Departments of the tenant.
+    /// Departments of the tenant, by name.
     #[oai(path = "/departments", method = "get", tag = "Tag::Departments")]
-    async fn list_departments(&self, auth: TenantAuth) -> ApiResult<Ok200<Vec<Department>>> {
-        Ok(ok(service::list_departments(&self.deps.db, &auth.0).await?))
+    async fn list_departments(
+        &self,
+        auth: TenantAuth,
+        /// 1-based page (default 1).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))]
+        page: Query<Option<u32>>,
+        /// Page size, 1–100 (default 10).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        per_page: Query<Option<u32>>,
+    ) -> ApiResult<Json<List<Department>>> {
+        let page = Page::parse(page.0, per_page.0)?;
+        let (rows, total) = service::list_departments(&self.deps.db, &auth.0, Some(page)).await?;
+        Ok(page.list(rows, total))
     }
 
     /// Create a department.
@@ -544,10 +555,24 @@ impl IdentityApi {
 
 /// The tenant's departments, by name.
 pub async fn departments(tx: &mut TenantTx) -> ApiResult<Vec<Department>> {
+    Ok(departments_page(tx, None).await?.0)
+}
+
+/// One `page` of the tenant's departments by name and their number, or (`None`) all of them.
+pub async fn departments_page(
+    tx: &mut TenantTx,
+    page: Option<Page>,
+) -> ApiResult<(Vec<Department>, i64)> {
     let tenant = tx.tenant();
-    Ok(sql!(tx.conn() => |c| sqlx::query_as(
-        "select id, name, code, created_at from departments where tenant_id = $1 and deleted_at is null order by name")
-        .bind(tenant).fetch_all(&mut *c).await)?)
+    let (limit, offset) = page.map_or((i64::MAX, 0), |p| (p.limit(), p.offset()));
+    let rows = sql!(tx.conn() => |c| sqlx::query_as(
+        "select id, name, code, created_at from departments where tenant_id = $1 and deleted_at is null
+          order by name, id limit $2 offset $3")
+        .bind(tenant).bind(limit).bind(offset).fetch_all(&mut *c).await)?;
+    let total = sql!(tx.conn() => |c| sqlx::query_scalar(
+        "select count(*) from departments where tenant_id = $1 and deleted_at is null")
+        .bind(tenant).fetch_one(&mut *c).await)?;
+    Ok((rows, total))
 }
 
 /// Inserts a department; a duplicate name is a 409 on `name`.

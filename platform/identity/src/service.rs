@@ -268,10 +268,15 @@ pub async fn me(db: &Db, ctx: &TenantCtx, now: OffsetDateTime) -> ApiResult<User
     Ok(user)
 }
 
-/// The tenant's departments, by name.
-pub async fn list_departments(db: &Db, ctx: &TenantCtx) -> ApiResult<Vec<Department>> {
+/// The tenant's departments by name: one `page` and their number, or (`None`) all of them (the
+/// portal's department choice).
+pub async fn list_departments(
+    db: &Db,
+    ctx: &TenantCtx,
+    page: Option<Page>,
+) -> ApiResult<(Vec<Department>, i64)> {
     let (mut tx, _) = TenantTx::begin(db, ctx, Permission::SelfService).await?;
-    let rows = crate::api::departments(&mut tx).await?;
+    let rows = crate::api::departments_page(&mut tx, page).await?;
     tx.commit().await?;
     Ok(rows)
 }

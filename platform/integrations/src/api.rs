@@ -10,9 +10,9 @@ use poem_openapi::{
     ApiResponse, Multipart, OpenApi, Tags,
 };
 use trainflow_kernel::{
-    auth::TenantAuth,
+    auth::{NeedsIntegrations, TenantAuth, TokenGrants},
     body::{Body, File},
-    envelope::{created, ok, Created, Data, Ok200},
+    envelope::{created, ok, Created, Data, List, Ok200, Page},
     ApiError, ApiResult,
 };
 use uuid::Uuid;
@@ -59,8 +59,25 @@ impl ConnectorsApi {
     /// The catalogue: first-party connectors and this organisation's uploaded packages, with the
     /// capabilities each asks for and its configuration schema.
     #[oai(path = "/", method = "get")]
-    async fn catalogue(&self, auth: TenantAuth) -> ApiResult<Ok200<Vec<CatalogueEntry>>> {
-        Ok(ok(self.svc.catalogue_for(&auth.0).await?))
+    async fn catalogue(
+        &self,
+        auth: TenantAuth,
+        /// 1-based page (default 1).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))]
+        page: Query<Option<u32>>,
+        /// Page size, 1–100 (default 10).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        per_page: Query<Option<u32>>,
+    ) -> ApiResult<Json<List<CatalogueEntry>>> {
+        let page = Page::parse(page.0, per_page.0)?;
+        let all = self.svc.catalogue_for(&auth.0).await?;
+        let total = all.len() as i64;
+        let rows = all
+            .into_iter()
+            .skip(page.offset() as usize)
+            .take(page.limit() as usize)
+            .collect();
+        Ok(page.list(rows, total))
     }
 
     /// Upload a partner package (multipart: `manifest`, `component`). Validated before it is
@@ -70,6 +87,7 @@ impl ConnectorsApi {
     async fn upload_package(
         &self,
         auth: TenantAuth,
+        _may: TokenGrants<NeedsIntegrations>,
         form: PackageUpload,
     ) -> ApiResult<Created<CatalogueEntry>> {
         if form.component.size() > MAX_COMPONENT_BYTES {
@@ -92,8 +110,19 @@ impl ConnectorsApi {
 
     /// This organisation's installations.
     #[oai(path = "/installations", method = "get")]
-    async fn installations(&self, auth: TenantAuth) -> ApiResult<Ok200<Vec<Installation>>> {
-        Ok(ok(self.svc.installations(&auth.0).await?))
+    async fn installations(
+        &self,
+        auth: TenantAuth,
+        /// 1-based page (default 1).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))]
+        page: Query<Option<u32>>,
+        /// Page size, 1–100 (default 10).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        per_page: Query<Option<u32>>,
+    ) -> ApiResult<Json<List<Installation>>> {
+        let page = Page::parse(page.0, per_page.0)?;
+        let (rows, total) = self.svc.installations(&auth.0, page).await?;
+        Ok(page.list(rows, total))
     }
 
     /// Install a connector: configuration validated against its schema and by the connector,
@@ -129,19 +158,31 @@ impl ConnectorsApi {
             pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
         ))]
         filename: Query<String>,
-        body: File,
+        mut body: File,
     ) -> ApiResult<Created<UploadedFile>> {
         Ok(created(
             self.svc
-                .upload_file(&auth.0, id.0, &filename.0, body.0)
+                .upload_file(&auth.0, id.0, &filename.0, &mut body)
                 .await?,
         ))
     }
 
     /// The files uploaded for an installation, newest first.
     #[oai(path = "/installations/:id/files", method = "get")]
-    async fn files(&self, auth: TenantAuth, id: Path<Uuid>) -> ApiResult<Ok200<Vec<UploadedFile>>> {
-        Ok(ok(self.svc.files(&auth.0, id.0).await?))
+    async fn files(
+        &self,
+        auth: TenantAuth,
+        id: Path<Uuid>,
+        /// 1-based page (default 1).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))]
+        page: Query<Option<u32>>,
+        /// Page size, 1–100 (default 10).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        per_page: Query<Option<u32>>,
+    ) -> ApiResult<Json<List<UploadedFile>>> {
+        let page = Page::parse(page.0, per_page.0)?;
+        let (rows, total) = self.svc.files(&auth.0, id.0, page).await?;
+        Ok(page.list(rows, total))
     }
 
     /// Run an installation now (202; the run continues in the background). The body may be
@@ -159,8 +200,20 @@ impl ConnectorsApi {
 
     /// The run history of an installation, newest first.
     #[oai(path = "/installations/:id/runs", method = "get")]
-    async fn runs(&self, auth: TenantAuth, id: Path<Uuid>) -> ApiResult<Ok200<Vec<Run>>> {
-        Ok(ok(self.svc.runs(&auth.0, id.0).await?))
+    async fn runs(
+        &self,
+        auth: TenantAuth,
+        id: Path<Uuid>,
+        /// 1-based page (default 1).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))]
+        page: Query<Option<u32>>,
+        /// Page size, 1–100 (default 10).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        per_page: Query<Option<u32>>,
+    ) -> ApiResult<Json<List<Run>>> {
+        let page = Page::parse(page.0, per_page.0)?;
+        let (rows, total) = self.svc.runs(&auth.0, id.0, page).await?;
+        Ok(page.list(rows, total))
     }
 
     /// One run: status, counts, record errors, logs, duration, instructions and memory.

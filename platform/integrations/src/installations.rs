@@ -11,8 +11,10 @@ use trainflow_connectors::{CallError, ConnectorError, Grants};
 use trainflow_kernel::{
     audit::{self, Entry},
     auth::{Permission, TenantCtx},
+    body::File,
     db::{unique_violation_field, TenantTx},
     domain::bounded,
+    envelope::Page,
     sql, ApiError, ApiResult, FieldErrors,
 };
 use uuid::Uuid;
@@ -473,14 +475,17 @@ impl Integrations {
         ctx: &TenantCtx,
         installation: Uuid,
         filename: &str,
-        content: Vec<u8>,
+        file: &mut File,
     ) -> ApiResult<UploadedFile> {
+        let filename = bounded(filename, 1, 255).map_err(|e| ApiError::field("filename", e))?;
+        // Who may upload, and to what, is settled before a byte of the file is read, in a
+        // transaction that ends before the client sends it (no lock is held meanwhile).
+        let (mut tx, _) = TenantTx::begin(&self.db, ctx, Permission::Integrations).await?;
+        self.file_target(&mut tx, installation).await?;
+        tx.commit().await?;
+        let content = file.read(self.settings.max_file_bytes).await?;
         let now = trainflow_kernel::now();
         let (mut tx, ctx) = TenantTx::begin(&self.db, ctx, Permission::Integrations).await?;
-        let filename = bounded(filename, 1, 255).map_err(|e| ApiError::field("filename", e))?;
-        if content.is_empty() {
-            return Err(ApiError::field("file", "is empty"));
-        }
         let file = self
             .store_file(
                 &mut tx,
@@ -502,6 +507,19 @@ impl Integrations {
         Ok(file)
     }
 
+    /// The installation `installation`, when its connector reads files.
+    async fn file_target(&self, tx: &mut TenantTx, installation: Uuid) -> ApiResult<Installation> {
+        let inst = get_installation(tx, installation).await?;
+        let entry = self.entry(tx, &inst.connector_id, inst.package_id).await?;
+        if !entry.capabilities.file {
+            return Err(ApiError::field(
+                "file",
+                "this connector does not read files",
+            ));
+        }
+        Ok(inst)
+    }
+
     /// Stores a file in `tx` for an installation whose connector reads files.
     pub(crate) async fn store_file(
         &self,
@@ -511,14 +529,7 @@ impl Integrations {
         content: Vec<u8>,
         uploaded_by: Option<Uuid>,
     ) -> ApiResult<UploadedFile> {
-        let inst = get_installation(tx, installation).await?;
-        let entry = self.entry(tx, &inst.connector_id, inst.package_id).await?;
-        if !entry.capabilities.file {
-            return Err(ApiError::field(
-                "file",
-                "this connector does not read files",
-            ));
-        }
+        self.file_target(tx, installation).await?;
         let tenant = tx.tenant();
         let id = Uuid::now_v7();
         let now = trainflow_kernel::now();
@@ -556,15 +567,23 @@ impl Integrations {
     }
 
     /// The caller's tenant's installations.
-    pub async fn installations(&self, ctx: &TenantCtx) -> ApiResult<Vec<Installation>> {
+    pub async fn installations(
+        &self,
+        ctx: &TenantCtx,
+        page: Page,
+    ) -> ApiResult<(Vec<Installation>, i64)> {
         let (mut tx, _) = TenantTx::begin(&self.db, ctx, Permission::Integrations).await?;
         let tenant = tx.tenant();
+        let (limit, offset) = (page.limit(), page.offset());
         let rows: Vec<InstallationRow> = sql!(tx.conn() => |c| sqlx::query_as(&format!(
             "select {INSTALLATION_COLUMNS} from connector_installations
-              where tenant_id = $1 and deleted_at is null order by name"))
-            .bind(tenant).fetch_all(&mut *c).await)?;
+              where tenant_id = $1 and deleted_at is null order by name, id limit $2 offset $3"))
+            .bind(tenant).bind(limit).bind(offset).fetch_all(&mut *c).await)?;
+        let total: i64 = sql!(tx.conn() => |c| sqlx::query_scalar(
+            "select count(*) from connector_installations where tenant_id = $1 and deleted_at is null")
+            .bind(tenant).fetch_one(&mut *c).await)?;
         tx.commit().await?;
-        Ok(rows.into_iter().map(Into::into).collect())
+        Ok((rows.into_iter().map(Into::into).collect(), total))
     }
 
     /// One installation of the caller's tenant.
@@ -575,17 +594,26 @@ impl Integrations {
         Ok(inst)
     }
 
-    /// The files uploaded for an installation, newest first.
-    pub async fn files(&self, ctx: &TenantCtx, installation: Uuid) -> ApiResult<Vec<UploadedFile>> {
+    /// The files uploaded for an installation, newest first: one `page` and their number.
+    pub async fn files(
+        &self,
+        ctx: &TenantCtx,
+        installation: Uuid,
+        page: Page,
+    ) -> ApiResult<(Vec<UploadedFile>, i64)> {
         let (mut tx, _) = TenantTx::begin(&self.db, ctx, Permission::Integrations).await?;
         get_installation(&mut tx, installation).await?;
         let tenant = tx.tenant();
+        let (limit, offset) = (page.limit(), page.offset());
         let files: Vec<UploadedFile> = sql!(tx.conn() => |c| sqlx::query_as(
             "select id, installation_id, filename, size_bytes, sha256, created_at from connector_files
-              where tenant_id = $1 and installation_id = $2 order by created_at desc limit 50")
-            .bind(tenant).bind(installation).fetch_all(&mut *c).await)?;
+              where tenant_id = $1 and installation_id = $2 order by created_at desc, id desc limit $3 offset $4")
+            .bind(tenant).bind(installation).bind(limit).bind(offset).fetch_all(&mut *c).await)?;
+        let total: i64 = sql!(tx.conn() => |c| sqlx::query_scalar(
+            "select count(*) from connector_files where tenant_id = $1 and installation_id = $2")
+            .bind(tenant).bind(installation).fetch_one(&mut *c).await)?;
         tx.commit().await?;
-        Ok(files)
+        Ok((files, total))
     }
 }
 

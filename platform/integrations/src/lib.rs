@@ -56,6 +56,8 @@ pub struct RunSettings {
     pub stop_after_pages: Option<u32>,
     /// Let connectors reach host names that resolve to loopback (development and tests only).
     pub allow_loopback_http: bool,
+    /// Largest file an installation accepts for import, in bytes.
+    pub max_file_bytes: usize,
 }
 
 impl Default for RunSettings {
@@ -70,6 +72,7 @@ impl Default for RunSettings {
             deletion_guard: 0.2,
             stop_after_pages: None,
             allow_loopback_http: false,
+            max_file_bytes: 256 * 1024 * 1024,
         }
     }
 }

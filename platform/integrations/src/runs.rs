@@ -28,6 +28,7 @@ use trainflow_kernel::{
     audit::{self, Entry},
     auth::{Permission, TenantCtx},
     db::TenantTx,
+    envelope::Page,
     sql, ApiError, ApiResult, TenantId,
 };
 use uuid::Uuid;
@@ -891,17 +892,26 @@ impl Integrations {
         Ok(run)
     }
 
-    /// The latest runs of an installation, newest first.
-    pub async fn runs(&self, ctx: &TenantCtx, installation: Uuid) -> ApiResult<Vec<Run>> {
+    /// The runs of an installation, newest first: one `page` and their number.
+    pub async fn runs(
+        &self,
+        ctx: &TenantCtx,
+        installation: Uuid,
+        page: Page,
+    ) -> ApiResult<(Vec<Run>, i64)> {
         let (mut tx, _) = TenantTx::begin(&self.db, ctx, Permission::Integrations).await?;
         installation_row(&mut tx, installation).await?;
         let tenant = tx.tenant();
+        let (limit, offset) = (page.limit(), page.offset());
         let rows: Vec<RunRow> = sql!(tx.conn() => |c| sqlx::query_as(&format!(
             "select {RUN_COLUMNS} from connector_runs where tenant_id = $1 and installation_id = $2
-              order by started_at desc limit 50"))
-            .bind(tenant).bind(installation).fetch_all(&mut *c).await)?;
+              order by started_at desc, id desc limit $3 offset $4"))
+            .bind(tenant).bind(installation).bind(limit).bind(offset).fetch_all(&mut *c).await)?;
+        let total: i64 = sql!(tx.conn() => |c| sqlx::query_scalar(
+            "select count(*) from connector_runs where tenant_id = $1 and installation_id = $2")
+            .bind(tenant).bind(installation).fetch_one(&mut *c).await)?;
         tx.commit().await?;
-        Ok(rows.into_iter().map(Into::into).collect())
+        Ok((rows.into_iter().map(Into::into).collect(), total))
     }
 }
 

@@ -327,6 +327,36 @@ async fn check_tenant_bearer(req: &Request, bearer: Bearer) -> poem::Result<Tena
     })
 }
 
+/// A permission an operation names as a type, for [`TokenGrants`].
+pub trait Needs: Send + Sync + 'static {
+    /// The permission.
+    const PERMISSION: Permission;
+}
+
+/// [`Permission::Integrations`], for [`TokenGrants`].
+pub struct NeedsIntegrations;
+
+impl Needs for NeedsIntegrations {
+    const PERMISSION: Permission = Permission::Integrations;
+}
+
+/// Refuses (403), before the request body is read, a caller whose access token's role lacks
+/// `N`'s permission. Declared after the security scheme and before a large body (a package
+/// upload), so a caller who may not upload never has the body spooled. The use case checks the
+/// person's current role again in its transaction.
+pub struct TokenGrants<N: Needs>(std::marker::PhantomData<N>);
+
+impl<'a, N: Needs> poem::FromRequest<'a> for TokenGrants<N> {
+    async fn from_request(req: &'a Request, _body: &mut poem::RequestBody) -> poem::Result<Self> {
+        match req.extensions().get::<VerifiedAccess>() {
+            Some(v) if v.claims.role.is_some_and(|r| !r.grants(N::PERMISSION)) => {
+                Err(ApiError::Forbidden.into())
+            }
+            _ => Ok(TokenGrants(std::marker::PhantomData)),
+        }
+    }
+}
+
 /// Bearer token of a platform operator (above tenants).
 #[derive(SecurityScheme)]
 #[oai(

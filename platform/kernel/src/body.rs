@@ -257,11 +257,61 @@ fn limit_message(kind: &jsonschema::error::ValidationErrorKind) -> String {
     }
 }
 
-/// A file sent as the raw request body (`application/octet-stream`, any content type is read
-/// as bytes). The schema states that it is not empty (`minLength: 1`); the operation refuses an
-/// empty one naming it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct File(pub Vec<u8>);
+/// A file sent as the raw request body (`application/octet-stream`; any content type is read
+/// as bytes). The schema states that it is not empty (`minLength: 1`).
+///
+/// Nothing of the body is read when the operation starts: the use case checks who may send it
+/// and what it is for first, then [`File::read`]s it, up to its own limit. A body left unread
+/// (the request was refused) is drained by the server's edge, so the client gets the answer.
+pub struct File {
+    body: Option<poem::Body>,
+}
+
+impl std::fmt::Debug for File {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("File")
+            .field("read", &self.body.is_none())
+            .finish()
+    }
+}
+
+impl File {
+    /// A file of `bytes` (tests and callers that hold the content already).
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        File {
+            body: Some(poem::Body::from(bytes)),
+        }
+    }
+
+    /// Reads the whole file: a 413 past `max` bytes (reading stops there), a 422 naming `body`
+    /// when it is empty. A file is read once.
+    pub async fn read(&mut self, max: usize) -> Result<Vec<u8>, ApiError> {
+        use tokio::io::AsyncReadExt;
+        let body = self
+            .body
+            .take()
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the file was read already")))?;
+        let mut content = Vec::new();
+        body.into_async_read()
+            .take(max as u64 + 1)
+            .read_to_end(&mut content)
+            .await
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::FileTooLarge => ApiError::PayloadTooLarge,
+                _ => ApiError::BadRequest {
+                    message: format!("the file could not be read: {e}"),
+                    field: Some("body".into()),
+                },
+            })?;
+        if content.len() > max {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        if content.is_empty() {
+            return Err(ApiError::field("body", "the file is empty"));
+        }
+        Ok(content)
+    }
+}
 
 impl poem_openapi::payload::Payload for File {
     const CONTENT_TYPE: &'static str = "application/octet-stream";
@@ -282,10 +332,10 @@ impl poem_openapi::payload::Payload for File {
 impl poem_openapi::payload::ParsePayload for File {
     const IS_REQUIRED: bool = true;
 
-    async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
-        Ok(Self(
-            <Vec<u8> as poem::FromRequest>::from_request(request, body).await?,
-        ))
+    async fn from_request(_request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
+        Ok(File {
+            body: Some(body.take()?),
+        })
     }
 }
 

@@ -367,6 +367,14 @@ impl TenantTx {
         self.tenant
     }
 
+    /// Which backend the transaction runs on (for the few statements whose SQL differs).
+    pub fn backend(&self) -> Backend {
+        match self.tx {
+            Tx::Sqlite(_) => Backend::Sqlite,
+            Tx::Postgres(_) => Backend::Postgres,
+        }
+    }
+
     /// The signed-in user, if any.
     pub fn actor(&self) -> Option<UserId> {
         self.actor

@@ -2,7 +2,7 @@
 
 use poem_openapi::{
     param::{Path, Query},
-    payload::Binary,
+    payload::{Binary, Json},
     Enum, Object, OpenApi, Tags,
 };
 use serde::Deserialize;
@@ -10,7 +10,7 @@ use trainflow_kernel::{
     auth::TenantAuth,
     body::{Body, File},
     domain::{ApiDate, ApiDateTime},
-    envelope::{created, ok, Created, NoContent, Ok200},
+    envelope::{created, ok, Created, List, NoContent, Ok200, Page},
     now, ApiResult,
 };
 use uuid::Uuid;
@@ -243,14 +243,25 @@ impl GroupBy {
 
 #[OpenApi(prefix_path = "/api/v1")]
 impl RenewalsApi {
-    /// The tenant's certification types.
+    /// The tenant's certification types, by name.
     #[oai(
         path = "/certification-types",
         method = "get",
         tag = "Tag::CertificationTypes"
     )]
-    async fn list_types(&self, auth: TenantAuth) -> ApiResult<Ok200<Vec<CertificationType>>> {
-        Ok(ok(service::list_types(&self.svc, &auth.0).await?))
+    async fn list_types(
+        &self,
+        auth: TenantAuth,
+        /// 1-based page (default 1).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))]
+        page: Query<Option<u32>>,
+        /// Page size, 1–100 (default 10).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        per_page: Query<Option<u32>>,
+    ) -> ApiResult<Json<List<CertificationType>>> {
+        let page = Page::parse(page.0, per_page.0)?;
+        let (rows, total) = service::list_types(&self.svc, &auth.0, Some(page)).await?;
+        Ok(page.list(rows, total))
     }
 
     /// Define a certification type.
@@ -360,6 +371,7 @@ impl RenewalsApi {
     /// Certifications: the caller's own, or (with the compliance permission) anyone's. Current
     /// cycles only unless `history=true`.
     #[oai(path = "/certifications", method = "get", tag = "Tag::Certifications")]
+    #[allow(clippy::too_many_arguments)] // one per query parameter
     async fn list_certifications(
         &self,
         auth: TenantAuth,
@@ -368,20 +380,23 @@ impl RenewalsApi {
         /// `valid`, `expiring`, `expired` or `renewed`.
         status: Query<Option<Status>>,
         history: Query<Option<bool>>,
-    ) -> ApiResult<Ok200<Vec<Certification>>> {
+        /// 1-based page (default 1).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))]
+        page: Query<Option<u32>>,
+        /// Page size, 1–100 (default 10).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        per_page: Query<Option<u32>>,
+    ) -> ApiResult<Json<List<Certification>>> {
+        let page = Page::parse(page.0, per_page.0)?;
         let query = CertQuery {
             user_id: user_id.0,
             type_id: type_id.0,
             status: status.0,
             history: history.0.unwrap_or(false),
         };
-        Ok(ok(service::list_certifications(
-            &self.svc,
-            &auth.0,
-            query,
-            now(),
-        )
-        .await?))
+        let (rows, total) =
+            service::list_certifications(&self.svc, &auth.0, query, Some(page), now()).await?;
+        Ok(page.list(rows, total))
     }
 
     /// Record a certification (a new cycle; the open one of the same type is closed as renewed).
@@ -432,14 +447,36 @@ impl RenewalsApi {
 
     /// The caller's renewal requests (as employee or requester), newest first.
     #[oai(path = "/renewals", method = "get", tag = "Tag::Renewals")]
-    async fn my_renewals(&self, auth: TenantAuth) -> ApiResult<Ok200<Vec<RenewalRequest>>> {
-        Ok(ok(service::my_renewals(&self.svc, &auth.0).await?))
+    async fn my_renewals(
+        &self,
+        auth: TenantAuth,
+        /// 1-based page (default 1).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))]
+        page: Query<Option<u32>>,
+        /// Page size, 1–100 (default 10).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        per_page: Query<Option<u32>>,
+    ) -> ApiResult<Json<List<RenewalRequest>>> {
+        let page = Page::parse(page.0, per_page.0)?;
+        let (rows, total) = service::my_renewals(&self.svc, &auth.0, page).await?;
+        Ok(page.list(rows, total))
     }
 
     /// Requests waiting for the caller's decision, oldest due first.
     #[oai(path = "/approvals", method = "get", tag = "Tag::Renewals")]
-    async fn approvals(&self, auth: TenantAuth) -> ApiResult<Ok200<Vec<RenewalRequest>>> {
-        Ok(ok(service::approvals(&self.svc, &auth.0).await?))
+    async fn approvals(
+        &self,
+        auth: TenantAuth,
+        /// 1-based page (default 1).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))]
+        page: Query<Option<u32>>,
+        /// Page size, 1–100 (default 10).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        per_page: Query<Option<u32>>,
+    ) -> ApiResult<Json<List<RenewalRequest>>> {
+        let page = Page::parse(page.0, per_page.0)?;
+        let (rows, total) = service::approvals(&self.svc, &auth.0, page).await?;
+        Ok(page.list(rows, total))
     }
 
     /// One request with its steps, history and evidence.
@@ -468,10 +505,10 @@ impl RenewalsApi {
             pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F/\\]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000/\\][^\x00-\x08\x0B-\x1F\x7F-\x9F/\\]*$"
         ))]
         filename: Query<String>,
-        body: File,
+        mut body: File,
     ) -> ApiResult<Created<RenewalRequest>> {
         Ok(created(
-            service::add_evidence(&self.svc, &auth.0, id.0, &filename.0, &body.0, now()).await?,
+            service::add_evidence(&self.svc, &auth.0, id.0, &filename.0, &mut body, now()).await?,
         ))
     }
 
@@ -546,8 +583,19 @@ impl RenewalsApi {
 
     /// The caller's out-of-office delegations (current and future).
     #[oai(path = "/delegations", method = "get", tag = "Tag::Renewals")]
-    async fn delegations(&self, auth: TenantAuth) -> ApiResult<Ok200<Vec<Delegation>>> {
-        Ok(ok(service::delegations(&self.svc, &auth.0, now()).await?))
+    async fn delegations(
+        &self,
+        auth: TenantAuth,
+        /// 1-based page (default 1).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))]
+        page: Query<Option<u32>>,
+        /// Page size, 1–100 (default 10).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        per_page: Query<Option<u32>>,
+    ) -> ApiResult<Json<List<Delegation>>> {
+        let page = Page::parse(page.0, per_page.0)?;
+        let (rows, total) = service::delegations(&self.svc, &auth.0, page, now()).await?;
+        Ok(page.list(rows, total))
     }
 
     /// Hand the caller's approvals to a delegate for a period (out of office). Steps already

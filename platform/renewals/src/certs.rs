@@ -5,7 +5,11 @@ use std::collections::BTreeMap;
 use poem_openapi::Object;
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
-use trainflow_kernel::{db::TenantTx, sql, ApiError, ApiResult};
+use trainflow_kernel::{
+    db::{Backend, TenantTx},
+    envelope::Page,
+    sql, ApiError, ApiResult,
+};
 use uuid::Uuid;
 
 use crate::dates::{self, Status};
@@ -105,11 +109,21 @@ pub struct TypeInput {
     pub required_courses: Option<Vec<Uuid>>,
 }
 
-pub async fn types(tx: &mut TenantTx) -> ApiResult<Vec<CertificationType>> {
+/// The tenant's types by name: one `page` and the total, or all of them.
+pub async fn types(
+    tx: &mut TenantTx,
+    page: Option<Page>,
+) -> ApiResult<(Vec<CertificationType>, i64)> {
     let tenant = tx.tenant();
-    Ok(sql!(tx.conn() => |c| sqlx::query_as(&format!(
-        "select {TYPE_COLUMNS} from certification_types where tenant_id = $1 and deleted_at is null order by name, id"))
-        .bind(tenant).fetch_all(&mut *c).await)?)
+    let (limit, offset) = page.map_or((i64::MAX, 0), |p| (p.limit(), p.offset()));
+    let rows: Vec<CertificationType> = sql!(tx.conn() => |c| sqlx::query_as(&format!(
+        "select {TYPE_COLUMNS} from certification_types where tenant_id = $1 and deleted_at is null
+          order by name, id limit $2 offset $3"))
+        .bind(tenant).bind(limit).bind(offset).fetch_all(&mut *c).await)?;
+    let total = sql!(tx.conn() => |c| sqlx::query_scalar(
+        "select count(*) from certification_types where tenant_id = $1 and deleted_at is null")
+        .bind(tenant).fetch_one(&mut *c).await)?;
+    Ok((rows, total))
 }
 
 pub async fn get_type(tx: &mut TenantTx, id: Uuid) -> ApiResult<CertificationType> {
@@ -253,12 +267,22 @@ pub(crate) struct CertRow {
     pub renewed_at: Option<OffsetDateTime>,
 }
 
-pub(crate) const CERT_SELECT: &str = "select c.id, c.user_id, u.first_name, u.last_name, c.type_id, t.code, t.name,
-        t.renewal_window_days, c.issued_on, c.expires_on, c.certificate_number, c.source, c.renewed_at
-   from certifications c
+/// The tables a certification is read from, restricted to the tenant's live rows (`$1`).
+macro_rules! cert_from {
+    () => {
+        "from certifications c
    join directory_people u on u.tenant_id = c.tenant_id and u.id = c.user_id
    join certification_types t on t.tenant_id = c.tenant_id and t.id = c.type_id
-  where c.tenant_id = $1 and c.deleted_at is null";
+  where c.tenant_id = $1 and c.deleted_at is null"
+    };
+}
+
+pub(crate) const CERT_SELECT: &str = concat!(
+    "select c.id, c.user_id, u.first_name, u.last_name, c.type_id, t.code, t.name,
+        t.renewal_window_days, c.issued_on, c.expires_on, c.certificate_number, c.source, c.renewed_at
+   ",
+    cert_from!()
+);
 
 impl CertRow {
     pub(crate) fn into_view(self, today: Date) -> Certification {
@@ -298,39 +322,71 @@ pub struct CertFilter {
     pub all_cycles: bool,
 }
 
-/// Certifications matching `filter`, soonest expiry first.
+/// The conditions of `filter` after [`cert_from!`]: `$2` the person, `$3` the type (either
+/// may be null), `$4` today when a status is asked for. The status is the one
+/// [`dates::status`] computes, in SQL, so a page holds only matching rows.
+fn cert_conditions(filter: &CertFilter, backend: Backend) -> String {
+    let mut sql =
+        String::from(" and ($2 is null or c.user_id = $2) and ($3 is null or c.type_id = $3)");
+    if !filter.all_cycles {
+        sql.push_str(" and c.renewed_at is null");
+    }
+    // The last day of a renewal window that opens today: today plus the type's window.
+    let window_end = match backend {
+        Backend::Postgres => "($4::date + t.renewal_window_days)",
+        Backend::Sqlite => "date($4, '+' || t.renewal_window_days || ' days')",
+    };
+    match filter.status {
+        None => {}
+        Some(Status::Renewed) => sql.push_str(" and c.renewed_at is not null"),
+        Some(Status::Expired) => sql.push_str(" and c.renewed_at is null and c.expires_on < $4"),
+        Some(Status::Expiring) => sql.push_str(&format!(
+            " and c.renewed_at is null and c.expires_on >= $4 and c.expires_on <= {window_end}"
+        )),
+        Some(Status::Valid) => sql.push_str(&format!(
+            " and c.renewed_at is null and (c.expires_on is null or c.expires_on > {window_end})"
+        )),
+    }
+    sql
+}
+
+/// Certifications matching `filter`, soonest expiry first: all of them (one person's), or
+/// one `page` and the number matching over all pages.
 pub async fn list(
     tx: &mut TenantTx,
     today: Date,
     filter: &CertFilter,
-) -> ApiResult<Vec<Certification>> {
+    page: Option<Page>,
+) -> ApiResult<(Vec<Certification>, i64)> {
     let tenant = tx.tenant();
-    let mut query = CERT_SELECT.to_string();
-    if !filter.all_cycles {
-        query.push_str(" and c.renewed_at is null");
+    let conditions = cert_conditions(filter, tx.backend());
+    let mut query = format!(
+        "{CERT_SELECT}{conditions} order by c.expires_on is null, c.expires_on, c.issued_on desc, c.id"
+    );
+    if let Some(p) = page {
+        query.push_str(&format!(" limit {} offset {}", p.limit(), p.offset()));
     }
-    if filter.user_id.is_some() {
-        query.push_str(" and c.user_id = $2");
-    }
-    if filter.type_id.is_some() {
-        query.push_str(if filter.user_id.is_some() {
-            " and c.type_id = $3"
-        } else {
-            " and c.type_id = $2"
-        });
-    }
-    query.push_str(" order by c.expires_on is null, c.expires_on, c.issued_on desc, c.id");
+    let status = filter.status.is_some();
     let rows: Vec<CertRow> = sql!(tx.conn() => |c| {
-        let mut q = sqlx::query_as(&query).bind(tenant);
-        if let Some(u) = filter.user_id { q = q.bind(u); }
-        if let Some(t) = filter.type_id { q = q.bind(t); }
+        let mut q = sqlx::query_as(&query).bind(tenant).bind(filter.user_id).bind(filter.type_id);
+        if status { q = q.bind(today); }
         q.fetch_all(&mut *c).await
     })?;
-    Ok(rows
-        .into_iter()
-        .map(|r| r.into_view(today))
-        .filter(|c| filter.status.is_none_or(|s| c.status == s))
-        .collect())
+    let total = match page {
+        Some(p) if rows.len() as i64 == p.limit() || p.page > 1 => {
+            let count = format!(concat!("select count(*) ", cert_from!(), "{}"), conditions);
+            sql!(tx.conn() => |c| {
+                let mut q = sqlx::query_scalar(&count).bind(tenant).bind(filter.user_id).bind(filter.type_id);
+                if status { q = q.bind(today); }
+                q.fetch_one(&mut *c).await
+            })?
+        }
+        _ => rows.len() as i64,
+    };
+    Ok((
+        rows.into_iter().map(|r| r.into_view(today)).collect(),
+        total,
+    ))
 }
 
 /// One cycle, with every cycle of the same person and type (newest first).

@@ -116,8 +116,9 @@ async fn held(
         status: None,
         history: true,
     };
-    service::list_certifications(svc, officer, query, now)
+    service::list_certifications(svc, officer, query, None, now)
         .await
+        .map(|(rows, _)| rows)
         .map_err(api)
 }
 
@@ -144,7 +145,10 @@ impl DemoPart {
             .context("the manifest has nobody who may manage certifications")?;
 
         let mut created_types = 0;
-        let existing = service::list_types(svc, officer).await.map_err(api)?;
+        let existing = service::list_types(svc, officer, None)
+            .await
+            .map_err(api)?
+            .0;
         for t in &types {
             if existing.iter().any(|e| e.code == t.code) {
                 continue;
@@ -164,7 +168,10 @@ impl DemoPart {
                 .with_context(|| format!("certification type {}", t.code))?;
             created_types += 1;
         }
-        let types_now = service::list_types(svc, officer).await.map_err(api)?;
+        let types_now = service::list_types(svc, officer, None)
+            .await
+            .map_err(api)?
+            .0;
         let type_id = |code: &str| {
             types_now
                 .iter()
@@ -201,7 +208,15 @@ impl DemoPart {
             let holder: &TenantCtx = scope.person("renewals.holder", &r.holder)?;
             let type_id = type_id(&r.type_code)?;
             let held = held(svc, officer, holder, type_id, now).await?;
-            let asked = service::my_renewals(svc, holder).await.map_err(api)?;
+            // A demo holder has a handful of requests: the first page is all of them.
+            let first = trainflow_kernel::envelope::Page {
+                page: 1,
+                per_page: 100,
+            };
+            let asked = service::my_renewals(svc, holder, first)
+                .await
+                .map_err(api)?
+                .0;
             if asked
                 .iter()
                 .any(|x| held.iter().any(|c| c.id == x.certification_id))

@@ -6,7 +6,9 @@ use time::{Date, OffsetDateTime};
 use trainflow_kernel::{
     audit::{self, Entry},
     auth::{Permission, TenantCtx},
+    body::File,
     db::TenantTx,
+    envelope::Page,
     sql, ApiError, ApiResult, FieldErrors, TenantId,
 };
 use uuid::Uuid;
@@ -30,9 +32,15 @@ fn can(ctx: &TenantCtx, p: Permission) -> bool {
 // Certification types and approval chains
 
 /// The tenant's certification types.
-pub async fn list_types(svc: &Renewals, ctx: &TenantCtx) -> ApiResult<Vec<CertificationType>> {
+/// The tenant's certification types by name: one `page` and the total, or (`None`) all of
+/// them for the tenant's own set-up code.
+pub async fn list_types(
+    svc: &Renewals,
+    ctx: &TenantCtx,
+    page: Option<Page>,
+) -> ApiResult<(Vec<CertificationType>, i64)> {
     let (mut tx, _) = TenantTx::begin(&svc.db, ctx, Permission::SelfService).await?;
-    let rows = certs::types(&mut tx).await?;
+    let rows = certs::types(&mut tx, page).await?;
     tx.commit().await?;
     Ok(rows)
 }
@@ -237,8 +245,9 @@ pub async fn list_certifications(
     svc: &Renewals,
     ctx: &TenantCtx,
     query: CertQuery,
+    page: Option<Page>,
     now: OffsetDateTime,
-) -> ApiResult<Vec<Certification>> {
+) -> ApiResult<(Vec<Certification>, i64)> {
     let (mut tx, ctx) = TenantTx::begin(&svc.db, ctx, Permission::SelfService).await?;
     let everyone = can(&ctx, Permission::ComplianceRead);
     let user = match query.user_id {
@@ -257,6 +266,7 @@ pub async fn list_certifications(
             status: query.status,
             all_cycles: query.history || query.status == Some(Status::Renewed),
         },
+        page,
     )
     .await?;
     tx.commit().await?;
@@ -326,9 +336,20 @@ pub async fn my_certifications(
             user_id: Some(ctx.user_id.0),
             ..CertFilter::default()
         },
+        None,
+    )
+    .await?
+    .0;
+    // The newest hundred; the API pages through all of them.
+    let (requests, _) = workflow::mine(
+        &mut tx,
+        ctx.user_id.0,
+        Page {
+            page: 1,
+            per_page: 100,
+        },
     )
     .await?;
-    let requests = workflow::mine(&mut tx, ctx.user_id.0).await?;
     tx.commit().await?;
     Ok(MyCertifications {
         certifications,
@@ -398,17 +419,25 @@ pub async fn submit_renewal(
 }
 
 /// The caller's renewal requests (as employee or requester), newest first.
-pub async fn my_renewals(svc: &Renewals, ctx: &TenantCtx) -> ApiResult<Vec<RenewalRequest>> {
+pub async fn my_renewals(
+    svc: &Renewals,
+    ctx: &TenantCtx,
+    page: Page,
+) -> ApiResult<(Vec<RenewalRequest>, i64)> {
     let (mut tx, ctx) = TenantTx::begin(&svc.db, ctx, Permission::SelfService).await?;
-    let rows = workflow::mine(&mut tx, ctx.user_id.0).await?;
+    let rows = workflow::mine(&mut tx, ctx.user_id.0, page).await?;
     tx.commit().await?;
     Ok(rows)
 }
 
 /// Requests waiting for the caller's decision, oldest due first.
-pub async fn approvals(svc: &Renewals, ctx: &TenantCtx) -> ApiResult<Vec<RenewalRequest>> {
+pub async fn approvals(
+    svc: &Renewals,
+    ctx: &TenantCtx,
+    page: Page,
+) -> ApiResult<(Vec<RenewalRequest>, i64)> {
     let (mut tx, ctx) = TenantTx::begin(&svc.db, ctx, Permission::SelfService).await?;
-    let rows = workflow::queue(&mut tx, ctx.user_id.0).await?;
+    let rows = workflow::queue(&mut tx, ctx.user_id.0, page).await?;
     tx.commit().await?;
     Ok(rows)
 }
@@ -478,7 +507,7 @@ pub async fn add_evidence(
     ctx: &TenantCtx,
     id: Uuid,
     filename: &str,
-    content: &[u8],
+    file: &mut File,
     now: OffsetDateTime,
 ) -> ApiResult<RenewalRequest> {
     let name = filename.trim();
@@ -488,30 +517,48 @@ pub async fn add_evidence(
             "must be 1 to 200 characters without slashes",
         ));
     }
-    if content.is_empty() {
-        return Err(ApiError::field("body", "the file is empty"));
+    /// The caller may add evidence to the request now.
+    async fn open_for_evidence(tx: &mut TenantTx, ctx: &TenantCtx, id: Uuid) -> ApiResult<()> {
+        let r = actionable(tx, ctx, id).await?;
+        if !matches!(r.status.as_str(), "pending" | "returned") {
+            return Err(ApiError::Conflict {
+                field: "status".into(),
+                message: format!(
+                    "evidence can only be added to an open request; this one is {}",
+                    r.status
+                ),
+            });
+        }
+        Ok(())
     }
-    if content.len() > MAX_EVIDENCE_BYTES {
-        return Err(ApiError::PayloadTooLarge);
-    }
+    // Who may send the file is settled before a byte of it is read, in a transaction that
+    // ends before the client sends it (no lock is held meanwhile).
+    let (mut tx, checked) = TenantTx::begin(&svc.db, ctx, Permission::SelfService).await?;
+    open_for_evidence(&mut tx, &checked, id).await?;
+    tx.commit().await?;
+    let content = file.read(MAX_EVIDENCE_BYTES).await?;
+    // The request may have changed during the upload: checked again where the file is written.
     let (mut tx, ctx) = TenantTx::begin(&svc.db, ctx, Permission::SelfService).await?;
-    let r = actionable(&mut tx, &ctx, id).await?;
-    if !matches!(r.status.as_str(), "pending" | "returned") {
-        return Err(ApiError::Conflict {
-            field: "status".into(),
-            message: format!(
-                "evidence can only be added to an open request; this one is {}",
-                r.status
-            ),
-        });
-    }
-    workflow::add_evidence(
+    open_for_evidence(&mut tx, &ctx, id).await?;
+    let evidence = workflow::add_evidence(
         &mut tx,
         id,
         name,
         guess_type(name),
-        content,
+        &content,
         ctx.user_id.0,
+        now,
+    )
+    .await?;
+    audit::record(
+        &mut tx,
+        Entry::by(&ctx, "renewal.evidence_added")
+            .object("renewal_request", id)
+            .detail(serde_json::json!({
+                "evidence_id": evidence,
+                "filename": name,
+                "size_bytes": content.len(),
+            })),
         now,
     )
     .await?;
@@ -610,10 +657,11 @@ pub async fn cancel(
 pub async fn delegations(
     svc: &Renewals,
     ctx: &TenantCtx,
+    page: Page,
     now: OffsetDateTime,
-) -> ApiResult<Vec<Delegation>> {
+) -> ApiResult<(Vec<Delegation>, i64)> {
     let (mut tx, ctx) = TenantTx::begin(&svc.db, ctx, Permission::SelfService).await?;
-    let rows = workflow::delegations(&mut tx, ctx.user_id.0, now).await?;
+    let rows = workflow::delegations(&mut tx, ctx.user_id.0, page, now).await?;
     tx.commit().await?;
     Ok(rows)
 }
@@ -725,8 +773,10 @@ pub async fn summary(svc: &Renewals, ctx: &TenantCtx, now: OffsetDateTime) -> Ap
             user_id: Some(ctx.user_id.0),
             ..CertFilter::default()
         },
+        None,
     )
-    .await?;
+    .await?
+    .0;
     let awaiting_decision = workflow::queue_count(&mut tx, ctx.user_id.0).await?;
     let compliance = if can(&ctx, Permission::ComplianceRead) {
         let all = certs::compliance(&mut tx, today, "all", None).await?;

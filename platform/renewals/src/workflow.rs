@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 use trainflow_kernel::{
     db::TenantTx,
+    envelope::Page,
     secret::{link_token, sha256_hex},
     sql, ApiError, ApiResult,
 };
@@ -371,12 +372,25 @@ pub async fn get(tx: &mut TenantTx, id: Uuid) -> ApiResult<RenewalRequest> {
 }
 
 /// Requests of `user` (as employee or requester), newest first.
-pub async fn mine(tx: &mut TenantTx, user: Uuid) -> ApiResult<Vec<RenewalRequest>> {
+pub async fn mine(
+    tx: &mut TenantTx,
+    user: Uuid,
+    page: Page,
+) -> ApiResult<(Vec<RenewalRequest>, i64)> {
     let tenant = tx.tenant();
+    let (limit, offset) = (page.limit(), page.offset());
     let ids: Vec<Uuid> = sql!(tx.conn() => |c| sqlx::query_scalar(
         "select id from renewal_requests where tenant_id = $1 and (user_id = $2 or requested_by = $2)
-          order by created_at desc, id desc limit 100")
-        .bind(tenant).bind(user).fetch_all(&mut *c).await)?;
+          order by created_at desc, id desc limit $3 offset $4")
+        .bind(tenant).bind(user).bind(limit).bind(offset).fetch_all(&mut *c).await)?;
+    let total: i64 = sql!(tx.conn() => |c| sqlx::query_scalar(
+        "select count(*) from renewal_requests where tenant_id = $1 and (user_id = $2 or requested_by = $2)")
+        .bind(tenant).bind(user).fetch_one(&mut *c).await)?;
+    Ok((requests(tx, ids).await?, total))
+}
+
+/// The requests `ids`, in that order.
+async fn requests(tx: &mut TenantTx, ids: Vec<Uuid>) -> ApiResult<Vec<RenewalRequest>> {
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         out.push(get(tx, id).await?);
@@ -384,20 +398,22 @@ pub async fn mine(tx: &mut TenantTx, user: Uuid) -> ApiResult<Vec<RenewalRequest
     Ok(out)
 }
 
-/// Requests waiting for `approver`, oldest first.
-pub async fn queue(tx: &mut TenantTx, approver: Uuid) -> ApiResult<Vec<RenewalRequest>> {
+/// Requests waiting for `approver`, oldest due first: one `page` and the total.
+pub async fn queue(
+    tx: &mut TenantTx,
+    approver: Uuid,
+    page: Page,
+) -> ApiResult<(Vec<RenewalRequest>, i64)> {
     let tenant = tx.tenant();
+    let (limit, offset) = (page.limit(), page.offset());
     let ids: Vec<Uuid> = sql!(tx.conn() => |c| sqlx::query_scalar(
         "select s.request_id from renewal_steps s
            join renewal_requests r on r.tenant_id = s.tenant_id and r.id = s.request_id
           where s.tenant_id = $1 and s.approver_id = $2 and s.status = 'pending' and r.status = 'pending'
-          order by s.due_at, s.id limit 200")
-        .bind(tenant).bind(approver).fetch_all(&mut *c).await)?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        out.push(get(tx, id).await?);
-    }
-    Ok(out)
+          order by s.due_at, s.id limit $3 offset $4")
+        .bind(tenant).bind(approver).bind(limit).bind(offset).fetch_all(&mut *c).await)?;
+    let total = queue_count(tx, approver).await?;
+    Ok((requests(tx, ids).await?, total))
 }
 
 async fn event(
@@ -1104,13 +1120,19 @@ pub struct Delegation {
 pub async fn delegations(
     tx: &mut TenantTx,
     user: Uuid,
+    page: Page,
     now: OffsetDateTime,
-) -> ApiResult<Vec<Delegation>> {
+) -> ApiResult<(Vec<Delegation>, i64)> {
     let tenant = tx.tenant();
-    Ok(sql!(tx.conn() => |c| sqlx::query_as(
+    let (limit, offset) = (page.limit(), page.offset());
+    let rows = sql!(tx.conn() => |c| sqlx::query_as(
         "select id, delegate_id, starts_at, ends_at from approval_delegations
-          where tenant_id = $1 and user_id = $2 and ends_at > $3 order by starts_at, id")
-        .bind(tenant).bind(user).bind(now).fetch_all(&mut *c).await)?)
+          where tenant_id = $1 and user_id = $2 and ends_at > $3 order by starts_at, id limit $4 offset $5")
+        .bind(tenant).bind(user).bind(now).bind(limit).bind(offset).fetch_all(&mut *c).await)?;
+    let total: i64 = sql!(tx.conn() => |c| sqlx::query_scalar(
+        "select count(*) from approval_delegations where tenant_id = $1 and user_id = $2 and ends_at > $3")
+        .bind(tenant).bind(user).bind(now).fetch_one(&mut *c).await)?;
+    Ok((rows, total))
 }
 
 /// Records that `user` hands their approvals to `d.delegate_id` from `d.starts_at` to

@@ -28,6 +28,7 @@ use trainflow_web::Shell;
 
 use crate::{
     config::Settings,
+    limited::LimitedBody,
     metrics::{Family, Metrics},
     ratelimit::RateLimiter,
 };
@@ -473,15 +474,13 @@ async fn handle<E: Endpoint<Output = Response>>(
         if let Some(refusal) = admit(&edge, &req, &ip, &path) {
             return refused(refusal);
         }
-        // A body without a declared length (chunked) is read here, up to the limit.
-        if !req.headers().contains_key(header::CONTENT_LENGTH)
-            && req.headers().contains_key(header::TRANSFER_ENCODING)
-        {
-            match req
-                .take_body()
-                .into_bytes_limit(body_limit(&edge.settings, &path))
-                .await
-            {
+        let limit = body_limit(&edge.settings, &path);
+        let chunked = !req.headers().contains_key(header::CONTENT_LENGTH)
+            && req.headers().contains_key(header::TRANSFER_ENCODING);
+        // A body without a declared length (chunked) is read here, up to the limit — except an
+        // upload's, which streams to its operation through [`LimitedBody`].
+        if chunked && !is_upload(&path) {
+            match req.take_body().into_bytes_limit(limit).await {
                 Ok(bytes) => req.set_body(bytes),
                 Err(poem::error::ReadBodyError::PayloadTooLarge) => {
                     return refused(error_response(ApiError::PayloadTooLarge, is_api))
@@ -497,7 +496,11 @@ async fn handle<E: Endpoint<Output = Response>>(
                 }
             }
         }
-        match ep.call(req).await {
+        if chunked && is_upload(&path) {
+            LimitedBody::wrap(&mut req, limit);
+        }
+        let result = ep.call(req).await;
+        match result {
             Ok(resp) if resp.data::<Panicked>().is_some() => {
                 let resp = if is_api {
                     resp
@@ -678,7 +681,16 @@ fn admit(edge: &Gate, req: &Request, ip: &str, path: &str) -> Option<Response> {
     None
 }
 
-/// The tenant of a valid bearer token, for the per-tenant limit.
+/// The paths whose bodies are files, read by their operations as a stream.
+fn is_upload(path: &str) -> bool {
+    ((path.starts_with("/api/v1/connectors/installations/")
+        || path.starts_with("/portal/integrations/"))
+        && path.ends_with("/files"))
+        || (path.starts_with("/api/v1/renewals/") && path.ends_with("/evidence"))
+        || path == "/api/v1/connectors/packages"
+        || path == "/portal/integrations/packages"
+}
+
 /// The largest body a path accepts: uploads of packages and import files are larger than
 /// everything else.
 fn body_limit(settings: &Settings, path: &str) -> usize {

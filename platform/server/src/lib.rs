@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod config;
+mod limited;
 pub mod metrics;
 pub mod ratelimit;
 
@@ -70,6 +71,7 @@ pub async fn prepare(settings: Settings) -> anyhow::Result<Instance> {
 /// Like [`prepare`], with explicit connector run settings (tests shorten back-offs).
 pub async fn prepare_with(settings: Settings, mut runs: RunSettings) -> anyhow::Result<Instance> {
     runs.allow_loopback_http |= settings.connector_allow_loopback;
+    runs.max_file_bytes = settings.max_upload_bytes;
     if settings.auto_migrate {
         Db::migrate(settings.migrate_url()).await?;
     }

@@ -33,7 +33,8 @@ pub use dashboard::{Card, CardRow, CardSource};
 pub use extract::{NoFields, SignedIn, Submitted, SubmittedMultipart};
 pub use nav::{Nav, NavEntry};
 pub use render::{
-    blank, escape, field_errors, notice, render, url_encode, Errors, PageResult, CSRF_FIELD,
+    blank, escape, field_errors, notice, portal_page, render, url_encode, Errors, PageResult,
+    Pager, CSRF_FIELD,
 };
 
 /// A boxed future, for the object-safe traits contexts implement.

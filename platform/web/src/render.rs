@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use askama::Template;
 use poem::{http::StatusCode, web::Html, IntoResponse, Response};
-use trainflow_kernel::ApiError;
+use trainflow_kernel::{envelope::Page, ApiError};
 
 /// What a page handler returns.
 pub type PageResult = poem::Result<Response>;
@@ -124,4 +124,36 @@ mod tests {
         assert_eq!(notice(Some("<script>"), &m), Some("Done."));
         assert_eq!(notice(None, &m), None);
     }
+}
+
+/// The "Previous / Page n of m / Next" links under a paged list (`pager.html`).
+#[derive(Debug, Clone, Default)]
+pub struct Pager {
+    pub prev: Option<String>,
+    pub next: Option<String>,
+    pub page: u32,
+    pub pages: i64,
+}
+
+impl Pager {
+    /// The pager of `page` of a list of `total` objects, linking to `link(page)`.
+    pub fn new(page: Page, total: i64, link: impl Fn(u32) -> String) -> Self {
+        let pages = ((total + i64::from(page.per_page) - 1) / i64::from(page.per_page)).max(1);
+        Pager {
+            prev: (page.page > 1).then(|| link(page.page - 1)),
+            next: (i64::from(page.page) < pages).then(|| link(page.page + 1)),
+            page: page.page,
+            pages,
+        }
+    }
+
+    /// Whether there is more than one page (the template shows the links only then).
+    pub fn is_paged(&self) -> bool {
+        self.pages > 1
+    }
+}
+
+/// The page a portal list shows: `?page=` (1 when absent or 0), `per_page` objects a page.
+pub fn portal_page(page: Option<u32>, per_page: u32) -> Result<Page, ApiError> {
+    Page::parse(Some(page.unwrap_or(1).max(1)), Some(per_page))
 }

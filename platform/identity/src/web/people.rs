@@ -191,7 +191,9 @@ async fn form_page(
             form,
             errors,
             roles: roles(),
-            departments: service::list_departments(&pages.deps.db, me.ctx()).await?,
+            departments: service::list_departments(&pages.deps.db, me.ctx(), None)
+                .await?
+                .0,
         },
         status,
     )

@@ -54,10 +54,10 @@ use poem::{
     IntoResponse,
 };
 use serde::Deserialize;
-use trainflow_kernel::{auth::Permission, ApiError};
+use trainflow_kernel::{auth::Permission, envelope::Page, ApiError};
 use trainflow_web::{
-    field_errors, notice, render, Errors, Nav, NoFields, PageResult, SignedIn, Submitted,
-    SubmittedMultipart,
+    field_errors, notice, portal_page, render, Errors, Nav, NoFields, PageResult, Pager, SignedIn,
+    Submitted, SubmittedMultipart,
 };
 use uuid::Uuid;
 
@@ -83,6 +83,7 @@ struct IntegrationsPage {
     csrf: String,
     catalogue: Vec<CatalogueEntry>,
     installations: Vec<Installation>,
+    pager: Pager,
     notice: Option<&'static str>,
     errors: Errors,
 }
@@ -90,7 +91,17 @@ struct IntegrationsPage {
 #[derive(Deserialize)]
 pub(crate) struct NoticeQuery {
     notice: Option<String>,
+    /// The page of the list the page shows.
+    page: Option<u32>,
 }
+
+/// Installations a page of the index shows.
+const INSTALLATIONS_PER_PAGE: u32 = 50;
+/// Files and runs the installation page shows (the newest; the API pages through all).
+const LATEST: Page = Page {
+    page: 1,
+    per_page: 20,
+};
 
 /// The catalogue and this organisation's installations.
 #[handler]
@@ -100,24 +111,38 @@ async fn index(me: SignedIn, svc: Data<&Arc<Integrations>>, q: Query<NoticeQuery
         q.0.notice.as_deref(),
         &[("package", "Package uploaded; it is now in the catalogue.")],
     );
-    index_page(&svc, &me, notice, Errors::default(), StatusCode::OK).await
+    index_page(
+        &svc,
+        &me,
+        q.0.page,
+        notice,
+        Errors::default(),
+        StatusCode::OK,
+    )
+    .await
 }
 
 async fn index_page(
     svc: &Integrations,
     me: &SignedIn,
+    list_page: Option<u32>,
     notice: Option<&'static str>,
     errors: Errors,
     status: StatusCode,
 ) -> PageResult {
     let catalogue = svc.catalogue_for(me.ctx()).await?;
-    let installations = svc.installations(me.ctx()).await?;
+    let list_page = portal_page(list_page, INSTALLATIONS_PER_PAGE)?;
+    let (installations, total) = svc.installations(me.ctx(), list_page).await?;
+    let pager = Pager::new(list_page, total, |n| {
+        format!("/portal/integrations?page={n}")
+    });
     render(
         &IntegrationsPage {
             nav: me.nav("integrations"),
             csrf: me.csrf().to_string(),
             catalogue,
             installations,
+            pager,
             notice,
             errors,
         },
@@ -163,7 +188,15 @@ async fn upload_package(
         Ok(_) => Ok(Redirect::see_other("/portal/integrations?notice=package").into_response()),
         Err(e) => {
             let errors = field_errors(e)?;
-            index_page(&svc, &me, None, errors, StatusCode::UNPROCESSABLE_ENTITY).await
+            index_page(
+                &svc,
+                &me,
+                None,
+                None,
+                errors,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
         }
     }
 }
@@ -311,7 +344,9 @@ struct InstallationPage {
     inst: Installation,
     reads_file: bool,
     files: Vec<UploadedFile>,
+    files_total: i64,
     runs: Vec<Run>,
+    runs_total: i64,
     config: String,
     notice: Option<&'static str>,
     errors: Errors,
@@ -348,8 +383,8 @@ async fn installation_page(
     let entry = svc
         .catalogue_entry(me.ctx(), &inst.connector_id, inst.package_id)
         .await?;
-    let files = svc.files(me.ctx(), id).await?;
-    let runs = svc.runs(me.ctx(), id).await?;
+    let (files, files_total) = svc.files(me.ctx(), id, LATEST).await?;
+    let (runs, runs_total) = svc.runs(me.ctx(), id, LATEST).await?;
     let config = serde_json::to_string_pretty(&inst.config).unwrap_or_default();
     render(
         &InstallationPage {
@@ -358,7 +393,9 @@ async fn installation_page(
             reads_file: entry.capabilities.file,
             inst,
             files,
+            files_total,
             runs,
+            runs_total,
             config,
             notice,
             errors,
@@ -375,9 +412,12 @@ async fn upload_file(
     SubmittedMultipart(me, form): SubmittedMultipart,
 ) -> PageResult {
     admin(&me)?;
+    // The installation must exist before the file is read.
+    svc.installation(me.ctx(), id.0).await?;
     let (_, mut files) = read_multipart(form).await?;
     let (name, bytes) = files.remove("file").unwrap_or_default();
-    match svc.upload_file(me.ctx(), id.0, &name, bytes).await {
+    let mut file = trainflow_kernel::body::File::from_bytes(bytes);
+    match svc.upload_file(me.ctx(), id.0, &name, &mut file).await {
         Ok(_) => Ok(Redirect::see_other(format!(
             "/portal/integrations/installations/{}?notice=uploaded",
             id.0

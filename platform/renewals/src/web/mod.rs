@@ -102,6 +102,8 @@ const NOTICES: &[(&str, &str)] = &[
 #[derive(Deserialize)]
 pub(crate) struct NoticeQuery {
     notice: Option<String>,
+    /// The page of the list the page shows.
+    page: Option<u32>,
 }
 
 impl NoticeQuery {

@@ -10,7 +10,9 @@ use poem::{
 };
 use serde::Deserialize;
 use trainflow_kernel::{now, ApiError};
-use trainflow_web::{field_errors, render, Errors, Nav, PageResult, SignedIn, Submitted};
+use trainflow_web::{
+    field_errors, portal_page, render, Errors, Nav, PageResult, Pager, SignedIn, Submitted,
+};
 use uuid::Uuid;
 
 use super::{comment_of, NoticeQuery};
@@ -132,16 +134,23 @@ pub(super) async fn decide(
 struct ApprovalsPage {
     nav: Option<Nav>,
     requests: Vec<RenewalRequest>,
+    pager: Pager,
 }
 
-/// Requests waiting for the signed-in person.
+/// Requests waiting for the signed-in person, 50 a page.
 #[handler]
-pub(super) async fn approvals_queue(me: SignedIn, svc: Data<&Renewals>) -> PageResult {
-    let requests = service::approvals(&svc, me.ctx()).await?;
+pub(super) async fn approvals_queue(
+    me: SignedIn,
+    svc: Data<&Renewals>,
+    q: Query<NoticeQuery>,
+) -> PageResult {
+    let page = portal_page(q.page, 50)?;
+    let (requests, total) = service::approvals(&svc, me.ctx(), page).await?;
     render(
         &ApprovalsPage {
             nav: me.nav("approvals"),
             requests,
+            pager: Pager::new(page, total, |n| format!("/portal/approvals?page={n}")),
         },
         StatusCode::OK,
     )

@@ -10,7 +10,9 @@ use poem::{
 use serde::Deserialize;
 use time::Date;
 use trainflow_kernel::{auth::Permission, now, ApiError, FieldErrors};
-use trainflow_web::{field_errors, render, Errors, Nav, PageResult, Session, SignedIn, Submitted};
+use trainflow_web::{
+    field_errors, portal_page, render, Errors, Nav, PageResult, Pager, Session, SignedIn, Submitted,
+};
 
 use super::NoticeQuery;
 use crate::{
@@ -44,6 +46,7 @@ struct TypesPage {
     nav: Option<Nav>,
     csrf: String,
     types: Vec<CertificationType>,
+    pager: Pager,
     form: TypeFormView,
     timeline: Vec<Cycle>,
     notice: Option<&'static str>,
@@ -72,20 +75,30 @@ impl TypeFormView {
     }
 }
 
+/// Types a page of the list shows.
+const TYPES_PER_PAGE: u32 = 50;
+
+#[allow(clippy::too_many_arguments)]
 async fn page(
     svc: &Renewals,
     me: &SignedIn,
+    list_page: Option<u32>,
     form: TypeFormView,
     timeline: Vec<Cycle>,
     notice: Option<&'static str>,
     errors: Errors,
     status: StatusCode,
 ) -> PageResult {
+    let list_page = portal_page(list_page, TYPES_PER_PAGE)?;
+    let (types, total) = service::list_types(svc, me.ctx(), Some(list_page)).await?;
     render(
         &TypesPage {
             nav: me.nav("certification_types"),
             csrf: me.csrf().to_string(),
-            types: service::list_types(svc, me.ctx()).await?,
+            types,
+            pager: Pager::new(list_page, total, |n| {
+                format!("/portal/certification-types?page={n}")
+            }),
             form,
             timeline,
             notice,
@@ -117,6 +130,7 @@ pub(super) async fn certification_types(
     page(
         &svc,
         &me,
+        q.page,
         TypeFormView::blank(today),
         Vec::new(),
         q.text(),
@@ -189,6 +203,7 @@ pub(super) async fn save_certification_type(
             page(
                 &svc,
                 &me,
+                None,
                 view,
                 timeline,
                 None,
@@ -205,6 +220,7 @@ pub(super) async fn save_certification_type(
             page(
                 &svc,
                 &me,
+                None,
                 view,
                 Vec::new(),
                 None,
