@@ -2,7 +2,8 @@
 # Runs the whole TrainFlow test suite: unit tests, then the end-to-end suite and the schemathesis
 # contract test (tests/schemathesis/run.sh) on SQLite and on a fresh PostgreSQL database.
 # Installs what a fresh machine lacks (Chromium and chromedriver for the portal's browser tests,
-# schemathesis into the cache) and fails — never skips — when PostgreSQL is unreachable.
+# schemathesis into the cache; the accessibility test installs axe-core from npm into the cache
+# itself) and fails — never skips — when PostgreSQL is unreachable.
 #
 #   bash tests/run.sh                 # everything
 #   TRAINFLOW_PG_URL=postgres://user@host:5432/postgres bash tests/run.sh

@@ -6,6 +6,7 @@
 //! `TRAINFLOW_TEST_PG_URL` points at the server (default `postgres://postgres@127.0.0.1:5432/postgres`).
 //! With `postgres` selected and no server reachable the tests fail; they never skip.
 
+pub mod axe;
 pub mod sinks;
 pub mod webdriver;
 

@@ -214,6 +214,22 @@ impl Browser {
         .await
     }
 
+    /// Forgets every cookie (signs the browser out without a form).
+    pub async fn clear_cookies(&self) {
+        self.cmd(reqwest::Method::DELETE, "/cookie", None).await;
+    }
+
+    /// Runs `script` (a function body whose last argument is the callback to call with the
+    /// result) in the page and returns what it passed.
+    pub async fn script_async(&self, script: &str) -> Value {
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/async",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+    }
+
     /// Saves a PNG screenshot.
     pub async fn screenshot(&self, path: &std::path::Path) {
         use base64::Engine;

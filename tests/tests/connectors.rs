@@ -86,9 +86,11 @@ async fn a_csv_import_creates_invited_people_reports_bad_rows_and_is_idempotent(
     csv.extend_from_slice(b"E7,Worker7,Line,worker7@example.com,NOWHERE,N0007\n");
     app.upload(&admin, inst, "people.csv", csv.clone()).await;
     let run = app.run_to_end(&admin, inst).await;
-    assert_eq!(run["status"], "succeeded", "{run}");
+    // Two rows refused; the one with an unknown department is imported, with a caveat.
+    assert_eq!(run["status"], "succeeded_with_errors", "{run}");
     assert_eq!(run["created"], 6, "{run}");
-    assert_eq!(run["record_errors"], 3, "{run}");
+    assert_eq!(run["record_errors"], 2, "{run}");
+    assert_eq!(run["record_warnings"], 1, "{run}");
     let errors = run["errors"].to_string();
     assert!(
         errors.contains("row 7"),
@@ -98,7 +100,12 @@ async fn a_csv_import_creates_invited_people_reports_bad_rows_and_is_idempotent(
         errors.contains("not-an-email") || errors.contains("email"),
         "{errors}"
     );
-    assert!(errors.contains("NOWHERE"), "{errors}");
+    let warnings = run["warnings"].to_string();
+    assert!(!errors.contains("NOWHERE"), "{errors}");
+    assert!(
+        warnings.contains("NOWHERE") && warnings.contains("without a department"),
+        "{warnings}"
+    );
     assert!(run["instructions"].as_i64().unwrap() > 0);
     assert!(run["peak_memory_bytes"].as_i64().unwrap() > 0);
     assert!(run["duration_ms"].as_i64().is_some());
@@ -125,10 +132,22 @@ async fn a_csv_import_creates_invited_people_reports_bad_rows_and_is_idempotent(
     // The same file again: nothing new, nothing changed.
     app.upload(&admin, inst, "people.csv", csv).await;
     let again = app.run_to_end(&admin, inst).await;
-    assert_eq!(again["status"], "succeeded", "{again}");
+    assert_eq!(again["status"], "succeeded_with_errors", "{again}");
     assert_eq!(
         (again["created"].as_i64(), again["updated"].as_i64()),
         (Some(0), Some(0))
+    );
+    // A file whose every row is refused: the run failed, and says why.
+    app.upload(&admin, inst, "people.csv", b"Employee ID,First name,Surname,Email,Department,Number\nX1,,Line,x1@example.com,OPS,X0001\nX2,Nobody,Line,nope,OPS,X0002\n".to_vec()).await;
+    let refused = app.run_to_end(&admin, inst).await;
+    assert_eq!(refused["status"], "failed", "{refused}");
+    assert_eq!(refused["record_errors"], 2, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("every record was refused"),
+        "{refused}"
     );
     assert_eq!(users_with_external_ids(&app, app.a.id).await.len(), 6);
 

@@ -76,6 +76,24 @@ async fn the_served_document_is_the_rendered_one() {
         served == rendered(),
         "the served document is not `openapi_document` for {PUBLIC_URL}"
     );
+    // Swagger UI at /docs embeds the same document (its 429 answers carry `Retry-After`, which
+    // poem-openapi's own document does not say).
+    let page = app
+        .client
+        .get(format!("{}/docs", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let embedded = page
+        .split_once("let spec = ")
+        .and_then(|(_, rest)| rest.split_once(";\n"))
+        .map(|(json, _)| json)
+        .expect("Swagger UI embeds a document");
+    let embedded: Value = serde_json::from_str(embedded).expect("the embedded document is JSON");
+    assert!(embedded == rendered(), "Swagger UI shows another document");
 }
 
 /// The schema `s` with `$ref`s followed, also the one poem-openapi wraps in `allOf` to add a

@@ -798,3 +798,68 @@ async fn a_training_officer_previews_a_certification_types_timeline_then_saves_i
     .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn an_administrator_reads_the_audit_log_filters_it_and_verifies_its_chain() {
+    let app = TestApp::spawn().await;
+    let admin = app
+        .portal_client(trainflow_tests::Which::A, Role::Administrator)
+        .await;
+    // A change made through the API, by a named person.
+    let token = app
+        .token(trainflow_tests::Which::A, Role::Administrator)
+        .await;
+    let (s, made) = app
+        .call(
+            Method::POST,
+            "/api/v1/departments",
+            Some(&token),
+            Some(serde_json::json!({"name": "Audited works"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{made}");
+    let dept = made["data"]["id"].as_str().unwrap().to_string();
+
+    let (s, page) = app
+        .portal_get(&admin, "/portal/audit?action=department.create")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(page.contains("<code>department.create</code>"), "{page}");
+    assert!(
+        page.contains(&format!("/portal/audit?object_id={dept}")),
+        "{page}"
+    );
+    // Who acted is named, not "user".
+    let (_, me) = app
+        .call(Method::GET, "/api/v1/users/me", Some(&token), None)
+        .await;
+    let name = format!(
+        "{} {}",
+        me["data"]["first_name"].as_str().unwrap(),
+        me["data"]["last_name"].as_str().unwrap()
+    );
+    assert!(page.contains(name.trim()), "{name} in {page}");
+    let (_, by_object) = app
+        .portal_get(&admin, &format!("/portal/audit?object_id={dept}"))
+        .await;
+    assert!(by_object.contains("1 entry"), "{by_object}");
+    let (_, nothing) = app
+        .portal_get(&admin, "/portal/audit?action=no.such.action")
+        .await;
+    assert!(nothing.contains("No entry matches"), "{nothing}");
+    // A malformed id is named, not a 500.
+    let (s, bad) = app.portal_get(&admin, "/portal/audit?actor_id=nope").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        bad.contains("aria-invalid=\"true\"") && bad.contains("must be an id"),
+        "{bad}"
+    );
+    let (_, verified) = app.portal_get(&admin, "/portal/audit?verify=1").await;
+    assert!(verified.contains("The chain is intact"), "{verified}");
+    // Only administrators read it.
+    let manager = app
+        .portal_client(trainflow_tests::Which::A, Role::Manager)
+        .await;
+    let (s, _) = app.portal_get(&manager, "/portal/audit").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}

@@ -174,6 +174,7 @@ fn routes() -> Vec<PortalRoute> {
         // The shell.
         page("/portal/", Granted(SelfService), Target::None, ""),
         page("/portal/static/app.css", Public, Target::None, ""),
+        page("/portal/static/app.js", Public, Target::None, ""),
         // Identity.
         page("/portal/login", SignedOut, Target::None, ""),
         form(
@@ -244,6 +245,7 @@ fn routes() -> Vec<PortalRoute> {
             303,
         ),
         page("/portal/users", Granted(UsersRead), Target::None, ""),
+        page("/portal/audit", Granted(AuditRead), Target::None, ""),
         form(
             "/portal/users",
             Granted(UsersWrite),

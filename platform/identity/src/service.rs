@@ -463,10 +463,29 @@ pub async fn audit_log(
     object: Option<Uuid>,
     page: Page,
 ) -> ApiResult<(Vec<crate::api::AuditEntry>, i64)> {
+    let (rows, total, _) = audit_log_named(db, ctx, action, actor, object, page).await?;
+    Ok((rows, total))
+}
+
+/// A page of the audit log with the names of the people who acted in it, for the portal.
+pub async fn audit_log_named(
+    db: &Db,
+    ctx: &TenantCtx,
+    action: Option<&str>,
+    actor: Option<Uuid>,
+    object: Option<Uuid>,
+    page: Page,
+) -> ApiResult<(
+    Vec<crate::api::AuditEntry>,
+    i64,
+    std::collections::HashMap<Uuid, String>,
+)> {
     let (mut tx, _) = TenantTx::begin(db, ctx, Permission::AuditRead).await?;
-    let out = crate::api::audit_page(&mut tx, action, actor, object, page).await?;
+    let (rows, total) = crate::api::audit_page(&mut tx, action, actor, object, page).await?;
+    let ids: Vec<Uuid> = rows.iter().filter_map(|e| e.actor_id).collect();
+    let names = users::display_names(&mut tx, &ids).await?;
     tx.commit().await?;
-    Ok(out)
+    Ok((rows, total, names))
 }
 
 /// Recomputes the tenant's audit hash chain: the first broken link, if any.

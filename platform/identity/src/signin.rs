@@ -326,6 +326,7 @@ type SessionRow = (
     String,
     Option<Uuid>,
     Uuid,
+    String,
 );
 
 /// Resolves a session cookie to the signed-in person, checking that the session is live and
@@ -345,7 +346,7 @@ pub async fn resolve_session(
     let mut tx = TenantTx::begin_system_read(db, tenant).await?;
     let row: Option<SessionRow> = sql!(tx.conn() => |c| sqlx::query_as(
         "select s.id, s.csrf_token, s.last_seen_at, t.name, u.email, u.first_name, u.last_name, u.role,
-                u.department_id, u.id
+                u.department_id, u.id, t.time_zone
            from sessions s
            join directory_tenants t on t.id = s.tenant_id and t.status = 'active'
            join users u on u.tenant_id = s.tenant_id and u.id = s.user_id
@@ -364,6 +365,7 @@ pub async fn resolve_session(
         role,
         dept,
         user,
+        time_zone,
     )) = row
     else {
         return Ok(None);
@@ -394,6 +396,7 @@ pub async fn resolve_session(
         role,
         department_id: dept,
         tenant_name,
+        time_zone,
     }))
 }
 

@@ -896,10 +896,20 @@ pub async fn recent_activity(
             let who = e
                 .actor_id
                 .and_then(|id| names.get(&id).cloned())
-                .unwrap_or(e.actor_kind);
+                .unwrap_or_else(|| actor_label(&e.actor_kind).to_string());
             (e.occurred_at, e.action, who)
         })
         .collect())
+}
+
+/// How an entry's actor reads when it is not a person of the tenant.
+pub fn actor_label(kind: &str) -> &'static str {
+    match kind {
+        "system" => "TrainFlow (scheduled job or import)",
+        "operator" => "Platform operator",
+        "anonymous" => "Not signed in",
+        _ => "A former person",
+    }
 }
 
 /// "First Last" (or the email) of each of `ids` that exists.

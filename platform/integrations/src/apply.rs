@@ -74,13 +74,26 @@ pub struct Applied {
     pub created: u32,
     pub updated: u32,
     pub deactivated: u32,
+    /// Records that were accepted and already up to date.
+    pub unchanged: u32,
     /// (reference, reason) of each record that was not applied.
     pub errors: Vec<(String, String)>,
+    /// (reference, caveat) of records applied with a caveat ("imported without a department").
+    pub warnings: Vec<(String, String)>,
 }
 
 impl Applied {
     fn reject(&mut self, reference: &str, reason: impl Into<String>) {
         self.errors.push((reference.to_string(), reason.into()));
+    }
+
+    fn warn(&mut self, reference: &str, caveat: impl Into<String>) {
+        self.warnings.push((reference.to_string(), caveat.into()));
+    }
+
+    /// Records the page accepted: created, updated, deactivated or already up to date.
+    pub fn accepted(&self) -> u32 {
+        self.created + self.updated + self.deactivated + self.unchanged
     }
 
     /// Counts an identity outcome; the id to link, when the record was applied.
@@ -92,7 +105,7 @@ impl Applied {
             identity::Outcome::Deactivated(..) | identity::Outcome::Deleted(_) => {
                 self.deactivated += 1
             }
-            identity::Outcome::Unchanged(_) => {}
+            identity::Outcome::Unchanged(_) => self.unchanged += 1,
             identity::Outcome::Rejected(reason) => self.reject(reference, reason),
         }
         id
@@ -463,7 +476,7 @@ async fn employees(
     let mut links = Vec::with_capacity(results.len());
     for (reference, r) in references.into_iter().zip(results) {
         if let Some(warning) = r.warning {
-            out.reject(&reference, warning);
+            out.warn(&reference, warning);
         }
         if let Some(id) = out.count_identity(&reference, r.outcome) {
             links.push((reference, id));
@@ -748,7 +761,7 @@ async fn certifications(
         match outcome {
             renewals::Outcome::Created(_) => out.created += 1,
             renewals::Outcome::Updated(..) => out.updated += 1,
-            renewals::Outcome::Unchanged(_) => {}
+            renewals::Outcome::Unchanged(_) => out.unchanged += 1,
             renewals::Outcome::Rejected(reason) => out.reject(&reference, reason),
         }
         if let Some(id) = id {

@@ -93,7 +93,8 @@ pub struct Run {
     pub scheduled_for: Option<OffsetDateTime>,
     pub file_id: Option<Uuid>,
     pub sync_mode: String,
-    /// `running`, `succeeded`, `failed`, `needs_confirmation` or `abandoned`.
+    /// `running`, `succeeded`, `succeeded_with_errors` (some records were refused), `failed`
+    /// (the run stopped, or every record was refused), `needs_confirmation` or `abandoned`.
     pub status: String,
     /// The server instance that executed it.
     pub instance: String,
@@ -107,6 +108,8 @@ pub struct Run {
     pub updated: i32,
     pub deactivated: i32,
     pub record_errors: i32,
+    /// Records applied with a caveat (`warnings` lists the first ones).
+    pub record_warnings: i32,
     /// Soft-deletions a full refresh holds back until an administrator confirms.
     pub pending_deletions: i32,
     pub retries: i32,
@@ -116,9 +119,35 @@ pub struct Run {
     pub peak_memory_bytes: i64,
     /// The first record errors (`record_errors` counts them all).
     pub errors: Vec<RunRecordError>,
+    /// The first caveats (`record_warnings` counts them all).
+    pub warnings: Vec<RunRecordError>,
     pub logs: Vec<RunLogLine>,
     /// Why the run failed.
     pub error: Option<String>,
+}
+
+impl Run {
+    /// How the portal names the run's status.
+    pub fn status_label(&self) -> &'static str {
+        match self.status.as_str() {
+            "succeeded" => "Succeeded",
+            "succeeded_with_errors" => "Succeeded with refused records",
+            "running" => "Running",
+            "needs_confirmation" => "Needs confirmation",
+            "abandoned" => "Abandoned",
+            _ => "Failed",
+        }
+    }
+
+    /// The badge the portal shows the status in: `ok`, `warn`, `off` or `bad`.
+    pub fn status_badge(&self) -> &'static str {
+        match self.status.as_str() {
+            "succeeded" => "ok",
+            "succeeded_with_errors" => "warn",
+            "running" | "abandoned" => "off",
+            _ => "bad",
+        }
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -138,11 +167,13 @@ struct RunRow {
     updated: i32,
     deactivated: i32,
     record_errors: i32,
+    record_warnings: i32,
     pending_deletions: i32,
     retries: i32,
     fuel: i64,
     peak_memory: i64,
     errors: Json<Vec<RunRecordError>>,
+    warnings: Json<Vec<RunRecordError>>,
     logs: Json<Vec<RunLogLine>>,
     error: Option<String>,
 }
@@ -150,7 +181,7 @@ struct RunRow {
 const RUN_COLUMNS: &str =
     "id, installation_id, trigger, scheduled_for, file_id, sync_mode, status, \
      instance, started_at, finished_at, pages, created, updated, deactivated, record_errors, \
-     pending_deletions, retries, fuel, peak_memory, errors, logs, error";
+     record_warnings, pending_deletions, retries, fuel, peak_memory, errors, warnings, logs, error";
 
 impl From<RunRow> for Run {
     fn from(r: RunRow) -> Self {
@@ -173,11 +204,13 @@ impl From<RunRow> for Run {
             updated: r.updated,
             deactivated: r.deactivated,
             record_errors: r.record_errors,
+            record_warnings: r.record_warnings,
             pending_deletions: r.pending_deletions,
             retries: r.retries,
             instructions: r.fuel,
             peak_memory_bytes: r.peak_memory,
             errors: r.errors.0,
+            warnings: r.warnings.0,
             logs: r.logs.0,
             error: r.error,
         }
@@ -364,7 +397,7 @@ impl Integrations {
         let mut state = RunState::default();
         let result = self.execute_inner(tenant, run, &mut state).await;
         let (status, error) = match &result {
-            Ok(Ending::Succeeded) => ("succeeded", None),
+            Ok(Ending::Succeeded) => state.outcome(),
             Ok(Ending::NeedsConfirmation) => ("needs_confirmation", None),
             Ok(Ending::Interrupted) => return,
             Err(message) => ("failed", Some(message.clone())),
@@ -642,13 +675,16 @@ impl Integrations {
         }
         state.pages += 1;
         let errors = state.errors_changed.then_some(Json(&state.errors));
+        let warnings = state.errors_changed.then_some(Json(&state.warnings));
         sql!(tx.conn() => |c| sqlx::query(
             "update connector_runs set pages = $3, created = $4, updated = $5, deactivated = $6,
-                    record_errors = $7, retries = $8, heartbeat_at = $9, errors = coalesce($10, errors)
+                    record_errors = $7, retries = $8, heartbeat_at = $9, errors = coalesce($10, errors),
+                    record_warnings = $11, warnings = coalesce($12, warnings)
               where tenant_id = $1 and id = $2")
             .bind(tenant).bind(run.id).bind(state.pages as i32).bind(state.created as i32)
             .bind(state.updated as i32).bind(state.deactivated as i32).bind(state.record_errors as i32)
             .bind(state.retries as i32).bind(ctx.now).bind(errors)
+            .bind(state.record_warnings as i32).bind(warnings)
             .execute(&mut *c).await.map(drop))?;
         state.errors_changed = false;
         Ok(())
@@ -810,9 +846,14 @@ impl Integrations {
             &mut state,
         )
         .await?;
+        let status = if run.record_errors > 0 {
+            "succeeded_with_errors"
+        } else {
+            "succeeded"
+        };
         sql!(tx.conn() => |c| sqlx::query(
-            "update connector_runs set status = 'succeeded' where tenant_id = $1 and id = $2")
-            .bind(tenant).bind(run.id).execute(&mut *c).await.map(drop))?;
+            "update connector_runs set status = $3 where tenant_id = $1 and id = $2")
+            .bind(tenant).bind(run.id).bind(status).execute(&mut *c).await.map(drop))?;
         let run = get_run_in(&mut tx, run.id).await?;
         tx.commit().await?;
         Ok(run)
@@ -832,12 +873,14 @@ impl Integrations {
         let finished: Option<(Uuid, OffsetDateTime)> = sql!(tx.conn() => |c| sqlx::query_as(
             "update connector_runs set status = $3, error = $4, finished_at = $5, heartbeat_at = $5,
                     fuel = $6, peak_memory = $7, logs = $8, errors = $9, record_errors = $10,
-                    created = $11, updated = $12, deactivated = $13, pages = $14, retries = $15
+                    created = $11, updated = $12, deactivated = $13, pages = $14, retries = $15,
+                    warnings = $16, record_warnings = $17
               where tenant_id = $1 and id = $2 returning installation_id, started_at")
             .bind(tenant).bind(run).bind(status).bind(&error).bind(now).bind(state.fuel as i64)
             .bind(state.peak_memory as i64).bind(Json(&state.logs)).bind(Json(&state.errors))
             .bind(state.record_errors as i32).bind(state.created as i32).bind(state.updated as i32)
             .bind(state.deactivated as i32).bind(state.pages as i32).bind(state.retries as i32)
+            .bind(Json(&state.warnings)).bind(state.record_warnings as i32)
             .fetch_optional(&mut *c).await)?;
         if let Some((_, started_at)) = finished {
             self.run_metrics.observe(
@@ -877,6 +920,7 @@ impl Integrations {
                     "updated": state.updated,
                     "deactivated": state.deactivated,
                     "record_errors": state.record_errors,
+                    "record_warnings": state.record_warnings,
                 })),
             now,
         )
@@ -976,9 +1020,13 @@ struct RunState {
     updated: u32,
     deactivated: u32,
     record_errors: u32,
+    record_warnings: u32,
+    /// Records accepted (created, updated, deactivated or unchanged).
+    accepted: u32,
     retries: u32,
     consecutive_retries: u32,
     errors: Vec<RunRecordError>,
+    warnings: Vec<RunRecordError>,
     errors_changed: bool,
     logs: Vec<RunLogLine>,
     fuel: u64,
@@ -998,17 +1046,40 @@ impl RunState {
         self.updated += applied.updated;
         self.deactivated += applied.deactivated;
         self.record_errors += applied.errors.len() as u32;
+        self.record_warnings += applied.warnings.len() as u32;
+        self.accepted += applied.accepted();
         self.consecutive_retries = 0;
-        for (reference, reason) in &applied.errors {
-            if self.errors.len() >= MAX_STORED_ERRORS {
-                break;
-            }
-            self.errors.push(RunRecordError {
-                stream: stream.to_string(),
-                reference: reference.clone(),
-                reason: reason.clone(),
-            });
-            self.errors_changed = true;
+        for (kept, found) in [
+            (&mut self.errors, &applied.errors),
+            (&mut self.warnings, &applied.warnings),
+        ] {
+            let room = MAX_STORED_ERRORS.saturating_sub(kept.len());
+            kept.extend(
+                found
+                    .iter()
+                    .take(room)
+                    .map(|(reference, reason)| RunRecordError {
+                        stream: stream.to_string(),
+                        reference: reference.clone(),
+                        reason: reason.clone(),
+                    }),
+            );
+        }
+        self.errors_changed |= !applied.errors.is_empty() || !applied.warnings.is_empty();
+    }
+
+    /// How a run that read every page ends: `succeeded`, `succeeded_with_errors` when some
+    /// records were refused, `failed` (with why) when every record was.
+    fn outcome(&self) -> (&'static str, Option<String>) {
+        match (self.record_errors, self.accepted) {
+            (0, _) => ("succeeded", None),
+            (refused, 0) => (
+                "failed",
+                Some(format!(
+                    "every record was refused ({refused}); the first reasons are in `errors`"
+                )),
+            ),
+            _ => ("succeeded_with_errors", None),
         }
     }
 

@@ -31,6 +31,32 @@ pub use ids::{TenantId, UserId};
 /// only the edges (handlers, job ticks) call this.
 /// Truncated to microseconds, the precision PostgreSQL keeps, so a value read back equals the
 /// value written on both backends.
+/// The UTC offset of the IANA time zone `tz` at the instant `at` (UTC when the zone is unknown).
+pub fn zone_offset(tz: &str, at: time::OffsetDateTime) -> time::UtcOffset {
+    tz.parse::<chrono_tz::Tz>()
+        .ok()
+        .and_then(|zone| {
+            use chrono::{Offset, TimeZone};
+            let utc = chrono::DateTime::from_timestamp(at.unix_timestamp(), 0)?;
+            let seconds = zone
+                .offset_from_utc_datetime(&utc.naive_utc())
+                .fix()
+                .local_minus_utc();
+            time::UtcOffset::from_whole_seconds(seconds).ok()
+        })
+        .unwrap_or(time::UtcOffset::UTC)
+}
+
+/// `at` in the IANA time zone `tz`, for people: "2 Dec 2026, 14:05".
+pub fn local_time(tz: &str, at: time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[day padding:none] [month repr:short] [year], [hour]:[minute]"
+    );
+    at.to_offset(zone_offset(tz, at))
+        .format(&format)
+        .unwrap_or_default()
+}
+
 pub fn now() -> time::OffsetDateTime {
     let t = time::OffsetDateTime::now_utc();
     t.replace_microsecond(t.microsecond())

@@ -106,20 +106,7 @@ pub fn status(today: Date, expires_on: Option<Date>, window_days: i32, renewed: 
 
 /// Today in the IANA time zone `tz` (UTC when the zone is unknown).
 pub fn local_today(tz: &str, now: OffsetDateTime) -> Date {
-    let offset = tz
-        .parse::<chrono_tz::Tz>()
-        .ok()
-        .and_then(|zone| {
-            use chrono::{Offset, TimeZone};
-            let utc = chrono::DateTime::from_timestamp(now.unix_timestamp(), 0)?;
-            let seconds = zone
-                .offset_from_utc_datetime(&utc.naive_utc())
-                .fix()
-                .local_minus_utc();
-            time::UtcOffset::from_whole_seconds(seconds).ok()
-        })
-        .unwrap_or(time::UtcOffset::UTC);
-    now.to_offset(offset).date()
+    now.to_offset(trainflow_kernel::zone_offset(tz, now)).date()
 }
 
 /// `date` plus `months` calendar months, clamped to the month's last day (31 Jan + 1 = 28/29 Feb);

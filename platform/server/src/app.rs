@@ -8,7 +8,7 @@ use poem::{
     get, handler,
     http::{header, HeaderValue, Method, StatusCode},
     middleware::{CatchPanic, Cors, PanicHandler},
-    web::Data,
+    web::{Data, Html},
     Endpoint, EndpointExt, IntoResponse, PathPattern, Request, Response, Route,
 };
 use poem_openapi::{OpenApi, OpenApiService};
@@ -28,7 +28,7 @@ use trainflow_web::Shell;
 
 use crate::{
     config::Settings,
-    limited::LimitedBody,
+    limited::BodyGuard,
     metrics::{Family, Metrics},
     ratelimit::RateLimiter,
 };
@@ -310,12 +310,14 @@ pub fn build(edge: Arc<Edge>, deps: AuthDeps) -> impl Endpoint {
     );
     // The document with the contract's additions (`openapi_document`), not poem-openapi's own.
     let document = openapi_document(&edge.settings.public_url);
+    // Swagger UI shows the same document: poem-openapi's page embeds its own, replaced here.
+    let docs_html = api.swagger_ui_html().replacen(&api.spec(), &document, 1);
     let spec = make_sync(move |_| {
         Response::builder()
             .content_type("application/json")
             .body(document.clone())
     });
-    let docs = api.swagger_ui();
+    let docs = make_sync(move |_| Html(docs_html.clone()));
     // CORS applies to the API only: the portal is same-origin and protected by CSRF tokens,
     // and a CORS layer would refuse its own form posts (browsers send `Origin` on POST).
     let api = if edge.settings.cors_origins.is_empty() {
@@ -478,7 +480,7 @@ async fn handle<E: Endpoint<Output = Response>>(
         let chunked = !req.headers().contains_key(header::CONTENT_LENGTH)
             && req.headers().contains_key(header::TRANSFER_ENCODING);
         // A body without a declared length (chunked) is read here, up to the limit — except an
-        // upload's, which streams to its operation through [`LimitedBody`].
+        // upload's, which streams to its operation through the [`BodyGuard`] below.
         if chunked && !is_upload(&path) {
             match req.take_body().into_bytes_limit(limit).await {
                 Ok(bytes) => req.set_body(bytes),
@@ -496,10 +498,23 @@ async fn handle<E: Endpoint<Output = Response>>(
                 }
             }
         }
-        if chunked && is_upload(&path) {
-            LimitedBody::wrap(&mut req, limit);
-        }
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v != "0");
+        let guard = (declared || chunked).then(|| BodyGuard::wrap(&mut req, limit));
+        // A client waiting for `100 Continue` sends nothing the endpoint did not ask for.
+        let expects_continue = req
+            .headers()
+            .get(header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
         let result = ep.call(req).await;
+        if let Some(guard) = guard {
+            if !(expects_continue && guard.read() == 0) {
+                guard.drain().await;
+            }
+        }
         match result {
             Ok(resp) if resp.data::<Panicked>().is_some() => {
                 let resp = if is_api {

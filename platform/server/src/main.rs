@@ -466,8 +466,22 @@ async fn integrations_command(
                 .await
                 .map_err(anyhow_api)?;
             println!("{}", serde_json::to_string_pretty(&run)?);
-            if run.status == "failed" {
-                anyhow::bail!("the run failed");
+            match run.status.as_str() {
+                "failed" => anyhow::bail!(
+                    "the run failed: {}",
+                    run.error.as_deref().unwrap_or("see the run above")
+                ),
+                "succeeded_with_errors" => eprintln!(
+                    "the run succeeded, but {} of its records were refused (see `errors`)",
+                    run.record_errors
+                ),
+                _ => {}
+            }
+            if run.record_warnings > 0 {
+                eprintln!(
+                    "{} records were imported with a caveat (see `warnings`)",
+                    run.record_warnings
+                );
             }
         }
     }

@@ -37,6 +37,44 @@ pub use render::{
     Pager, CSRF_FIELD,
 };
 
+/// Times as the tenant's people read them, in its time zone.
+#[derive(Debug, Clone)]
+pub struct LocalTimes(pub String);
+
+/// An instant, however many references a template puts around it.
+pub trait Instant {
+    fn instant(&self) -> time::OffsetDateTime;
+}
+
+impl Instant for time::OffsetDateTime {
+    fn instant(&self) -> time::OffsetDateTime {
+        *self
+    }
+}
+
+impl<T: Instant + ?Sized> Instant for &T {
+    fn instant(&self) -> time::OffsetDateTime {
+        (**self).instant()
+    }
+}
+
+impl LocalTimes {
+    /// "2 Dec 2026, 14:05".
+    pub fn at(&self, at: impl Instant) -> String {
+        trainflow_kernel::local_time(&self.0, at.instant())
+    }
+
+    /// "2 Dec 2026".
+    pub fn day(&self, at: impl Instant) -> String {
+        let at = at.instant();
+        let format =
+            time::macros::format_description!("[day padding:none] [month repr:short] [year]");
+        at.to_offset(trainflow_kernel::zone_offset(&self.0, at))
+            .format(&format)
+            .unwrap_or_default()
+    }
+}
+
 /// A boxed future, for the object-safe traits contexts implement.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -54,9 +92,21 @@ pub struct Session {
     pub role: Role,
     pub department_id: Option<Uuid>,
     pub tenant_name: String,
+    /// The tenant's IANA time zone: times are shown in it.
+    pub time_zone: String,
 }
 
 impl Session {
+    /// `at` as the person reads it: "2 Dec 2026, 14:05" in the tenant's time zone.
+    pub fn local_time(&self, at: time::OffsetDateTime) -> String {
+        trainflow_kernel::local_time(&self.time_zone, at)
+    }
+
+    /// The tenant's clock, for templates (`{{ times.at(r.created_at) }}`).
+    pub fn times(&self) -> LocalTimes {
+        LocalTimes(self.time_zone.clone())
+    }
+
     /// "First Last", or the email when the person has no name.
     pub fn display_name(&self) -> String {
         let name = format!("{} {}", self.first_name, self.last_name);
@@ -168,8 +218,8 @@ impl Shell {
     }
 }
 
-/// The portal: every context's pages (`pages`, mounted by the server), the dashboard and the
-/// stylesheet, with the shell and the cookie jar. Nest it under `/portal`.
+/// The portal: every context's pages (`pages`, mounted by the server), the dashboard, the
+/// stylesheet and the menu script, with the shell and the cookie jar. Nest it under `/portal`.
 pub fn portal(pages: Route, shell: Shell) -> impl poem::Endpoint {
     pages
         .at("/", get(dashboard::dashboard))
@@ -180,6 +230,15 @@ pub fn portal(pages: Route, shell: Shell) -> impl poem::Endpoint {
                     .content_type("text/css; charset=utf-8")
                     .header("cache-control", "public, max-age=3600")
                     .body(include_str!("../static/app.css"))
+            }),
+        )
+        .at(
+            "/static/app.js",
+            make_sync(|_| {
+                poem::Response::builder()
+                    .content_type("text/javascript; charset=utf-8")
+                    .header("cache-control", "public, max-age=3600")
+                    .body(include_str!("../static/app.js"))
             }),
         )
         .data(Arc::new(shell))

@@ -84,6 +84,14 @@ impl Errors {
         self.0.is_empty()
     }
 
+    /// Adds `message` to `field`.
+    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.0
+            .entry(field.to_string())
+            .or_default()
+            .push(message.into());
+    }
+
     /// Every message, with its field, for forms whose fields are free-form (JSON configs).
     pub fn all(&self) -> Vec<(String, String)> {
         self.0

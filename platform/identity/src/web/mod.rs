@@ -1,10 +1,11 @@
 //! Identity's pages: sign-in and sign-out, the account-link pages (new password, email
-//! verification), one's profile, and the people administration. Each handler parses the form,
-//! calls a use case of [`crate::service`] (or [`crate::signin`]) and renders; the checks are in
-//! the extractors ([`SignedIn`](trainflow_web::SignedIn), [`Submitted`](trainflow_web::Submitted))
+//! verification), one's profile, the people administration and the audit log. Each handler
+//! parses the form, calls a use case of [`crate::service`] (or [`crate::signin`]) and renders;
+//! the checks are in the extractors ([`SignedIn`](trainflow_web::SignedIn), [`Submitted`](trainflow_web::Submitted))
 //! and the use cases.
 
 mod account;
+mod audit;
 mod people;
 mod profile;
 mod signin;
@@ -35,6 +36,13 @@ pub fn nav() -> Vec<NavEntry> {
             href: "/portal/users",
             order: 70,
             permission: Some(Permission::UsersRead),
+        },
+        NavEntry {
+            key: "audit",
+            label: "Audit log",
+            href: "/portal/audit",
+            order: 85,
+            permission: Some(Permission::AuditRead),
         },
         NavEntry {
             key: "profile",
@@ -82,6 +90,7 @@ pub fn mount(route: Route, deps: AuthDeps) -> Route {
                 .data(pages.clone()),
         )
         .at("/users/new", get(people::new_user).data(pages.clone()))
+        .at("/audit", get(audit::audit_log).data(pages.clone()))
         .at(
             "/users/:id/edit",
             get(people::edit_user).data(pages.clone()),
@@ -154,8 +163,6 @@ impl CardSource for PeopleCards {
                 ..Card::default()
             });
             if session.role == Role::Administrator && !summary.recent.is_empty() {
-                let format =
-                    time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
                 cards.push(Card {
                     order: 100,
                     title: "Recent activity".into(),
@@ -163,9 +170,7 @@ impl CardSource for PeopleCards {
                     rows: summary
                         .recent
                         .into_iter()
-                        .map(|(at, action, who)| {
-                            vec![at.format(&format).unwrap_or_default(), action, who]
-                        })
+                        .map(|(at, action, who)| vec![session.local_time(at), action, who])
                         .collect(),
                     ..Card::default()
                 });

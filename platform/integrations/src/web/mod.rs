@@ -56,8 +56,8 @@ use poem::{
 use serde::Deserialize;
 use trainflow_kernel::{auth::Permission, envelope::Page, ApiError};
 use trainflow_web::{
-    field_errors, notice, portal_page, render, Errors, Nav, NoFields, PageResult, Pager, SignedIn,
-    Submitted, SubmittedMultipart,
+    field_errors, notice, portal_page, render, Errors, LocalTimes, Nav, NoFields, PageResult,
+    Pager, SignedIn, Submitted, SubmittedMultipart,
 };
 use uuid::Uuid;
 
@@ -347,6 +347,7 @@ struct InstallationPage {
     files_total: i64,
     runs: Vec<Run>,
     runs_total: i64,
+    times: LocalTimes,
     config: String,
     notice: Option<&'static str>,
     errors: Errors,
@@ -396,6 +397,7 @@ async fn installation_page(
             files_total,
             runs,
             runs_total,
+            times: me.session.times(),
             config,
             notice,
             errors,

@@ -9,7 +9,9 @@ use poem::{
 };
 use serde::Deserialize;
 use trainflow_kernel::now;
-use trainflow_web::{field_errors, render, Errors, Nav, PageResult, SignedIn, Submitted};
+use trainflow_web::{
+    field_errors, render, Errors, LocalTimes, Nav, PageResult, SignedIn, Submitted,
+};
 use uuid::Uuid;
 
 use super::{comment_of, NoticeQuery};
@@ -22,6 +24,7 @@ struct CertificationsPage {
     csrf: String,
     certifications: Vec<Certification>,
     requests: Vec<RenewalRequest>,
+    times: LocalTimes,
     notice: Option<&'static str>,
     errors: Errors,
 }
@@ -40,6 +43,7 @@ async fn page(
             csrf: me.csrf().to_string(),
             certifications: mine.certifications,
             requests: mine.requests,
+            times: me.session.times(),
             notice,
             errors,
         },

@@ -11,7 +11,8 @@ use poem::{
 use serde::Deserialize;
 use trainflow_kernel::{now, ApiError};
 use trainflow_web::{
-    field_errors, portal_page, render, Errors, Nav, PageResult, Pager, SignedIn, Submitted,
+    field_errors, portal_page, render, Errors, LocalTimes, Nav, PageResult, Pager, SignedIn,
+    Submitted,
 };
 use uuid::Uuid;
 
@@ -28,6 +29,7 @@ struct RenewalPage {
     nav: Option<Nav>,
     csrf: String,
     r: RenewalRequest,
+    times: LocalTimes,
     /// The caller is the approver of the pending step.
     my_turn: bool,
     /// The caller may resubmit it (it was returned).
@@ -50,6 +52,7 @@ async fn page(
             nav: me.nav("approvals"),
             csrf: me.csrf().to_string(),
             r: view.request,
+            times: me.session.times(),
             my_turn: view.my_turn,
             can_resubmit: view.can_resubmit,
             notice,
@@ -135,6 +138,7 @@ struct ApprovalsPage {
     nav: Option<Nav>,
     requests: Vec<RenewalRequest>,
     pager: Pager,
+    times: LocalTimes,
 }
 
 /// Requests waiting for the signed-in person, 50 a page.
@@ -151,6 +155,7 @@ pub(super) async fn approvals_queue(
             nav: me.nav("approvals"),
             requests,
             pager: Pager::new(page, total, |n| format!("/portal/approvals?page={n}")),
+            times: me.session.times(),
         },
         StatusCode::OK,
     )
