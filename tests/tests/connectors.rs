@@ -285,6 +285,15 @@ async fn a_run_killed_midway_resumes_from_its_last_committed_page_without_duplic
         )
         .await;
     assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    // The refusal says which run holds the installation, where, and what can be done.
+    let why = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        why.contains(&run.id.to_string())
+            && why.contains("`doomed`")
+            && why.contains("takes over from")
+            && why.contains("/abandon"),
+        "{why}"
+    );
 
     // Once its heartbeat is stale, the next run takes over and resumes after row 6.
     let resumed = claim(dying.clone()).await;
@@ -1110,4 +1119,77 @@ async fn the_audit_trail_of_a_person_shows_each_import_that_changed_them_and_its
         .call(Method::GET, "/api/v1/audit/verify", Some(&admin), None)
         .await;
     assert_eq!(v["data"]["intact"], true, "{v}");
+}
+
+#[tokio::test]
+async fn an_administrator_abandons_a_run_whose_server_stopped_and_the_next_run_resumes() {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let inst = csv_installation(&app, &admin, "Stuck export", "incremental").await;
+    app.upload(&admin, inst, "people.csv", people_csv(0..10))
+        .await;
+    // A server that stops after two pages of three records; its run stays `running`, and
+    // (stale only after five minutes) holds the installation.
+    let dying = app.integrations.with_settings(
+        "stopped-server",
+        RunSettings {
+            page_size: 3,
+            stop_after_pages: Some(2),
+            ..RunSettings::default()
+        },
+    );
+    let tenant = TenantId(app.a.id);
+    let mut tx = TenantTx::begin_system(&dying.db, tenant).await.unwrap();
+    let run = dying
+        .claim(&mut tx, inst, Trigger::Manual, None, None, None)
+        .await
+        .unwrap()
+        .expect("claimed");
+    tx.commit().await.unwrap();
+    dying.clone().execute(tenant, run.id).await;
+    let start = format!("/api/v1/connectors/installations/{inst}/runs");
+    let (s, body) = app
+        .call(Method::POST, &start, Some(&admin), Some(json!({})))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+
+    // Only administrators abandon; then it is over, with why, and audited.
+    let abandon = format!("/api/v1/connectors/runs/{}/abandon", run.id);
+    let officer = app.token(Which::A, Role::TrainingOfficer).await;
+    let (s, _) = app.call(Method::POST, &abandon, Some(&officer), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, body) = app.call(Method::POST, &abandon, Some(&admin), None).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["status"], "abandoned", "{body}");
+    assert!(body["data"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("abandoned by an administrator"));
+    let (_, audit) = app
+        .call(
+            Method::GET,
+            &format!(
+                "/api/v1/audit?action=connector.run_abandon&object_id={}",
+                run.id
+            ),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(audit["meta"]["total"], 1, "{audit}");
+    // A run that has ended cannot be abandoned again.
+    let (s, body) = app.call(Method::POST, &abandon, Some(&admin), None).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+
+    // The next run is accepted and resumes after the committed pages: ten people, once each.
+    let (s, body) = app
+        .call(Method::POST, &start, Some(&admin), Some(json!({})))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    let next = app
+        .wait_for_run(&admin, body["data"]["id"].as_str().unwrap())
+        .await;
+    assert_eq!(next["status"], "succeeded", "{next}");
+    assert_eq!(next["created"], 4, "{next}");
+    assert_eq!(users_with_external_ids(&app, app.a.id).await.len(), 10);
 }

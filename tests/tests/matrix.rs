@@ -507,6 +507,13 @@ fn ops() -> Vec<Op> {
             T::ConfirmableRun,
             none,
         ),
+        op(
+            Method::POST,
+            "/api/v1/connectors/runs/{id}/abandon",
+            Tenant(Integrations),
+            T::ConfirmableRun,
+            none,
+        ),
         // Notifications.
         op(
             Method::GET,

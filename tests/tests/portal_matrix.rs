@@ -470,6 +470,14 @@ fn routes() -> Vec<PortalRoute> {
             nothing,
             303,
         ),
+        form(
+            "/portal/integrations/runs/:id/abandon",
+            Granted(Integrations),
+            Csrf::Session,
+            Target::ConfirmableRun,
+            nothing,
+            303,
+        ),
         // Jobs.
         page("/portal/jobs", Granted(TenantSettings), Target::None, ""),
         form(

@@ -228,4 +228,12 @@ impl ConnectorsApi {
     async fn confirm(&self, auth: TenantAuth, id: Path<Uuid>) -> ApiResult<Ok200<Run>> {
         Ok(ok(self.svc.confirm(&auth.0, id.0).await?))
     }
+
+    /// Abandon a run that is running (say its server stopped) or waiting for its deletions to
+    /// be confirmed: the next run resumes from its last committed page, and held-back deletions
+    /// are not applied. 409 for a run that has ended.
+    #[oai(path = "/runs/:id/abandon", method = "post")]
+    async fn abandon(&self, auth: TenantAuth, id: Path<Uuid>) -> ApiResult<Ok200<Run>> {
+        Ok(ok(self.svc.abandon(&auth.0, id.0).await?))
+    }
 }

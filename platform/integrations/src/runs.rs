@@ -255,11 +255,10 @@ impl Integrations {
                 Some(ctx.user_id.0),
                 body.file_id,
             )
-            .await?
-            .ok_or_else(|| ApiError::Conflict {
-                field: "installation".into(),
-                message: "a run of this installation is in progress".into(),
-            })?;
+            .await?;
+        let Some(run) = run else {
+            return Err(self.busy(&mut tx, installation).await?);
+        };
         audit::record(
             &mut tx,
             Entry::by(&ctx, "connector.run_start")
@@ -302,14 +301,91 @@ impl Integrations {
         };
         let run = self
             .claim(&mut tx, installation, Trigger::Manual, None, None, file_id)
-            .await?
-            .ok_or_else(|| ApiError::Conflict {
-                field: "installation".into(),
-                message: "a run of this installation is in progress".into(),
-            })?;
+            .await?;
+        let Some(run) = run else {
+            return Err(self.busy(&mut tx, installation).await?);
+        };
         tx.commit().await?;
         self.clone().execute(tenant, run.id).await;
         let mut tx = TenantTx::begin_system(&self.db, tenant).await?;
+        let run = get_run_in(&mut tx, run.id).await?;
+        tx.commit().await?;
+        Ok(run)
+    }
+
+    /// The 409 for a run refused because another holds the installation: which run, on which
+    /// instance, since when, and when it is taken over if that instance has stopped.
+    async fn busy(&self, tx: &mut TenantTx, installation: Uuid) -> ApiResult<ApiError> {
+        let tenant = tx.tenant();
+        let holder: Option<(Uuid, String, OffsetDateTime, OffsetDateTime)> = sql!(tx.conn() => |c| sqlx::query_as(
+            "select id, instance, started_at, heartbeat_at from connector_runs
+              where tenant_id = $1 and installation_id = $2 and status = 'running'")
+            .bind(tenant).bind(installation).fetch_optional(&mut *c).await)?;
+        let message = match holder {
+            Some((id, instance, started, heartbeat)) => {
+                let stamp = |t: OffsetDateTime| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default()
+                };
+                let instance = if instance.is_empty() {
+                    "an unnamed instance".to_string()
+                } else {
+                    format!("instance `{instance}`")
+                };
+                format!(
+                    "run {id} of this installation is in progress on {instance} since {}; \
+                     its last heartbeat was at {}. If that instance has stopped, the next run \
+                     takes over from {}; an administrator may abandon it now \
+                     (POST /api/v1/connectors/runs/{id}/abandon)",
+                    stamp(started),
+                    stamp(heartbeat),
+                    stamp(heartbeat + self.settings.stale_after),
+                )
+            }
+            None => "this occurrence of the schedule was already run".into(),
+        };
+        Ok(ApiError::Conflict {
+            field: "installation".into(),
+            message,
+        })
+    }
+
+    /// Abandons a run that is running (its instance may have stopped) or waiting for its
+    /// deletions to be confirmed: the next run resumes from the last committed page, and the
+    /// held-back deletions are not applied. The instance still executing it, if any, stops at
+    /// its next page.
+    pub async fn abandon(&self, ctx: &TenantCtx, run_id: Uuid) -> ApiResult<Run> {
+        let now = trainflow_kernel::now();
+        let (mut tx, ctx) = TenantTx::begin(&self.db, ctx, Permission::Integrations).await?;
+        let run = get_run_in(&mut tx, run_id).await?;
+        if !matches!(run.status.as_str(), "running" | "needs_confirmation") {
+            return Err(ApiError::Conflict {
+                field: "status".into(),
+                message: format!(
+                    "the run is {}; only a running run or one waiting for confirmation can be abandoned",
+                    run.status
+                ),
+            });
+        }
+        let tenant = tx.tenant();
+        sql!(tx.conn() => |c| sqlx::query(
+            "update connector_runs set status = 'abandoned', finished_at = $3, pending_deletions = 0,
+                    error = 'abandoned by an administrator; the next run resumes from its last committed page'
+              where tenant_id = $1 and id = $2 and status in ('running', 'needs_confirmation')")
+            .bind(tenant).bind(run.id).bind(now).execute(&mut *c).await.map(drop))?;
+        audit::record(
+            &mut tx,
+            Entry::by(&ctx, "connector.run_abandon")
+                .object("connector_run", run.id)
+                .detail(serde_json::json!({
+                    "installation_id": run.installation_id,
+                    "status": run.status,
+                    "instance": run.instance,
+                    "pending_deletions": run.pending_deletions,
+                })),
+            now,
+        )
+        .await?;
         let run = get_run_in(&mut tx, run.id).await?;
         tx.commit().await?;
         Ok(run)
@@ -680,12 +756,19 @@ impl Integrations {
             "update connector_runs set pages = $3, created = $4, updated = $5, deactivated = $6,
                     record_errors = $7, retries = $8, heartbeat_at = $9, errors = coalesce($10, errors),
                     record_warnings = $11, warnings = coalesce($12, warnings)
-              where tenant_id = $1 and id = $2")
+              where tenant_id = $1 and id = $2 and status = 'running'")
             .bind(tenant).bind(run.id).bind(state.pages as i32).bind(state.created as i32)
             .bind(state.updated as i32).bind(state.deactivated as i32).bind(state.record_errors as i32)
             .bind(state.retries as i32).bind(ctx.now).bind(errors)
             .bind(state.record_warnings as i32).bind(warnings)
-            .execute(&mut *c).await.map(drop))?;
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?
+            .eq(&1)
+            .then_some(())
+            // Abandoned meanwhile (by an administrator, or taken over): the page is not committed.
+            .ok_or_else(|| ApiError::Conflict {
+                field: "status".into(),
+                message: "the run was abandoned while it ran; this page was not committed".into(),
+            })?;
         state.errors_changed = false;
         Ok(())
     }
@@ -875,22 +958,23 @@ impl Integrations {
                     fuel = $6, peak_memory = $7, logs = $8, errors = $9, record_errors = $10,
                     created = $11, updated = $12, deactivated = $13, pages = $14, retries = $15,
                     warnings = $16, record_warnings = $17
-              where tenant_id = $1 and id = $2 returning installation_id, started_at")
+              where tenant_id = $1 and id = $2 and status = 'running' returning installation_id, started_at")
             .bind(tenant).bind(run).bind(status).bind(&error).bind(now).bind(state.fuel as i64)
             .bind(state.peak_memory as i64).bind(Json(&state.logs)).bind(Json(&state.errors))
             .bind(state.record_errors as i32).bind(state.created as i32).bind(state.updated as i32)
             .bind(state.deactivated as i32).bind(state.pages as i32).bind(state.retries as i32)
             .bind(Json(&state.warnings)).bind(state.record_warnings as i32)
             .fetch_optional(&mut *c).await)?;
-        if let Some((_, started_at)) = finished {
-            self.run_metrics.observe(
-                status,
-                (now - started_at).as_seconds_f64(),
-                state.fuel,
-                state.peak_memory as u64,
-            );
-        }
-        let installation = finished.map(|r| r.0);
+        let Some((installation, started_at)) = finished else {
+            // Abandoned while it ran: that decision stands.
+            return tx.commit().await;
+        };
+        self.run_metrics.observe(
+            status,
+            (now - started_at).as_seconds_f64(),
+            state.fuel,
+            state.peak_memory as u64,
+        );
         for refusal in &state.http_refusals {
             tracing::warn!(run = %run, url = %refusal.url, reason = %refusal.reason, "connector HTTP request refused");
             audit::record(

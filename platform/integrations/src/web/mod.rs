@@ -41,7 +41,11 @@ pub fn mount(route: Route, svc: Arc<Integrations>) -> Route {
             post(run_now).data(svc.clone()),
         )
         .at("/integrations/runs/:id", get(run_view).data(svc.clone()))
-        .at("/integrations/runs/:id/confirm", post(confirm).data(svc))
+        .at(
+            "/integrations/runs/:id/confirm",
+            post(confirm).data(svc.clone()),
+        )
+        .at("/integrations/runs/:id/abandon", post(abandon).data(svc))
 }
 
 use std::{collections::BTreeMap, sync::Arc};
@@ -502,5 +506,17 @@ async fn confirm(
 ) -> PageResult {
     admin(&me)?;
     svc.confirm(me.ctx(), id.0).await?;
+    Ok(Redirect::see_other(format!("/portal/integrations/runs/{}", id.0)).into_response())
+}
+
+/// Abandons a run that is running or waiting for confirmation.
+#[handler]
+async fn abandon(
+    svc: Data<&Arc<Integrations>>,
+    id: Path<Uuid>,
+    Submitted(me, NoFields {}): Submitted<NoFields>,
+) -> PageResult {
+    admin(&me)?;
+    svc.abandon(me.ctx(), id.0).await?;
     Ok(Redirect::see_other(format!("/portal/integrations/runs/{}", id.0)).into_response())
 }
