@@ -863,3 +863,108 @@ async fn an_administrator_reads_the_audit_log_filters_it_and_verifies_its_chain(
     let (s, _) = app.portal_get(&manager, "/portal/audit").await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn an_administrator_changes_the_organisations_settings_in_the_portal() {
+    let app = TestApp::spawn().await;
+    let admin = app
+        .portal_client(trainflow_tests::Which::A, Role::Administrator)
+        .await;
+    let (s, page) = app.portal_get(&admin, "/portal/settings").await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    let csrf = trainflow_tests::csrf_of(&page);
+    // Malformed values: refused at their fields, nothing saved.
+    let base = [
+        ("csrf", csrf.as_str()),
+        ("name", "Renamed works"),
+        ("locale", "en-GB"),
+        ("primary_colour", "#1f4e79"),
+    ];
+    for (bad, marker) in [
+        (
+            ("reminder_offsets_days", "30, soon"),
+            "id=\"reminder_offsets_days\"",
+        ),
+        (("time_zone", "not a zone"), "time_zone-error"),
+    ] {
+        let mut form = base.to_vec();
+        form.push(bad);
+        if bad.0 != "time_zone" {
+            form.push(("time_zone", "Europe/London"));
+        }
+        let (s, refused) = app.portal_post(&admin, "/portal/settings", &form).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+        assert!(
+            refused.contains(marker) && refused.contains("aria-invalid=\"true\""),
+            "{refused}"
+        );
+    }
+    let token = app
+        .token(trainflow_tests::Which::A, Role::Administrator)
+        .await;
+    let (_, before) = app
+        .call(Method::GET, "/api/v1/tenant", Some(&token), None)
+        .await;
+    assert_ne!(before["data"]["name"], "Renamed works");
+
+    // Valid: saved, and the API reads the same.
+    let (s, to) = app
+        .portal_post(
+            &admin,
+            "/portal/settings",
+            &[
+                ("csrf", &csrf),
+                ("name", "Renamed works"),
+                ("time_zone", "Asia/Tokyo"),
+                ("locale", "en-GB"),
+                ("primary_colour", "#0b6e4f"),
+                ("email", "on"),
+                ("sms", "on"),
+                ("reminder_offsets_days", "30, 7"),
+                ("inactive_after_days", ""),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{to}");
+    assert_eq!(to, "/portal/settings?notice=saved");
+    let (_, after) = app
+        .call(Method::GET, "/api/v1/tenant", Some(&token), None)
+        .await;
+    let t = &after["data"];
+    assert_eq!(t["name"], "Renamed works", "{t}");
+    assert_eq!(t["time_zone"], "Asia/Tokyo", "{t}");
+    assert_eq!(t["settings"]["primary_colour"], "#0b6e4f", "{t}");
+    assert_eq!(
+        t["settings"]["reminder_offsets_days"],
+        serde_json::json!([30, 7]),
+        "{t}"
+    );
+    assert_eq!(
+        t["settings"]["notification_channels"],
+        serde_json::json!(["in_app", "email", "sms"]),
+        "{t}"
+    );
+    let (_, shown) = app
+        .portal_get(&admin, "/portal/settings?notice=saved")
+        .await;
+    assert!(
+        shown.contains("Settings saved.") && shown.contains("value=\"30, 7\""),
+        "{shown}"
+    );
+    // Audited as the API's change is.
+    let (_, audit) = app
+        .call(
+            Method::GET,
+            "/api/v1/audit?action=tenant.update_settings",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(audit["meta"]["total"], 1, "{audit}");
+    // Others may not.
+    let officer = app
+        .portal_client(trainflow_tests::Which::A, Role::TrainingOfficer)
+        .await;
+    let (s, _) = app.portal_get(&officer, "/portal/settings").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}

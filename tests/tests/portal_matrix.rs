@@ -480,6 +480,28 @@ fn routes() -> Vec<PortalRoute> {
         ),
         // Jobs.
         page("/portal/jobs", Granted(TenantSettings), Target::None, ""),
+        page(
+            "/portal/settings",
+            Granted(TenantSettings),
+            Target::None,
+            "",
+        ),
+        form(
+            "/portal/settings",
+            Granted(TenantSettings),
+            Csrf::Session,
+            Target::None,
+            |_| {
+                fields(&[
+                    ("name", "Same name"),
+                    ("time_zone", "Europe/London"),
+                    ("locale", "en-GB"),
+                    ("primary_colour", "#1f4e79"),
+                    ("email", "on"),
+                ])
+            },
+            303,
+        ),
         form(
             "/portal/jobs/work/:id/cancel",
             Granted(TenantSettings),

@@ -419,6 +419,7 @@ fn portal(edge: &Arc<Edge>, deps: &AuthDeps) -> impl Endpoint {
     let pages = trainflow_notifications::web::mount(pages, deps.db.clone());
     let pages = trainflow_integrations::web::mount(pages, edge.integrations.clone());
     let pages = trainflow_jobs::web::mount(pages, edge.runner.clone());
+    let pages = trainflow_tenancy::web::mount(pages, deps.db.clone());
     let shell = Shell::new(
         edge.settings.cookie_secure,
         Arc::new(trainflow_identity::web::Sessions(deps.db.clone())),
@@ -428,6 +429,7 @@ fn portal(edge: &Arc<Edge>, deps: &AuthDeps) -> impl Endpoint {
     .with_nav(trainflow_notifications::web::nav())
     .with_nav(trainflow_integrations::web::nav())
     .with_nav(trainflow_jobs::web::nav())
+    .with_nav(trainflow_tenancy::web::nav())
     .with_cards(Arc::new(trainflow_identity::web::PeopleCards(
         deps.db.clone(),
     )))

@@ -8,3 +8,4 @@ pub mod api;
 pub mod manifest;
 pub mod service;
 pub mod tenants;
+pub mod web;
