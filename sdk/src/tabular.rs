@@ -48,7 +48,7 @@ impl Kind {
     /// Fields every mapping must name.
     pub fn required(self) -> &'static [&'static str] {
         match self {
-            Kind::Employee => &["external_id", "first_name", "last_name"],
+            Kind::Employee => &["external_id"],
             Kind::OrgUnit => &["external_id", "name"],
             Kind::Certification => &["external_id", "employee", "certification_type", "issued_on"],
             Kind::Completion => &["external_id", "employee", "course", "completed_on"],
@@ -59,6 +59,8 @@ impl Kind {
     pub fn optional(self) -> &'static [&'static str] {
         match self {
             Kind::Employee => &[
+                "first_name",
+                "last_name",
                 "email",
                 "phone",
                 "employee_number",
@@ -170,8 +172,10 @@ pub fn parse_row(kind: Kind, l: &Layout, row: &[String]) -> Result<Entity, Strin
             Entity::Employee(Employee {
                 external_id: l.required(row, "external_id")?.into(),
                 email: opt("email"),
-                first_name: l.required(row, "first_name")?.into(),
-                last_name: l.required(row, "last_name")?.into(),
+                // Frontline exports may carry no names (or no email): the host derives a name
+                // from the job role and employee number and flags the profile incomplete.
+                first_name: opt("first_name").unwrap_or_default(),
+                last_name: opt("last_name").unwrap_or_default(),
                 phone: opt("phone"),
                 employee_number: opt("employee_number"),
                 org_unit_external_id: opt("org_unit"),

@@ -1194,7 +1194,7 @@ async fn seed(instance: &trainflow_server::Instance, slug: &str) -> Tenant {
         users: Role::ALL
             .iter()
             .map(|r| UserSpec {
-                email: email_of(slug, *r),
+                email: Some(email_of(slug, *r)),
                 first_name: r.label().split(' ').next().unwrap_or("Test").into(),
                 last_name: "Person".into(),
                 role: *r,
@@ -1203,6 +1203,8 @@ async fn seed(instance: &trainflow_server::Instance, slug: &str) -> Tenant {
                 phone: None,
                 employee_number: None,
                 password: Some(PASSWORD.into()),
+                pin: None,
+                foreman: None,
             })
             .collect(),
         parts: Default::default(),
@@ -1222,10 +1224,12 @@ async fn seed(instance: &trainflow_server::Instance, slug: &str) -> Tenant {
     .expect("tx");
     let mut people = HashMap::new();
     for r in Role::ALL {
-        let (u, _) = trainflow_identity::users::find_for_sign_in(&mut tx, &email_of(slug, r))
+        let login = trainflow_identity::users::Login::Email(email_of(slug, r));
+        let u = trainflow_identity::users::find_for_sign_in(&mut tx, &login)
             .await
             .expect("find")
-            .expect("seeded");
+            .expect("seeded")
+            .user;
         people.insert(r, u.id);
     }
     let department = trainflow_identity::api::departments(&mut tx)

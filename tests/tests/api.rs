@@ -650,18 +650,19 @@ async fn bad_input_names_the_field_and_writes_nothing() {
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(resp["error"]["fields"]["id"].is_array(), "{resp}");
-    // PATCH with null on a required field names it.
+    // PATCH removing the email of a person without an employee number names it (a person
+    // keeps one of the two).
     let target = app.a.people[&Role::Employee];
     let (s, resp) = app
         .call(
             Method::PATCH,
             &format!("/api/v1/users/{target}"),
             Some(&admin),
-            Some(json!({"email": null, "phone": "12"})),
+            Some(json!({"email": null})),
         )
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(resp["error"]["fields"]["email"].is_array());
+    assert!(resp["error"]["fields"]["email"].is_array(), "{resp}");
 
     assert_eq!(
         app.fingerprint(app.a.id).await,
@@ -1733,4 +1734,177 @@ async fn a_refused_upload_is_answered_before_its_file_is_read_and_the_client_get
         .call(Method::GET, "/api/v1/users/me", Some(&employee), None)
         .await;
     assert_eq!(s, StatusCode::OK);
+}
+
+/// Posts to `/auth/token`, waiting out the back-off (429 with Retry-After) first.
+async fn token_attempt(app: &TestApp, body: &Value) -> (StatusCode, Value) {
+    loop {
+        let resp = app
+            .client
+            .post(format!("{}/api/v1/auth/token", app.base))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let retry: u64 = resp.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            tokio::time::sleep(std::time::Duration::from_secs(retry)).await;
+            continue;
+        }
+        return (status, resp.json().await.unwrap_or_default());
+    }
+}
+
+/// Frontline staff without email: an administrator adds them by employee number, their
+/// foreman sets a PIN, they sign in with organisation, employee number and PIN; ten wrong PINs
+/// in a row lock it (and the answer says so) until the foreman sets a new one.
+#[tokio::test]
+async fn a_person_without_email_signs_in_with_employee_number_and_pin_which_locks_after_ten_failures(
+) {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let number = format!("F{}", trainflow_tests::short_unique());
+    // Neither an email nor an employee number: refused, naming the field.
+    let (s, b) = app
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            Some(&admin),
+            Some(json!({"first_name": "No", "last_name": "Key"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert!(b["error"]["fields"]["email"].is_array(), "{b}");
+    let (s, b) = app
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            Some(&admin),
+            Some(json!({"employee_number": number, "first_name": "Mia", "last_name": "Novak"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert!(b["data"].get("email").is_none(), "{b}");
+    assert_eq!(b["data"]["has_pin"], false);
+    let id: uuid::Uuid = b["data"]["id"].as_str().unwrap().parse().unwrap();
+    let foreman = app.a.people[&Role::Foreman];
+    app.set_reporting_lines(Which::A, id, Some(foreman), None)
+        .await;
+
+    // A PIN of 2 digits is refused at the field; a manager may not set PINs; a foreman only
+    // for the people who report to them.
+    let foreman_token = app.token(Which::A, Role::Foreman).await;
+    let pin_path = format!("/api/v1/users/{id}/pin");
+    let (s, b) = app
+        .call(
+            Method::PUT,
+            &pin_path,
+            Some(&foreman_token),
+            Some(json!({"pin": "12"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert!(b["error"]["fields"]["pin"].is_array(), "{b}");
+    let manager = app.token(Which::A, Role::Manager).await;
+    let (s, _) = app
+        .call(
+            Method::PUT,
+            &pin_path,
+            Some(&manager),
+            Some(json!({"pin": "583920"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let stranger = app.fresh_user(Which::A).await;
+    let (s, _) = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/users/{stranger}/pin"),
+            Some(&foreman_token),
+            Some(json!({"pin": "583920"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "not the foreman's team");
+    let (s, b) = app
+        .call(
+            Method::PUT,
+            &pin_path,
+            Some(&foreman_token),
+            Some(json!({"pin": "583920"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["data"]["has_pin"], true);
+
+    // Organisation, employee number and PIN.
+    let signed = app.sign_in(&app.a.slug, &number, "583920").await;
+    let token = signed["data"]["access_token"]
+        .as_str()
+        .expect("signed in")
+        .to_string();
+    let (_, me) = app
+        .call(Method::GET, "/api/v1/users/me", Some(&token), None)
+        .await;
+    assert_eq!(me["data"]["employee_number"], number.as_str());
+
+    // Ten wrong PINs in a row lock it; the tenth answer and every later one say so.
+    let wrong = json!({"tenant": app.a.slug, "email": number, "password": "000000"});
+    for attempt in 1..=10 {
+        let (s, b) = token_attempt(&app, &wrong).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        let locked = b["error"]["message"].as_str().unwrap().contains("locked");
+        assert_eq!(locked, attempt == 10, "attempt {attempt}: {b}");
+    }
+    let right = json!({"tenant": app.a.slug, "email": number, "password": "583920"});
+    let (s, b) = token_attempt(&app, &right).await;
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "the right PIN is locked too: {b}"
+    );
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("foreman"),
+        "{b}"
+    );
+    let (_, person) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/users/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(person["data"]["pin_locked"], true, "{person}");
+    let (_, audit) = app
+        .call(
+            Method::GET,
+            "/api/v1/audit?action=auth.pin_locked",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(audit["meta"]["total"], 1, "{audit}");
+
+    // The foreman sets a new PIN: unlocked.
+    let (s, b) = app
+        .call(
+            Method::PUT,
+            &pin_path,
+            Some(&foreman_token),
+            Some(json!({"pin": "7215064"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["data"]["pin_locked"], false);
+    let (s, b) = token_attempt(
+        &app,
+        &json!({"tenant": app.a.slug, "email": number, "password": "7215064"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
 }

@@ -16,27 +16,48 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Every table the migrations create (PostgreSQL and SQLite create the same ones).
+/// Every table the migrations leave (PostgreSQL and SQLite leave the same ones): those they
+/// create, in order, less those they drop, with renames followed (SQLite rebuilds a table as a
+/// new one renamed into place).
 fn tables() -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for dir in ["migrations/postgres", "migrations/sqlite"] {
-        for entry in fs::read_dir(root().join(dir)).expect("migrations") {
-            let text = fs::read_to_string(entry.expect("entry").path()).expect("migration");
+        let mut files: Vec<PathBuf> = fs::read_dir(root().join(dir))
+            .expect("migrations")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        files.sort();
+        let mut tables = BTreeSet::new();
+        for file in files {
+            let text = fs::read_to_string(file).expect("migration");
             let words = words(&text);
             for (i, w) in words.iter().enumerate() {
-                if w == "create" && words.get(i + 1).is_some_and(|n| n == "table") {
+                let next = |k: usize| words.get(i + k).map(String::as_str);
+                if w == "create" && next(1) == Some("table") {
                     // `create table [if not exists] name`
-                    let at = if words.get(i + 2).is_some_and(|n| n == "if") {
-                        i + 5
-                    } else {
-                        i + 2
-                    };
-                    if let Some(name) = words.get(at) {
-                        out.insert(name.clone());
+                    let at = if next(2) == Some("if") { 5 } else { 2 };
+                    if let Some(name) = next(at) {
+                        tables.insert(name.to_string());
+                    }
+                } else if w == "drop" && next(1) == Some("table") {
+                    let at = if next(2) == Some("if") { 4 } else { 2 };
+                    if let Some(name) = next(at) {
+                        tables.remove(name);
+                    }
+                } else if w == "alter"
+                    && next(1) == Some("table")
+                    && next(3) == Some("rename")
+                    && next(4) == Some("to")
+                {
+                    if let (Some(from), Some(to)) = (next(2), next(5)) {
+                        if tables.remove(from) {
+                            tables.insert(to.to_string());
+                        }
                     }
                 }
             }
         }
+        out.extend(tables);
     }
     out
 }

@@ -81,7 +81,7 @@ async fn a_csv_import_creates_invited_people_reports_bad_rows_and_is_idempotent(
     let admin = app.token(Which::A, Role::Administrator).await;
     let inst = csv_installation(&app, &admin, "HR export", "incremental").await;
     let mut csv = people_csv(0..5);
-    csv.extend_from_slice(b"E5,,Line,worker5@example.com,OPS,N0005\n");
+    csv.extend_from_slice(b",Worker5,Line,worker5@example.com,OPS,N0005\n");
     csv.extend_from_slice(b"E6,Worker6,Line,not-an-email,OPS,N0006\n");
     csv.extend_from_slice(b"E7,Worker7,Line,worker7@example.com,NOWHERE,N0007\n");
     app.upload(&admin, inst, "people.csv", csv.clone()).await;
@@ -138,7 +138,7 @@ async fn a_csv_import_creates_invited_people_reports_bad_rows_and_is_idempotent(
         (Some(0), Some(0))
     );
     // A file whose every row is refused: the run failed, and says why.
-    app.upload(&admin, inst, "people.csv", b"Employee ID,First name,Surname,Email,Department,Number\nX1,,Line,x1@example.com,OPS,X0001\nX2,Nobody,Line,nope,OPS,X0002\n".to_vec()).await;
+    app.upload(&admin, inst, "people.csv", b"Employee ID,First name,Surname,Email,Department,Number\nX1,Some,Line,x1@,OPS,X0001\nX2,Nobody,Line,nope,OPS,X0002\n".to_vec()).await;
     let refused = app.run_to_end(&admin, inst).await;
     assert_eq!(refused["status"], "failed", "{refused}");
     assert_eq!(refused["record_errors"], 2, "{refused}");
@@ -1192,4 +1192,106 @@ async fn an_administrator_abandons_a_run_whose_server_stopped_and_the_next_run_r
     assert_eq!(next["status"], "succeeded", "{next}");
     assert_eq!(next["created"], 4, "{next}");
     assert_eq!(users_with_external_ids(&app, app.a.id).await.len(), 10);
+}
+
+/// A frontline HR export: department, job role and employee number, no names and no email
+/// addresses (common in rail, manufacturing or care). Everyone is imported, shown by job role
+/// and employee number and flagged "profile incomplete"; an unknown department is a caveat,
+/// not a refusal; a later export with a name completes the profile, and one without never
+/// wipes a name someone typed.
+#[tokio::test]
+async fn a_frontline_export_without_names_or_email_imports_everyone_flagged_incomplete() {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let inst = app
+        .install(
+            &admin,
+            json!({"connector_id": "com.trainflow.csv", "name": "Depot export", "sync_mode": "incremental",
+                   "config": {"entity": "employee", "columns": {
+                       "external_id": "Staff ID", "employee_number": "Employee No",
+                       "org_unit": "Department", "position": "Job role"}}}),
+        )
+        .await;
+    let rows = 300u32;
+    let mut csv = String::from("Staff ID,Employee No,Department,Job role\n");
+    for i in 0..rows {
+        let department = if i % 50 == 49 { "Depot 7" } else { "OPS" };
+        let role = if i % 3 == 0 {
+            "Track Operative"
+        } else {
+            "Welder"
+        };
+        csv.push_str(&format!("S{i},{},{department},{role}\n", 70000 + i));
+    }
+    app.upload(&admin, inst, "frontline.csv", csv.into_bytes())
+        .await;
+    let run = app.run_to_end(&admin, inst).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["created"], rows, "{run}");
+    assert_eq!(run["record_errors"], 0, "{run}");
+    assert_eq!(run["record_warnings"], 6, "the unknown department: {run}");
+
+    let (_, list) = app
+        .call(
+            Method::GET,
+            "/api/v1/users?search=70003",
+            Some(&admin),
+            None,
+        )
+        .await;
+    let person = &list["data"][0];
+    assert_eq!(list["meta"]["total"], 1, "{list}");
+    assert_eq!(person["first_name"], "Track Operative", "{person}");
+    assert_eq!(person["last_name"], "70003");
+    assert_eq!(person["employee_number"], "70003");
+    assert_eq!(person["profile_incomplete"], true);
+    assert!(person.get("email").is_none(), "no email: {person}");
+    assert_eq!(person["department_id"], app.a.department.to_string());
+    let id = person["id"].as_str().unwrap().to_string();
+
+    // The portal's people list says so.
+    let portal = app.portal_client(Which::A, Role::Administrator).await;
+    let (s, html) = app.portal_get(&portal, "/portal/users?q=70003").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains("Profile incomplete") && html.contains("Track Operative 70003"),
+        "{html}"
+    );
+
+    // An administrator completes one profile; the next export (still without names) keeps it.
+    let (s, b) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/users/{id}"),
+            Some(&admin),
+            Some(json!({"first_name": "Rosa", "last_name": "Diaz"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["data"]["profile_incomplete"], false, "{b}");
+    app.upload(
+        &admin,
+        inst,
+        "frontline.csv",
+        b"Staff ID,Employee No,Department,Job role\nS3,70003,OPS,Track Operative\n".to_vec(),
+    )
+    .await;
+    let again = app.run_to_end(&admin, inst).await;
+    assert_eq!(again["updated"], 0, "{again}");
+    let (_, b) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/users/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (
+            b["data"]["first_name"].as_str(),
+            b["data"]["last_name"].as_str()
+        ),
+        (Some("Rosa"), Some("Diaz"))
+    );
+    assert_eq!(b["data"]["profile_incomplete"], false);
 }

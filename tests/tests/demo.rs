@@ -98,4 +98,15 @@ async fn the_demo_tells_the_story_to_every_role() {
         )
         .await;
     assert_eq!(audit["meta"]["total"], 3, "{audit}");
+
+    // A frontline employee without email signs in with her employee number and PIN; her
+    // foreman is on her record.
+    let mia = app.sign_in("demo", "E1007", "246810").await;
+    let mia = mia["data"]["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("Mia signs in with her PIN: {mia}"))
+        .to_string();
+    let me = get(&app, "/api/v1/users/me", &mia).await;
+    assert!(me.get("email").is_none(), "{me}");
+    assert_eq!(me["has_pin"], true, "{me}");
 }

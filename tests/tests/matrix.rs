@@ -70,6 +70,8 @@ enum Target {
     User,
     /// A new person of tenant A, soft-deleted.
     DeletedUser,
+    /// Tenant A's employee, whose foreman is tenant A's foreman.
+    Employee,
     /// A new (active) tenant.
     Tenant,
     /// A new tenant, suspended.
@@ -313,6 +315,20 @@ fn ops() -> Vec<Op> {
             "/api/v1/users/{id}/restore",
             Tenant(UsersWrite),
             T::DeletedUser,
+            none,
+        ),
+        op(
+            Method::PUT,
+            "/api/v1/users/{id}/pin",
+            Tenant(PinSet),
+            T::Employee,
+            |_| Some(json!({"pin": "204861"})),
+        ),
+        op(
+            Method::DELETE,
+            "/api/v1/users/{id}/pin",
+            Tenant(PinSet),
+            T::Employee,
             none,
         ),
         op(
@@ -872,6 +888,7 @@ fn allowed_roles(p: Permission) -> &'static [Role] {
         Permission::Broadcast => &[Manager, TrainingOfficer, Administrator],
         Permission::CertificationsManage => &[TrainingOfficer, Administrator],
         Permission::ComplianceRead => &[Foreman, Manager, TrainingOfficer, Administrator],
+        Permission::PinSet => &[Foreman, Administrator],
     }
 }
 
@@ -974,6 +991,7 @@ async fn fixture(app: &TestApp, op: &Op, caller: Caller, operator: &str) -> Ctx 
         Target::None => String::new(),
         Target::User => app.fresh_user(a).await.to_string(),
         Target::DeletedUser => app.deleted_user(a).await.to_string(),
+        Target::Employee => app.a.people[&Role::Employee].to_string(),
         Target::Tenant => fresh_tenant(app, operator, false).await,
         Target::SuspendedTenant => fresh_tenant(app, operator, true).await,
         Target::Installation => app.fresh_installation(a, "incremental").await.to_string(),
@@ -1304,6 +1322,7 @@ async fn tenant_a_objects(app: &TestApp) -> BTreeMap<Target, Ctx> {
         (Target::None, String::new()),
         (Target::User, app.fresh_user(a).await.to_string()),
         (Target::DeletedUser, app.deleted_user(a).await.to_string()),
+        (Target::Employee, employee.to_string()),
         (Target::Tenant, app.a.id.to_string()),
         (Target::SuspendedTenant, app.a.id.to_string()),
         (

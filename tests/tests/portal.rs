@@ -468,7 +468,7 @@ async fn an_administrator_installs_a_connector_uploads_a_file_and_runs_it_in_the
     let form = reqwest::multipart::Form::new().text("csrf", csrf.clone()).part(
         "file",
         reqwest::multipart::Part::bytes(
-            b"Id,First,Last,Email\nP1,Portal,Person,portal.person@example.com\nP2,,Nameless,x@example.com\n"
+            b"Id,First,Last,Email\nP1,Portal,Person,portal.person@example.com\n,Nameless,Person,x@example.com\n"
                 .to_vec(),
         )
         .file_name("people.csv"),
@@ -498,7 +498,7 @@ async fn an_administrator_installs_a_connector_uploads_a_file_and_runs_it_in_the
     }
     assert!(html.contains("Succeeded"), "{html}");
     assert!(
-        html.contains("row 3") && html.contains("first_name"),
+        html.contains("row 3") && html.contains("external_id"),
         "the rejected row is listed: {html}"
     );
     let (_, history) = get(location.clone()).await;

@@ -72,6 +72,8 @@ enum Target {
     User,
     /// A new person of tenant A, soft-deleted.
     DeletedUser,
+    /// Tenant A's employee (whose foreman is tenant A's foreman).
+    Employee,
     /// A certification of the caller (tenant A's employee for another tenant's caller).
     OwnCertification,
     /// A pending renewal request of tenant A's employee (foreman and manager on its reporting
@@ -299,6 +301,14 @@ fn routes() -> Vec<PortalRoute> {
             Csrf::Session,
             Target::DeletedUser,
             nothing,
+            303,
+        ),
+        form(
+            "/portal/users/:id/pin",
+            Granted(PinSet),
+            Csrf::Session,
+            Target::Employee,
+            |_| fields(&[("pin", "482915")]),
             303,
         ),
         // Renewals.
@@ -534,6 +544,7 @@ fn allowed_roles(p: Permission) -> &'static [Role] {
         Permission::Broadcast => &[Manager, TrainingOfficer, Administrator],
         Permission::CertificationsManage => &[TrainingOfficer, Administrator],
         Permission::ComplianceRead => &[Foreman, Manager, TrainingOfficer, Administrator],
+        Permission::PinSet => &[Foreman, Administrator],
     }
 }
 
@@ -595,6 +606,7 @@ async fn fixture(app: &TestApp, route: &PortalRoute, role: Role) -> Fx {
         Target::None => String::new(),
         Target::User => app.fresh_user(a).await.to_string(),
         Target::DeletedUser => app.deleted_user(a).await.to_string(),
+        Target::Employee => app.a.people[&Role::Employee].to_string(),
         Target::OwnCertification => app.fresh_certification(a, person).await.to_string(),
         Target::Renewal => app.fresh_renewal(a).await.to_string(),
         Target::OwnNotification => app.fresh_notification(a, person).await.to_string(),

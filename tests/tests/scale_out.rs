@@ -694,7 +694,7 @@ async fn seed(
 ) -> Seeded {
     let admin = format!("admin@{slug}.test");
     let person = |email: String, role: Role, n: usize, password: Option<String>| UserSpec {
-        email,
+        email: Some(email),
         first_name: format!("Person{n}"),
         last_name: "Scale".into(),
         role,
@@ -703,6 +703,8 @@ async fn seed(
         phone: phones.then(|| format!("+4477009{n:05}")),
         employee_number: None,
         password,
+        pin: None,
+        foreman: None,
     };
     let mut users = vec![person(
         admin.clone(),

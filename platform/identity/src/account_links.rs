@@ -195,8 +195,9 @@ pub async fn request_password_reset(
         return Ok(());
     }
     let mut tx = TenantTx::begin_system(&deps.db, TenantId(tenant.id)).await?;
-    let found = users::find_for_sign_in(&mut tx, &email.trim().to_lowercase()).await?;
-    if let Some((user, _)) = found.filter(|(u, _)| u.is_active) {
+    let login = users::Login::Email(email.trim().to_lowercase());
+    let found = users::find_for_sign_in(&mut tx, &login).await?;
+    if let Some(user) = found.map(|c| c.user).filter(|u| u.is_active) {
         let token = issue(&mut tx, user.id, "password_reset", RESET_TTL, now).await?;
         let url = format!(
             "{}/portal/reset-password?token={token}",

@@ -17,7 +17,7 @@ use crate::{
     password::NewPassword,
     service::{self, SelfEdit},
     signin::{self, AuthDeps, TokenPair},
-    users::{CreateUser, Deleted, PatchUser, ReplaceUser, User, UserFilter, USER_SORTS},
+    users::{CreateUser, Deleted, Login, PatchUser, ReplaceUser, User, UserFilter, USER_SORTS},
 };
 
 #[derive(Tags)]
@@ -43,16 +43,29 @@ pub struct TokenRequest {
         pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
     ))]
     pub tenant: String,
+    /// The person's email or, for people without email, their employee number (an entry
+    /// with an `@` is an email).
     #[oai(validator(
         max_length = 254,
         pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
     ))]
     pub email: String,
+    /// The password, or the PIN (6–10 digits) of a person who has one.
     #[oai(validator(
         max_length = 128,
         pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
     ))]
     pub password: String,
+}
+
+/// Body of `PUT /users/{id}/pin`.
+#[derive(Debug, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[oai(deny_unknown_fields)]
+pub struct SetPin {
+    /// 6 to 10 digits.
+    #[oai(validator(min_length = 6, max_length = 10, pattern = r"^[0-9]{6,10}$"))]
+    pub pin: String,
 }
 
 /// Body of `POST /auth/refresh` and `POST /auth/logout`.
@@ -232,8 +245,10 @@ pub struct IdentityApi {
 impl IdentityApi {
     /// Exchange credentials for tokens.
     ///
+    /// People without email sign in with their employee number and their password or PIN.
     /// Repeated failures for one account or address back off exponentially (429 with
-    /// Retry-After); there is no permanent lockout.
+    /// Retry-After). Passwords never lock; a PIN (short by nature) locks after 10 consecutive
+    /// failures, the 401 says so, and an administrator or the person's foreman sets a new one.
     #[oai(path = "/auth/token", method = "post", tag = "Tag::Auth")]
     async fn token(
         &self,
@@ -243,11 +258,12 @@ impl IdentityApi {
         let b = body.0;
         let mut errors = trainflow_kernel::FieldErrors::new();
         errors.check("tenant", bounded(&b.tenant, 1, 253));
-        errors.check("email", bounded(&b.email, 1, 254));
         errors.check("password", bounded(&b.password, 1, 128).map(drop));
+        errors.check("email", bounded(&b.email, 1, 254));
         errors.into_result()?;
+        let login = Login::parse(&b.email);
         let (tenant, user) =
-            signin::sign_in(&self.deps, &b.tenant, &b.email, b.password, client_ip(req)).await?;
+            signin::sign_in(&self.deps, &b.tenant, login, b.password, client_ip(req)).await?;
         let pair = signin::issue_tokens(&self.deps, tenant, &user).await?;
         Ok(ok(pair.into()))
     }
@@ -456,6 +472,39 @@ impl IdentityApi {
             id.0,
             body.0,
             trainflow_kernel::now(),
+        )
+        .await?))
+    }
+
+    /// Set a person's sign-in PIN (6–10 digits), replacing any PIN and unlocking a locked one.
+    /// Administrators set anyone's; a foreman sets the PINs of the people who report to them
+    /// (anyone else is 403). The PIN is hashed like a password and never shown again.
+    #[oai(path = "/users/:id/pin", method = "put", tag = "Tag::Users")]
+    async fn set_pin(
+        &self,
+        auth: TenantAuth,
+        id: Path<Uuid>,
+        body: Body<SetPin>,
+    ) -> ApiResult<Ok200<User>> {
+        Ok(ok(service::set_pin(
+            &self.deps.db,
+            &self.deps.hasher,
+            &auth.0,
+            id.0,
+            Some(body.0.pin),
+        )
+        .await?))
+    }
+
+    /// Remove a person's PIN: they sign in with their password only.
+    #[oai(path = "/users/:id/pin", method = "delete", tag = "Tag::Users")]
+    async fn remove_pin(&self, auth: TenantAuth, id: Path<Uuid>) -> ApiResult<Ok200<User>> {
+        Ok(ok(service::set_pin(
+            &self.deps.db,
+            &self.deps.hasher,
+            &auth.0,
+            id.0,
+            None,
         )
         .await?))
     }

@@ -5,8 +5,11 @@
 //! and one audit entry listing every person or department the page changed. The rules:
 //!
 //! * A record is applied to the person it is linked to, else to the person holding its email
-//!   (adopting someone created by hand), else it adds an invited person (role employee, no
-//!   password), which needs an email.
+//!   (adopting someone created by hand), else to the person holding its employee number when
+//!   it has no email, else it adds an invited person (role employee, no password). People
+//!   without email are identified by their employee number (or, failing that, the source's
+//!   id); a record without a name gets one derived by the caller and is flagged "profile
+//!   incomplete", and a later record without a name never overwrites a name someone typed.
 //! * An email or employee number another person holds is refused; so is a second record of the
 //!   same page for the same person.
 //! * Imports never change a role and never deactivate or delete an administrator.
@@ -97,12 +100,16 @@ pub struct PersonRecord {
     pub department: Option<DepartmentRef>,
     pub position: Option<String>,
     pub active: bool,
+    /// True when the source had no name and `first_name`/`last_name` were derived (from the
+    /// job role and employee number): the person is flagged "profile incomplete", and an
+    /// existing person keeps the name they have.
+    pub derived_name: bool,
 }
 
 #[derive(Debug, sqlx::FromRow)]
 struct Existing {
     id: Uuid,
-    email: String,
+    email: Option<String>,
     first_name: String,
     last_name: String,
     phone: Option<String>,
@@ -160,7 +167,10 @@ impl PeoplePage {
                 existing.entry(u.id).or_insert(u);
             }
         }
-        let email_owner = existing.values().map(|u| (u.email.clone(), u.id)).collect();
+        let email_owner = existing
+            .values()
+            .filter_map(|u| u.email.clone().map(|e| (e, u.id)))
+            .collect();
         let number_owner = existing
             .values()
             .filter_map(|u| u.employee_number.clone().map(|n| (n, u.id)))
@@ -175,20 +185,29 @@ impl PeoplePage {
         })
     }
 
-    /// The people that records without a link would adopt by their email.
+    /// The people that records without a link would adopt by their email (or, for records
+    /// without email, their employee number).
     pub fn adoptions(&self) -> Vec<Uuid> {
         self.records
             .iter()
             .filter(|r| r.linked.is_none())
-            .filter_map(|r| {
-                r.email
-                    .as_ref()
-                    .and_then(|e| self.email_owner.get(e.as_str()))
-            })
+            .filter_map(|r| self.owner(r))
             .copied()
             .collect::<HashSet<_>>()
             .into_iter()
             .collect()
+    }
+
+    /// Whom a record without a link names: the holder of its email, else (when it has no
+    /// email) of its employee number.
+    fn owner(&self, r: &PersonRecord) -> Option<&Uuid> {
+        match &r.email {
+            Some(e) => self.email_owner.get(e.as_str()),
+            None => r
+                .employee_number
+                .as_ref()
+                .and_then(|n| self.number_owner.get(n)),
+        }
     }
 
     /// Forbids adopting these people (the caller's source already stands for them through
@@ -209,15 +228,13 @@ impl PeoplePage {
         let records = std::mem::take(&mut self.records);
         let mut results = Vec::with_capacity(records.len());
         let mut inserts: Vec<(Uuid, &PersonRecord, Option<Uuid>)> = Vec::new();
-        let mut updates: Vec<(Uuid, &PersonRecord, String, Option<Uuid>)> = Vec::new();
+        let mut updates: Vec<(Uuid, &PersonRecord, Update)> = Vec::new();
         let mut claimed: HashSet<Uuid> = HashSet::new();
         for p in &records {
             let (result, change) = self.decide(p, &mut claimed);
             match change {
                 Some(Write::Insert(id, department)) => inserts.push((id, p, department)),
-                Some(Write::Update(id, email, department)) => {
-                    updates.push((id, p, email, department))
-                }
+                Some(Write::Update(id, update)) => updates.push((id, p, update)),
                 None => {}
             }
             results.push(result);
@@ -260,9 +277,7 @@ impl PeoplePage {
             },
         };
         let target = p.linked.or_else(|| {
-            p.email
-                .as_ref()
-                .and_then(|e| self.email_owner.get(e.as_str()))
+            self.owner(p)
                 .copied()
                 .filter(|id| !self.not_adoptable.contains(id))
         });
@@ -291,14 +306,10 @@ impl PeoplePage {
             );
         }
         let Some(current) = target.and_then(|id| self.existing.get(&id)) else {
-            let Some(email) = &p.email else {
-                return rejected(
-                    "an email address is required to add a person".into(),
-                    warning,
-                );
-            };
             let id = Uuid::now_v7();
-            self.email_owner.insert(email.as_str().to_string(), id);
+            if let Some(email) = &p.email {
+                self.email_owner.insert(email.as_str().to_string(), id);
+            }
             if let Some(n) = &p.employee_number {
                 self.number_owner.insert(n.clone(), id);
             }
@@ -315,7 +326,14 @@ impl PeoplePage {
         let email = p
             .email
             .as_ref()
-            .map_or(current.email.clone(), |e| e.as_str().to_string());
+            .map(|e| e.as_str().to_string())
+            .or_else(|| current.email.clone());
+        // A record without a name leaves the name the person has.
+        let (first_name, last_name) = if p.derived_name {
+            (current.first_name.clone(), current.last_name.clone())
+        } else {
+            (p.first_name.clone(), p.last_name.clone())
+        };
         // A department the source names but TrainFlow does not know leaves the current one.
         let department = department.or(if p.department.is_none() {
             None
@@ -326,8 +344,8 @@ impl PeoplePage {
         let mut fields = Vec::new();
         for (field, differs) in [
             ("email", email != current.email),
-            ("first_name", p.first_name != current.first_name),
-            ("last_name", p.last_name != current.last_name),
+            ("first_name", first_name != current.first_name),
+            ("last_name", last_name != current.last_name),
             ("phone", phone != current.phone),
             (
                 "employee_number",
@@ -363,7 +381,15 @@ impl PeoplePage {
         };
         (
             RecordResult { outcome, warning },
-            Some(Write::Update(id, email, department)),
+            Some(Write::Update(
+                id,
+                Update {
+                    email,
+                    first_name,
+                    last_name,
+                    department,
+                },
+            )),
         )
     }
 }
@@ -378,10 +404,19 @@ fn rejected(reason: String, warning: Option<String>) -> (RecordResult, Option<Wr
     )
 }
 
-/// The write one record needs: the person's id and department (and email, for updates).
+/// The write one record needs: the person's id and department (and, for updates, what the
+/// record leaves as it is).
 enum Write {
     Insert(Uuid, Option<Uuid>),
-    Update(Uuid, String, Option<Uuid>),
+    Update(Uuid, Update),
+}
+
+/// The values of an update that are not simply the record's.
+struct Update {
+    email: Option<String>,
+    first_name: String,
+    last_name: String,
+    department: Option<Uuid>,
 }
 
 /// The audit form of an outcome (`None` when nothing changed).
@@ -511,20 +546,22 @@ async fn insert_people(
             let mut cols = PersonColumns::default();
             for (id, p, department) in people {
                 let email = p.email.as_ref().map(|e| e.as_str().to_string());
-                cols.push(*id, email.unwrap_or_default(), p, *department);
+                cols.push(*id, email, &p.first_name, &p.last_name, p, *department);
                 cols.external_id.push(p.external_id.clone());
+                cols.username.push(import_username(p));
             }
             sqlx::query(
                 "insert into users (tenant_id, id, email, username, first_name, last_name, phone,
                         employee_number, department_id, position, role, is_active, external_id,
-                        created_at, updated_at)
-                 select $1, u.id, u.email, u.email, u.first_name, u.last_name, u.phone,
+                        profile_incomplete, created_at, updated_at)
+                 select $1, u.id, u.email, u.username, u.first_name, u.last_name, u.phone,
                         u.employee_number, u.department_id, u.position, 'employee', u.is_active,
-                        u.external_id, $2, $2
+                        u.external_id, u.derived, $2, $2
                    from unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
-                               $8::text[], $9::uuid[], $10::text[], $11::bool[], $12::text[])
+                               $8::text[], $9::uuid[], $10::text[], $11::bool[], $12::text[],
+                               $13::bool[], $14::text[])
                      as u(id, email, first_name, last_name, phone, employee_number, department_id,
-                          position, is_active, external_id)",
+                          position, is_active, external_id, derived, username)",
             )
             .bind(tenant)
             .bind(now)
@@ -538,6 +575,8 @@ async fn insert_people(
             .bind(cols.position)
             .bind(cols.is_active)
             .bind(cols.external_id)
+            .bind(cols.derived)
+            .bind(cols.username)
             .execute(&mut *c)
             .await?;
         }
@@ -545,14 +584,14 @@ async fn insert_people(
             let mut qb = QueryBuilder::new(
                 "insert into users (tenant_id, id, email, username, first_name, last_name, phone,
                         employee_number, department_id, position, role, is_active, external_id,
-                        created_at, updated_at) ",
+                        profile_incomplete, created_at, updated_at) ",
             );
             qb.push_values(people, |mut row, (id, p, department)| {
                 let email = p.email.as_ref().map(EmailAddress::as_str);
                 row.push_bind(tenant)
                     .push_bind(*id)
                     .push_bind(email)
-                    .push_bind(email)
+                    .push_bind(import_username(p))
                     .push_bind(&p.first_name)
                     .push_bind(&p.last_name)
                     .push_bind(p.phone.as_ref().map(PhoneNumber::as_str))
@@ -562,6 +601,7 @@ async fn insert_people(
                     .push_bind("employee")
                     .push_bind(p.active)
                     .push_bind(&p.external_id)
+                    .push_bind(p.derived_name)
                     .push_bind(now)
                     .push_bind(now);
             });
@@ -575,7 +615,7 @@ async fn insert_people(
 /// Never touches a role, a password or an external id.
 async fn update_people(
     tx: &mut TenantTx,
-    people: &[(Uuid, &PersonRecord, String, Option<Uuid>)],
+    people: &[(Uuid, &PersonRecord, Update)],
     now: OffsetDateTime,
 ) -> ApiResult<()> {
     if people.is_empty() {
@@ -585,19 +625,27 @@ async fn update_people(
     match tx.conn() {
         Conn::Postgres(c) => {
             let mut cols = PersonColumns::default();
-            for (id, p, email, department) in people {
-                cols.push(*id, email.clone(), p, *department);
+            for (id, p, u) in people {
+                cols.push(
+                    *id,
+                    u.email.clone(),
+                    &u.first_name,
+                    &u.last_name,
+                    p,
+                    u.department,
+                );
             }
             sqlx::query(
                 "update users u
                     set email = v.email, first_name = v.first_name, last_name = v.last_name,
                         phone = v.phone, employee_number = v.employee_number,
                         department_id = v.department_id, position = v.position,
-                        is_active = v.is_active, deleted_at = null, updated_at = $2
+                        is_active = v.is_active, deleted_at = null, updated_at = $2,
+                        profile_incomplete = u.profile_incomplete and v.derived
                    from unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
-                               $8::text[], $9::uuid[], $10::text[], $11::bool[])
+                               $8::text[], $9::uuid[], $10::text[], $11::bool[], $12::bool[])
                      as v(id, email, first_name, last_name, phone, employee_number, department_id,
-                          position, is_active)
+                          position, is_active, derived)
                   where u.tenant_id = $1 and u.id = v.id",
             )
             .bind(tenant)
@@ -611,31 +659,34 @@ async fn update_people(
             .bind(cols.department_id)
             .bind(cols.position)
             .bind(cols.is_active)
+            .bind(cols.derived)
             .execute(&mut *c)
             .await?;
         }
         Conn::Sqlite(c) => {
             let mut qb = QueryBuilder::new(
                 "with v (id, email, first_name, last_name, phone, employee_number, department_id,
-                         position, is_active) as (",
+                         position, is_active, derived) as (",
             );
-            qb.push_values(people, |mut row, (id, p, email, department)| {
+            qb.push_values(people, |mut row, (id, p, u)| {
                 row.push_bind(*id)
-                    .push_bind(email.as_str())
-                    .push_bind(&p.first_name)
-                    .push_bind(&p.last_name)
+                    .push_bind(u.email.as_deref())
+                    .push_bind(&u.first_name)
+                    .push_bind(&u.last_name)
                     .push_bind(p.phone.as_ref().map(PhoneNumber::as_str))
                     .push_bind(&p.employee_number)
-                    .push_bind(*department)
+                    .push_bind(u.department)
                     .push_bind(&p.position)
-                    .push_bind(p.active);
+                    .push_bind(p.active)
+                    .push_bind(p.derived_name);
             });
             qb.push(
                 ") update users
                     set email = v.email, first_name = v.first_name, last_name = v.last_name,
                         phone = v.phone, employee_number = v.employee_number,
                         department_id = v.department_id, position = v.position,
-                        is_active = v.is_active, deleted_at = null, updated_at = ",
+                        is_active = v.is_active, deleted_at = null,
+                        profile_incomplete = users.profile_incomplete and v.derived, updated_at = ",
             )
             .push_bind(now)
             .push(" from v where users.tenant_id = ")
@@ -647,11 +698,23 @@ async fn update_people(
     Ok(())
 }
 
+/// The username of a person an import adds: their email, else their employee number, else the
+/// source's id, each prefixed so the three never collide.
+fn import_username(p: &PersonRecord) -> String {
+    match (&p.email, &p.employee_number) {
+        (Some(e), _) => e.as_str().to_string(),
+        (None, Some(n)) => format!("employee:{n}"),
+        (None, None) => format!("external:{}", p.external_id),
+    }
+}
+
 /// People as column arrays, for PostgreSQL's `unnest`.
 #[derive(Default)]
 struct PersonColumns {
     id: Vec<Uuid>,
-    email: Vec<String>,
+    email: Vec<Option<String>>,
+    username: Vec<String>,
+    derived: Vec<bool>,
     first_name: Vec<String>,
     last_name: Vec<String>,
     phone: Vec<Option<String>>,
@@ -663,11 +726,20 @@ struct PersonColumns {
 }
 
 impl PersonColumns {
-    fn push(&mut self, id: Uuid, email: String, p: &PersonRecord, department: Option<Uuid>) {
+    fn push(
+        &mut self,
+        id: Uuid,
+        email: Option<String>,
+        first_name: &str,
+        last_name: &str,
+        p: &PersonRecord,
+        department: Option<Uuid>,
+    ) {
         self.id.push(id);
         self.email.push(email);
-        self.first_name.push(p.first_name.clone());
-        self.last_name.push(p.last_name.clone());
+        self.derived.push(p.derived_name);
+        self.first_name.push(first_name.to_string());
+        self.last_name.push(last_name.to_string());
         self.phone
             .push(p.phone.as_ref().map(|n| n.as_str().to_string()));
         self.employee_number.push(p.employee_number.clone());

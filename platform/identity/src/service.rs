@@ -80,15 +80,104 @@ async fn insert_audited(
     Ok(user)
 }
 
-/// Whether `email` (any case) belongs to someone in the tenant, deleted people included.
-pub async fn email_taken(db: &Db, tenant: TenantId, email: &str) -> ApiResult<bool> {
+/// Sets (`Some`) or removes (`None`) the sign-in PIN of person `id`, unlocking it. An
+/// administrator may for anyone; a foreman only for the people who report to them.
+pub async fn set_pin(
+    db: &Db,
+    hasher: &Hasher,
+    ctx: &TenantCtx,
+    id: Uuid,
+    pin: Option<String>,
+) -> ApiResult<User> {
+    if let Some(p) = &pin {
+        if !crate::signin::is_pin(p) {
+            return Err(ApiError::field("pin", "must be 6 to 10 digits"));
+        }
+    }
+    // Check before hashing (tens of milliseconds): the permission and the person.
+    {
+        let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::PinSet).await?;
+        may_set_pin(&mut tx, &ctx, id).await?;
+        tx.commit().await?;
+    }
+    let hash = match pin {
+        Some(p) => Some(hasher.hash(p).await?),
+        None => None,
+    };
+    let now = trainflow_kernel::now();
+    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::PinSet).await?;
+    may_set_pin(&mut tx, &ctx, id).await?;
+    let before = users::get(&mut tx, id, false).await?;
+    let user = users::set_pin(&mut tx, id, hash.as_deref(), now).await?;
+    let action = if hash.is_some() {
+        "user.pin_set"
+    } else {
+        "user.pin_removed"
+    };
+    audit::record(
+        &mut tx,
+        Entry::by(&ctx, action).object("user", id).change(
+            Some(serde_json::json!({"has_pin": before.has_pin, "pin_locked": before.pin_locked})),
+            Some(serde_json::json!({"has_pin": user.has_pin, "pin_locked": user.pin_locked})),
+        ),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+async fn may_set_pin(tx: &mut TenantTx, ctx: &TenantCtx, id: Uuid) -> ApiResult<()> {
+    let supervisor = users::supervisor_of(tx, id).await?;
+    if ctx.role == Role::Administrator || supervisor == Some(ctx.user_id.0) {
+        Ok(())
+    } else {
+        // Only an administrator or the person's foreman may.
+        Err(ApiError::Forbidden)
+    }
+}
+
+/// Whether `email` (any case) or `employee_number` belongs to someone in the tenant, deleted
+/// people included.
+pub async fn login_taken(
+    db: &Db,
+    tenant: TenantId,
+    email: Option<&str>,
+    employee_number: Option<&str>,
+) -> ApiResult<bool> {
     let mut tx = TenantTx::begin_system(db, tenant).await?;
-    let email = email.trim().to_lowercase();
+    let email = email.map(|e| e.trim().to_lowercase());
+    let number = employee_number.map(str::trim);
     let found: Option<i32> = trainflow_kernel::sql!(tx.conn() => |c| sqlx::query_scalar(
-        "select 1 from users where tenant_id = $1 and email = $2")
-        .bind(tenant).bind(&email).fetch_optional(&mut *c).await)?;
+        "select 1 from users where tenant_id = $1 and (email = $2 or employee_number = $3)")
+        .bind(tenant).bind(&email).bind(number).fetch_optional(&mut *c).await)?;
     tx.commit().await?;
     Ok(found.is_some())
+}
+
+/// Sets a PIN on the platform's behalf (tenant manifests), audited with the `system` actor.
+pub async fn set_pin_as_system(
+    db: &Db,
+    hasher: &Hasher,
+    tenant: TenantId,
+    id: Uuid,
+    pin: &str,
+) -> ApiResult<User> {
+    if !crate::signin::is_pin(pin) {
+        return Err(ApiError::field("pin", "must be 6 to 10 digits"));
+    }
+    let hash = hasher.hash(pin.to_string()).await?;
+    let now = trainflow_kernel::now();
+    let mut tx = TenantTx::begin_system(db, tenant).await?;
+    let user = users::set_pin(&mut tx, id, Some(&hash), now).await?;
+    audit::record(
+        &mut tx,
+        Entry::as_actor("system", None, "user.pin_set", None).object("user", id),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(user)
 }
 
 /// Every active person of `tenant` as (email, id, role): the callers a tenant manifest's
@@ -437,6 +526,27 @@ pub async fn set_reporting_lines(
     .await?;
     tx.commit().await?;
     Ok(lines)
+}
+
+/// Sets a person's foreman on the platform's behalf (tenant manifests).
+pub async fn set_foreman_as_system(
+    db: &Db,
+    tenant: TenantId,
+    user: Uuid,
+    foreman: Uuid,
+) -> ApiResult<()> {
+    let now = trainflow_kernel::now();
+    let mut tx = TenantTx::begin_system(db, tenant).await?;
+    users::set_reporting_lines(&mut tx, user, Some(foreman), None, now).await?;
+    audit::record(
+        &mut tx,
+        Entry::as_actor("system", None, "user.reporting_lines", None)
+            .object("user", user)
+            .detail(serde_json::json!({"supervisor_id": foreman})),
+        now,
+    )
+    .await?;
+    tx.commit().await
 }
 
 /// A person's recorded activity (sign-ins and changes they made), newest first.

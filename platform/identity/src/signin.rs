@@ -46,51 +46,69 @@ pub async fn find_tenant(db: &Db, slug_or_domain: &str) -> ApiResult<Option<Tena
     Ok(t)
 }
 
-const INVALID: &str = "invalid organisation, email or password";
+const INVALID: &str = "invalid organisation, email or employee number, or password or PIN";
+const PIN_LOCKED: &str = "this PIN is locked after 10 failed attempts: ask your administrator or foreman to set a new one";
 
-/// Checks credentials with back-off and records the outcome (audit, counters). Returns the
-/// signed-in user and their tenant.
+/// Whether `secret` has the shape of a PIN (6–10 digits). Passwords are at least 12
+/// characters, so the two never overlap.
+pub fn is_pin(secret: &str) -> bool {
+    (6..=10).contains(&secret.len()) && secret.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Checks credentials with back-off and records the outcome (audit, counters). `login` is an
+/// email or, for people without email, an employee number; `secret` is a password or, for a
+/// person with a PIN, the PIN. Ten consecutive wrong PINs lock the PIN (the person is told)
+/// until an administrator or their foreman sets a new one. Returns the signed-in user and
+/// their tenant.
 pub async fn sign_in(
     deps: &AuthDeps,
     tenant_key: &str,
-    email: &str,
-    password: String,
+    login: users::Login,
+    secret: String,
     ip: Option<String>,
 ) -> ApiResult<(TenantId, User)> {
     let now = trainflow_kernel::now();
-    let keys = throttle::Keys::new(tenant_key, email, ip.as_deref());
+    let keys = throttle::Keys::new(tenant_key, &login.key(), ip.as_deref());
     throttle::check(&deps.db, &keys, now).await?;
 
     let tenant = find_tenant(&deps.db, tenant_key)
         .await?
         .filter(|t| t.status == "active");
-    let email = email.trim().to_lowercase();
     let found = match &tenant {
         Some(t) => {
             let mut tx = TenantTx::begin_system(&deps.db, TenantId(t.id)).await?;
-            let found = users::find_for_sign_in(&mut tx, &email).await?;
+            let found = users::find_for_sign_in(&mut tx, &login).await?;
             tx.commit().await?;
             found
         }
         None => None,
     };
-    let (user, hash) = match found {
-        Some((u, h)) => (Some(u), h),
-        None => (None, None),
-    };
+    let by_pin = found
+        .as_ref()
+        .is_some_and(|c| c.pin_hash.is_some() && is_pin(&secret));
+    let locked = by_pin && found.as_ref().is_some_and(|c| c.user.pin_locked);
+    let hash = found.as_ref().and_then(|c| {
+        if by_pin {
+            c.pin_hash.clone()
+        } else {
+            c.password_hash.clone()
+        }
+    });
     // Always verify (against a dummy hash when there is no user) so timing reveals nothing.
-    let ok =
-        deps.hasher.verify(password, hash).await? && user.as_ref().is_some_and(|u| u.is_active);
+    let ok = deps.hasher.verify(secret, hash).await?
+        && !locked
+        && found.as_ref().is_some_and(|c| c.user.is_active);
 
-    match (tenant, user, ok) {
+    match (tenant, found.map(|c| c.user), ok) {
         (Some(t), Some(user), true) => {
             throttle::record_success(&deps.db, &keys).await?;
             let tenant = TenantId(t.id);
             let mut tx = TenantTx::begin_system(&deps.db, tenant).await?;
             sql!(tx.conn() => |c| sqlx::query(
-                "update users set last_login_at = $3, last_active_at = $3, failed_login_attempts = 0
+                "update users set last_login_at = $3, last_active_at = $3, failed_login_attempts = 0,
+                        pin_failed_attempts = case when $4 then 0 else pin_failed_attempts end
                   where tenant_id = $1 and id = $2")
-                .bind(tenant).bind(user.id).bind(now).execute(&mut *c).await.map(drop))?;
+                .bind(tenant).bind(user.id).bind(now).bind(by_pin).execute(&mut *c).await.map(drop))?;
             audit::record(
                 &mut tx,
                 Entry::as_actor("user", Some(user.id), "auth.sign_in", ip).object("user", user.id),
@@ -102,11 +120,24 @@ pub async fn sign_in(
         }
         (tenant, user, _) => {
             throttle::record_failure(&deps.db, &keys, now).await?;
+            let mut now_locked = locked;
             if let (Some(t), Some(user)) = (tenant, user) {
                 let mut tx = TenantTx::begin_system(&deps.db, TenantId(t.id)).await?;
                 sql!(tx.conn() => |c| sqlx::query(
                     "update users set failed_login_attempts = failed_login_attempts + 1 where tenant_id = $1 and id = $2")
                     .bind(TenantId(t.id)).bind(user.id).execute(&mut *c).await.map(drop))?;
+                if by_pin && !locked {
+                    now_locked = users::pin_failed(&mut tx, user.id, now).await?;
+                    if now_locked {
+                        audit::record(
+                            &mut tx,
+                            Entry::as_actor("system", None, "auth.pin_locked", ip.clone())
+                                .object("user", user.id),
+                            now,
+                        )
+                        .await?;
+                    }
+                }
                 audit::record(
                     &mut tx,
                     Entry::as_actor("anonymous", None, "auth.sign_in_failed", ip)
@@ -116,7 +147,11 @@ pub async fn sign_in(
                 .await?;
                 tx.commit().await?;
             }
-            Err(ApiError::Unauthorized(INVALID))
+            Err(ApiError::Unauthorized(if now_locked {
+                PIN_LOCKED
+            } else {
+                INVALID
+            }))
         }
     }
 }

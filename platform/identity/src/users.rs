@@ -18,7 +18,8 @@ pub const USER_COLUMNS: &str =
     "u.id, u.email, u.username, u.first_name, u.last_name, u.phone, u.address,
     u.employee_number, u.department_id, d.name as department_name, u.position, u.gender, u.role,
     u.is_active, u.email_verified_at, u.last_active_at, u.last_login_at, u.failed_login_attempts,
-    u.external_id, u.created_at, u.updated_at, u.deleted_at";
+    u.external_id, u.pin_hash is not null as has_pin, u.pin_locked_at is not null as pin_locked,
+    u.profile_incomplete, u.created_at, u.updated_at, u.deleted_at";
 
 /// `from` clause matching [`USER_COLUMNS`].
 pub const USER_FROM: &str =
@@ -28,7 +29,7 @@ pub const USER_FROM: &str =
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserRow {
     pub id: Uuid,
-    pub email: String,
+    pub email: Option<String>,
     pub username: String,
     pub first_name: String,
     pub last_name: String,
@@ -46,6 +47,9 @@ pub struct UserRow {
     pub last_login_at: Option<OffsetDateTime>,
     pub failed_login_attempts: i32,
     pub external_id: Option<String>,
+    pub has_pin: bool,
+    pub pin_locked: bool,
+    pub profile_incomplete: bool,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub deleted_at: Option<OffsetDateTime>,
@@ -56,8 +60,9 @@ pub struct UserRow {
 #[oai(skip_serializing_if_is_none)]
 pub struct User {
     pub id: Uuid,
-    /// Sign-in email, lower case, unique in the tenant.
-    pub email: String,
+    /// Sign-in email, lower case, unique in the tenant. Absent for people without email
+    /// (frontline staff), who sign in with their employee number.
+    pub email: Option<String>,
     /// Unique in the tenant.
     pub username: String,
     pub first_name: String,
@@ -65,7 +70,7 @@ pub struct User {
     /// E.164, e.g. `+447700900123`.
     pub phone: Option<String>,
     pub address: Option<String>,
-    /// Unique in the tenant.
+    /// Unique in the tenant; with the organisation, it signs in a person without email.
     pub employee_number: Option<String>,
     pub department_id: Option<Uuid>,
     pub department_name: Option<String>,
@@ -73,6 +78,13 @@ pub struct User {
     pub gender: Option<String>,
     pub role: Role,
     pub is_active: bool,
+    /// Whether the person has a sign-in PIN (set by an administrator or their foreman).
+    pub has_pin: bool,
+    /// Whether their PIN is locked after 10 consecutive failures (until a new one is set).
+    pub pin_locked: bool,
+    /// True for people an import added without a name: their name was derived from the
+    /// import's mapping (job role and employee number) until someone completes the profile.
+    pub profile_incomplete: bool,
     /// False for people invited (e.g. by an HR sync) who have not set a password yet.
     pub email_verified: bool,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -113,6 +125,9 @@ impl From<UserRow> for User {
             last_login_at: r.last_login_at,
             failed_login_attempts: r.failed_login_attempts,
             external_id: r.external_id,
+            has_pin: r.has_pin,
+            pin_locked: r.pin_locked,
+            profile_incomplete: r.profile_incomplete,
             created_at: r.created_at,
             updated_at: r.updated_at,
             deleted_at: r.deleted_at,
@@ -126,17 +141,34 @@ impl User {
         serde_json::to_value(self).unwrap_or_default()
     }
 
-    /// "First Last", or the email when no name is known.
+    /// "First Last", else the email, else the employee number.
     pub fn display_name(&self) -> String {
-        let name = format!("{} {}", self.first_name, self.last_name)
-            .trim()
-            .to_string();
-        if name.is_empty() {
-            self.email.clone()
-        } else {
-            name
-        }
+        name_of(
+            &self.first_name,
+            &self.last_name,
+            self.email.as_deref(),
+            self.employee_number.as_deref(),
+        )
     }
+
+    /// What the person signs in with: their email, else their employee number.
+    pub fn login(&self) -> &str {
+        self.email
+            .as_deref()
+            .or(self.employee_number.as_deref())
+            .unwrap_or(&self.username)
+    }
+}
+
+/// "First Last", else the email, else the employee number (a person has one of the two).
+pub fn name_of(first: &str, last: &str, email: Option<&str>, number: Option<&str>) -> String {
+    let name = format!("{first} {last}").trim().to_string();
+    if !name.is_empty() {
+        return name;
+    }
+    email
+        .or(number)
+        .map_or_else(|| "(no name)".to_string(), str::to_string)
 }
 
 /// Body of `POST /users`. Optional fields may be left out or `null` (the same).
@@ -144,13 +176,18 @@ impl User {
 #[serde(deny_unknown_fields)]
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct CreateUser {
-    /// Sign-in email.
-    #[oai(validator(
-        max_length = 254,
-        pattern = r"^[\t\n\r ]*(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,64}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,32}\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,31}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,21}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,20}){2}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,16}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,15}){3}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,8}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,7}){4,7})@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+[\t\n\r ]*$"
-    ))]
-    pub email: String,
-    /// Defaults to the email.
+    /// Sign-in email. A person without one needs an `employee_number`, which they sign in
+    /// with.
+    #[oai(
+        nullable,
+        validator(
+            max_length = 254,
+            pattern = r"^[\t\n\r ]*(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,64}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,32}\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,31}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,21}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,20}){2}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,16}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,15}){3}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,8}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,7}){4,7})@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+[\t\n\r ]*$"
+        )
+    )]
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Defaults to the email, else the employee number.
     #[oai(
         nullable,
         validator(
@@ -220,11 +257,16 @@ pub struct CreateUser {
 #[serde(deny_unknown_fields)]
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct ReplaceUser {
-    #[oai(validator(
-        max_length = 254,
-        pattern = r"^[\t\n\r ]*(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,64}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,32}\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,31}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,21}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,20}){2}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,16}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,15}){3}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,8}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,7}){4,7})@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+[\t\n\r ]*$"
-    ))]
-    pub email: String,
+    /// A person without email needs an `employee_number`.
+    #[oai(
+        nullable,
+        validator(
+            max_length = 254,
+            pattern = r"^[\t\n\r ]*(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,64}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,32}\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,31}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,21}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,20}){2}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,16}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,15}){3}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,8}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,7}){4,7})@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+[\t\n\r ]*$"
+        )
+    )]
+    #[serde(default)]
+    pub email: Option<String>,
     #[oai(validator(
         max_length = 100,
         pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
@@ -269,16 +311,20 @@ pub struct ReplaceUser {
 }
 
 /// Body of `PATCH /users/{id}`: only the fields present change; `null` clears an optional one
-/// (the fields declared nullable; `null` for `email`, `username`, `role` or `is_active` is 422).
+/// (the fields declared nullable; `null` for `username`, `role` or `is_active` is 422). A
+/// person keeps an email or an employee number.
 #[derive(Debug, Clone, Default, Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct PatchUser {
     #[serde(default)]
-    #[oai(validator(
-        max_length = 254,
-        pattern = r"^[\t\n\r ]*(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,64}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,32}\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,31}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,21}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,20}){2}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,16}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,15}){3}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,8}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,7}){4,7})@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+[\t\n\r ]*$"
-    ))]
+    #[oai(
+        nullable,
+        validator(
+            max_length = 254,
+            pattern = r"^[\t\n\r ]*(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,64}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,32}\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,31}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,21}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,20}){2}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,16}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,15}){3}|[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,8}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,7}){4,7})@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+[\t\n\r ]*$"
+        )
+    )]
     pub email: MaybeUndefined<String>,
     #[serde(default)]
     #[oai(validator(
@@ -343,7 +389,7 @@ pub struct PatchUser {
 /// Validated, normalised user fields: what is written.
 #[derive(Debug, Clone)]
 pub struct UserFields {
-    pub email: EmailAddress,
+    pub email: Option<EmailAddress>,
     pub username: String,
     pub first_name: String,
     pub last_name: String,
@@ -361,7 +407,18 @@ impl ReplaceUser {
     /// Validates every field, collecting all errors.
     pub fn parse(self) -> Result<UserFields, ApiError> {
         let mut errors = FieldErrors::new();
-        let email = errors.check("email", EmailAddress::parse(&self.email));
+        let email = errors.check(
+            "email",
+            match self
+                .email
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+            {
+                Some(e) => EmailAddress::parse(e).map(Some),
+                None => Ok(None),
+            },
+        );
         let username = errors.check("username", bounded(&self.username, 1, 100));
         let first_name = errors.check("first_name", bounded(&self.first_name, 0, 100));
         let last_name = errors.check("last_name", bounded(&self.last_name, 0, 100));
@@ -384,6 +441,12 @@ impl ReplaceUser {
         );
         let position = errors.check("position", optional(self.position.as_deref(), 100));
         let gender = errors.check("gender", optional(self.gender.as_deref(), 30));
+        if matches!(email, Some(None)) && matches!(employee_number, Some(None)) {
+            errors.add(
+                "email",
+                "an email address or an employee number is required (people without email sign in with their employee number)",
+            );
+        }
         errors.into_result()?;
         Ok(UserFields {
             email: email.expect("checked"),
@@ -407,10 +470,15 @@ impl CreateUser {
     pub fn parse(self) -> Result<(UserFields, Option<String>), ApiError> {
         let password = self.password.clone().map(String::from);
         let replace = ReplaceUser {
-            username: self
-                .username
-                .clone()
-                .unwrap_or_else(|| self.email.trim().to_lowercase()),
+            username: self.username.clone().unwrap_or_else(|| {
+                self.email
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|e| !e.is_empty())
+                    .or(self.employee_number.as_deref().map(str::trim))
+                    .unwrap_or_default()
+                    .to_lowercase()
+            }),
             email: self.email,
             first_name: self.first_name.unwrap_or_default(),
             last_name: self.last_name.unwrap_or_default(),
@@ -451,7 +519,6 @@ impl PatchUser {
         }
         let mut errors = FieldErrors::new();
         for (name, is_null) in [
-            ("email", self.email.is_null()),
             ("username", self.username.is_null()),
             ("role", self.role.is_null()),
             ("is_active", self.is_active.is_null()),
@@ -462,7 +529,7 @@ impl PatchUser {
         }
         errors.into_result()?;
         ReplaceUser {
-            email: pick(self.email, Some(current.email.clone())).unwrap_or_default(),
+            email: pick(self.email, current.email.clone()),
             username: pick(self.username, Some(current.username.clone())).unwrap_or_default(),
             first_name: pick(self.first_name, Some(current.first_name.clone())).unwrap_or_default(),
             last_name: pick(self.last_name, Some(current.last_name.clone())).unwrap_or_default(),
@@ -549,6 +616,7 @@ impl UserWhere {
             let n = w.args.len() + 1;
             w.sql.push_str(&format!(
                 " and (lower(u.email) like ${n} escape '\\' or lower(u.username) like ${n} escape '\\'
+                       or lower(u.employee_number) like ${n} escape '\\'
                        or lower(u.first_name || ' ' || u.last_name) like ${n} escape '\\')"
             ));
             w.args.push(Arg::Text(pattern));
@@ -654,25 +722,113 @@ pub async fn get(tx: &mut TenantTx, id: Uuid, include_deleted: bool) -> ApiResul
     row.map(User::from).ok_or(ApiError::NotFound)
 }
 
-/// A user by sign-in email, with the password hash (sign-in only).
-pub async fn find_for_sign_in(
-    tx: &mut TenantTx,
-    email: &str,
-) -> ApiResult<Option<(User, Option<String>)>> {
+/// How a person names themselves at sign-in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Login {
+    /// Their email (lower case).
+    Email(String),
+    /// Their employee number, for people without email.
+    EmployeeNumber(String),
+}
+
+impl Login {
+    /// An entry with an `@` is an email; anything else is an employee number.
+    pub fn parse(raw: &str) -> Login {
+        let raw = raw.trim();
+        if raw.contains('@') {
+            Login::Email(raw.to_lowercase())
+        } else {
+            Login::EmployeeNumber(raw.to_string())
+        }
+    }
+
+    /// The key the sign-in throttle counts failures under.
+    pub fn key(&self) -> String {
+        match self {
+            Login::Email(e) => e.clone(),
+            Login::EmployeeNumber(n) => format!("#{n}"),
+        }
+    }
+}
+
+/// What sign-in needs of a person: their record and secrets' hashes.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub user: User,
+    pub password_hash: Option<String>,
+    pub pin_hash: Option<String>,
+    pub pin_failed_attempts: i32,
+}
+
+/// A person by email or employee number, with their secrets' hashes (sign-in only).
+pub async fn find_for_sign_in(tx: &mut TenantTx, login: &Login) -> ApiResult<Option<Credentials>> {
     let tenant = tx.tenant();
+    let (column, value) = match login {
+        Login::Email(e) => ("email", e.as_str()),
+        Login::EmployeeNumber(n) => ("employee_number", n.as_str()),
+    };
     let query = format!(
-        "select {USER_COLUMNS}, u.password_hash from {USER_FROM}
-          where u.tenant_id = $1 and u.email = $2 and u.deleted_at is null"
+        "select {USER_COLUMNS}, u.password_hash, u.pin_hash, u.pin_failed_attempts from {USER_FROM}
+          where u.tenant_id = $1 and u.{column} = $2 and u.deleted_at is null"
     );
     #[derive(sqlx::FromRow)]
     struct Row {
         #[sqlx(flatten)]
         user: UserRow,
         password_hash: Option<String>,
+        pin_hash: Option<String>,
+        pin_failed_attempts: i32,
     }
     let row: Option<Row> = sql!(tx.conn() => |c| sqlx::query_as(&query)
-        .bind(tenant).bind(email).fetch_optional(&mut *c).await)?;
-    Ok(row.map(|r| (r.user.into(), r.password_hash)))
+        .bind(tenant).bind(value).fetch_optional(&mut *c).await)?;
+    Ok(row.map(|r| Credentials {
+        user: r.user.into(),
+        password_hash: r.password_hash,
+        pin_hash: r.pin_hash,
+        pin_failed_attempts: r.pin_failed_attempts,
+    }))
+}
+
+/// Consecutive failed PINs after which a PIN locks.
+pub const PIN_ATTEMPTS: i32 = 10;
+
+/// Counts a failed PIN; returns whether the PIN is now locked.
+pub async fn pin_failed(tx: &mut TenantTx, id: Uuid, now: OffsetDateTime) -> ApiResult<bool> {
+    let tenant = tx.tenant();
+    let locked: Option<OffsetDateTime> = sql!(tx.conn() => |c| sqlx::query_scalar(
+        "update users set pin_failed_attempts = pin_failed_attempts + 1,
+                pin_locked_at = case when pin_failed_attempts + 1 >= $3 then coalesce(pin_locked_at, $4)
+                                     else pin_locked_at end
+          where tenant_id = $1 and id = $2 returning pin_locked_at")
+        .bind(tenant).bind(id).bind(PIN_ATTEMPTS).bind(now).fetch_one(&mut *c).await)?;
+    Ok(locked.is_some())
+}
+
+/// Sets (or, with `None`, removes) a person's PIN hash, unlocking it.
+pub async fn set_pin(
+    tx: &mut TenantTx,
+    id: Uuid,
+    hash: Option<&str>,
+    now: OffsetDateTime,
+) -> ApiResult<User> {
+    let tenant = tx.tenant();
+    let n = sql!(tx.conn() => |c| sqlx::query(
+        "update users set pin_hash = $3, pin_failed_attempts = 0, pin_locked_at = null, updated_at = $4
+          where tenant_id = $1 and id = $2 and deleted_at is null")
+        .bind(tenant).bind(id).bind(hash).bind(now).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    if n == 0 {
+        return Err(ApiError::NotFound);
+    }
+    get(tx, id, false).await
+}
+
+/// A person's foreman (`supervisor_id`).
+pub async fn supervisor_of(tx: &mut TenantTx, id: Uuid) -> ApiResult<Option<Uuid>> {
+    let tenant = tx.tenant();
+    let row: Option<Option<Uuid>> = sql!(tx.conn() => |c| sqlx::query_scalar(
+        "select supervisor_id from users where tenant_id = $1 and id = $2 and deleted_at is null")
+        .bind(tenant).bind(id).fetch_optional(&mut *c).await)?;
+    row.ok_or(ApiError::NotFound)
 }
 
 async fn check_department(tx: &mut TenantTx, department_id: Option<Uuid>) -> ApiResult<()> {
@@ -693,13 +849,14 @@ async fn check_department(tx: &mut TenantTx, department_id: Option<Uuid>) -> Api
 /// concurrent insert.
 async fn check_unique(tx: &mut TenantTx, f: &UserFields, except: Option<Uuid>) -> ApiResult<()> {
     let tenant = tx.tenant();
-    let rows: Vec<(String, String, Option<String>)> = sql!(tx.conn() => |c| sqlx::query_as(
+    let email = f.email.as_ref().map(EmailAddress::as_str);
+    let rows: Vec<(Option<String>, String, Option<String>)> = sql!(tx.conn() => |c| sqlx::query_as(
         "select email, username, employee_number from users
           where tenant_id = $1 and (email = $2 or username = $3 or employee_number = $4) and ($5 is null or id <> $5)")
-        .bind(tenant).bind(f.email.as_str()).bind(&f.username).bind(&f.employee_number).bind(except)
+        .bind(tenant).bind(email).bind(&f.username).bind(&f.employee_number).bind(except)
         .fetch_all(&mut *c).await)?;
     let mut errors = FieldErrors::new();
-    if rows.iter().any(|r| r.0 == f.email.as_str()) {
+    if email.is_some() && rows.iter().any(|r| r.0.as_deref() == email) {
         errors.add("email", "another user already has this email");
     }
     if rows.iter().any(|r| r.1 == f.username) {
@@ -751,7 +908,7 @@ pub async fn insert(
                             employee_number, department_id, position, gender, role, password_hash,
                             is_active, email_verified_at, external_id, created_at, updated_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18)")
-        .bind(tenant).bind(id).bind(f.email.as_str()).bind(&f.username).bind(&f.first_name)
+        .bind(tenant).bind(id).bind(f.email.as_ref().map(EmailAddress::as_str)).bind(&f.username).bind(&f.first_name)
         .bind(&f.last_name).bind(f.phone.as_ref().map(PhoneNumber::as_str)).bind(&f.address)
         .bind(&f.employee_number).bind(f.department_id).bind(&f.position).bind(&f.gender)
         .bind(f.role.as_str()).bind(&password_hash).bind(f.is_active).bind(verified).bind(external_id).bind(now)
@@ -772,9 +929,10 @@ pub async fn update(
     let n = sql!(tx.conn() => |c| sqlx::query(
         "update users set email = $3, username = $4, first_name = $5, last_name = $6, phone = $7,
                 address = $8, employee_number = $9, department_id = $10, position = $11, gender = $12,
-                role = $13, is_active = $14, updated_at = $15
+                role = $13, is_active = $14, updated_at = $15,
+                profile_incomplete = profile_incomplete and first_name = $5 and last_name = $6
           where tenant_id = $1 and id = $2 and deleted_at is null")
-        .bind(tenant).bind(id).bind(f.email.as_str()).bind(&f.username).bind(&f.first_name)
+        .bind(tenant).bind(id).bind(f.email.as_ref().map(EmailAddress::as_str)).bind(&f.username).bind(&f.first_name)
         .bind(&f.last_name).bind(f.phone.as_ref().map(PhoneNumber::as_str)).bind(&f.address)
         .bind(&f.employee_number).bind(f.department_id).bind(&f.position).bind(&f.gender)
         .bind(f.role.as_str()).bind(f.is_active).bind(now)
@@ -912,7 +1070,10 @@ pub fn actor_label(kind: &str) -> &'static str {
     }
 }
 
-/// "First Last" (or the email) of each of `ids` that exists.
+/// (id, first name, last name, email, employee number).
+type NameRow = (Uuid, String, String, Option<String>, Option<String>);
+
+/// The display name ([`name_of`]) of each of `ids` that exists.
 pub async fn display_names(
     tx: &mut TenantTx,
     ids: &[Uuid],
@@ -922,26 +1083,20 @@ pub async fn display_names(
     for chunk in ids.chunks(100) {
         let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
         let statement = format!(
-            "select id, first_name, last_name, email from users where tenant_id = $1 and id in ({})",
+            "select id, first_name, last_name, email, employee_number from users where tenant_id = $1 and id in ({})",
             placeholders.join(", ")
         );
-        let rows: Vec<(Uuid, String, String, String)> = sql!(tx.conn() => |c| {
+        let rows: Vec<NameRow> = sql!(tx.conn() => |c| {
             let mut query = sqlx::query_as(&statement).bind(tenant);
             for id in chunk {
                 query = query.bind(*id);
             }
             query.fetch_all(&mut *c).await
         })?;
-        for (id, first, last, email) in rows {
-            let name = format!("{first} {last}");
-            let name = name.trim();
+        for (id, first, last, email, number) in rows {
             out.insert(
                 id,
-                if name.is_empty() {
-                    email
-                } else {
-                    name.to_string()
-                },
+                name_of(&first, &last, email.as_deref(), number.as_deref()),
             );
         }
     }
@@ -965,7 +1120,7 @@ mod tests {
 
     fn replace() -> ReplaceUser {
         ReplaceUser {
-            email: "A@Example.com".into(),
+            email: Some("A@Example.com".into()),
             username: "a".into(),
             first_name: "Ann".into(),
             last_name: "Lee".into(),
@@ -983,14 +1138,14 @@ mod tests {
     #[test]
     fn a_valid_record_is_normalised() {
         let f = replace().parse().unwrap();
-        assert_eq!(f.email.as_str(), "a@example.com");
+        assert_eq!(f.email.unwrap().as_str(), "a@example.com");
         assert_eq!(f.phone.unwrap().as_str(), "+447700900123");
     }
 
     #[test]
     fn every_invalid_field_is_reported_at_once() {
         let mut r = replace();
-        r.email = "nope".into();
+        r.email = Some("nope".into());
         r.phone = Some("12345".into());
         match r.parse() {
             Err(ApiError::Validation(f)) => {
@@ -999,6 +1154,27 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_person_needs_an_email_or_an_employee_number() {
+        let mut r = replace();
+        r.email = None;
+        match r.clone().parse() {
+            Err(ApiError::Validation(f)) => assert!(f.0.contains_key("email"), "{f:?}"),
+            other => panic!("{other:?}"),
+        }
+        r.employee_number = Some("E1".into());
+        assert!(r.parse().unwrap().email.is_none());
+    }
+
+    #[test]
+    fn an_at_sign_tells_an_email_from_an_employee_number() {
+        assert_eq!(Login::parse(" A@B.test "), Login::Email("a@b.test".into()));
+        assert_eq!(
+            Login::parse(" E1001 "),
+            Login::EmployeeNumber("E1001".into())
+        );
     }
 
     #[test]

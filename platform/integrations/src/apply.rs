@@ -383,10 +383,10 @@ async fn save_links(
 fn parse_person(e: Employee) -> Result<PersonRecord, String> {
     let first_name = e.first_name.trim().to_string();
     let last_name = e.last_name.trim().to_string();
-    if first_name.is_empty() || first_name.len() > 100 {
-        return Err("first name must be 1 to 100 characters".into());
+    if first_name.chars().count() > 100 {
+        return Err("first name must be at most 100 characters".into());
     }
-    if last_name.len() > 100 {
+    if last_name.chars().count() > 100 {
         return Err("last name must be at most 100 characters".into());
     }
     let email = match e.email.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
@@ -403,17 +403,33 @@ fn parse_person(e: Employee) -> Result<PersonRecord, String> {
             other => Ok(other),
         }
     };
+    let employee_number = clip(e.employee_number, 50, "employee number")?;
+    let position = clip(e.position, 100, "position")?;
+    // Frontline exports often carry no names: the person is shown by job role and employee
+    // number ("Track Operative 10234") and flagged "profile incomplete" until someone adds one.
+    let derived_name = first_name.is_empty() && last_name.is_empty();
+    let (first_name, last_name) = if derived_name {
+        (
+            position.clone().unwrap_or_else(|| "Employee".into()),
+            employee_number
+                .clone()
+                .unwrap_or_else(|| e.external_id.chars().take(100).collect()),
+        )
+    } else {
+        (first_name, last_name)
+    };
     Ok(PersonRecord {
         email,
         phone,
-        employee_number: clip(e.employee_number, 50, "employee number")?,
+        employee_number,
         department: clip(e.org_unit_external_id, 200, "org unit")?.map(DepartmentRef::Key),
-        position: clip(e.position, 100, "position")?,
+        position,
         external_id: e.external_id,
         linked: None,
         first_name,
         last_name,
         active: e.active,
+        derived_name,
     })
 }
 

@@ -78,6 +78,7 @@ impl Role {
             Broadcast => matches!(self, Manager | TrainingOfficer | Administrator),
             CertificationsManage => matches!(self, TrainingOfficer | Administrator),
             ComplianceRead => matches!(self, Foreman | Manager | TrainingOfficer | Administrator),
+            PinSet => matches!(self, Foreman | Administrator),
         }
     }
 }
@@ -113,6 +114,9 @@ pub enum Permission {
     CertificationsManage,
     /// See who is compliant, expiring or expired.
     ComplianceRead,
+    /// Set or remove a person's sign-in PIN (administrators for anyone; foremen for the
+    /// people who report to them).
+    PinSet,
 }
 
 impl Permission {
@@ -128,6 +132,7 @@ impl Permission {
             Permission::Broadcast => "broadcast",
             Permission::CertificationsManage => "certifications_manage",
             Permission::ComplianceRead => "compliance_read",
+            Permission::PinSet => "pin_set",
         }
     }
 
@@ -141,6 +146,7 @@ impl Permission {
                 | Permission::Integrations
                 | Permission::Broadcast
                 | Permission::CertificationsManage
+                | Permission::PinSet
         )
     }
 }

@@ -121,13 +121,28 @@ impl Db {
                 .context("applying PostgreSQL migrations")?;
             grant_app_role(&mut conn).await?;
         } else {
-            let mut conn = SqliteConnection::connect_with(&sqlite_options(url)?)
-                .await
-                .context("opening SQLite")?;
+            // Foreign keys are not enforced while migrating, as SQLite prescribes for rebuilding
+            // a table others refer to (the pragma is a no-op inside the transaction each
+            // migration runs in); every reference is checked once they are applied.
+            let mut conn =
+                SqliteConnection::connect_with(&sqlite_options(url)?.foreign_keys(false))
+                    .await
+                    .context("opening SQLite")?;
             sqlx::migrate!("../../migrations/sqlite")
                 .run(&mut conn)
                 .await
                 .context("applying SQLite migrations")?;
+            let broken: Vec<(String, Option<i64>, String)> =
+                sqlx::query_as("select \"table\", rowid, parent from pragma_foreign_key_check")
+                    .fetch_all(&mut conn)
+                    .await
+                    .context("checking foreign keys after the migrations")?;
+            if let Some((table, rowid, parent)) = broken.first() {
+                anyhow::bail!(
+                    "after the migrations, {} rows refer to missing rows (first: {table} row {rowid:?} → {parent})",
+                    broken.len()
+                );
+            }
         }
         Ok(())
     }

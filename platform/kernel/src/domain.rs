@@ -311,8 +311,12 @@ pub mod patterns {
     /// A file name: like [`TEXT`], without slashes or backslashes.
     pub const FILE_NAME: &str = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F/\\]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000/\\][^\x00-\x08\x0B-\x1F\x7F-\x9F/\\]*$";
 
+    /// A sign-in PIN: 6 to 10 digits (passwords are at least 12 characters, so the two never
+    /// overlap).
+    pub const PIN: &str = r"^[0-9]{6,10}$";
+
     /// Every pattern above, for the check that the document uses no other text pattern.
-    pub const ALL: [&str; 12] = [
+    pub const ALL: [&str; 13] = [
         TEXT,
         TEXT_2,
         OPTIONAL_TEXT,
@@ -325,6 +329,7 @@ pub mod patterns {
         YEAR_1900_2999,
         LOGO_URL,
         FILE_NAME,
+        PIN,
     ];
 }
 
@@ -472,6 +477,7 @@ mod tests {
             (patterns::COLOUR, "#1f4E79"),
             (patterns::YEAR_1900_2999, "2026-05-01"),
             (patterns::FILE_NAME, "certificate (1).pdf"),
+            (patterns::PIN, "204861"),
         ] {
             assert!(matches(pattern, value), "{pattern} refuses {value:?}");
         }
@@ -485,6 +491,8 @@ mod tests {
             (patterns::YEAR_1900_2999, "3000-01-01"),
             (patterns::FILE_NAME, "../x"),
             (patterns::TIME_ZONE, "Europe"),
+            (patterns::PIN, "12"),
+            (patterns::PIN, "12345678901"),
         ] {
             assert!(!matches(pattern, value), "{pattern} admits {value:?}");
         }

@@ -31,6 +31,9 @@ pub struct Notice {
     /// Send on these channels whatever the preferences say (a link a person must receive to
     /// act, such as an approval request). In-app is always kept.
     pub required_channels: Vec<Channel>,
+    /// Set on the copy a foreman or manager gets for a person who has neither email nor a
+    /// phone (so a relayed notice is never relayed again).
+    pub relayed_for: Option<Uuid>,
 }
 
 impl Notice {
@@ -51,19 +54,25 @@ impl Notice {
             email_template: None,
             sms: None,
             required_channels: Vec::new(),
+            relayed_for: None,
         }
     }
 }
 
-/// A notification's recipient: (id, email, phone, organisation, active, tenant settings).
-type Recipient = (
-    Uuid,
-    String,
-    Option<String>,
-    String,
-    bool,
-    sqlx::types::Json<serde_json::Value>,
-);
+/// A notification's recipient.
+#[derive(sqlx::FromRow)]
+struct Recipient {
+    id: Uuid,
+    email: Option<String>,
+    phone: Option<String>,
+    first_name: String,
+    last_name: String,
+    /// Their foreman, else their line manager: who is told when the person cannot be reached.
+    relay: Option<Uuid>,
+    organisation: String,
+    active: bool,
+    settings: sqlx::types::Json<serde_json::Value>,
+}
 
 /// What [`notify`] wrote.
 #[derive(Debug, Default, Clone)]
@@ -114,9 +123,27 @@ pub async fn notify_many(
         statements: 0,
     };
     let mut cache = HashMap::new();
+    let mut relays = Vec::new();
     for page in notices.chunks(NOTICES_PER_PAGE) {
-        notify_page(tx, page, public_url, now, &mut cache, &mut out).await?;
+        notify_page(tx, page, public_url, now, &mut cache, &mut out, &mut relays).await?;
     }
+    // People without email or phone: their foreman or manager is told instead (once; a
+    // relayed notice is not relayed again).
+    let mut relayed = NotifiedMany::default();
+    let mut unused = Vec::new();
+    for page in relays.chunks(NOTICES_PER_PAGE) {
+        notify_page(
+            tx,
+            page,
+            public_url,
+            now,
+            &mut cache,
+            &mut relayed,
+            &mut unused,
+        )
+        .await?;
+    }
+    out.statements += relayed.statements;
     Ok(out)
 }
 
@@ -127,6 +154,7 @@ async fn notify_page(
     now: OffsetDateTime,
     cache: &mut HashMap<&'static str, templates::Template>,
     out: &mut NotifiedMany,
+    relays: &mut Vec<Notice>,
 ) -> ApiResult<()> {
     let tenant = tx.tenant();
     let mut ids: Vec<Uuid> = notices.iter().map(|n| n.user_id).collect();
@@ -134,7 +162,9 @@ async fn notify_page(
     ids.dedup();
     let rows: Vec<Recipient> = sql!(tx.conn() => |c| {
         let mut qb = QueryBuilder::new(
-            "select u.id, u.email, u.phone, t.name, u.is_active and u.deleted_at is null, t.settings
+            "select u.id, u.email, u.phone, u.first_name, u.last_name,
+                    coalesce(u.supervisor_id, u.manager_id) as relay, t.name as organisation,
+                    u.is_active and u.deleted_at is null as active, t.settings
                from directory_people u join directory_tenants t on t.id = u.tenant_id
               where u.tenant_id = ");
         qb.push_bind(tenant).push(" and u.id in (");
@@ -144,19 +174,25 @@ async fn notify_page(
         qb.build_query_as().fetch_all(&mut *c).await
     })?;
     out.statements += 1;
-    let people: HashMap<Uuid, Recipient> = rows.into_iter().map(|r| (r.0, r)).collect();
+    let people: HashMap<Uuid, Recipient> = rows.into_iter().map(|r| (r.id, r)).collect();
     if people.len() != ids.len() {
         return Err(ApiError::NotFound);
     }
-    let active: Vec<Uuid> = ids.iter().copied().filter(|id| people[id].4).collect();
+    let active: Vec<Uuid> = ids.iter().copied().filter(|id| people[id].active).collect();
     let wants = preferences_of_many(tx, &active).await?;
     out.statements += u64::from(!active.is_empty());
 
     let mut notifications: Vec<(Uuid, &Notice)> = Vec::with_capacity(notices.len());
     let mut messages: Vec<(Uuid, Message)> = Vec::new();
     for notice in notices {
-        let (_, email, phone, organisation, active, settings) = &people[&notice.user_id];
-        if !active {
+        let person = &people[&notice.user_id];
+        let (email, phone, organisation, settings) = (
+            &person.email,
+            &person.phone,
+            &person.organisation,
+            &person.settings,
+        );
+        if !person.active {
             out.notified.push(Notified::default());
             continue;
         }
@@ -180,7 +216,30 @@ async fn notify_page(
             notification: Some(id),
             ..Notified::default()
         };
-        if wanted(Channel::Email) {
+        // Someone without email gets by SMS what would have gone by email, when they have a
+        // phone; otherwise their foreman (or manager) is told.
+        let unreachable_by_email = email.is_none() && wanted(Channel::Email);
+        let sms_instead = unreachable_by_email && phone.is_some() && offered(Channel::Sms);
+        if unreachable_by_email && !sms_instead && notice.relayed_for.is_none() {
+            if let Some(to) = person.relay {
+                let name = format!("{} {}", person.first_name, person.last_name);
+                let name = name.trim();
+                let mut relay = Notice::new(
+                    to,
+                    notice.kind,
+                    notice.priority,
+                    format!("For {name}: {}", notice.title),
+                    format!(
+                        "{name} has no email address or mobile number in TrainFlow, so please pass this on. {}",
+                        notice.body
+                    ),
+                );
+                relay.link = notice.link.clone();
+                relay.relayed_for = Some(notice.user_id);
+                relays.push(relay);
+            }
+        }
+        if let Some(email) = email.as_ref().filter(|_| wanted(Channel::Email)) {
             let (name, mut vars) = notice
                 .email_template
                 .clone()
@@ -211,7 +270,10 @@ async fn notify_page(
                 },
             ));
         }
-        if let Some(phone) = phone.as_ref().filter(|_| wanted(Channel::Sms)) {
+        if let Some(phone) = phone
+            .as_ref()
+            .filter(|_| wanted(Channel::Sms) || sms_instead)
+        {
             let text = notice.sms.clone().unwrap_or_else(|| match &link {
                 Some(l) => format!("{}: {} {l}", organisation, notice.title),
                 None => format!("{}: {}", organisation, notice.title),

@@ -497,12 +497,14 @@ async fn administrator_ctx(
     let mut tx = trainflow_kernel::db::TenantTx::begin_system(db, tenant)
         .await
         .map_err(anyhow_api)?;
-    let found = trainflow_identity::users::find_for_sign_in(&mut tx, &email.to_lowercase())
+    let login = trainflow_identity::users::Login::Email(email.to_lowercase());
+    let found = trainflow_identity::users::find_for_sign_in(&mut tx, &login)
         .await
-        .map_err(anyhow_api)?;
+        .map_err(anyhow_api)?
+        .map(|c| c.user);
     tx.commit().await.map_err(anyhow_api)?;
     match found {
-        Some((user, _)) if user.role == Role::Administrator && user.is_active => {
+        Some(user) if user.role == Role::Administrator && user.is_active => {
             Ok(trainflow_kernel::auth::TenantCtx {
                 tenant_id: tenant,
                 user_id: trainflow_kernel::UserId(user.id),
@@ -669,7 +671,7 @@ async fn user_command(settings: Settings, command: UserCommand) -> anyhow::Resul
         .map_err(anyhow_api)?
         .with_context(|| format!("no tenant {tenant}"))?;
     let body = CreateUser {
-        email,
+        email: Some(email),
         username: None,
         first_name,
         last_name,
@@ -691,7 +693,7 @@ async fn user_command(settings: Settings, command: UserCommand) -> anyhow::Resul
     )
     .await
     .map_err(anyhow_api)?;
-    println!("user {} ({}) in {tenant}", user.email, user.id);
+    println!("user {} ({}) in {tenant}", user.login(), user.id);
     Ok(())
 }
 

@@ -307,13 +307,13 @@ fn a_partner_tests_a_connector_locally_with_a_file() {
     let csv = dir.join("people.csv");
     std::fs::write(
         &csv,
-        "Employee ID,First name,Surname\nE1,Ada,Lovelace\nE2,,Nameless\nE3,Alan,Turing\n",
+        "Employee ID,First name,Surname,Active\nE1,Ada,Lovelace,yes\nE2,Bo,Nameless,maybe\nE3,Alan,Turing,yes\n",
     )
     .unwrap();
     let config = dir.join("config.json");
     std::fs::write(
         &config,
-        r#"{"entity": "employee", "columns": {"external_id": "Employee ID", "first_name": "First name", "last_name": "Surname"}}"#,
+        r#"{"entity": "employee", "columns": {"external_id": "Employee ID", "first_name": "First name", "last_name": "Surname", "active": "Active"}}"#,
     )
     .unwrap();
     let wasm = plugins_dir().join("trainflow_connector_csv.wasm");
@@ -332,7 +332,10 @@ fn a_partner_tests_a_connector_locally_with_a_file() {
     assert!(text.contains("com.trainflow.csv"), "{text}");
     assert!(text.contains("page 2:"), "two pages of two: {text}");
     assert!(text.contains("total: 2 entities"), "{text}");
-    assert!(text.contains("row 3: first_name is empty"), "{text}");
+    assert!(
+        text.contains("row 3: active `maybe` is not yes or no"),
+        "{text}"
+    );
     assert!(
         text.contains("instructions") && text.contains("peak memory"),
         "{text}"

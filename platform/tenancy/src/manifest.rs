@@ -21,6 +21,7 @@ use trainflow_kernel::{
     manifest::{ManifestPart, ManifestScope},
     TenantId, UserId,
 };
+use uuid::Uuid;
 
 use crate::tenants::{self, NewTenant, Operator};
 
@@ -58,7 +59,8 @@ pub struct DepartmentSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserSpec {
-    pub email: String,
+    /// Absent for people without email, who then need an employee number.
+    pub email: Option<String>,
     pub first_name: String,
     pub last_name: String,
     pub role: Role,
@@ -68,6 +70,21 @@ pub struct UserSpec {
     pub employee_number: Option<String>,
     /// Demo manifests only; real tenants invite people instead.
     pub password: Option<String>,
+    /// Demo manifests only: a sign-in PIN (6–10 digits) for a person without email.
+    pub pin: Option<String>,
+    /// The email of the person's foreman (who is told what a person without email or phone
+    /// cannot be told, and may set their PIN).
+    pub foreman: Option<String>,
+}
+
+impl UserSpec {
+    /// How errors name this person.
+    fn label(&self) -> String {
+        self.email
+            .clone()
+            .or_else(|| self.employee_number.clone())
+            .unwrap_or_else(|| format!("{} {}", self.first_name, self.last_name))
+    }
 }
 
 /// What applying a manifest did.
@@ -157,6 +174,7 @@ pub async fn apply(
     let departments = departments(&mut tx).await.map_err(anyhow_api)?;
     tx.commit().await.map_err(anyhow_api)?;
 
+    let mut foremen: Vec<(Uuid, &str)> = Vec::new();
     for u in &m.users {
         let department_id = match &u.department {
             Some(name) => Some(
@@ -164,13 +182,18 @@ pub async fn apply(
                     .iter()
                     .find(|d| &d.name == name)
                     .map(|d| d.id)
-                    .with_context(|| format!("user {}: unknown department {name}", u.email))?,
+                    .with_context(|| format!("user {}: unknown department {name}", u.label()))?,
             ),
             None => None,
         };
-        if service::email_taken(db, tenant_id, &u.email)
-            .await
-            .map_err(anyhow_api)?
+        if service::login_taken(
+            db,
+            tenant_id,
+            u.email.as_deref(),
+            u.employee_number.as_deref(),
+        )
+        .await
+        .map_err(anyhow_api)?
         {
             continue;
         }
@@ -189,11 +212,36 @@ pub async fn apply(
             is_active: Some(true),
             password: u.password.clone().map(Into::into),
         };
-        service::create_user_as_system(db, hasher, tenant_id, body)
+        let user = service::create_user_as_system(db, hasher, tenant_id, body)
             .await
             .map_err(anyhow_api)
-            .with_context(|| format!("user {}", u.email))?;
+            .with_context(|| format!("user {}", u.label()))?;
+        if let Some(foreman) = &u.foreman {
+            foremen.push((user.id, foreman.as_str()));
+        }
+        if let Some(pin) = &u.pin {
+            service::set_pin_as_system(db, hasher, tenant_id, user.id, pin)
+                .await
+                .map_err(anyhow_api)
+                .with_context(|| format!("user {}: pin", u.label()))?;
+        }
         applied.users_created += 1;
+    }
+
+    if !foremen.is_empty() {
+        let people = service::people_by_email(db, tenant_id)
+            .await
+            .map_err(anyhow_api)?;
+        for (user, foreman) in foremen {
+            let id = people
+                .iter()
+                .find(|(email, _, _)| email.eq_ignore_ascii_case(foreman))
+                .map(|p| p.1)
+                .with_context(|| format!("unknown foreman {foreman}"))?;
+            service::set_foreman_as_system(db, tenant_id, user, id)
+                .await
+                .map_err(anyhow_api)?;
+        }
     }
 
     if !parts.is_empty() {

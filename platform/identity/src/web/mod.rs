@@ -100,7 +100,11 @@ pub fn mount(route: Route, deps: AuthDeps) -> Route {
             "/users/:id/delete",
             post(people::delete_user).data(pages.clone()),
         )
-        .at("/users/:id/restore", post(people::restore_user).data(pages))
+        .at(
+            "/users/:id/restore",
+            post(people::restore_user).data(pages.clone()),
+        )
+        .at("/users/:id/pin", post(people::set_pin).data(pages))
 }
 
 /// Portal sessions, for the web layer's extractors.

@@ -112,6 +112,10 @@ pub(super) async fn users_page(
             ("saved", "Changes saved."),
             ("deactivated", "The person was deactivated and signed out."),
             ("restored", "The person was restored."),
+            (
+                "pin",
+                "The PIN was set. Tell the person in person; it is not shown again.",
+            ),
         ],
     );
     render(
@@ -157,6 +161,23 @@ pub(super) struct UserForm {
     password: String,
 }
 
+impl UserForm {
+    /// The form showing `u` as stored.
+    fn of(u: &User) -> Self {
+        UserForm {
+            email: u.email.clone().unwrap_or_default(),
+            first_name: u.first_name.clone(),
+            last_name: u.last_name.clone(),
+            phone: u.phone.clone().unwrap_or_default(),
+            employee_number: u.employee_number.clone().unwrap_or_default(),
+            position: u.position.clone().unwrap_or_default(),
+            role: u.role.as_str().into(),
+            department_id: u.department_id.map(|d| d.to_string()).unwrap_or_default(),
+            password: String::new(),
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "user_form.html")]
 struct UserFormPage {
@@ -168,6 +189,8 @@ struct UserFormPage {
     errors: Errors,
     roles: Vec<(&'static str, &'static str)>,
     departments: Vec<Department>,
+    /// The person's PIN: (has one, locked), when editing.
+    pin: Option<(bool, bool)>,
 }
 
 async fn form_page(
@@ -182,6 +205,13 @@ async fn form_page(
         Some(id) => format!("/portal/users/{id}"),
         None => "/portal/users".into(),
     };
+    let pin = match user_id {
+        Some(id) => {
+            let u = service::get_user(&pages.deps.db, me.ctx(), id, false).await?;
+            Some((u.has_pin, u.pin_locked))
+        }
+        None => None,
+    };
     render(
         &UserFormPage {
             nav: me.nav("users"),
@@ -194,6 +224,7 @@ async fn form_page(
             departments: service::list_departments(&pages.deps.db, me.ctx(), None)
                 .await?
                 .0,
+            pin,
         },
         status,
     )
@@ -239,7 +270,7 @@ pub(super) async fn create_user(
 ) -> PageResult {
     let body = parse_department(&f.department_id).and_then(|department_id| {
         Ok(CreateUser {
-            email: f.email.clone(),
+            email: blank(&f.email),
             username: None,
             first_name: Some(f.first_name.clone()),
             last_name: Some(f.last_name.clone()),
@@ -289,17 +320,7 @@ pub(super) async fn edit_user(
 ) -> PageResult {
     may_write(&me.session)?;
     let u = service::get_user(&pages.deps.db, me.ctx(), id.0, false).await?;
-    let form = UserForm {
-        email: u.email.clone(),
-        first_name: u.first_name.clone(),
-        last_name: u.last_name.clone(),
-        phone: u.phone.clone().unwrap_or_default(),
-        employee_number: u.employee_number.clone().unwrap_or_default(),
-        position: u.position.clone().unwrap_or_default(),
-        role: u.role.as_str().into(),
-        department_id: u.department_id.map(|d| d.to_string()).unwrap_or_default(),
-        password: String::new(),
-    };
+    let form = UserForm::of(&u);
     form_page(
         &pages,
         &me,
@@ -323,7 +344,7 @@ pub(super) async fn update_user(
             let form = &f;
             service::write_user(&pages.deps.db, me.ctx(), id.0, move |current: &User| {
                 ReplaceUser {
-                    email: form.email.clone(),
+                    email: blank(&form.email),
                     username: current.username.clone(),
                     first_name: form.first_name.clone(),
                     last_name: form.last_name.clone(),
@@ -378,4 +399,46 @@ pub(super) async fn restore_user(
 ) -> PageResult {
     service::restore_user(&pages.deps.db, me.ctx(), id.0).await?;
     Ok(Redirect::see_other("/portal/users?notice=restored").into_response())
+}
+
+#[derive(Deserialize)]
+pub(super) struct PinForm {
+    #[serde(default)]
+    pin: String,
+}
+
+/// Sets a person's sign-in PIN from their edit page (which stays open with the error when the
+/// PIN is refused).
+#[handler]
+pub(super) async fn set_pin(
+    pages: Data<&Arc<IdentityPages>>,
+    id: Path<Uuid>,
+    Submitted(me, f): Submitted<PinForm>,
+) -> PageResult {
+    let pin = f.pin.trim().to_string();
+    match service::set_pin(
+        &pages.deps.db,
+        &pages.deps.hasher,
+        me.ctx(),
+        id.0,
+        Some(pin),
+    )
+    .await
+    {
+        Ok(_) => Ok(Redirect::see_other("/portal/users?notice=pin").into_response()),
+        Err(e) => {
+            let errors = field_errors(e)?;
+            let u = service::get_user(&pages.deps.db, me.ctx(), id.0, false).await?;
+            let form = UserForm::of(&u);
+            form_page(
+                &pages,
+                &me,
+                Some(id.0),
+                form,
+                errors,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+    }
 }

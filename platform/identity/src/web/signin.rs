@@ -107,13 +107,13 @@ pub(super) async fn login(
     let too_long = organisation.len() > 253 || f.email.len() > 254 || f.password.len() > 128;
     let outcome = if too_long {
         Err(ApiError::Unauthorized(
-            "invalid organisation, email or password",
+            "invalid organisation, email or employee number, or password or PIN",
         ))
     } else {
         signin::sign_in(
             &pages.deps,
             &organisation,
-            &f.email,
+            crate::users::Login::parse(&f.email),
             f.password,
             client_ip(req),
         )
@@ -132,8 +132,12 @@ pub(super) async fn login(
                     "Too many attempts. Wait a moment and try again.",
                     StatusCode::TOO_MANY_REQUESTS,
                 ),
+                ApiError::Unauthorized(m) if m.contains("PIN is locked") => (
+                    "Your PIN is locked after 10 failed attempts. Ask your administrator or foreman to set a new one.",
+                    StatusCode::UNAUTHORIZED,
+                ),
                 _ => (
-                    "That organisation, email and password do not match an active account.",
+                    "That organisation, email or employee number, and password or PIN do not match an active account.",
                     StatusCode::UNAUTHORIZED,
                 ),
             };
