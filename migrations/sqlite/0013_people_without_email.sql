@@ -36,6 +36,7 @@ create table users_0013 (
     pin_failed_attempts   integer not null default 0,
     pin_locked_at         text,
     profile_incomplete    boolean not null default 0,
+    bio                   text,
     created_at            text not null,
     updated_at            text not null,
     deleted_at            text,
@@ -58,3 +59,15 @@ create view directory_people as
 select tenant_id, id, email, first_name, last_name, phone, role, department_id,
        supervisor_id, manager_id, is_active, created_at, deleted_at
   from users;
+
+-- Profile pictures, resized and re-encoded by the server (never the uploaded bytes).
+create table user_avatars (
+    tenant_id    blob not null references tenants (id),
+    user_id      blob not null,
+    content_type text not null,
+    image        blob not null,
+    etag         text not null,
+    updated_at   text not null,
+    primary key (tenant_id, user_id),
+    foreign key (tenant_id, user_id) references users (tenant_id, id)
+);

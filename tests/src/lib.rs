@@ -789,6 +789,28 @@ impl TestApp {
         (id_of(&d), email)
     }
 
+    /// A new person of `which` with a picture (uploaded by themselves).
+    pub async fn fresh_avatar(&self, which: Which) -> Uuid {
+        let (id, email) = self
+            .fresh_person(which, Role::Employee, Some(PASSWORD))
+            .await;
+        let signed = self
+            .sign_in(&self.tenant(which).slug, &email, PASSWORD)
+            .await;
+        let token = signed["data"]["access_token"].as_str().expect("signed in");
+        let (s, b) = self
+            .call_raw(
+                Method::PUT,
+                "/api/v1/users/me/avatar",
+                Some(token),
+                "image/png",
+                png(32, 24),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        id
+    }
+
     /// A new person of `which`, soft-deleted.
     pub async fn deleted_user(&self, which: Which) -> Uuid {
         let id = self.fresh_user(which).await;
@@ -1080,6 +1102,17 @@ pub fn csv_installation(unique: &str) -> Value {
 fn person_csv() -> Vec<u8> {
     let u = short_unique();
     format!("Id,First,Last,Email\nE{u},Ann,Lee,ann.{u}@example.com\n").into_bytes()
+}
+
+/// A `width` × `height` PNG.
+pub fn png(width: u32, height: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 160])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .expect("encode a PNG");
+    out.into_inner()
 }
 
 /// 12 random hex digits.

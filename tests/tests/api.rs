@@ -1908,3 +1908,103 @@ async fn a_person_without_email_signs_in_with_employee_number_and_pin_which_lock
     .await;
     assert_eq!(s, StatusCode::OK, "{b}");
 }
+
+/// A picture is checked, squared, resized and re-encoded by the server, served with an ETag
+/// (304 when current), visible in the tenant only, and removable; what is not a picture, or
+/// too large, is refused at the field and stores nothing.
+#[tokio::test]
+async fn a_person_sets_a_picture_the_server_resizes_and_serves_with_cache_headers() {
+    let app = TestApp::spawn().await;
+    let (id, email) = app
+        .fresh_person(Which::A, Role::Employee, Some(PASSWORD))
+        .await;
+    let signed = app.sign_in(&app.a.slug, &email, PASSWORD).await;
+    let me = signed["data"]["access_token"].as_str().unwrap().to_string();
+    let put = |bytes: Vec<u8>, kind: &'static str| {
+        let (app, me) = (app.clone(), me.clone());
+        async move {
+            app.call_raw(
+                Method::PUT,
+                "/api/v1/users/me/avatar",
+                Some(&me),
+                kind,
+                bytes,
+            )
+            .await
+        }
+    };
+    // Not a picture; a truncated one; 6 MB: refused, nothing stored.
+    let (s, b) = put(b"%PDF-1.7 a certificate".to_vec(), "application/pdf").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert!(b["error"]["fields"]["file"].is_array(), "{b}");
+    let (s, b) = put(trainflow_tests::png(50, 50)[..60].to_vec(), "image/png").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    let mut huge = trainflow_tests::png(8, 8);
+    huge.resize(6 * 1024 * 1024, 0);
+    let (s, _) = put(huge, "image/png").await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(app.count("user_avatars", app.a.id).await, 0);
+
+    let (s, b) = put(trainflow_tests::png(640, 480), "image/png").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["data"]["has_avatar"], true);
+    let url = format!("{}/api/v1/users/{id}/avatar", app.base);
+    let colleague = app.token(Which::A, Role::Manager).await;
+    let resp = app
+        .client
+        .get(&url)
+        .bearer_auth(&colleague)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "image/jpeg");
+    assert!(resp.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("max-age"));
+    let etag = resp.headers()["etag"].to_str().unwrap().to_string();
+    let picture = image::load_from_memory(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!((picture.width(), picture.height()), (256, 256));
+    let again = app
+        .client
+        .get(&url)
+        .bearer_auth(&colleague)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    // Another tenant does not see it.
+    let other = app.token(Which::B, Role::Administrator).await;
+    let resp = app
+        .client
+        .get(&url)
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+
+    // A bio beside it.
+    let (s, b) = app
+        .call(Method::PUT, "/api/v1/users/me", Some(&me),
+              Some(json!({"first_name": "Fixture", "last_name": "Person", "bio": "Welder, 12 years on the line."})))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["data"]["bio"], "Welder, 12 years on the line.");
+    assert_eq!(b["data"]["has_avatar"], true);
+
+    let (s, _) = app
+        .call(Method::DELETE, "/api/v1/users/me/avatar", Some(&me), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let resp = app
+        .client
+        .get(&url)
+        .bearer_auth(&colleague)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+}

@@ -72,6 +72,8 @@ enum Target {
     DeletedUser,
     /// Tenant A's employee, whose foreman is tenant A's foreman.
     Employee,
+    /// A new person of tenant A with a picture.
+    Avatar,
     /// A new (active) tenant.
     Tenant,
     /// A new tenant, suspended.
@@ -315,6 +317,28 @@ fn ops() -> Vec<Op> {
             "/api/v1/users/{id}/restore",
             Tenant(UsersWrite),
             T::DeletedUser,
+            none,
+        ),
+        op(
+            Method::PUT,
+            "/api/v1/users/me/avatar",
+            Tenant(SelfService),
+            T::None,
+            // Sent as the raw file (see `send`).
+            none,
+        ),
+        op(
+            Method::DELETE,
+            "/api/v1/users/me/avatar",
+            Tenant(SelfService),
+            T::None,
+            none,
+        ),
+        op(
+            Method::GET,
+            "/api/v1/users/{id}/avatar",
+            Tenant(SelfService),
+            T::Avatar,
             none,
         ),
         op(
@@ -992,6 +1016,7 @@ async fn fixture(app: &TestApp, op: &Op, caller: Caller, operator: &str) -> Ctx 
         Target::User => app.fresh_user(a).await.to_string(),
         Target::DeletedUser => app.deleted_user(a).await.to_string(),
         Target::Employee => app.a.people[&Role::Employee].to_string(),
+        Target::Avatar => app.fresh_avatar(a).await.to_string(),
         Target::Tenant => fresh_tenant(app, operator, false).await,
         Target::SuspendedTenant => fresh_tenant(app, operator, true).await,
         Target::Installation => app.fresh_installation(a, "incremental").await.to_string(),
@@ -1109,6 +1134,17 @@ async fn send(
                 token,
                 "application/pdf",
                 b"%PDF-1.4".to_vec(),
+            )
+            .await;
+    }
+    if op.path.ends_with("/avatar") && op.method == Method::PUT {
+        return app
+            .call_raw(
+                Method::PUT,
+                path,
+                token,
+                "image/png",
+                trainflow_tests::png(16, 16),
             )
             .await;
     }
@@ -1323,6 +1359,7 @@ async fn tenant_a_objects(app: &TestApp) -> BTreeMap<Target, Ctx> {
         (Target::User, app.fresh_user(a).await.to_string()),
         (Target::DeletedUser, app.deleted_user(a).await.to_string()),
         (Target::Employee, employee.to_string()),
+        (Target::Avatar, app.fresh_avatar(a).await.to_string()),
         (Target::Tenant, app.a.id.to_string()),
         (Target::SuspendedTenant, app.a.id.to_string()),
         (

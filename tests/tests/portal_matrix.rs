@@ -74,6 +74,8 @@ enum Target {
     DeletedUser,
     /// Tenant A's employee (whose foreman is tenant A's foreman).
     Employee,
+    /// A new person of tenant A with a picture.
+    Avatar,
     /// A certification of the caller (tenant A's employee for another tenant's caller).
     OwnCertification,
     /// A pending renewal request of tenant A's employee (foreman and manager on its reporting
@@ -300,6 +302,29 @@ fn routes() -> Vec<PortalRoute> {
             Granted(UsersWrite),
             Csrf::Session,
             Target::DeletedUser,
+            nothing,
+            303,
+        ),
+        page(
+            "/portal/users/:id/avatar",
+            Granted(SelfService),
+            Target::Avatar,
+            "",
+        ),
+        form(
+            "/portal/profile/avatar",
+            Granted(SelfService),
+            Csrf::Multipart,
+            Target::None,
+            // A picture (see `multipart`).
+            nothing,
+            303,
+        ),
+        form(
+            "/portal/profile/avatar/delete",
+            Granted(SelfService),
+            Csrf::Session,
+            Target::None,
             nothing,
             303,
         ),
@@ -607,6 +632,7 @@ async fn fixture(app: &TestApp, route: &PortalRoute, role: Role) -> Fx {
         Target::User => app.fresh_user(a).await.to_string(),
         Target::DeletedUser => app.deleted_user(a).await.to_string(),
         Target::Employee => app.a.people[&Role::Employee].to_string(),
+        Target::Avatar => app.fresh_avatar(a).await.to_string(),
         Target::OwnCertification => app.fresh_certification(a, person).await.to_string(),
         Target::Renewal => app.fresh_renewal(a).await.to_string(),
         Target::OwnNotification => app.fresh_notification(a, person).await.to_string(),
@@ -759,6 +785,11 @@ fn multipart(route: &PortalRoute, token: &Token, accepted: bool) -> reqwest::mul
         .part(
             "component",
             reqwest::multipart::Part::bytes(wasm).file_name("connector.wasm"),
+        )
+    } else if route.pattern.ends_with("/avatar") {
+        form.part(
+            "file",
+            reqwest::multipart::Part::bytes(trainflow_tests::png(20, 20)).file_name("me.png"),
         )
     } else {
         let csv = format!(

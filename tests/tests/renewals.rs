@@ -2035,3 +2035,103 @@ async fn a_tenant_chooses_its_reminder_offsets_and_whether_sms_is_offered() {
         .await;
     assert_eq!(sms[0].0, 0);
 }
+
+/// A person without email gets by SMS what would have gone by email when they have a mobile
+/// number; a person with neither is not forgotten: their foreman is told, in the portal and by
+/// email, with the person's name.
+#[tokio::test]
+async fn a_reminder_for_someone_without_email_goes_by_sms_or_else_to_their_foreman() {
+    let app = TestApp::spawn().await;
+    enable_sms(&app).await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let foreman = app.a.people[&Role::Foreman];
+    let mut people = Vec::new();
+    for (number, first, phone) in [
+        ("R1001", "Phoebe", Some("+447700900777")),
+        ("R1002", "Lone", None),
+    ] {
+        let (s, p) = app
+            .call(
+                Method::POST,
+                "/api/v1/users",
+                Some(&admin),
+                Some(json!({"employee_number": format!("{number}-{}", trainflow_tests::short_unique()),
+                            "first_name": first, "last_name": "Worker", "phone": phone})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{p}");
+        let person = id(&p);
+        app.set_reporting_lines(Which::A, person, Some(foreman), None)
+            .await;
+        people.push(person);
+    }
+    let (s, t) = app
+        .call(
+            Method::POST,
+            "/api/v1/certification-types",
+            Some(&admin),
+            Some(
+                json!({"code": "TRK", "name": "Track safety", "validity_months": 12,
+                        "renewal_window_days": 60}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{t}");
+    let expires = today() + time::Duration::days(30);
+    for person in &people {
+        let (s, c) = app
+            .call(
+                Method::POST,
+                "/api/v1/certifications",
+                Some(&admin),
+                Some(json!({"user_id": person, "type_id": id(&t),
+                            "issued_on": (expires - time::Duration::days(364)).to_string(),
+                            "expires_on": expires.to_string()})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{c}");
+    }
+    let scan = app
+        .renewals
+        .expiry_reminders_in(&[app.a.id], OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert_eq!(scan.reminded, 2, "{scan:?}");
+
+    let outbox: Vec<(String, String)> = app
+        .owner_rows(
+            "select channel, recipient from outbox where tenant_id = $1 order by created_at",
+            app.a.id,
+        )
+        .await;
+    assert!(
+        outbox.contains(&("sms".into(), "+447700900777".into())),
+        "Phoebe gets an SMS instead: {outbox:?}"
+    );
+    let foreman_email = trainflow_tests::email_of(&app.a.slug, Role::Foreman);
+    assert!(
+        outbox.contains(&("email".into(), foreman_email)),
+        "the foreman is emailed about Lone: {outbox:?}"
+    );
+    assert_eq!(outbox.len(), 2, "nothing else is sent: {outbox:?}");
+    let foreman_token = app.token(Which::A, Role::Foreman).await;
+    let (_, inbox) = app
+        .call(
+            Method::GET,
+            "/api/v1/notifications",
+            Some(&foreman_token),
+            None,
+        )
+        .await;
+    let titles: Vec<&str> = inbox["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        titles,
+        ["For Lone Worker: Track safety expires in 30 days"],
+        "{inbox}"
+    );
+}

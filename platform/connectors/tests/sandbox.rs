@@ -49,7 +49,7 @@ fn request(max: u32, cursor: Option<String>, stream: &str) -> PageRequest {
 const PEOPLE: &str = "Employee ID,First name,Surname,Email,Department,Status\n\
 E1,Ada,Lovelace,ada@example.com,Engineering,active\n\
 E2,\"Grace, Rear Admiral\",Hopper,grace@example.com,Engineering,yes\n\
-E3,,Nameless,nobody@example.com,Engineering,active\n\
+,Nameless,Nobody,nobody@example.com,Engineering,active\n\
 E4,Alan,Turing,alan@example.com,Research,left\n\
 E5,Katherine,Johnson,kj@example.com,Research,maybe\n\
 E6,Edsger,Dijkstra,ewd@example.com,Research,active";
@@ -107,7 +107,7 @@ async fn the_csv_connector_pages_through_a_file_reporting_bad_rows_by_number() {
         .collect();
     assert_eq!(refs.len(), 2, "{refs:?}");
     assert_eq!(refs[0].0, "row 4");
-    assert!(refs[0].1.contains("first_name"));
+    assert!(refs[0].1.contains("external_id"));
     assert_eq!(refs[1].0, "row 6");
     assert!(refs[1].1.contains("maybe"));
     assert!(session.total.fuel > 0, "instructions are counted");

@@ -1,11 +1,15 @@
 //! HTTP API of the identity context: tokens, users, departments and the audit log.
 
-use poem_openapi::{param::Path, param::Query, payload::Json, Object, OpenApi, Tags};
+use poem_openapi::{
+    param::{Header, Path, Query},
+    payload::{Binary, Json},
+    ApiResponse, Object, OpenApi, Tags,
+};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use trainflow_kernel::{
     auth::{client_ip, Role, TenantAuth},
-    body::Body,
+    body::{Body, File},
     db::{unique_violation_field, TenantTx},
     domain::bounded,
     envelope::{created, ok, parse_sort, Created, List, NoContent, Ok200, Page},
@@ -142,6 +146,31 @@ pub struct UpdateMe {
         validator(max_length = 30, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")
     )]
     pub gender: Option<String>,
+    /// A few words about oneself (at most 1,000 characters).
+    #[oai(
+        nullable,
+        validator(max_length = 1000, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")
+    )]
+    #[serde(default)]
+    pub bio: Option<String>,
+}
+
+/// How long a browser may keep a picture before revalidating it.
+pub const AVATAR_CACHE: &str = "private, max-age=300";
+
+/// A person's picture.
+#[derive(ApiResponse)]
+pub enum AvatarResponse {
+    /// The picture.
+    #[oai(status = 200, content_type = "image/jpeg")]
+    Image(
+        Binary<Vec<u8>>,
+        #[oai(header = "ETag")] String,
+        #[oai(header = "Cache-Control")] String,
+    ),
+    /// The copy named in `If-None-Match` is current.
+    #[oai(status = 304)]
+    NotModified(#[oai(header = "ETag")] String),
 }
 
 /// Body of `POST /users/me/password`.
@@ -313,8 +342,44 @@ impl IdentityApi {
             phone: b.phone,
             address: b.address,
             gender: b.gender,
+            bio: b.bio,
         };
         Ok(ok(service::update_me(&self.deps.db, &auth.0, edit).await?))
+    }
+
+    /// Set one's picture: a PNG or JPEG (the request body; at most 5 MiB and 8,000 pixels a
+    /// side). The server squares it, resizes it to 256 × 256 and re-encodes it as JPEG.
+    #[oai(path = "/users/me/avatar", method = "put", tag = "Tag::Users")]
+    async fn set_avatar(&self, auth: TenantAuth, mut body: File) -> ApiResult<Ok200<User>> {
+        Ok(ok(
+            service::set_avatar(&self.deps.db, &auth.0, &mut body).await?
+        ))
+    }
+
+    /// Remove one's picture (`204` also when there was none).
+    #[oai(path = "/users/me/avatar", method = "delete", tag = "Tag::Users")]
+    async fn remove_avatar(&self, auth: TenantAuth) -> ApiResult<NoContent> {
+        service::remove_avatar(&self.deps.db, &auth.0).await?;
+        Ok(NoContent::NoContent)
+    }
+
+    /// A person's picture (256 × 256 JPEG), with an `ETag`: send it back in `If-None-Match`
+    /// for a `304` when it has not changed.
+    #[oai(path = "/users/:id/avatar", method = "get", tag = "Tag::Users")]
+    async fn avatar(
+        &self,
+        auth: TenantAuth,
+        id: Path<Uuid>,
+        /// The `ETag` of the copy one has.
+        #[oai(name = "If-None-Match", validator(max_length = 200))]
+        if_none_match: Header<Option<String>>,
+    ) -> ApiResult<AvatarResponse> {
+        let a = service::avatar(&self.deps.db, &auth.0, id.0).await?;
+        Ok(if if_none_match.0.as_deref() == Some(a.etag.as_str()) {
+            AvatarResponse::NotModified(a.etag)
+        } else {
+            AvatarResponse::Image(Binary(a.image), a.etag, AVATAR_CACHE.into())
+        })
     }
 
     /// Change one's own password. Every refresh token and portal session of the person ends,

@@ -7,6 +7,7 @@
 
 pub mod account_links;
 pub mod api;
+pub mod avatars;
 pub mod batch;
 pub mod jobs;
 pub mod password;

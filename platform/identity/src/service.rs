@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::{
     api::Department,
+    avatars,
     password::Hasher,
     users::{self, CreateUser, ReplaceUser, User, UserFields, UserFilter},
 };
@@ -135,6 +136,64 @@ async fn may_set_pin(tx: &mut TenantTx, ctx: &TenantCtx, id: Uuid) -> ApiResult<
         // Only an administrator or the person's foreman may.
         Err(ApiError::Forbidden)
     }
+}
+
+/// Sets one's own picture from an upload: checked first (no lock is held while the client
+/// sends), then read up to [`avatars::MAX_UPLOAD_BYTES`] (413 past it), decoded, squared,
+/// resized and re-encoded off the runtime, then stored and audited.
+pub async fn set_avatar(
+    db: &Db,
+    ctx: &TenantCtx,
+    file: &mut trainflow_kernel::body::File,
+) -> ApiResult<User> {
+    {
+        let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::SelfService).await?;
+        users::get(&mut tx, ctx.user_id.0, false).await?;
+        tx.commit().await?;
+    }
+    let bytes = file.read(avatars::MAX_UPLOAD_BYTES).await?;
+    let avatar = tokio::task::spawn_blocking(move || avatars::normalise(&bytes))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))??;
+    let now = trainflow_kernel::now();
+    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::SelfService).await?;
+    let me = ctx.user_id.0;
+    avatars::put(&mut tx, me, &avatar, now).await?;
+    audit::record(
+        &mut tx,
+        Entry::by(&ctx, "user.avatar_set")
+            .object("user", me)
+            .detail(serde_json::json!({"bytes": avatar.image.len(), "etag": avatar.etag})),
+        now,
+    )
+    .await?;
+    let user = users::get(&mut tx, me, false).await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+/// Removes one's own picture (idempotent: no picture is already the outcome asked for).
+pub async fn remove_avatar(db: &Db, ctx: &TenantCtx) -> ApiResult<()> {
+    let now = trainflow_kernel::now();
+    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::SelfService).await?;
+    let me = ctx.user_id.0;
+    if avatars::delete(&mut tx, me).await? {
+        audit::record(
+            &mut tx,
+            Entry::by(&ctx, "user.avatar_removed").object("user", me),
+            now,
+        )
+        .await?;
+    }
+    tx.commit().await
+}
+
+/// A person's picture, for anyone of the tenant (404 when they have none).
+pub async fn avatar(db: &Db, ctx: &TenantCtx, user: Uuid) -> ApiResult<avatars::Avatar> {
+    let (mut tx, _) = TenantTx::begin(db, ctx, Permission::SelfService).await?;
+    let found = avatars::get(&mut tx, user).await?;
+    tx.commit().await?;
+    found.ok_or(ApiError::NotFound)
 }
 
 /// Whether `email` (any case) or `employee_number` belongs to someone in the tenant, deleted
@@ -278,6 +337,7 @@ pub struct SelfEdit {
     pub phone: Option<String>,
     pub address: Option<String>,
     pub gender: Option<String>,
+    pub bio: Option<String>,
 }
 
 /// Updates one's own profile.
@@ -300,7 +360,11 @@ pub async fn update_me(db: &Db, ctx: &TenantCtx, edit: SelfEdit) -> ApiResult<Us
         is_active: before.is_active,
     }
     .parse()?;
-    let after = users::update(&mut tx, before.id, &fields, now).await?;
+    let bio = trainflow_kernel::domain::optional(edit.bio.as_deref(), 1000)
+        .map_err(|m| ApiError::field("bio", m))?;
+    users::update(&mut tx, before.id, &fields, now).await?;
+    users::set_bio(&mut tx, before.id, bio.as_deref(), now).await?;
+    let after = users::get(&mut tx, before.id, false).await?;
     audit::record(
         &mut tx,
         Entry::by(&ctx, "user.update_self")

@@ -19,7 +19,9 @@ pub const USER_COLUMNS: &str =
     u.employee_number, u.department_id, d.name as department_name, u.position, u.gender, u.role,
     u.is_active, u.email_verified_at, u.last_active_at, u.last_login_at, u.failed_login_attempts,
     u.external_id, u.pin_hash is not null as has_pin, u.pin_locked_at is not null as pin_locked,
-    u.profile_incomplete, u.created_at, u.updated_at, u.deleted_at";
+    u.profile_incomplete, u.bio,
+    exists (select 1 from user_avatars a where a.tenant_id = u.tenant_id and a.user_id = u.id) as has_avatar,
+    u.created_at, u.updated_at, u.deleted_at";
 
 /// `from` clause matching [`USER_COLUMNS`].
 pub const USER_FROM: &str =
@@ -50,6 +52,8 @@ pub struct UserRow {
     pub has_pin: bool,
     pub pin_locked: bool,
     pub profile_incomplete: bool,
+    pub bio: Option<String>,
+    pub has_avatar: bool,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub deleted_at: Option<OffsetDateTime>,
@@ -85,6 +89,10 @@ pub struct User {
     /// True for people an import added without a name: their name was derived from the
     /// import's mapping (job role and employee number) until someone completes the profile.
     pub profile_incomplete: bool,
+    /// A few words the person writes about themselves.
+    pub bio: Option<String>,
+    /// Whether the person has a picture (`GET /users/{id}/avatar`).
+    pub has_avatar: bool,
     /// False for people invited (e.g. by an HR sync) who have not set a password yet.
     pub email_verified: bool,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -128,6 +136,8 @@ impl From<UserRow> for User {
             has_pin: r.has_pin,
             pin_locked: r.pin_locked,
             profile_incomplete: r.profile_incomplete,
+            bio: r.bio,
+            has_avatar: r.has_avatar,
             created_at: r.created_at,
             updated_at: r.updated_at,
             deleted_at: r.deleted_at,
@@ -820,6 +830,20 @@ pub async fn set_pin(
         return Err(ApiError::NotFound);
     }
     get(tx, id, false).await
+}
+
+/// Sets a person's bio.
+pub async fn set_bio(
+    tx: &mut TenantTx,
+    id: Uuid,
+    bio: Option<&str>,
+    now: OffsetDateTime,
+) -> ApiResult<()> {
+    let tenant = tx.tenant();
+    sql!(tx.conn() => |c| sqlx::query(
+        "update users set bio = $3, updated_at = $4 where tenant_id = $1 and id = $2")
+        .bind(tenant).bind(id).bind(bio).bind(now).execute(&mut *c).await.map(drop))?;
+    Ok(())
 }
 
 /// A person's foreman (`supervisor_id`).

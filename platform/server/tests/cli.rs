@@ -194,7 +194,7 @@ async fn an_operator_sets_up_a_tenant_from_the_command_line() {
     // The demo manifest applies once; applying again adds nothing.
     let o = run(&db, &["tenant", "apply", "tenants/demo"], None);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("17 users added"), "{}", text(&o));
+    assert!(text(&o).contains("18 users added"), "{}", text(&o));
     // The renewals context's part: types, certifications and renewals part-way through approval.
     assert!(
         text(&o).contains("4 certification types added"),

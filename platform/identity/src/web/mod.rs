@@ -104,7 +104,19 @@ pub fn mount(route: Route, deps: AuthDeps) -> Route {
             "/users/:id/restore",
             post(people::restore_user).data(pages.clone()),
         )
-        .at("/users/:id/pin", post(people::set_pin).data(pages))
+        .at("/users/:id/pin", post(people::set_pin).data(pages.clone()))
+        .at(
+            "/users/:id/avatar",
+            get(profile::avatar).data(pages.clone()),
+        )
+        .at(
+            "/profile/avatar",
+            post(profile::upload_avatar).data(pages.clone()),
+        )
+        .at(
+            "/profile/avatar/delete",
+            post(profile::remove_avatar).data(pages),
+        )
 }
 
 /// Portal sessions, for the web layer's extractors.

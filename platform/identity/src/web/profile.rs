@@ -5,13 +5,17 @@ use std::sync::Arc;
 use askama::Template;
 use poem::{
     handler,
-    http::StatusCode,
-    web::{Data, Query, Redirect},
-    IntoResponse,
+    http::{header, StatusCode},
+    web::{Data, Path, Query, Redirect},
+    IntoResponse, Request, Response,
 };
 use serde::Deserialize;
 use trainflow_kernel::now;
-use trainflow_web::{blank, field_errors, render, Errors, Nav, PageResult, SignedIn, Submitted};
+use trainflow_web::{
+    blank, field_errors, render, Errors, Nav, NoFields, PageResult, SignedIn, Submitted,
+    SubmittedMultipart,
+};
+use uuid::Uuid;
 
 use super::IdentityPages;
 use crate::{
@@ -31,6 +35,22 @@ pub(super) struct ProfileForm {
     address: String,
     #[serde(default)]
     gender: String,
+    #[serde(default)]
+    bio: String,
+}
+
+impl ProfileForm {
+    /// The form showing `user` as stored.
+    fn of(user: &User) -> Self {
+        ProfileForm {
+            first_name: user.first_name.clone(),
+            last_name: user.last_name.clone(),
+            phone: user.phone.clone().unwrap_or_default(),
+            address: user.address.clone().unwrap_or_default(),
+            gender: user.gender.clone().unwrap_or_default(),
+            bio: user.bio.clone().unwrap_or_default(),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -41,7 +61,7 @@ struct ProfilePage {
     user: User,
     form: ProfileForm,
     errors: Errors,
-    saved: bool,
+    saved: Option<&'static str>,
 }
 
 #[derive(Deserialize)]
@@ -56,13 +76,7 @@ pub(super) async fn profile(
     q: Query<SavedQuery>,
 ) -> PageResult {
     let user = service::me(&pages.deps.db, me.ctx(), now()).await?;
-    let form = ProfileForm {
-        first_name: user.first_name.clone(),
-        last_name: user.last_name.clone(),
-        phone: user.phone.clone().unwrap_or_default(),
-        address: user.address.clone().unwrap_or_default(),
-        gender: user.gender.clone().unwrap_or_default(),
-    };
+    let form = ProfileForm::of(&user);
     render(
         &ProfilePage {
             nav: me.nav("profile"),
@@ -70,7 +84,12 @@ pub(super) async fn profile(
             user,
             form,
             errors: Errors::default(),
-            saved: q.0.saved.is_some(),
+            saved: match q.0.saved.as_deref() {
+                None => None,
+                Some("avatar") => Some("Your picture was saved."),
+                Some("avatar_removed") => Some("Your picture was removed."),
+                Some(_) => Some("Your profile was saved."),
+            },
         },
         StatusCode::OK,
     )
@@ -87,6 +106,7 @@ pub(super) async fn save_profile(
         phone: blank(&f.phone),
         address: blank(&f.address),
         gender: blank(&f.gender),
+        bio: blank(&f.bio),
     };
     match service::update_me(&pages.deps.db, me.ctx(), edit).await {
         Ok(_) => Ok(Redirect::see_other("/portal/profile?saved=1").into_response()),
@@ -100,10 +120,81 @@ pub(super) async fn save_profile(
                     user,
                     form: f,
                     errors,
-                    saved: false,
+                    saved: None,
                 },
                 StatusCode::UNPROCESSABLE_ENTITY,
             )
         }
     }
+}
+
+/// Serves a person's picture to anyone signed in to the tenant (`ETag`, `304` when current).
+#[handler]
+pub(super) async fn avatar(
+    me: SignedIn,
+    pages: Data<&Arc<IdentityPages>>,
+    id: Path<Uuid>,
+    req: &Request,
+) -> PageResult {
+    let a = service::avatar(&pages.deps.db, me.ctx(), id.0).await?;
+    let current = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        == Some(a.etag.as_str());
+    let builder = Response::builder()
+        .header(header::ETAG, a.etag.as_str())
+        .header(header::CACHE_CONTROL, crate::api::AVATAR_CACHE);
+    Ok(if current {
+        builder.status(StatusCode::NOT_MODIFIED).finish()
+    } else {
+        builder
+            .header(header::CONTENT_TYPE, a.content_type.as_str())
+            .body(a.image)
+    })
+}
+
+/// Sets one's picture from the profile page's upload form (field `file`).
+#[handler]
+pub(super) async fn upload_avatar(
+    pages: Data<&Arc<IdentityPages>>,
+    SubmittedMultipart(me, mut form): SubmittedMultipart,
+) -> PageResult {
+    let mut bytes = Vec::new();
+    while let Some(field) = form.next_field().await? {
+        if field.name() == Some("file") {
+            bytes = field.bytes().await?;
+            break;
+        }
+    }
+    let mut file = trainflow_kernel::body::File::from_bytes(bytes);
+    match service::set_avatar(&pages.deps.db, me.ctx(), &mut file).await {
+        Ok(_) => Ok(Redirect::see_other("/portal/profile?saved=avatar").into_response()),
+        Err(e) => {
+            let errors = field_errors(e)?;
+            let user = service::me(&pages.deps.db, me.ctx(), now()).await?;
+            let form = ProfileForm::of(&user);
+            render(
+                &ProfilePage {
+                    nav: me.nav("profile"),
+                    csrf: me.csrf().to_string(),
+                    user,
+                    form,
+                    errors,
+                    saved: None,
+                },
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+        }
+    }
+}
+
+/// Removes one's picture.
+#[handler]
+pub(super) async fn remove_avatar(
+    pages: Data<&Arc<IdentityPages>>,
+    Submitted(me, NoFields {}): Submitted<NoFields>,
+) -> PageResult {
+    service::remove_avatar(&pages.deps.db, me.ctx()).await?;
+    Ok(Redirect::see_other("/portal/profile?saved=avatar_removed").into_response())
 }
