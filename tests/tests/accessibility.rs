@@ -16,6 +16,7 @@ const START: &[&str] = &[
     "/portal/profile",
     "/portal/users",
     "/portal/users/new",
+    "/portal/team",
     "/portal/certifications",
     "/portal/certification-types",
     "/portal/approvals",

@@ -968,3 +968,57 @@ async fn an_administrator_changes_the_organisations_settings_in_the_portal() {
     let (s, _) = app.portal_get(&officer, "/portal/settings").await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
+
+/// A foreman's team page lists the people who report to them, with a PIN form for each; a PIN
+/// of 2 digits is refused at its field on the same page, a good one is set and the person can
+/// sign in with it.
+#[tokio::test]
+async fn a_foreman_sets_a_pin_for_someone_in_their_team_from_the_team_page() {
+    let app = TestApp::spawn().await;
+    let number = format!("T{}", trainflow_tests::short_unique());
+    let person = app
+        .ok_as(
+            trainflow_tests::Which::A,
+            Role::Administrator,
+            Method::POST,
+            "/api/v1/users",
+            Some(serde_json::json!({"employee_number": number, "first_name": "Team", "last_name": "Member"})),
+        )
+        .await;
+    let id: uuid::Uuid = person["id"].as_str().unwrap().parse().unwrap();
+    app.set_reporting_lines(
+        trainflow_tests::Which::A,
+        id,
+        Some(app.a.people[&Role::Foreman]),
+        None,
+    )
+    .await;
+    let client = app
+        .portal_client(trainflow_tests::Which::A, Role::Foreman)
+        .await;
+    let (s, html) = app.portal_get(&client, "/portal/team").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains("Team Member") && html.contains(&number),
+        "{html}"
+    );
+    let csrf = trainflow_tests::csrf_of(&html);
+    let path = format!("/portal/users/{id}/pin");
+    let (s, html) = app
+        .portal_post(&client, &path, &[("csrf", &csrf), ("pin", "12")])
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        html.contains("aria-invalid=\"true\"") && html.contains("PIN must be 6 to 10 digits"),
+        "{html}"
+    );
+    let (s, location) = app
+        .portal_post(&client, &path, &[("csrf", &csrf), ("pin", "4451298")])
+        .await;
+    assert_eq!(
+        (s, location.as_str()),
+        (StatusCode::SEE_OTHER, "/portal/team?notice=pin")
+    );
+    let signed = app.sign_in(&app.a.slug, &number, "4451298").await;
+    assert!(signed["data"]["access_token"].is_string(), "{signed}");
+}

@@ -305,6 +305,7 @@ fn routes() -> Vec<PortalRoute> {
             nothing,
             303,
         ),
+        page("/portal/team", Granted(UsersRead), Target::None, ""),
         page(
             "/portal/users/:id/avatar",
             Granted(SelfService),

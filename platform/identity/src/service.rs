@@ -592,6 +592,14 @@ pub async fn set_reporting_lines(
     Ok(lines)
 }
 
+/// One page of the people who report to the caller (as their foreman or line manager).
+pub async fn my_team(db: &Db, ctx: &TenantCtx, page: Page) -> ApiResult<(Vec<User>, i64)> {
+    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::UsersRead).await?;
+    let team = users::reports_of(&mut tx, ctx.user_id.0, page).await?;
+    tx.commit().await?;
+    Ok(team)
+}
+
 /// Sets a person's foreman on the platform's behalf (tenant manifests).
 pub async fn set_foreman_as_system(
     db: &Db,

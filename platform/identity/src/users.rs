@@ -846,6 +846,24 @@ pub async fn set_bio(
     Ok(())
 }
 
+/// One page of the people who report to `me` (as their foreman or line manager), by name, and
+/// their number.
+pub async fn reports_of(tx: &mut TenantTx, me: Uuid, page: Page) -> ApiResult<(Vec<User>, i64)> {
+    let tenant = tx.tenant();
+    let query = format!(
+        "select {USER_COLUMNS} from {USER_FROM}
+          where u.tenant_id = $1 and (u.supervisor_id = $2 or u.manager_id = $2) and u.deleted_at is null
+          order by u.last_name, u.first_name, u.id limit $3 offset $4"
+    );
+    let rows: Vec<UserRow> = sql!(tx.conn() => |c| sqlx::query_as(&query)
+        .bind(tenant).bind(me).bind(page.limit()).bind(page.offset()).fetch_all(&mut *c).await)?;
+    let total: i64 = sql!(tx.conn() => |c| sqlx::query_scalar(
+        "select count(*) from users
+          where tenant_id = $1 and (supervisor_id = $2 or manager_id = $2) and deleted_at is null")
+        .bind(tenant).bind(me).fetch_one(&mut *c).await)?;
+    Ok((rows.into_iter().map(User::from).collect(), total))
+}
+
 /// A person's foreman (`supervisor_id`).
 pub async fn supervisor_of(tx: &mut TenantTx, id: Uuid) -> ApiResult<Option<Uuid>> {
     let tenant = tx.tenant();

@@ -38,6 +38,13 @@ pub fn nav() -> Vec<NavEntry> {
             permission: Some(Permission::UsersRead),
         },
         NavEntry {
+            key: "team",
+            label: "My team",
+            href: "/portal/team",
+            order: 65,
+            permission: Some(Permission::UsersRead),
+        },
+        NavEntry {
             key: "audit",
             label: "Audit log",
             href: "/portal/audit",
@@ -90,6 +97,7 @@ pub fn mount(route: Route, deps: AuthDeps) -> Route {
                 .data(pages.clone()),
         )
         .at("/users/new", get(people::new_user).data(pages.clone()))
+        .at("/team", get(people::team_page).data(pages.clone()))
         .at("/audit", get(audit::audit_log).data(pages.clone()))
         .at(
             "/users/:id/edit",
@@ -157,6 +165,22 @@ impl CardSource for PeopleCards {
                     value: Some(n.to_string()),
                     text: "Active people in your department.".into(),
                     link: Some(("/portal/users".into(), "See the team".into())),
+                    ..Card::default()
+                });
+            }
+            if matches!(session.role, Role::Foreman | Role::Manager) {
+                let one = trainflow_kernel::envelope::Page::parse(Some(1), Some(1))?;
+                let (_, n) = crate::service::my_team(&self.0, &session.ctx, one).await?;
+                cards.push(Card {
+                    order: 11,
+                    title: "My team".into(),
+                    value: Some(n.to_string()),
+                    text: if session.role == Role::Foreman {
+                        "People who report to you. Set PINs for those without email.".into()
+                    } else {
+                        "People who report to you as their line manager.".into()
+                    },
+                    link: Some(("/portal/team".into(), "Open my team".into())),
                     ..Card::default()
                 });
             }

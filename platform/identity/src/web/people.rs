@@ -16,8 +16,8 @@ use trainflow_kernel::{
     ApiError,
 };
 use trainflow_web::{
-    blank, field_errors, notice, render, url_encode, Errors, Nav, NoFields, PageResult, Session,
-    SignedIn, Submitted,
+    blank, field_errors, notice, portal_page, render, url_encode, Errors, Nav, NoFields,
+    PageResult, Pager, Session, SignedIn, Submitted,
 };
 use uuid::Uuid;
 
@@ -407,8 +407,8 @@ pub(super) struct PinForm {
     pin: String,
 }
 
-/// Sets a person's sign-in PIN from their edit page (which stays open with the error when the
-/// PIN is refused).
+/// Sets a person's sign-in PIN: from their edit page (administrators) or the team page
+/// (foremen), which stays open with the error when the PIN is refused.
 #[handler]
 pub(super) async fn set_pin(
     pages: Data<&Arc<IdentityPages>>,
@@ -416,16 +416,23 @@ pub(super) async fn set_pin(
     Submitted(me, f): Submitted<PinForm>,
 ) -> PageResult {
     let pin = f.pin.trim().to_string();
-    match service::set_pin(
+    // Foremen set PINs from their team page; administrators from the person's edit page.
+    let from_team = !me.session.role.grants(Permission::UsersWrite);
+    let result = service::set_pin(
         &pages.deps.db,
         &pages.deps.hasher,
         me.ctx(),
         id.0,
         Some(pin),
-    )
-    .await
-    {
+    );
+    match result.await {
+        Ok(_) if from_team => Ok(Redirect::see_other("/portal/team?notice=pin").into_response()),
         Ok(_) => Ok(Redirect::see_other("/portal/users?notice=pin").into_response()),
+        Err(e) if from_team => {
+            let errors = field_errors(e)?;
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            team(&pages, &me, 1, None, Some((id.0, errors)), status).await
+        }
         Err(e) => {
             let errors = field_errors(e)?;
             let u = service::get_user(&pages.deps.db, me.ctx(), id.0, false).await?;
@@ -441,4 +448,86 @@ pub(super) async fn set_pin(
             .await
         }
     }
+}
+
+#[derive(Template)]
+#[template(path = "team.html")]
+struct TeamPage {
+    nav: Option<Nav>,
+    csrf: String,
+    people: Vec<User>,
+    total: i64,
+    pager: Pager,
+    /// Whether the caller sets PINs here (foremen; administrators use the edit page).
+    sets_pins: bool,
+    notice: Option<&'static str>,
+    /// The person whose PIN was refused, and why.
+    refused: Option<(Uuid, Errors)>,
+}
+
+impl TeamPage {
+    /// The errors of `id`'s PIN form.
+    fn errors_of(&self, id: impl std::borrow::Borrow<Uuid>) -> Vec<String> {
+        match &self.refused {
+            Some((who, errors)) if who == id.borrow() => errors.get("pin").to_vec(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct TeamQuery {
+    page: Option<u32>,
+    notice: Option<String>,
+}
+
+/// The people who report to the caller: their reach (email, phone), PIN and profile, and for
+/// a foreman a form to set each one's PIN.
+#[handler]
+pub(super) async fn team_page(
+    me: SignedIn,
+    pages: Data<&Arc<IdentityPages>>,
+    q: Query<TeamQuery>,
+) -> PageResult {
+    let notice = notice(
+        q.0.notice.as_deref(),
+        &[(
+            "pin",
+            "The PIN was set. Tell the person in person; it is not shown again.",
+        )],
+    );
+    team(
+        &pages,
+        &me,
+        q.0.page.unwrap_or(1),
+        notice,
+        None,
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn team(
+    pages: &IdentityPages,
+    me: &SignedIn,
+    page: u32,
+    notice: Option<&'static str>,
+    refused: Option<(Uuid, Errors)>,
+    status: StatusCode,
+) -> PageResult {
+    let page = portal_page(Some(page), 50)?;
+    let (people, total) = service::my_team(&pages.deps.db, me.ctx(), page).await?;
+    render(
+        &TeamPage {
+            nav: me.nav("team"),
+            csrf: me.csrf().to_string(),
+            people,
+            total,
+            pager: Pager::new(page, total, |n| format!("/portal/team?page={n}")),
+            sets_pins: me.session.role == Role::Foreman,
+            notice,
+            refused,
+        },
+        status,
+    )
 }
