@@ -86,7 +86,16 @@ async fn the_demo_tells_the_story_to_every_role() {
     assert!(tenant["expiring"].as_i64().unwrap() > 0, "{all}");
     assert!(tenant["expired"].as_i64().unwrap() > 0, "{all}");
     let everyone = get(&app, "/api/v1/certifications?per_page=100", &admin).await;
+    // The current cycles: Ben's approved renewal started the one that replaced his expired one.
     assert_eq!(everyone.as_array().unwrap().len(), 17, "{everyone}");
+    assert!(
+        everyone
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["user_name"] == "Ben Carter" && c["source"] == "renewal"),
+        "{everyone}"
+    );
 
     // Created through the use cases, as the people the manifest names: audited like any other.
     let (_, audit) = app
@@ -97,7 +106,23 @@ async fn the_demo_tells_the_story_to_every_role() {
             None,
         )
         .await;
-    assert_eq!(audit["meta"]["total"], 3, "{audit}");
+    assert_eq!(audit["meta"]["total"], 4, "{audit}");
+
+    // Ben's request was decided: approved at both steps, with its history.
+    let ben = token(&app, "ben.carter").await;
+    let mine = get(&app, "/api/v1/renewals", &ben).await;
+    assert_eq!(mine[0]["status"], "approved", "{mine}");
+    let id = mine[0]["id"].as_str().unwrap();
+    let request = get(&app, &format!("/api/v1/renewals/{id}"), &ben).await;
+    let steps = request["steps"].as_array().unwrap();
+    assert!(
+        steps.len() == 2 && steps.iter().all(|s| s["status"] == "approved"),
+        "{request}"
+    );
+    assert!(
+        request["history"].as_array().unwrap().len() >= 3,
+        "{request}"
+    );
 
     // A frontline employee without email signs in with her employee number and PIN; her
     // foreman is on her record.

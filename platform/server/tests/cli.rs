@@ -203,7 +203,7 @@ async fn an_operator_sets_up_a_tenant_from_the_command_line() {
     );
     assert!(text(&o).contains("17 certifications added"), "{}", text(&o));
     assert!(
-        text(&o).contains("3 renewal requests added"),
+        text(&o).contains("4 renewal requests added"),
         "{}",
         text(&o)
     );
