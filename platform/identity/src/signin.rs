@@ -47,7 +47,8 @@ pub async fn find_tenant(db: &Db, slug_or_domain: &str) -> ApiResult<Option<Tena
 }
 
 const INVALID: &str = "invalid organisation, email or employee number, or password or PIN";
-const PIN_LOCKED: &str = "this PIN is locked after 10 failed attempts: ask your administrator or foreman to set a new one";
+/// The answer to a PIN attempt once the PIN is locked.
+pub const PIN_LOCKED: &str = "this PIN is locked after 10 failed attempts: ask your administrator or foreman to set a new one";
 
 /// Whether `secret` has the shape of a PIN (6–10 digits). Passwords are at least 12
 /// characters, so the two never overlap.

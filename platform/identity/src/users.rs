@@ -767,7 +767,6 @@ pub struct Credentials {
     pub user: User,
     pub password_hash: Option<String>,
     pub pin_hash: Option<String>,
-    pub pin_failed_attempts: i32,
 }
 
 /// A person by email or employee number, with their secrets' hashes (sign-in only).
@@ -778,7 +777,7 @@ pub async fn find_for_sign_in(tx: &mut TenantTx, login: &Login) -> ApiResult<Opt
         Login::EmployeeNumber(n) => ("employee_number", n.as_str()),
     };
     let query = format!(
-        "select {USER_COLUMNS}, u.password_hash, u.pin_hash, u.pin_failed_attempts from {USER_FROM}
+        "select {USER_COLUMNS}, u.password_hash, u.pin_hash from {USER_FROM}
           where u.tenant_id = $1 and u.{column} = $2 and u.deleted_at is null"
     );
     #[derive(sqlx::FromRow)]
@@ -787,7 +786,6 @@ pub async fn find_for_sign_in(tx: &mut TenantTx, login: &Login) -> ApiResult<Opt
         user: UserRow,
         password_hash: Option<String>,
         pin_hash: Option<String>,
-        pin_failed_attempts: i32,
     }
     let row: Option<Row> = sql!(tx.conn() => |c| sqlx::query_as(&query)
         .bind(tenant).bind(value).fetch_optional(&mut *c).await)?;
@@ -795,7 +793,6 @@ pub async fn find_for_sign_in(tx: &mut TenantTx, login: &Login) -> ApiResult<Opt
         user: r.user.into(),
         password_hash: r.password_hash,
         pin_hash: r.pin_hash,
-        pin_failed_attempts: r.pin_failed_attempts,
     }))
 }
 

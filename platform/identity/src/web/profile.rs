@@ -110,22 +110,32 @@ pub(super) async fn save_profile(
     };
     match service::update_me(&pages.deps.db, me.ctx(), edit).await {
         Ok(_) => Ok(Redirect::see_other("/portal/profile?saved=1").into_response()),
-        Err(e) => {
-            let errors = field_errors(e)?;
-            let user = service::me(&pages.deps.db, me.ctx(), now()).await?;
-            render(
-                &ProfilePage {
-                    nav: me.nav("profile"),
-                    csrf: me.csrf().to_string(),
-                    user,
-                    form: f,
-                    errors,
-                    saved: None,
-                },
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-        }
+        Err(e) => refused(&pages, &me, Some(f), e).await,
     }
+}
+
+/// The profile page again with a refusal's errors at their fields, showing `form` as sent
+/// (or, for the picture's form, the profile as stored).
+async fn refused(
+    pages: &IdentityPages,
+    me: &SignedIn,
+    form: Option<ProfileForm>,
+    err: trainflow_kernel::ApiError,
+) -> PageResult {
+    let errors = field_errors(err)?;
+    let user = service::me(&pages.deps.db, me.ctx(), now()).await?;
+    let form = form.unwrap_or_else(|| ProfileForm::of(&user));
+    render(
+        &ProfilePage {
+            nav: me.nav("profile"),
+            csrf: me.csrf().to_string(),
+            user,
+            form,
+            errors,
+            saved: None,
+        },
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
 }
 
 /// Serves a person's picture to anyone signed in to the tenant (`ETag`, `304` when current).
@@ -170,22 +180,7 @@ pub(super) async fn upload_avatar(
     let mut file = trainflow_kernel::body::File::from_bytes(bytes);
     match service::set_avatar(&pages.deps.db, me.ctx(), &mut file).await {
         Ok(_) => Ok(Redirect::see_other("/portal/profile?saved=avatar").into_response()),
-        Err(e) => {
-            let errors = field_errors(e)?;
-            let user = service::me(&pages.deps.db, me.ctx(), now()).await?;
-            let form = ProfileForm::of(&user);
-            render(
-                &ProfilePage {
-                    nav: me.nav("profile"),
-                    csrf: me.csrf().to_string(),
-                    user,
-                    form,
-                    errors,
-                    saved: None,
-                },
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-        }
+        Err(e) => refused(&pages, &me, None, e).await,
     }
 }
 

@@ -132,7 +132,7 @@ pub(super) async fn login(
                     "Too many attempts. Wait a moment and try again.",
                     StatusCode::TOO_MANY_REQUESTS,
                 ),
-                ApiError::Unauthorized(m) if m.contains("PIN is locked") => (
+                ApiError::Unauthorized(m) if m == signin::PIN_LOCKED => (
                     "Your PIN is locked after 10 failed attempts. Ask your administrator or foreman to set a new one.",
                     StatusCode::UNAUTHORIZED,
                 ),
