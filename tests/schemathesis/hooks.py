@@ -2,7 +2,7 @@
 
 At import, signed in as the demo administrator, it makes the objects that path ids should
 reach (an installation with an uploaded file and a run, a notification, a renewal request, a
-delegation) and reads the ids of the demo's people, departments, types and certifications.
+delegation, a push subscription) and reads the ids of the demo's people, departments, types and certifications.
 
 Then, for every generated case:
 
@@ -13,7 +13,8 @@ Then, for every generated case:
   schema cannot state (`docs/api.md`, "What the schema cannot state"), are met: a role with
   `audience = role`, a comment to reject, `ends_at` after `starts_at`, dates whose computed
   expiry stays before 3000, the connector's own configuration, the caller's current password,
-  a real WebAssembly component for a package upload.
+  a real WebAssembly component for a package upload, a push endpoint at a known push service
+  with a key that is a point of the curve.
 
 Nothing else of a generated case is changed, so every limit the document states is still
 exercised on both sides.
@@ -46,6 +47,10 @@ def _call(method: str, path: str, headers: dict | None = None, **kwargs):
     if resp.status_code >= 300:
         raise RuntimeError(f"fixture {method} {path}: {resp.status_code} {resp.text[:500]}")
     return resp.json()["data"] if resp.content else None
+
+
+# A browser's push key (a point of P-256: the user agent's key of RFC 8291, appendix A).
+PUSH_KEY = "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4"
 
 
 def _setup() -> dict:
@@ -91,6 +96,12 @@ def _setup() -> dict:
         json={"audience": "all", "title": "Fixture", "body": "A notification to read."},
     )
     ids["notification"] = _call("GET", "/notifications")[0]["id"]
+    ids["subscription"] = _call(
+        "POST",
+        "/notifications/push/subscriptions",
+        json={"endpoint": "https://fcm.googleapis.com/fcm/send/schemathesis-fixture",
+              "keys": {"p256dh": PUSH_KEY, "auth": "BTBZMqHH6r4Tts7J_aSIgg"}},
+    )["id"]
     # A renewal request of a certification without an open one.
     renewal = None
     for person in people:
@@ -175,6 +186,7 @@ PATH_IDS = {
     "installations": IDS["installation"],
     "runs": IDS["run"],
     "notifications": IDS["notification"],
+    "subscriptions": IDS["subscription"],
     "certification-types": IDS["type"],
     "approval-chains": IDS["type"],
     "certifications": IDS["certification"],
@@ -252,7 +264,13 @@ def _repair(case) -> None:
     ]:
         if body.get(field) is not None:
             body[field] = real
-    if path.endswith("/notifications/broadcasts"):
+    if path.endswith("/notifications/push/subscriptions"):
+        # A push service the server posts to (jobs are off: nothing is sent) and a real key.
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+        body["endpoint"] = "https://fcm.googleapis.com/fcm/send/" + digest[:24]
+        if isinstance(body.get("keys"), dict):
+            body["keys"]["p256dh"] = PUSH_KEY
+    elif path.endswith("/notifications/broadcasts"):
         if body.get("audience") == "role" and not body.get("role"):
             body["role"] = "employee"
         if body.get("audience") == "department":

@@ -198,6 +198,8 @@ impl TestApp {
             password_hash_concurrency: 2,
             // Verifies the SMS webhook's signatures; no account, so SMS go to the log.
             twilio_auth_token: sinks::TWILIO_TOKEN.parse::<Secret>().expect("infallible"),
+            // Push tests post to a push service on loopback.
+            push_allow_loopback: true,
             ..Settings::default()
         };
         let instance = trainflow_server::prepare_with(settings, opts.runs)
@@ -950,6 +952,30 @@ impl TestApp {
         notified.notification.expect("an in-app notification")
     }
 
+    /// A new push subscription (a browser on loopback) of `user` of `which`.
+    pub async fn fresh_push_device(&self, which: Which, user: Uuid) -> Uuid {
+        let mut tx = trainflow_kernel::db::TenantTx::begin_system(
+            &self.db,
+            trainflow_kernel::TenantId(self.tenant(which).id),
+        )
+        .await
+        .expect("tx");
+        let body = push_subscription();
+        let device = trainflow_notifications::devices::register(
+            &mut tx,
+            user,
+            body["endpoint"].as_str().expect("endpoint"),
+            body["keys"]["p256dh"].as_str().expect("p256dh"),
+            body["keys"]["auth"].as_str().expect("auth"),
+            Some("Fixture browser"),
+            trainflow_kernel::now(),
+        )
+        .await
+        .expect("register");
+        tx.commit().await.expect("commit");
+        device.id
+    }
+
     /// A new (future) delegation of the seeded `role` of `which` to another seeded person.
     pub async fn fresh_delegation(&self, which: Which, role: Role) -> Uuid {
         let delegate = self.other_person(which, role);
@@ -1116,6 +1142,21 @@ pub fn png(width: u32, height: u32) -> Vec<u8> {
 }
 
 /// 12 random hex digits.
+/// The body of `POST /notifications/push/subscriptions` for a new browser: a unique endpoint
+/// on loopback (which test servers accept) and fresh keys.
+pub fn push_subscription() -> Value {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    let key = p256::SecretKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
+    serde_json::json!({
+        "endpoint": format!("http://127.0.0.1:9/push/{}", Uuid::new_v4().simple()),
+        "keys": {
+            "p256dh": URL_SAFE_NO_PAD.encode(key.public_key().to_encoded_point(false).as_bytes()),
+            "auth": URL_SAFE_NO_PAD.encode(Uuid::new_v4().as_bytes()),
+        },
+    })
+}
+
 pub fn short_unique() -> String {
     Uuid::new_v4().simple().to_string()[..12].to_string()
 }
@@ -1219,6 +1260,7 @@ async fn seed(instance: &trainflow_server::Instance, slug: &str) -> Tenant {
             domain: None,
             time_zone: None,
             locale: None,
+            notification_channels: None,
         },
         departments: vec![DepartmentSpec {
             name: "Operations".into(),

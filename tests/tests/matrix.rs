@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use tokio::{sync::Semaphore, task::JoinSet};
 use trainflow_kernel::auth::{Permission, Role};
 use trainflow_tests::{
-    csv_installation, email_of, short_unique, Options, TestApp, Which, PASSWORD,
+    csv_installation, email_of, push_subscription, short_unique, Options, TestApp, Which, PASSWORD,
 };
 use uuid::Uuid;
 
@@ -103,6 +103,10 @@ enum Target {
     Notification,
     /// A notification of the caller.
     OwnNotification,
+    /// A push subscription of tenant A's employee.
+    PushDevice,
+    /// A push subscription of the caller.
+    OwnPushDevice,
     /// A delegation of tenant A's manager.
     Delegation,
     /// A delegation of the caller.
@@ -649,6 +653,34 @@ fn ops() -> Vec<Op> {
         ),
         op(
             Method::GET,
+            "/api/v1/notifications/push",
+            Tenant(SelfService),
+            T::None,
+            none,
+        ),
+        op(
+            Method::POST,
+            "/api/v1/notifications/push/subscriptions",
+            Tenant(SelfService),
+            T::None,
+            |_| Some(push_subscription()),
+        ),
+        op(
+            Method::DELETE,
+            "/api/v1/notifications/push/subscriptions/{id}",
+            Tenant(SelfService),
+            T::OwnPushDevice,
+            none,
+        ),
+        op(
+            Method::DELETE,
+            "/api/v1/notifications/push/subscriptions/{id}",
+            Object(SelfService, only_the_employee),
+            T::PushDevice,
+            none,
+        ),
+        op(
+            Method::GET,
             "/api/v1/notifications/templates/{name}",
             Tenant(TenantSettings),
             T::None,
@@ -1047,6 +1079,14 @@ async fn fixture(app: &TestApp, op: &Op, caller: Caller, operator: &str) -> Ctx 
             .fresh_notification(a, app.a.people[&mine])
             .await
             .to_string(),
+        Target::PushDevice => app
+            .fresh_push_device(a, app.a.people[&Role::Employee])
+            .await
+            .to_string(),
+        Target::OwnPushDevice => app
+            .fresh_push_device(a, app.a.people[&mine])
+            .await
+            .to_string(),
         Target::Delegation => app.fresh_delegation(a, Role::Manager).await.to_string(),
         Target::OwnDelegation => app.fresh_delegation(a, mine).await.to_string(),
         Target::Department => app.a.department.to_string(),
@@ -1397,6 +1437,14 @@ async fn tenant_a_objects(app: &TestApp) -> BTreeMap<Target, Ctx> {
         (
             Target::OwnNotification,
             app.fresh_notification(a, employee).await.to_string(),
+        ),
+        (
+            Target::PushDevice,
+            app.fresh_push_device(a, employee).await.to_string(),
+        ),
+        (
+            Target::OwnPushDevice,
+            app.fresh_push_device(a, employee).await.to_string(),
         ),
         (
             Target::Delegation,

@@ -246,13 +246,17 @@ fn every_optional_request_field_is_nullable() {
 }
 
 /// Patterns that belong to one field (an enumeration spelt as a pattern, a shape of its own).
-const FIELD_PATTERNS: [&str; 6] = [
+const FIELD_PATTERNS: [&str; 9] = [
     r"^(?:-?(?:created_at|email|last_name|first_name|last_active_at|employee_number))?$",
     r"^(?:in_app|email|sms|push)$",
     r"^(?:all|role|department)$",
     r"^(?:employee|foreman|manager|training_officer|trainer|administrator)$",
     r"^(?:foreman|manager|training_officer|named)$",
     r"^ *(?:(?:[!-~]+ +){4}[!-~]+ *)?$",
+    // A push subscription: its endpoint, and its keys in base64url.
+    r"^https?://[^\s]+$",
+    r"^[A-Za-z0-9_-]{87}=?$",
+    r"^[A-Za-z0-9_-]{22}(?:==)?$",
 ];
 
 fn patterns<'a>(value: &'a Value, at: String, out: &mut Vec<(String, &'a str)>) {

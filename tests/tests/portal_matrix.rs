@@ -20,7 +20,9 @@ use trainflow_kernel::{
     auth::{Permission, Role},
     TenantId,
 };
-use trainflow_tests::{csrf_of, email_of, short_unique, Options, TestApp, Which, PASSWORD};
+use trainflow_tests::{
+    csrf_of, email_of, push_subscription, short_unique, Options, TestApp, Which, PASSWORD,
+};
 use uuid::Uuid;
 
 /// What a caller gets.
@@ -83,6 +85,8 @@ enum Target {
     Renewal,
     /// A notification of the caller (of tenant A's employee for another tenant's caller).
     OwnNotification,
+    /// A push subscription of the caller.
+    OwnPushDevice,
     /// A CSV installation of tenant A.
     Installation,
     /// A CSV installation of tenant A with a file to import.
@@ -423,6 +427,31 @@ fn routes() -> Vec<PortalRoute> {
             303,
         ),
         form(
+            "/portal/notifications/push",
+            Granted(SelfService),
+            Csrf::Session,
+            Target::None,
+            |_| {
+                let b = push_subscription();
+                fields(&[
+                    ("endpoint", b["endpoint"].as_str().unwrap()),
+                    ("p256dh", b["keys"]["p256dh"].as_str().unwrap()),
+                    ("auth", b["keys"]["auth"].as_str().unwrap()),
+                    ("user_agent", "Matrix browser"),
+                ])
+            },
+            303,
+        ),
+        form(
+            "/portal/notifications/push/:id/delete",
+            Granted(SelfService),
+            Csrf::Session,
+            Target::OwnPushDevice,
+            nothing,
+            303,
+        ),
+        page("/portal/sw.js", Public, Target::None, ""),
+        form(
             "/portal/notifications/:id/:action",
             Granted(SelfService),
             Csrf::Session,
@@ -637,6 +666,7 @@ async fn fixture(app: &TestApp, route: &PortalRoute, role: Role) -> Fx {
         Target::OwnCertification => app.fresh_certification(a, person).await.to_string(),
         Target::Renewal => app.fresh_renewal(a).await.to_string(),
         Target::OwnNotification => app.fresh_notification(a, person).await.to_string(),
+        Target::OwnPushDevice => app.fresh_push_device(a, person).await.to_string(),
         Target::Installation => app.fresh_installation(a, "incremental").await.to_string(),
         Target::InstallationWithFile => app.installation_with_file(a).await.to_string(),
         Target::Run => app.fresh_run(a).await.to_string(),

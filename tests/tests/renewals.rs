@@ -10,7 +10,7 @@ use trainflow_kernel::auth::Role;
 use trainflow_notifications::{outbox::RetryPolicy, Deliverer, EmailTransport, SmsTransport};
 use trainflow_tests::{
     csrf_of, email_of,
-    sinks::{SmtpSink, TwilioFake, TWILIO_SID, TWILIO_TOKEN},
+    sinks::{PushServiceFake, SmtpSink, TwilioFake, TWILIO_SID, TWILIO_TOKEN},
     webdriver::Browser,
     TestApp, Which,
 };
@@ -1358,6 +1358,7 @@ async fn mail_waits_while_the_smtp_server_is_down_and_is_delivered_once_when_it_
             .unwrap(),
         sms: SmsTransport::twilio(&twilio.base_url, TWILIO_SID, TWILIO_TOKEN, "+15005550006")
             .unwrap(),
+        push: app.deliverer.push.clone(),
         retry: RetryPolicy {
             backoff: Duration::from_secs(30),
             ..RetryPolicy::default()
@@ -1472,6 +1473,7 @@ async fn on_a_phone_a_manager_approves_from_the_link_in_the_email_they_received(
         email: EmailTransport::from_url(&smtp.url(), "TrainFlow <no-reply@trainflow.test>")
             .unwrap(),
         sms: SmsTransport::Log,
+        push: app.deliverer.push.clone(),
         retry: RetryPolicy::default(),
     };
     reporting_lines(&app).await;
@@ -2134,4 +2136,195 @@ async fn a_reminder_for_someone_without_email_goes_by_sms_or_else_to_their_forem
         ["For Lone Worker: Track safety expires in 30 days"],
         "{inbox}"
     );
+}
+
+#[tokio::test]
+async fn push_reaches_a_subscribed_browser_signed_and_encrypted_and_a_dropped_subscription_is_removed(
+) {
+    let app = TestApp::spawn().await;
+    let service = PushServiceFake::start().await;
+    let employee = app.token(Which::A, Role::Employee).await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let subscribe = |body: Value| {
+        let app = app.clone();
+        let employee = employee.clone();
+        async move {
+            app.call(
+                Method::POST,
+                "/api/v1/notifications/push/subscriptions",
+                Some(&employee),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let deliver = || {
+        let app = app.clone();
+        async move {
+            app.deliverer
+                .deliver_due_for(
+                    Some(trainflow_kernel::TenantId(app.a.id)),
+                    OffsetDateTime::now_utc(),
+                )
+                .await
+                .unwrap()
+        }
+    };
+
+    // Until the tenant offers push, the setup says so (a device may still be subscribed).
+    let (s, setup) = app
+        .call(
+            Method::GET,
+            "/api/v1/notifications/push",
+            Some(&employee),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{setup}");
+    assert_eq!(setup["data"]["offered"], false);
+    tenant_settings(
+        &app,
+        json!({"notification_channels": ["in_app", "email", "push"]}),
+    )
+    .await;
+    let (_, setup) = app
+        .call(
+            Method::GET,
+            "/api/v1/notifications/push",
+            Some(&employee),
+            None,
+        )
+        .await;
+    assert_eq!(setup["data"]["offered"], true);
+    assert_eq!(setup["data"]["devices"], json!([]));
+    let public_key = setup["data"]["public_key"].as_str().unwrap().to_string();
+    assert_eq!(public_key.len(), 87, "base64url of a 65-octet point");
+
+    // Bad subscriptions are refused, naming the field; nothing is stored.
+    let mut unknown_service = service.subscription("phone");
+    unknown_service["endpoint"] = json!("https://push.example.com/push/phone");
+    let (s, e) = subscribe(unknown_service).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(fields(&e), ["endpoint"]);
+    let mut private_address = service.subscription("phone");
+    private_address["endpoint"] = json!("http://10.1.2.3/push/phone");
+    let (s, e) = subscribe(private_address).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(fields(&e), ["endpoint"]);
+    let mut not_a_key = service.subscription("phone");
+    not_a_key["keys"]["p256dh"] = json!("B".repeat(87));
+    let (s, e) = subscribe(not_a_key).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(fields(&e), ["keys.p256dh"]);
+    assert_eq!(app.count("push_subscriptions", app.a.id).await, 0);
+
+    // The browser subscribes; subscribing again replaces, never duplicates.
+    let mut phone = service.subscription("phone");
+    phone["user_agent"] = json!("Mozilla/5.0 (Android 15; Mobile)");
+    let (s, device) = subscribe(phone.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{device}");
+    assert_eq!(device["data"]["push_service"], "127.0.0.1");
+    let (s, again) = subscribe(phone).await;
+    assert_eq!(s, StatusCode::CREATED, "{again}");
+    assert_eq!(id(&again), id(&device));
+    assert_eq!(app.count("push_subscriptions", app.a.id).await, 1);
+
+    // The notification centre offers the button with the key and lists the device.
+    let portal = app.portal_client(Which::A, Role::Employee).await;
+    let (s, page) = app.portal_get(&portal, "/portal/notifications").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        page.contains(&format!("data-key=\"{public_key}\"")),
+        "{page}"
+    );
+    assert!(page.contains("Mozilla/5.0 (Android 15; Mobile)"), "{page}");
+
+    // Another tenant's person cannot remove it: 404, and it stays.
+    let other = app.token(Which::B, Role::Employee).await;
+    let path = format!("/api/v1/notifications/push/subscriptions/{}", id(&device));
+    let (s, _) = app.call(Method::DELETE, &path, Some(&other), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(app.count("push_subscriptions", app.a.id).await, 1);
+
+    // A broadcast reaches the phone: signed with the server's key, encrypted for the browser.
+    let broadcast = |title: &'static str| {
+        let app = app.clone();
+        let admin = admin.clone();
+        async move {
+            let (s, b) = app
+                .call(
+                    Method::POST,
+                    "/api/v1/notifications/broadcasts",
+                    Some(&admin),
+                    Some(
+                        json!({"audience": "role", "role": "employee", "title": title,
+                                "body": "Line 2 is closed between Ashby and Barrow until 14:00.",
+                                "priority": "high", "link": "/portal/notifications"}),
+                    ),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{b}");
+        }
+    };
+    broadcast("Track closed").await;
+    let outcome = deliver().await;
+    assert_eq!(outcome.failed, 0, "{outcome:?}");
+    assert_eq!(service.refusals(), Vec::<String>::new());
+    let received = service.received();
+    assert_eq!(received.len(), 1, "{received:?}");
+    let m = &received[0];
+    assert_eq!(m.token, "phone");
+    assert_eq!(m.vapid_key, public_key);
+    assert_eq!(m.urgency, "high");
+    assert_eq!(m.payload["title"], "Track closed");
+    assert_eq!(
+        m.payload["body"],
+        "Line 2 is closed between Ashby and Barrow until 14:00."
+    );
+    assert!(
+        m.payload["url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/portal/notifications")),
+        "{}",
+        m.payload
+    );
+    let (_, setup) = app
+        .call(
+            Method::GET,
+            "/api/v1/notifications/push",
+            Some(&employee),
+            None,
+        )
+        .await;
+    assert!(
+        setup["data"]["devices"][0]["last_sent_at"].is_string(),
+        "{setup}"
+    );
+
+    // The browser unsubscribes at its push service: the next message meets 410 Gone, is
+    // given up and the subscription is removed.
+    service.drop_subscription("phone");
+    broadcast("Track reopened").await;
+    let outcome = deliver().await;
+    assert_eq!(outcome.failed, 1, "{outcome:?}");
+    assert_eq!(service.received().len(), 1);
+    assert_eq!(app.count("push_subscriptions", app.a.id).await, 0);
+    let statuses: Vec<(String,)> = app
+        .owner_rows(
+            "select status from outbox where tenant_id = $1 and channel = 'push' order by created_at",
+            app.a.id,
+        )
+        .await;
+    assert_eq!(
+        statuses.into_iter().map(|(s,)| s).collect::<Vec<_>>(),
+        ["sent", "failed"]
+    );
+
+    // Unsubscribing through the API: 204, then 404.
+    let (_, laptop) = subscribe(service.subscription("laptop")).await;
+    let path = format!("/api/v1/notifications/push/subscriptions/{}", id(&laptop));
+    let (s, _) = app.call(Method::DELETE, &path, Some(&employee), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = app.call(Method::DELETE, &path, Some(&employee), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
 }

@@ -722,6 +722,7 @@ async fn seed(
             domain: None,
             time_zone: None,
             locale: None,
+            notification_channels: None,
         },
         departments: Vec::new(),
         users,

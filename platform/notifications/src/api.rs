@@ -6,13 +6,15 @@ use trainflow_kernel::{
     auth::TenantAuth,
     body::Body,
     db::Db,
-    envelope::{ok, List, NoContent, Ok200, Page},
+    envelope::{created, ok, Created, List, NoContent, Ok200, Page},
     now, ApiResult,
 };
 use uuid::Uuid;
 
 use crate::{
+    devices::PushDevice,
     inbox::{Notification, Preference},
+    push::PushTransport,
     service, Channel, Kind, Priority,
 };
 
@@ -60,6 +62,61 @@ pub struct NotificationsApi {
     pub db: Db,
     /// The portal's URL, for links in emails and SMS.
     pub public_url: String,
+    /// Web Push: the VAPID key and the push services subscriptions may point at.
+    pub push: PushTransport,
+}
+
+/// Push notifications on the signed-in person's devices.
+#[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct PushSetup {
+    /// Whether the organisation offers push (`settings.notification_channels` holds `push`).
+    /// Devices may be subscribed either way; messages go only while it is offered.
+    pub offered: bool,
+    /// The server's VAPID public key (base64url of the uncompressed P-256 point): the
+    /// `applicationServerKey` to subscribe with.
+    pub public_key: String,
+    /// The person's subscribed devices, newest first (at most 20).
+    pub devices: Vec<PushDevice>,
+}
+
+/// Body of `POST /notifications/push/subscriptions`: the browser's `PushSubscription`
+/// (`endpoint` and `keys` as `PushSubscription.toJSON()` gives them). Optional fields may be
+/// left out or `null` (the same).
+#[derive(Debug, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
+pub struct CreatePushSubscription {
+    /// The push service's URL for this browser: `https://` on a push service the server posts
+    /// to (Chrome and Edge's FCM, Firefox, Safari, Windows, and those the operator adds);
+    /// anything else is a 422 on `endpoint`.
+    #[oai(validator(max_length = 2048, pattern = r"^https?://[^\s]+$"))]
+    pub endpoint: String,
+    pub keys: PushKeys,
+    /// What the browser is, to tell devices apart in the list.
+    #[oai(
+        nullable,
+        validator(max_length = 300, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")
+    )]
+    pub user_agent: Option<String>,
+}
+
+/// The keys of a `PushSubscription`, base64url with or without padding.
+#[derive(Debug, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
+pub struct PushKeys {
+    /// The browser's P-256 public key (65 octets, uncompressed); one that is not a point of
+    /// the curve is a 422 on `keys.p256dh`.
+    #[oai(validator(min_length = 87, max_length = 88, pattern = r"^[A-Za-z0-9_-]{87}=?$"))]
+    pub p256dh: String,
+    /// The browser's 16-octet authentication secret.
+    #[oai(validator(
+        min_length = 22,
+        max_length = 24,
+        pattern = r"^[A-Za-z0-9_-]{22}(?:==)?$"
+    ))]
+    pub auth: String,
 }
 
 /// `{"unread": N}`.
@@ -308,6 +365,63 @@ impl NotificationsApi {
         let recipients =
             service::broadcast(&self.db, &auth.0, &self.public_url, body.0, now()).await?;
         Ok(ok(BroadcastResult { recipients }))
+    }
+
+    /// Push notifications on my devices: whether the organisation offers them, the key to
+    /// subscribe with, and my subscribed devices.
+    #[oai(
+        path = "/notifications/push",
+        method = "get",
+        tag = "Tag::Notifications"
+    )]
+    async fn push_setup(&self, auth: TenantAuth) -> ApiResult<Ok200<PushSetup>> {
+        let setup = service::push_setup(&self.db, &auth.0, &self.push).await?;
+        Ok(ok(PushSetup {
+            offered: setup.offered,
+            public_key: setup.public_key,
+            devices: setup.devices,
+        }))
+    }
+
+    /// Subscribe a device to push notifications. The same endpoint again replaces its keys
+    /// (and moves it to me when the browser had subscribed for someone else); beyond 20
+    /// devices the oldest is dropped.
+    #[oai(
+        path = "/notifications/push/subscriptions",
+        method = "post",
+        tag = "Tag::Notifications"
+    )]
+    async fn subscribe_push(
+        &self,
+        auth: TenantAuth,
+        body: Body<CreatePushSubscription>,
+    ) -> ApiResult<Created<PushDevice>> {
+        let b = body.0;
+        let device = service::subscribe_push(
+            &self.db,
+            &auth.0,
+            &self.push,
+            service::NewDevice {
+                endpoint: b.endpoint,
+                p256dh: b.keys.p256dh,
+                auth: b.keys.auth,
+                user_agent: b.user_agent,
+            },
+            now(),
+        )
+        .await?;
+        Ok(created(device))
+    }
+
+    /// Unsubscribe one of my devices.
+    #[oai(
+        path = "/notifications/push/subscriptions/:id",
+        method = "delete",
+        tag = "Tag::Notifications"
+    )]
+    async fn unsubscribe_push(&self, auth: TenantAuth, id: Path<Uuid>) -> ApiResult<NoContent> {
+        service::unsubscribe_push(&self.db, &auth.0, id.0, now()).await?;
+        Ok(NoContent::NoContent)
     }
 
     /// An email template as this tenant sends it (its own version, else the built-in one).

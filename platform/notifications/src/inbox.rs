@@ -10,6 +10,7 @@ use trainflow_kernel::{db::TenantTx, sql, ApiError, ApiResult};
 use uuid::Uuid;
 
 use crate::{
+    devices,
     outbox::{enqueue_many, Message},
     templates, Channel, Kind, Priority,
 };
@@ -80,6 +81,8 @@ pub struct Notified {
     pub notification: Option<Uuid>,
     pub email: Option<Uuid>,
     pub sms: Option<Uuid>,
+    /// One push message per device of the person.
+    pub push: Vec<Uuid>,
 }
 
 /// What [`notify_many`] wrote: one [`Notified`] per notice, in their order, and the number of
@@ -181,6 +184,17 @@ async fn notify_page(
     let active: Vec<Uuid> = ids.iter().copied().filter(|id| people[id].active).collect();
     let wants = preferences_of_many(tx, &active).await?;
     out.statements += u64::from(!active.is_empty());
+    // The devices people turned push on for, when the tenant offers push at all.
+    let push_offered = people
+        .values()
+        .next()
+        .is_some_and(|p| offers(&p.settings.0, Channel::Push));
+    let devices = if push_offered && !active.is_empty() {
+        out.statements += 1;
+        devices::of_many(tx, &active).await?
+    } else {
+        HashMap::new()
+    };
 
     let mut notifications: Vec<(Uuid, &Notice)> = Vec::with_capacity(notices.len());
     let mut messages: Vec<(Uuid, Message)> = Vec::new();
@@ -196,11 +210,7 @@ async fn notify_page(
             out.notified.push(Notified::default());
             continue;
         }
-        // The tenant decides which channels exist for its people (default in-app and email).
-        let offered = |channel: Channel| match settings.0.get("notification_channels") {
-            Some(serde_json::Value::Array(list)) => list.iter().any(|c| c == channel.as_str()),
-            _ => matches!(channel, Channel::InApp | Channel::Email),
-        };
+        let offered = |channel: Channel| offers(&settings.0, channel);
         let wanted = |channel: Channel| {
             offered(channel)
                 && (notice.required_channels.contains(&channel)
@@ -216,11 +226,19 @@ async fn notify_page(
             notification: Some(id),
             ..Notified::default()
         };
+        let their_devices: &[Uuid] = match wanted(Channel::Push) {
+            true => devices.get(&notice.user_id).map_or(&[], Vec::as_slice),
+            false => &[],
+        };
         // Someone without email gets by SMS what would have gone by email, when they have a
-        // phone; otherwise their foreman (or manager) is told.
+        // phone; otherwise, unless push reaches them, their foreman (or manager) is told.
         let unreachable_by_email = email.is_none() && wanted(Channel::Email);
         let sms_instead = unreachable_by_email && phone.is_some() && offered(Channel::Sms);
-        if unreachable_by_email && !sms_instead && notice.relayed_for.is_none() {
+        if unreachable_by_email
+            && !sms_instead
+            && their_devices.is_empty()
+            && notice.relayed_for.is_none()
+        {
             if let Some(to) = person.relay {
                 let name = format!("{} {}", person.first_name, person.last_name);
                 let name = name.trim();
@@ -288,6 +306,21 @@ async fn notify_page(
                 },
             ));
         }
+        if !their_devices.is_empty() {
+            let payload = push_payload(notice, id, link.as_deref());
+            for device in their_devices {
+                let message = Uuid::now_v7();
+                notified.push.push(message);
+                messages.push((
+                    message,
+                    Message::Push {
+                        subscription: *device,
+                        title: notice.title.clone(),
+                        payload: payload.clone(),
+                    },
+                ));
+            }
+        }
         out.notified.push(notified);
     }
     if !notifications.is_empty() {
@@ -305,6 +338,45 @@ async fn notify_page(
     }
     out.statements += enqueue_many(tx, &messages, now).await?;
     Ok(())
+}
+
+/// Whether the tenant offers `channel` to its people (`settings.notification_channels`;
+/// default in-app and email).
+fn offers(settings: &serde_json::Value, channel: Channel) -> bool {
+    match settings.get("notification_channels") {
+        Some(serde_json::Value::Array(list)) => list.iter().any(|c| c == channel.as_str()),
+        _ => matches!(channel, Channel::InApp | Channel::Email),
+    }
+}
+
+/// Characters of a notification's body a push message carries (a push message holds about
+/// 4 KB; the notification centre has the rest).
+const PUSH_BODY_CHARS: usize = 500;
+
+/// What the portal's service worker shows: the title, the start of the body, where a tap
+/// leads, and the notification's id as the tag (a resend replaces, never duplicates).
+fn push_payload(notice: &Notice, notification: Uuid, link: Option<&str>) -> String {
+    let mut chars = PUSH_BODY_CHARS;
+    loop {
+        let mut body: String = notice.body.chars().take(chars).collect();
+        if notice.body.chars().count() > chars {
+            body.push('…');
+        }
+        let payload = serde_json::json!({
+            "title": notice.title.chars().take(200).collect::<String>(),
+            "body": body,
+            "url": link.filter(|_| chars > 0),
+            "tag": notification,
+            "kind": notice.kind.as_str(),
+            "priority": notice.priority.as_str(),
+        })
+        .to_string();
+        // Escaped control characters can swell the JSON; shorten until it fits one message.
+        if payload.len() <= crate::push::MAX_PAYLOAD || chars == 0 {
+            return payload;
+        }
+        chars /= 2;
+    }
 }
 
 fn absolute(public_url: &str, link: &str) -> String {

@@ -8,6 +8,8 @@
 //!   Twilio outage delays messages but loses none, and a delivered message is never sent again.
 //! * [`transport`]: SMTP through lettre, and Twilio's REST API through reqwest (with a
 //!   configurable base URL, so tests talk to a local server that answers like Twilio).
+//! * [`push`] and [`devices`]: Web Push (VAPID, payloads encrypted for each browser) to the
+//!   devices people subscribed from the portal.
 //! * [`service`]: the use cases the API and the pages share.
 //! * [`api`] and [`web`]: the HTTP API, and the portal's notification centre.
 
@@ -15,8 +17,10 @@ use poem_openapi::Enum;
 use serde::{Deserialize, Serialize};
 
 pub mod api;
+pub mod devices;
 pub mod inbox;
 pub mod outbox;
+pub mod push;
 pub mod service;
 pub mod templates;
 pub mod transport;
@@ -24,6 +28,7 @@ pub mod web;
 
 pub use inbox::{notify, notify_many, Notice, Notified, NotifiedMany};
 pub use outbox::{Deliverer, DeliveryOutcome};
+pub use push::PushTransport;
 pub use transport::{EmailTransport, SmsTransport};
 
 /// What a notification is about.
@@ -101,7 +106,7 @@ pub enum Channel {
     InApp,
     Email,
     Sms,
-    /// Stored as a preference; no push service is connected yet.
+    /// Web Push to the browsers and phones the person turned it on for ([`push`]).
     Push,
 }
 
@@ -122,12 +127,12 @@ impl Channel {
     }
 
     /// The preference when a person has not chosen: in-app and email for everything, SMS for
-    /// renewals (approvals and expiries are what people act on from a phone), push never.
+    /// renewals (approvals and expiries are what people act on from a phone), push for
+    /// everything (it only reaches devices the person turned it on for).
     pub fn default_for(self, kind: Kind) -> bool {
         match self {
-            Channel::InApp | Channel::Email => true,
+            Channel::InApp | Channel::Email | Channel::Push => true,
             Channel::Sms => kind == Kind::Renewal,
-            Channel::Push => false,
         }
     }
 }

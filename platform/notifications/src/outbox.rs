@@ -19,7 +19,11 @@ use trainflow_kernel::{
 };
 use uuid::Uuid;
 
-use crate::transport::{Email, EmailTransport, SendError, SmsTransport};
+use crate::{
+    devices,
+    push::{decode_keys, PushError, PushTransport, Subscription},
+    transport::{Email, EmailTransport, SendError, SmsTransport},
+};
 
 /// A message to deliver.
 #[derive(Debug, Clone)]
@@ -33,6 +37,13 @@ pub enum Message {
     Sms {
         to: String,
         text: String,
+    },
+    /// A Web Push message to one device: `payload` is the JSON the portal's service worker
+    /// shows (encrypted for the device when it is sent).
+    Push {
+        subscription: Uuid,
+        title: String,
+        payload: String,
     },
 }
 
@@ -63,8 +74,10 @@ pub async fn enqueue_many(
                 "insert into outbox (tenant_id, id, channel, recipient, subject, text_body, html_body, status, created_at) ");
             qb.push_values(chunk, |mut row, (id, message)| {
                 let (channel, to, subject, text, html) = match message {
-                    Message::Email { to, subject, text, html } => ("email", to, Some(subject), text, html.as_ref()),
-                    Message::Sms { to, text } => ("sms", to, None, text, None),
+                    Message::Email { to, subject, text, html } => ("email", to.clone(), Some(subject), text, html.as_ref()),
+                    Message::Sms { to, text } => ("sms", to.clone(), None, text, None),
+                    Message::Push { subscription, title, payload } =>
+                        ("push", subscription.to_string(), Some(title), payload, None),
                 };
                 row.push_bind(tenant).push_bind(*id).push_bind(channel).push_bind(to)
                     .push_bind(subject).push_bind(text).push_bind(html).push("'pending'").push_bind(now);
@@ -132,6 +145,7 @@ pub struct Deliverer {
     pub db: Db,
     pub email: EmailTransport,
     pub sms: SmsTransport,
+    pub push: PushTransport,
     pub retry: RetryPolicy,
 }
 
@@ -251,11 +265,21 @@ impl Deliverer {
             "select channel, recipient, subject, text_body, html_body, status, attempts
                from outbox where tenant_id = $1 and id = $2")
             .bind(tenant).bind(id).fetch_optional(&mut *c).await)?;
-        tx.commit().await?;
         let Some(row) = row.filter(|r| r.status == "pending") else {
             // Already delivered or failed (or gone with its tenant): only the queue entry is left.
+            tx.commit().await?;
             return self.dequeue(id).await;
         };
+        let device = match row.channel.as_str() {
+            "push" => match row.recipient.parse::<Uuid>() {
+                Ok(device) => devices::find(&mut tx, device).await?,
+                Err(_) => None,
+            },
+            _ => None,
+        };
+        tx.commit().await?;
+        // A push subscription its service dropped, to forget with the outcome.
+        let mut gone = None;
         let sent = match row.channel.as_str() {
             "email" => {
                 self.email
@@ -268,10 +292,34 @@ impl Deliverer {
                     })
                     .await
             }
+            "push" => match device {
+                None => Err(SendError::permanent(
+                    "the device's subscription was removed before delivery",
+                )),
+                Some(device) => {
+                    let sent = self.send_push(&device, &row.text_body, now).await;
+                    match sent {
+                        Ok(location) => {
+                            gone = Some((device.id, false));
+                            Ok(location)
+                        }
+                        Err(PushError::Gone(message)) => {
+                            gone = Some((device.id, true));
+                            Err(SendError::permanent(message))
+                        }
+                        Err(PushError::Failed(e)) => Err(e),
+                    }
+                }
+            },
             _ => self.sms.send(&row.recipient, &row.text_body).await,
         };
         let attempts = row.attempts + 1;
         let mut tx = TenantTx::begin_system(&self.db, tenant).await?;
+        match gone {
+            Some((device, true)) => devices::forget(&mut tx, device).await?,
+            Some((device, false)) => devices::sent(&mut tx, device, now).await?,
+            None => {}
+        }
         match sent {
             Ok(provider_id) => {
                 sql!(tx.conn() => |c| sqlx::query(
@@ -305,6 +353,39 @@ impl Deliverer {
             }
         }
         tx.commit().await
+    }
+
+    /// Encrypts and posts one push message; its urgency follows the notification's priority.
+    async fn send_push(
+        &self,
+        device: &devices::Stored,
+        payload: &str,
+        now: OffsetDateTime,
+    ) -> Result<String, PushError> {
+        let (p256dh, auth) = decode_keys(&device.p256dh, &device.auth)
+            .map_err(|e| PushError::Gone(format!("the subscription's key {e}")))?;
+        let urgency = match serde_json::from_str::<serde_json::Value>(payload)
+            .ok()
+            .as_ref()
+            .and_then(|p| p["priority"].as_str().map(str::to_string))
+            .as_deref()
+        {
+            Some("high") => "high",
+            Some("low") => "low",
+            _ => "normal",
+        };
+        self.push
+            .send(
+                &Subscription {
+                    endpoint: &device.endpoint,
+                    p256dh: &p256dh,
+                    auth: &auth,
+                },
+                payload.as_bytes(),
+                urgency,
+                now.unix_timestamp(),
+            )
+            .await
     }
 
     async fn dequeue(&self, id: Uuid) -> ApiResult<()> {

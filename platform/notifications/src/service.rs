@@ -8,15 +8,17 @@ use trainflow_kernel::{
     auth::{Permission, Role, TenantCtx},
     db::{Db, TenantTx},
     domain::{bounded, optional},
-    ApiError, ApiResult, FieldErrors,
+    sql, ApiError, ApiResult, FieldErrors,
 };
 use uuid::Uuid;
 
 use crate::{
     api::{CreateBroadcast, EmailTemplate},
+    devices::{self, PushDevice},
     inbox::{self, Audience, Notice, Notification, Preference},
+    push::{decode_keys, KeyError, PushTransport},
     templates::{self, Template},
-    Kind, Priority,
+    Channel, Kind, Priority,
 };
 
 /// A page of the caller's notifications (newest first) and how many there are.
@@ -245,4 +247,115 @@ pub async fn set_template(
         text_body: t.text,
         html_body: t.html,
     })
+}
+
+/// A device to subscribe: what the browser's `PushSubscription` holds.
+#[derive(Debug, Clone)]
+pub struct NewDevice {
+    pub endpoint: String,
+    pub p256dh: String,
+    pub auth: String,
+    pub user_agent: Option<String>,
+}
+
+/// Push on the caller's devices: whether the tenant offers it, the key browsers subscribe with,
+/// and the caller's devices.
+#[derive(Debug, Clone)]
+pub struct PushSetup {
+    pub offered: bool,
+    pub public_key: String,
+    pub devices: Vec<PushDevice>,
+}
+
+/// The caller's push setup.
+pub async fn push_setup(db: &Db, ctx: &TenantCtx, push: &PushTransport) -> ApiResult<PushSetup> {
+    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::SelfService).await?;
+    let offered = push_offered(&mut tx).await?;
+    let devices = devices::of(&mut tx, ctx.user_id.0).await?;
+    tx.commit().await?;
+    Ok(PushSetup {
+        offered,
+        public_key: push.public_key().to_string(),
+        devices,
+    })
+}
+
+async fn push_offered(tx: &mut TenantTx) -> ApiResult<bool> {
+    let tenant = tx.tenant();
+    let settings: Option<sqlx::types::Json<serde_json::Value>> = sql!(tx.conn() => |c| sqlx::query_scalar(
+        "select settings from directory_tenants where id = $1")
+        .bind(tenant).fetch_optional(&mut *c).await)?;
+    Ok(settings.is_some_and(|s| {
+        s.0.get("notification_channels")
+            .and_then(|c| c.as_array())
+            .is_some_and(|list| list.iter().any(|c| c == Channel::Push.as_str()))
+    }))
+}
+
+/// Subscribes one of the caller's devices (a browser subscribing again replaces its keys).
+/// The endpoint must be a push service the server posts to, and the keys must be a P-256
+/// public key and a 16-octet secret; each refusal names its field.
+pub async fn subscribe_push(
+    db: &Db,
+    ctx: &TenantCtx,
+    push: &PushTransport,
+    device: NewDevice,
+    now: OffsetDateTime,
+) -> ApiResult<PushDevice> {
+    let mut errors = FieldErrors::new();
+    if let Err(why) = push.endpoints().check(&device.endpoint) {
+        errors.add("endpoint", why);
+    }
+    if device.endpoint.len() > 2048 {
+        errors.add("endpoint", "is longer than 2,048 characters");
+    }
+    match decode_keys(&device.p256dh, &device.auth) {
+        Err(e @ KeyError::P256dh) => errors.add("keys.p256dh", e.to_string()),
+        Err(e) => errors.add("keys.auth", e.to_string()),
+        Ok(_) => {}
+    }
+    let user_agent = match device.user_agent.as_deref().map(str::trim) {
+        Some(ua) if !ua.is_empty() => errors.check("user_agent", bounded(ua, 1, 300)),
+        _ => None,
+    };
+    errors.into_result()?;
+    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::SelfService).await?;
+    let saved = devices::register(
+        &mut tx,
+        ctx.user_id.0,
+        &device.endpoint,
+        &device.p256dh,
+        &device.auth,
+        user_agent.as_deref(),
+        now,
+    )
+    .await?;
+    audit::record(
+        &mut tx,
+        Entry::by(&ctx, "notification.push_subscribed")
+            .object("push_subscription", saved.id)
+            .detail(serde_json::json!({ "push_service": saved.push_service })),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(saved)
+}
+
+/// Unsubscribes one of the caller's devices (404 for anyone else's).
+pub async fn unsubscribe_push(
+    db: &Db,
+    ctx: &TenantCtx,
+    id: Uuid,
+    now: OffsetDateTime,
+) -> ApiResult<()> {
+    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::SelfService).await?;
+    devices::remove(&mut tx, ctx.user_id.0, id).await?;
+    audit::record(
+        &mut tx,
+        Entry::by(&ctx, "notification.push_unsubscribed").object("push_subscription", id),
+        now,
+    )
+    .await?;
+    tx.commit().await
 }

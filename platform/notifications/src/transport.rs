@@ -20,13 +20,13 @@ pub struct SendError {
 }
 
 impl SendError {
-    fn transient(message: impl Into<String>) -> Self {
+    pub(crate) fn transient(message: impl Into<String>) -> Self {
         SendError {
             permanent: false,
             message: message.into(),
         }
     }
-    fn permanent(message: impl Into<String>) -> Self {
+    pub(crate) fn permanent(message: impl Into<String>) -> Self {
         SendError {
             permanent: true,
             message: message.into(),

@@ -163,6 +163,7 @@ pub fn api_service(
     deps: &AuthDeps,
     integrations: &Arc<Integrations>,
     renewals: &Renewals,
+    push: &trainflow_notifications::PushTransport,
     public_url: &str,
 ) -> OpenApiService<Apis, ()> {
     let service = OpenApiService::new(
@@ -179,6 +180,7 @@ pub fn api_service(
             NotificationsApi {
                 db: deps.db.clone(),
                 public_url: public_url.trim_end_matches('/').to_string(),
+                push: push.clone(),
             },
             RenewalsApi {
                 svc: renewals.clone(),
@@ -306,6 +308,7 @@ pub fn build(edge: Arc<Edge>, deps: AuthDeps) -> impl Endpoint {
         &deps,
         &edge.integrations,
         &edge.renewals,
+        &edge.deliverer.push,
         &edge.settings.public_url,
     );
     // The document with the contract's additions (`openapi_document`), not poem-openapi's own.
@@ -416,7 +419,8 @@ fn portal(edge: &Arc<Edge>, deps: &AuthDeps) -> impl Endpoint {
     let pages = Route::new();
     let pages = trainflow_identity::web::mount(pages, deps.clone());
     let pages = trainflow_renewals::web::mount(pages, edge.renewals.clone());
-    let pages = trainflow_notifications::web::mount(pages, deps.db.clone());
+    let pages =
+        trainflow_notifications::web::mount(pages, deps.db.clone(), edge.deliverer.push.clone());
     let pages = trainflow_integrations::web::mount(pages, edge.integrations.clone());
     let pages = trainflow_jobs::web::mount(pages, edge.runner.clone());
     let pages = trainflow_tenancy::web::mount(pages, deps.db.clone());

@@ -111,6 +111,17 @@ pub struct Settings {
     pub twilio_auth_token: Secret,
     /// The number (E.164) or messaging service SMS are sent from.
     pub twilio_from: String,
+    /// Web Push VAPID private key: base64url of the 32-octet P-256 scalar (`trainflow
+    /// vapid-keys` makes a pair). Unset: a random key per start (development; browsers
+    /// subscribed before a restart then stop receiving push).
+    pub vapid_private_key: Secret,
+    /// The contact push services see in VAPID tokens: `mailto:…` or `https://…`.
+    pub push_subject: String,
+    /// Push services the server posts to (`*.domain` for subdomains); default the push
+    /// services of Chrome/Edge, Firefox, Safari and Windows.
+    pub push_services: Vec<String>,
+    /// Accept push endpoints on loopback over http (development and tests only).
+    pub push_allow_loopback: bool,
     /// Cron schedule (with seconds) of outbox delivery.
     pub delivery_schedule: String,
     /// Seconds before a failed delivery is retried (doubling each attempt, at most an hour).
@@ -176,6 +187,13 @@ impl Default for Settings {
             twilio_account_sid: String::new(),
             twilio_auth_token: Secret::default(),
             twilio_from: String::new(),
+            vapid_private_key: Secret::default(),
+            push_subject: "mailto:no-reply@trainflow.localhost".into(),
+            push_services: trainflow_notifications::push::PushEndpoints::KNOWN
+                .iter()
+                .map(|h| h.to_string())
+                .collect(),
+            push_allow_loopback: false,
             delivery_schedule: "*/10 * * * * *".into(),
             delivery_backoff_secs: 30,
             delivery_claim_secs: 300,
@@ -215,6 +233,8 @@ impl fmt::Debug for Settings {
             .field("smtp_url", &self.smtp_url)
             .field("twilio_account_sid", &self.twilio_account_sid)
             .field("twilio_auth_token", &self.twilio_auth_token)
+            .field("vapid_private_key", &self.vapid_private_key)
+            .field("push_services", &self.push_services)
             .finish_non_exhaustive()
     }
 }
@@ -355,6 +375,25 @@ impl Settings {
             &get,
         )?;
         set(&mut self.twilio_from, "TRAINFLOW_TWILIO_FROM", &get)?;
+        set(
+            &mut self.vapid_private_key,
+            "TRAINFLOW_VAPID_PRIVATE_KEY",
+            &get,
+        )?;
+        set(&mut self.push_subject, "TRAINFLOW_PUSH_SUBJECT", &get)?;
+        if let Some(v) = get("TRAINFLOW_PUSH_SERVICES") {
+            self.push_services = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+        }
+        set(
+            &mut self.push_allow_loopback,
+            "TRAINFLOW_PUSH_ALLOW_LOOPBACK",
+            &get,
+        )?;
         set(
             &mut self.delivery_schedule,
             "TRAINFLOW_DELIVERY_SCHEDULE",

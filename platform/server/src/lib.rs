@@ -19,7 +19,11 @@ use trainflow_kernel::{
     auth::JwtKeys,
     db::{Db, DbOptions},
 };
-use trainflow_notifications::{outbox::RetryPolicy, Deliverer, EmailTransport, SmsTransport};
+use trainflow_notifications::{
+    outbox::RetryPolicy,
+    push::{PushEndpoints, Vapid},
+    Deliverer, EmailTransport, PushTransport, SmsTransport,
+};
 use trainflow_renewals::Renewals;
 
 use crate::{app::Edge, config::Settings, metrics::Metrics, ratelimit::RateLimiter};
@@ -116,6 +120,20 @@ pub async fn prepare_with(settings: Settings, mut runs: RunSettings) -> anyhow::
         CredentialsKey::from_base64(settings.credentials_key.expose())?
     };
     let integrations = Integrations::new(db.clone(), key, runs, instance.clone()).await?;
+    let vapid = if settings.vapid_private_key.is_empty() {
+        tracing::warn!(
+            "TRAINFLOW_VAPID_PRIVATE_KEY is not set: using a random key, so browsers subscribed \
+             to push now stop receiving it after a restart. Set it in production \
+             (`trainflow vapid-keys` makes one)."
+        );
+        Vapid::random(&settings.push_subject)?
+    } else {
+        Vapid::from_base64(settings.vapid_private_key.expose(), &settings.push_subject)?
+    };
+    let push = PushTransport::new(
+        vapid,
+        PushEndpoints::new(&settings.push_services, settings.push_allow_loopback),
+    )?;
     let deliverer = Deliverer {
         db: db.clone(),
         email: EmailTransport::from_url(settings.smtp_url.expose(), &settings.mail_from)?,
@@ -125,6 +143,7 @@ pub async fn prepare_with(settings: Settings, mut runs: RunSettings) -> anyhow::
             settings.twilio_auth_token.expose(),
             &settings.twilio_from,
         )?,
+        push,
         retry: RetryPolicy {
             backoff: Duration::from_secs(settings.delivery_backoff_secs.max(1)),
             claim_for: Duration::from_secs(settings.delivery_claim_secs.max(10)),

@@ -62,6 +62,8 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Make a Web Push (VAPID) key pair: set the private key as `TRAINFLOW_VAPID_PRIVATE_KEY`.
+    VapidKeys,
     /// A tenant's integrations: the catalogue, installations and runs.
     Integrations {
         #[command(subcommand)]
@@ -326,6 +328,11 @@ async fn main() -> anyhow::Result<()> {
                 "{}",
                 trainflow_server::app::openapi_document(&settings.public_url)
             );
+            Ok(())
+        }
+        Command::VapidKeys => {
+            let (private, public) = trainflow_notifications::push::Vapid::generate();
+            println!("TRAINFLOW_VAPID_PRIVATE_KEY={private}\n# public key (browsers subscribe with it): {public}");
             Ok(())
         }
         Command::Tenant { command } => tenant_command(settings, command).await,

@@ -47,6 +47,9 @@ pub struct TenantSpec {
     pub domain: Option<String>,
     pub time_zone: Option<String>,
     pub locale: Option<String>,
+    /// The channels the tenant offers its people, set when the tenant is created (default
+    /// in-app and email).
+    pub notification_channels: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -152,6 +155,21 @@ pub async fn apply(
     let mut tx = TenantTx::begin_system(db, tenant_id)
         .await
         .map_err(anyhow_api)?;
+    if let (true, Some(channels)) = (applied.tenant_created, &m.tenant.notification_channels) {
+        let mut settings = tenant.settings.clone();
+        settings.notification_channels = channels.clone();
+        settings.validate().map_err(anyhow_api)?;
+        tenants::update_settings(
+            &mut tx,
+            &tenant.name,
+            &tenant.time_zone,
+            &tenant.locale,
+            &settings,
+            now,
+        )
+        .await
+        .map_err(anyhow_api)?;
+    }
     let existing = departments(&mut tx).await.map_err(anyhow_api)?;
     for d in &m.departments {
         trainflow_kernel::domain::bounded(&d.name, 1, 100)

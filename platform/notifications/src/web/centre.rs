@@ -15,7 +15,9 @@ use trainflow_web::{notice, render, Nav, NoFields, PageResult, SignedIn, Submitt
 use uuid::Uuid;
 
 use crate::{
+    devices::PushDevice,
     inbox::{Notification, Preference},
+    push::PushTransport,
     service, Channel, Kind,
 };
 
@@ -32,6 +34,9 @@ struct NotificationsPage {
     kinds: Vec<Kind>,
     channels: Vec<Channel>,
     preferences: Vec<Preference>,
+    push_offered: bool,
+    push_key: String,
+    devices: Vec<PushDevice>,
     notice: Option<&'static str>,
 }
 
@@ -53,9 +58,11 @@ pub(super) struct NoticeQuery {
 pub(super) async fn notification_centre(
     me: SignedIn,
     db: Data<&Db>,
+    push: Data<&PushTransport>,
     q: Query<NoticeQuery>,
 ) -> PageResult {
     let centre = service::centre(&db, me.ctx(), SHOWN).await?;
+    let setup = service::push_setup(&db, me.ctx(), &push).await?;
     render(
         &NotificationsPage {
             nav: me.nav("notifications"),
@@ -65,9 +72,19 @@ pub(super) async fn notification_centre(
             kinds: Kind::ALL.to_vec(),
             channels: Channel::ALL.to_vec(),
             preferences: centre.preferences,
+            push_offered: setup.offered,
+            push_key: setup.public_key,
+            devices: setup.devices,
             notice: notice(
                 q.0.notice.as_deref(),
-                &[("saved", "Your preferences were saved.")],
+                &[
+                    ("saved", "Your preferences were saved."),
+                    ("push_on", "Push notifications are on for this device."),
+                    (
+                        "push_off",
+                        "The device no longer receives push notifications.",
+                    ),
+                ],
             ),
         },
         StatusCode::OK,
@@ -116,4 +133,58 @@ pub(super) async fn save_preferences(
         .collect();
     service::set_preferences(&db, me.ctx(), prefs).await?;
     Ok(Redirect::see_other("/portal/notifications?notice=saved").into_response())
+}
+
+/// The subscription the portal's script sends: the fields of the browser's `PushSubscription`.
+#[derive(Deserialize)]
+pub(super) struct PushForm {
+    endpoint: String,
+    p256dh: String,
+    auth: String,
+    user_agent: Option<String>,
+}
+
+/// Subscribes this browser to push notifications (posted by the portal's script).
+#[handler]
+pub(super) async fn subscribe_push(
+    db: Data<&Db>,
+    push: Data<&PushTransport>,
+    Submitted(me, form): Submitted<PushForm>,
+) -> PageResult {
+    service::subscribe_push(
+        &db,
+        me.ctx(),
+        &push,
+        service::NewDevice {
+            endpoint: form.endpoint,
+            p256dh: form.p256dh,
+            auth: form.auth,
+            user_agent: form.user_agent,
+        },
+        now(),
+    )
+    .await?;
+    Ok(Redirect::see_other("/portal/notifications?notice=push_on").into_response())
+}
+
+/// Stops push notifications to one of one's devices.
+#[handler]
+pub(super) async fn unsubscribe_push(
+    db: Data<&Db>,
+    Path(id): Path<String>,
+    Submitted(me, NoFields {}): Submitted<NoFields>,
+) -> PageResult {
+    let id: Uuid = id.parse().map_err(|_| ApiError::NotFound)?;
+    service::unsubscribe_push(&db, me.ctx(), id, now()).await?;
+    Ok(Redirect::see_other("/portal/notifications?notice=push_off").into_response())
+}
+
+/// The service worker: shows a push message as a system notification and opens its link when
+/// it is tapped. Served from `/portal/` so its scope is the portal.
+#[handler]
+pub(super) fn service_worker() -> poem::Response {
+    poem::Response::builder()
+        .content_type("text/javascript; charset=utf-8")
+        .header("cache-control", "no-cache")
+        .body(include_str!("../../static/sw.js"))
 }

@@ -1,5 +1,5 @@
-//! The notification centre: one's notifications (mark read, mark unread, delete, mark all read)
-//! and the preferences grid. Each handler parses the form, calls a use case of
+//! The notification centre: one's notifications (mark read, mark unread, delete, mark all read),
+//! the preferences grid, and push on one's devices (the service worker at `/portal/sw.js`). Each handler parses the form, calls a use case of
 //! [`crate::service`] and renders; the session and CSRF checks are in the extractors
 //! ([`SignedIn`](trainflow_web::SignedIn), [`Submitted`](trainflow_web::Submitted)).
 
@@ -9,7 +9,7 @@ use poem::{get, post, EndpointExt, Route};
 use trainflow_kernel::{db::Db, ApiResult};
 use trainflow_web::{BoxFuture, Card, CardSource, NavEntry, Session};
 
-use crate::service;
+use crate::{push::PushTransport, service};
 
 /// The context's entry in the navigation bar.
 pub fn nav() -> Vec<NavEntry> {
@@ -23,12 +23,23 @@ pub fn nav() -> Vec<NavEntry> {
 }
 
 /// Mounts the context's pages on `route` (the portal's, nested under `/portal`).
-pub fn mount(route: Route, db: Db) -> Route {
+pub fn mount(route: Route, db: Db, push: PushTransport) -> Route {
     route
         .at(
             "/notifications",
-            get(centre::notification_centre).data(db.clone()),
+            get(centre::notification_centre)
+                .data(db.clone())
+                .data(push.clone()),
         )
+        .at(
+            "/notifications/push",
+            post(centre::subscribe_push).data(db.clone()).data(push),
+        )
+        .at(
+            "/notifications/push/:id/delete",
+            post(centre::unsubscribe_push).data(db.clone()),
+        )
+        .at("/sw.js", get(centre::service_worker))
         .at(
             "/notifications/preferences",
             post(centre::save_preferences).data(db.clone()),
