@@ -1,5 +1,6 @@
 //! Every page of the portal, for every role and signed out, passes an automated accessibility
-//! audit (axe-core in headless Chromium) with no serious or critical violation. The demo tenant
+//! audit (axe-core in headless Chromium) with no serious or critical violation, and each
+//! role's dashboard shows what that role acts on. The demo tenant
 //! supplies real content: certifications in every state, renewals with history, a connector
 //! installation with a run.
 
@@ -160,6 +161,7 @@ async fn every_page_passes_an_accessibility_audit_for_every_role(base: &str) {
     ] {
         browser.clear_cookies().await;
         sign_in(&browser, &base, who).await;
+        problems.extend(dashboard_shows_what_the_role_acts_on(&browser, who).await);
         let mut seen = BTreeSet::new();
         let mut queue: Vec<String> = START.iter().map(|s| s.to_string()).collect();
         while let Some(path) = queue.pop() {
@@ -179,6 +181,86 @@ async fn every_page_passes_an_accessibility_audit_for_every_role(base: &str) {
         problems.len(),
         problems.join("\n")
     );
+}
+
+/// The cards each demo role's dashboard must show, and those it must not.
+fn dashboard_of(who: &str) -> (&'static [&'static str], &'static [&'static str]) {
+    match who {
+        "admin" => (
+            &[
+                "Active people",
+                "Compliance",
+                "Imports",
+                "Depot HR export (CSV)",
+                "succeeded: 5 created",
+                "Recent activity",
+                "Approvals waiting",
+                "A connector (import)",
+            ],
+            // Who acted is a name or a kind of actor, never a guess.
+            &["A former person"],
+        ),
+        "manager" => (
+            &[
+                "Approvals waiting",
+                "My team",
+                "Compliance",
+                "My department",
+            ],
+            &["Imports", "Recent activity"],
+        ),
+        "foreman" => (
+            &["Approvals waiting", "My team", "Compliance"],
+            &["Imports", "Recent activity"],
+        ),
+        "training" => (
+            &["Compliance", "Active people", "Approvals waiting"],
+            &["Imports", "My team"],
+        ),
+        _ => (
+            &[
+                "Certifications to renew",
+                "Unread notifications",
+                "My profile",
+            ],
+            &["Compliance", "Imports", "Recent activity", "Active people"],
+        ),
+    }
+}
+
+/// The dashboard the browser shows after signing in holds what `who`'s role acts on, with
+/// times in a human format (never a raw timestamp); answers what is wrong as lines.
+async fn dashboard_shows_what_the_role_acts_on(browser: &Browser, who: &str) -> Vec<String> {
+    let text = browser
+        .script("return document.querySelector('main').innerText;")
+        .await;
+    let text = text.as_str().unwrap_or_default();
+    let (shown, hidden) = dashboard_of(who);
+    let mut problems: Vec<String> = shown
+        .iter()
+        .filter(|t| !text.contains(**t))
+        .map(|t| format!("{who}'s dashboard lacks {t:?}"))
+        .collect();
+    problems.extend(
+        hidden
+            .iter()
+            .filter(|t| text.contains(**t))
+            .map(|t| format!("{who}'s dashboard shows {t:?}")),
+    );
+    let raw_time = text.as_bytes().windows(13).any(|w| {
+        w[..4].iter().all(u8::is_ascii_digit)
+            && w[4] == b'-'
+            && w[7] == b'-'
+            && w[10] == b'T'
+            && w[11..].iter().all(u8::is_ascii_digit)
+    });
+    if raw_time {
+        problems.push(format!("{who}'s dashboard shows a raw timestamp"));
+    }
+    if !problems.is_empty() {
+        problems.push(format!("{who}'s dashboard reads:\n{text}"));
+    }
+    problems
 }
 
 async fn on_a_phone_the_navigation_folds_behind_a_menu_button(base: &str) {

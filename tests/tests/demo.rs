@@ -1,6 +1,7 @@
 //! The demo tenant tells the product's story to every role: the manifest built into the binary,
 //! applied with every context's part, leaves certifications valid, expiring and expired,
-//! renewals waiting in the approvers' queues and reminders in the holders' notification centres.
+//! renewals waiting in the approvers' queues and reminders in the holders' notification centres,
+//! a frontline employee without email, and an HR export with a finished run.
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -134,4 +135,29 @@ async fn the_demo_tells_the_story_to_every_role() {
     let me = get(&app, "/api/v1/users/me", &mia).await;
     assert!(me.get("email").is_none(), "{me}");
     assert_eq!(me["has_pin"], true, "{me}");
+
+    // The depot's HR export: a CSV installation whose first run imported five frontline
+    // people without names or email, shown by job role and number, flagged incomplete.
+    let admin = token(&app, "admin").await;
+    let installations = get(&app, "/api/v1/connectors/installations", &admin).await;
+    assert_eq!(
+        names(&installations, "name"),
+        ["Depot HR export (CSV)"],
+        "{installations}"
+    );
+    let id = installations[0]["id"].as_str().unwrap();
+    let runs = get(
+        &app,
+        &format!("/api/v1/connectors/installations/{id}/runs"),
+        &admin,
+    )
+    .await;
+    assert_eq!(runs[0]["status"], "succeeded", "{runs}");
+    assert_eq!(runs[0]["created"], 5, "{runs}");
+    let imported = get(&app, "/api/v1/users?search=E3004", &admin).await;
+    assert_eq!(
+        imported[0]["first_name"], "Signalling Technician",
+        "{imported}"
+    );
+    assert_eq!(imported[0]["profile_incomplete"], true, "{imported}");
 }

@@ -1103,6 +1103,7 @@ pub async fn recent_activity(
 pub fn actor_label(kind: &str) -> &'static str {
     match kind {
         "system" => "TrainFlow (scheduled job or import)",
+        "connector" => "A connector (import)",
         "operator" => "Platform operator",
         "anonymous" => "Not signed in",
         _ => "A former person",

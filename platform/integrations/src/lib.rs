@@ -10,12 +10,14 @@
 //! * [`schedule`] — the per-minute dispatcher of cron-scheduled installations.
 //! * `worker` — each run's sandbox session on its own thread, off the server's async workers.
 //! * [`api`] — the `/api/v1/connectors` endpoints.
+//! * [`demo`] — `[[connector_installations]]` of a tenant manifest (installed, run once).
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod apply;
 pub mod catalogue;
 pub mod credentials;
+pub mod demo;
 pub mod installations;
 pub mod manifest;
 pub mod runs;

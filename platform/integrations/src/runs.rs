@@ -1043,6 +1043,72 @@ impl Integrations {
     }
 }
 
+/// What the dashboard shows of imports: how many installations there are, and the newest runs.
+#[derive(Debug, Clone, Default)]
+pub struct ImportsSummary {
+    pub installations: i64,
+    pub recent: Vec<RecentRun>,
+}
+
+/// A run as the dashboard lists it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RecentRun {
+    pub id: Uuid,
+    pub installation: String,
+    pub status: String,
+    pub started_at: OffsetDateTime,
+    pub created: i32,
+    pub updated: i32,
+    pub deactivated: i32,
+    pub record_errors: i32,
+}
+
+impl RecentRun {
+    /// "succeeded: 12 created, 3 updated", "failed", "running".
+    pub fn outcome(&self) -> String {
+        let counts: Vec<String> = [
+            (self.created, "created"),
+            (self.updated, "updated"),
+            (self.deactivated, "deactivated"),
+            (self.record_errors, "refused"),
+        ]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+        let status = self.status.replace('_', " ");
+        if counts.is_empty() {
+            status
+        } else {
+            format!("{status}: {}", counts.join(", "))
+        }
+    }
+}
+
+impl Integrations {
+    /// The caller's tenant's imports at a glance: installations and the `limit` newest runs.
+    pub async fn imports_summary(&self, ctx: &TenantCtx, limit: i64) -> ApiResult<ImportsSummary> {
+        let (mut tx, _) = TenantTx::begin(&self.db, ctx, Permission::Integrations).await?;
+        let tenant = tx.tenant();
+        let installations: i64 = sql!(tx.conn() => |c| sqlx::query_scalar(
+            "select count(*) from connector_installations where tenant_id = $1 and deleted_at is null")
+            .bind(tenant).fetch_one(&mut *c).await)?;
+        let recent: Vec<RecentRun> = sql!(tx.conn() => |c| sqlx::query_as(
+            "select r.id, i.name as installation, r.status, r.started_at, r.created, r.updated,
+                    r.deactivated, r.record_errors
+               from connector_runs r
+               join connector_installations i on i.tenant_id = r.tenant_id and i.id = r.installation_id
+              where r.tenant_id = $1 and i.deleted_at is null
+              order by r.started_at desc, r.id desc limit $2")
+            .bind(tenant).bind(limit).fetch_all(&mut *c).await)?;
+        tx.commit().await?;
+        Ok(ImportsSummary {
+            installations,
+            recent,
+        })
+    }
+}
+
 /// One run, by id, in `tx`'s tenant.
 pub async fn get_run_in(tx: &mut TenantTx, id: Uuid) -> ApiResult<Run> {
     let tenant = tx.tenant();

@@ -44,3 +44,19 @@ pub trait ManifestPart: Send + Sync {
         sections: &'a BTreeMap<String, serde_json::Value>,
     ) -> Pin<Box<dyn Future<Output = anyhow::Result<Created>> + Send + 'a>>;
 }
+
+/// Turns an API error into a readable error for the command line and for manifest parts.
+pub fn anyhow_api(e: crate::ApiError) -> anyhow::Error {
+    match e {
+        crate::ApiError::Internal(inner) => inner,
+        other => {
+            let body = other.body();
+            anyhow::anyhow!(
+                "{}: {} {:?}",
+                body.error.code,
+                body.error.message,
+                body.error.fields
+            )
+        }
+    }
+}

@@ -12,8 +12,7 @@ use serde::Deserialize;
 use time::Duration;
 use trainflow_kernel::{
     auth::{Permission, Role, TenantCtx},
-    manifest::{Created, ManifestPart, ManifestScope},
-    ApiError,
+    manifest::{anyhow_api, Created, ManifestPart, ManifestScope},
 };
 
 use crate::{
@@ -78,16 +77,6 @@ fn section<T: for<'de> Deserialize<'de>>(
     }
 }
 
-fn api(e: ApiError) -> anyhow::Error {
-    let body = e.body();
-    anyhow::anyhow!(
-        "{}: {} {:?}",
-        body.error.code,
-        body.error.message,
-        body.error.fields
-    )
-}
-
 impl ManifestPart for DemoPart {
     fn sections(&self) -> &'static [&'static str] {
         SECTIONS
@@ -119,7 +108,7 @@ async fn held(
     service::list_certifications(svc, officer, query, None, now)
         .await
         .map(|(rows, _)| rows)
-        .map_err(api)
+        .map_err(anyhow_api)
 }
 
 impl DemoPart {
@@ -147,7 +136,7 @@ impl DemoPart {
         let mut created_types = 0;
         let existing = service::list_types(svc, officer, None)
             .await
-            .map_err(api)?
+            .map_err(anyhow_api)?
             .0;
         for t in &types {
             if existing.iter().any(|e| e.code == t.code) {
@@ -164,13 +153,13 @@ impl DemoPart {
             };
             service::create_type(svc, officer, input, now)
                 .await
-                .map_err(api)
+                .map_err(anyhow_api)
                 .with_context(|| format!("certification type {}", t.code))?;
             created_types += 1;
         }
         let types_now = service::list_types(svc, officer, None)
             .await
-            .map_err(api)?
+            .map_err(anyhow_api)?
             .0;
         let type_id = |code: &str| {
             types_now
@@ -198,7 +187,7 @@ impl DemoPart {
             };
             service::record_certification(svc, officer, input, now)
                 .await
-                .map_err(api)
+                .map_err(anyhow_api)
                 .with_context(|| format!("certification {} of {}", c.type_code, c.holder))?;
             created_certs += 1;
         }
@@ -215,7 +204,7 @@ impl DemoPart {
             };
             let asked = service::my_renewals(svc, holder, first)
                 .await
-                .map_err(api)?
+                .map_err(anyhow_api)?
                 .0;
             if asked
                 .iter()
@@ -229,13 +218,13 @@ impl DemoPart {
                 .with_context(|| format!("renewal: {} holds no open {}", r.holder, r.type_code))?;
             let request = service::submit_renewal(svc, holder, open.id, r.comment.clone(), now)
                 .await
-                .map_err(api)
+                .map_err(anyhow_api)
                 .with_context(|| format!("renewal of {} for {}", r.type_code, r.holder))?;
             for approver in &r.approved_by {
                 let approver = scope.person("renewals.approved_by", approver)?;
                 service::decide(svc, approver, request.id, Decision::Approve, None, now)
                     .await
-                    .map_err(api)
+                    .map_err(anyhow_api)
                     .with_context(|| format!("approving the renewal of {}", r.holder))?;
             }
             created_renewals += 1;
@@ -244,7 +233,7 @@ impl DemoPart {
         // Reminders for what is now inside its renewal window.
         svc.expiry_reminders_in(&[scope.tenant.0], now)
             .await
-            .map_err(api)?;
+            .map_err(anyhow_api)?;
         Ok(vec![
             ("certification types", created_types),
             ("certifications", created_certs),

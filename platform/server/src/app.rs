@@ -442,6 +442,9 @@ fn portal(edge: &Arc<Edge>, deps: &AuthDeps) -> impl Endpoint {
     )))
     .with_cards(Arc::new(trainflow_notifications::web::Cards(
         deps.db.clone(),
+    )))
+    .with_cards(Arc::new(trainflow_integrations::web::Cards(
+        edge.integrations.clone(),
     )));
     trainflow_web::portal(pages, shell)
 }

@@ -46,9 +46,12 @@ impl Instance {
     /// The contexts' parts of a tenant manifest, in the order they apply (after the tenancy
     /// context's own tenant, departments and people).
     pub fn manifest_parts(&self) -> Vec<Box<dyn trainflow_kernel::manifest::ManifestPart>> {
-        vec![Box::new(trainflow_renewals::demo::DemoPart(
-            self.renewals.clone(),
-        ))]
+        vec![
+            Box::new(trainflow_renewals::demo::DemoPart(self.renewals.clone())),
+            Box::new(trainflow_integrations::demo::DemoPart(
+                self.integrations.clone(),
+            )),
+        ]
     }
 
     /// Applies a tenant manifest with every context's part.

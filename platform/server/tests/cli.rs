@@ -207,11 +207,19 @@ async fn an_operator_sets_up_a_tenant_from_the_command_line() {
         "{}",
         text(&o)
     );
+    // The integrations part: the depot's CSV export, installed and run once.
+    assert!(
+        text(&o).contains("1 connector installations added")
+            && text(&o).contains("1 connector runs added"),
+        "{}",
+        text(&o)
+    );
     let o = run(&db, &["tenant", "apply", "tenants/demo"], None);
     assert!(
         text(&o).contains("0 departments and 0 users added")
             && text(&o).contains("0 certifications added")
-            && text(&o).contains("0 renewal requests added"),
+            && text(&o).contains("0 renewal requests added")
+            && text(&o).contains("0 connector installations added"),
         "{}",
         text(&o)
     );

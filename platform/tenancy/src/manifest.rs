@@ -300,18 +300,4 @@ pub async fn apply(
     Ok(applied)
 }
 
-/// Turns an API error into a readable command-line error.
-pub fn anyhow_api(e: trainflow_kernel::ApiError) -> anyhow::Error {
-    match e {
-        trainflow_kernel::ApiError::Internal(inner) => inner,
-        other => {
-            let body = other.body();
-            anyhow::anyhow!(
-                "{}: {} {:?}",
-                body.error.code,
-                body.error.message,
-                body.error.fields
-            )
-        }
-    }
-}
+pub use trainflow_kernel::manifest::anyhow_api;

@@ -3,7 +3,8 @@
 //! action goes through the same `Integrations` use cases as the API.
 
 use poem::{get, post, EndpointExt, Route};
-use trainflow_web::NavEntry;
+use trainflow_kernel::ApiResult;
+use trainflow_web::{BoxFuture, Card, CardSource, NavEntry, Session};
 
 /// The integrations entry of the navigation bar (administrators).
 pub fn nav() -> Vec<NavEntry> {
@@ -14,6 +15,47 @@ pub fn nav() -> Vec<NavEntry> {
         order: 80,
         permission: Some(Permission::Integrations),
     }]
+}
+
+/// The dashboard card of those who manage integrations: imports at a glance.
+pub struct Cards(pub Arc<Integrations>);
+
+impl CardSource for Cards {
+    fn cards<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, ApiResult<Vec<Card>>> {
+        Box::pin(async move {
+            if !session.role.grants(Permission::Integrations) {
+                return Ok(Vec::new());
+            }
+            let summary = self.0.imports_summary(&session.ctx, 5).await?;
+            Ok(vec![Card {
+                order: 40,
+                title: "Imports".into(),
+                value: Some(summary.installations.to_string()),
+                text: if summary.recent.is_empty() {
+                    "Connector installations. No import has run yet.".into()
+                } else {
+                    "Connector installations, and their newest runs.".into()
+                },
+                columns: if summary.recent.is_empty() {
+                    Vec::new()
+                } else {
+                    vec!["Started", "Installation", "Outcome"]
+                },
+                rows: summary
+                    .recent
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            session.local_time(r.started_at),
+                            r.installation.clone(),
+                            r.outcome(),
+                        ]
+                    })
+                    .collect(),
+                link: Some(("/portal/integrations".into(), "Open integrations".into())),
+            }])
+        })
+    }
 }
 
 /// Mounts the integrations pages on `route` (the portal's, nested under `/portal`).
