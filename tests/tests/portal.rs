@@ -1022,3 +1022,63 @@ async fn a_foreman_sets_a_pin_for_someone_in_their_team_from_the_team_page() {
     let signed = app.sign_in(&app.a.slug, &number, "4451298").await;
     assert!(signed["data"]["access_token"].is_string(), "{signed}");
 }
+
+/// The profile page shows each person their role's part: where they work and whom they report
+/// to, their team (foremen and managers), and their qualifications (a trainer's are what they
+/// may teach).
+#[tokio::test]
+async fn the_profile_page_shows_each_role_its_place_team_and_qualifications() {
+    let app = TestApp::spawn().await;
+    let a = trainflow_tests::Which::A;
+    let employee = app.a.people[&Role::Employee];
+    app.set_reporting_lines(
+        a,
+        employee,
+        Some(app.a.people[&Role::Foreman]),
+        Some(app.a.people[&Role::Manager]),
+    )
+    .await;
+    app.fresh_certification(a, employee).await;
+    app.fresh_certification(a, app.a.people[&Role::Trainer])
+        .await;
+    let profile = |role: Role| {
+        let app = app.clone();
+        async move {
+            let client = app.portal_client(a, role).await;
+            let (status, page) = app.portal_get(&client, "/portal/profile").await;
+            assert_eq!(status, StatusCode::OK, "{role:?}: {page}");
+            page
+        }
+    };
+
+    let page = profile(Role::Employee).await;
+    for shown in [
+        "Where I work",
+        "Foreman: Foreman Person",
+        "Line manager: Manager Person",
+        "Qualifications",
+        "Fixture type",
+    ] {
+        assert!(
+            page.contains(shown),
+            "the employee's profile lacks {shown:?}: {page}"
+        );
+    }
+    assert!(!page.contains("My team"), "{page}");
+
+    let page = profile(Role::Manager).await;
+    assert!(
+        page.contains("My team") && page.contains(r#"<div class="stat">1</div>"#),
+        "the manager's team of one: {page}"
+    );
+    assert!(
+        page.contains("No certifications are recorded for you yet."),
+        "{page}"
+    );
+
+    let page = profile(Role::Trainer).await;
+    assert!(
+        page.contains("Your qualifications to teach") && page.contains("Fixture type"),
+        "{page}"
+    );
+}

@@ -600,6 +600,46 @@ pub async fn my_team(db: &Db, ctx: &TenantCtx, page: Page) -> ApiResult<(Vec<Use
     Ok(team)
 }
 
+/// Where the caller stands in the organisation: the profile page's role-specific part.
+#[derive(Debug, Clone)]
+pub struct Workplace {
+    pub department: Option<String>,
+    pub position: Option<String>,
+    pub employee_number: Option<String>,
+    /// The names of their foreman and line manager.
+    pub foreman: Option<String>,
+    pub manager: Option<String>,
+    /// How many people report to them (foremen and managers).
+    pub team: Option<i64>,
+    pub profile_incomplete: bool,
+}
+
+/// The caller's place in the organisation.
+pub async fn workplace(db: &Db, ctx: &TenantCtx) -> ApiResult<Workplace> {
+    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::SelfService).await?;
+    let me = users::get(&mut tx, ctx.user_id.0, false).await?;
+    let (foreman, manager) = users::reporting_lines_of(&mut tx, me.id).await?;
+    let ids: Vec<Uuid> = [foreman, manager].into_iter().flatten().collect();
+    let names = users::display_names(&mut tx, &ids).await?;
+    let team = match ctx.role {
+        Role::Foreman | Role::Manager => {
+            let one = Page::parse(Some(1), Some(1))?;
+            Some(users::reports_of(&mut tx, me.id, one).await?.1)
+        }
+        _ => None,
+    };
+    tx.commit().await?;
+    Ok(Workplace {
+        department: me.department_name,
+        position: me.position,
+        employee_number: me.employee_number,
+        foreman: foreman.and_then(|id| names.get(&id).cloned()),
+        manager: manager.and_then(|id| names.get(&id).cloned()),
+        team,
+        profile_incomplete: me.profile_incomplete,
+    })
+}
+
 /// Sets a person's foreman on the platform's behalf (tenant manifests).
 pub async fn set_foreman_as_system(
     db: &Db,

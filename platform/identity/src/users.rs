@@ -861,6 +861,18 @@ pub async fn reports_of(tx: &mut TenantTx, me: Uuid, page: Page) -> ApiResult<(V
     Ok((rows.into_iter().map(User::from).collect(), total))
 }
 
+/// A person's foreman and line manager (`supervisor_id`, `manager_id`).
+pub async fn reporting_lines_of(
+    tx: &mut TenantTx,
+    id: Uuid,
+) -> ApiResult<(Option<Uuid>, Option<Uuid>)> {
+    let tenant = tx.tenant();
+    let row: Option<(Option<Uuid>, Option<Uuid>)> = sql!(tx.conn() => |c| sqlx::query_as(
+        "select supervisor_id, manager_id from users where tenant_id = $1 and id = $2 and deleted_at is null")
+        .bind(tenant).bind(id).fetch_optional(&mut *c).await)?;
+    row.ok_or(ApiError::NotFound)
+}
+
 /// A person's foreman (`supervisor_id`).
 pub async fn supervisor_of(tx: &mut TenantTx, id: Uuid) -> ApiResult<Option<Uuid>> {
     let tenant = tx.tenant();

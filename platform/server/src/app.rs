@@ -445,6 +445,12 @@ fn portal(edge: &Arc<Edge>, deps: &AuthDeps) -> impl Endpoint {
     )))
     .with_cards(Arc::new(trainflow_integrations::web::Cards(
         edge.integrations.clone(),
+    )))
+    .with_profile_parts(Arc::new(trainflow_identity::web::ProfileParts(
+        deps.db.clone(),
+    )))
+    .with_profile_parts(Arc::new(trainflow_renewals::web::ProfileParts(
+        edge.renewals.clone(),
     )));
     trainflow_web::portal(pages, shell)
 }

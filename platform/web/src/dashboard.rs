@@ -42,14 +42,24 @@ struct DashboardPage<'a> {
     wide: Vec<Card>,
 }
 
-#[handler]
-pub(crate) async fn dashboard(me: SignedIn, shell: Data<&Arc<Shell>>) -> PageResult {
+/// The cards of `sources` for `session`, in order, split into the small ones and those with a
+/// table (which span the page).
+pub async fn gather(
+    sources: &[Arc<dyn CardSource>],
+    session: &Session,
+) -> ApiResult<(Vec<Card>, Vec<Card>)> {
     let mut cards = Vec::new();
-    for source in &shell.cards {
-        cards.extend(source.cards(&me.session).await?);
+    for source in sources {
+        cards.extend(source.cards(session).await?);
     }
     cards.sort_by_key(|c| c.order);
     let (wide, cards) = cards.into_iter().partition(|c| !c.columns.is_empty());
+    Ok((cards, wide))
+}
+
+#[handler]
+pub(crate) async fn dashboard(me: SignedIn, shell: Data<&Arc<Shell>>) -> PageResult {
+    let (cards, wide) = gather(&shell.cards, &me.session).await?;
     render(
         &DashboardPage {
             nav: me.nav("dashboard"),

@@ -43,6 +43,13 @@ impl SignedIn {
         &self.shell
     }
 
+    /// The parts other contexts contribute to this person's profile page: (cards, wide cards).
+    pub async fn profile_parts(
+        &self,
+    ) -> trainflow_kernel::ApiResult<(Vec<crate::Card>, Vec<crate::Card>)> {
+        crate::dashboard::gather(&self.shell.profile_parts, &self.session).await
+    }
+
     /// The CSRF token forms on the page carry.
     pub fn csrf(&self) -> &str {
         &self.session.csrf_token

@@ -147,6 +147,9 @@ pub struct Shell {
     pub nav: Vec<NavEntry>,
     /// Every context's dashboard cards.
     pub cards: Vec<Arc<dyn CardSource>>,
+    /// Every context's parts of the profile page (what the person is, by role: their place and
+    /// team, their qualifications).
+    pub profile_parts: Vec<Arc<dyn CardSource>>,
 }
 
 impl Shell {
@@ -162,6 +165,7 @@ impl Shell {
                 permission: None,
             }],
             cards: Vec::new(),
+            profile_parts: Vec::new(),
         }
     }
 
@@ -175,6 +179,12 @@ impl Shell {
     /// Adds a context's dashboard cards.
     pub fn with_cards(mut self, source: Arc<dyn CardSource>) -> Self {
         self.cards.push(source);
+        self
+    }
+
+    /// Adds a context's parts of the profile page.
+    pub fn with_profile_parts(mut self, source: Arc<dyn CardSource>) -> Self {
+        self.profile_parts.push(source);
         self
     }
 

@@ -140,6 +140,69 @@ impl SessionStore for Sessions {
     }
 }
 
+/// Identity's part of the profile page: where the person works and who they report to, their
+/// team (foremen and managers), and a prompt when an import left their profile incomplete.
+pub struct ProfileParts(pub Db);
+
+impl CardSource for ProfileParts {
+    fn cards<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, ApiResult<Vec<Card>>> {
+        Box::pin(async move {
+            let w = crate::service::workplace(&self.0, &session.ctx).await?;
+            let mut cards = Vec::new();
+            if w.profile_incomplete {
+                cards.push(Card {
+                    order: 1,
+                    title: "Profile incomplete".into(),
+                    text: "Your record came from an import without your name: please add your \
+                           first and last name below."
+                        .into(),
+                    ..Card::default()
+                });
+            }
+            let place: Vec<String> = [
+                w.department.map(|d| format!("Department: {d}")),
+                w.position.map(|p| format!("Position: {p}")),
+                w.employee_number.map(|n| format!("Employee number: {n}")),
+                w.foreman.map(|f| format!("Foreman: {f}")),
+                w.manager.map(|m| format!("Line manager: {m}")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            cards.push(Card {
+                order: 10,
+                title: "Where I work".into(),
+                text: if place.is_empty() {
+                    "No department or reporting lines are recorded for you yet.".into()
+                } else {
+                    format!("{}.", place.join(". "))
+                },
+                ..Card::default()
+            });
+            if let Some(n) = w.team {
+                cards.push(team_card(session.role, n, 20));
+            }
+            Ok(cards)
+        })
+    }
+}
+
+/// The "My team" card of a foreman or manager with `n` people reporting to them.
+fn team_card(role: Role, n: i64, order: u16) -> Card {
+    Card {
+        order,
+        title: "My team".into(),
+        value: Some(n.to_string()),
+        text: if role == Role::Foreman {
+            "People who report to you. Set PINs for those without email.".into()
+        } else {
+            "People who report to you as their line manager.".into()
+        },
+        link: Some(("/portal/team".into(), "Open my team".into())),
+        ..Card::default()
+    }
+}
+
 /// Identity's dashboard cards: people, the caller's department, departments, recent activity.
 pub struct PeopleCards(pub Db);
 
@@ -171,18 +234,7 @@ impl CardSource for PeopleCards {
             if matches!(session.role, Role::Foreman | Role::Manager) {
                 let one = trainflow_kernel::envelope::Page::parse(Some(1), Some(1))?;
                 let (_, n) = crate::service::my_team(&self.0, &session.ctx, one).await?;
-                cards.push(Card {
-                    order: 11,
-                    title: "My team".into(),
-                    value: Some(n.to_string()),
-                    text: if session.role == Role::Foreman {
-                        "People who report to you. Set PINs for those without email.".into()
-                    } else {
-                        "People who report to you as their line manager.".into()
-                    },
-                    link: Some(("/portal/team".into(), "Open my team".into())),
-                    ..Card::default()
-                });
+                cards.push(team_card(session.role, n, 11));
             }
             if let Some(n) = summary.departments {
                 cards.push(Card {

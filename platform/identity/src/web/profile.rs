@@ -12,7 +12,7 @@ use poem::{
 use serde::Deserialize;
 use trainflow_kernel::now;
 use trainflow_web::{
-    blank, field_errors, render, Errors, Nav, NoFields, PageResult, SignedIn, Submitted,
+    blank, field_errors, render, Card, Errors, Nav, NoFields, PageResult, SignedIn, Submitted,
     SubmittedMultipart,
 };
 use uuid::Uuid;
@@ -62,6 +62,9 @@ struct ProfilePage {
     form: ProfileForm,
     errors: Errors,
     saved: Option<&'static str>,
+    /// The role-specific parts other contexts and this one contribute.
+    cards: Vec<Card>,
+    wide: Vec<Card>,
 }
 
 #[derive(Deserialize)]
@@ -77,6 +80,7 @@ pub(super) async fn profile(
 ) -> PageResult {
     let user = service::me(&pages.deps.db, me.ctx(), now()).await?;
     let form = ProfileForm::of(&user);
+    let (cards, wide) = me.profile_parts().await?;
     render(
         &ProfilePage {
             nav: me.nav("profile"),
@@ -84,6 +88,8 @@ pub(super) async fn profile(
             user,
             form,
             errors: Errors::default(),
+            cards,
+            wide,
             saved: match q.0.saved.as_deref() {
                 None => None,
                 Some("avatar") => Some("Your picture was saved."),
@@ -125,6 +131,7 @@ async fn refused(
     let errors = field_errors(err)?;
     let user = service::me(&pages.deps.db, me.ctx(), now()).await?;
     let form = form.unwrap_or_else(|| ProfileForm::of(&user));
+    let (cards, wide) = me.profile_parts().await?;
     render(
         &ProfilePage {
             nav: me.nav("profile"),
@@ -133,6 +140,8 @@ async fn refused(
             form,
             errors,
             saved: None,
+            cards,
+            wide,
         },
         StatusCode::UNPROCESSABLE_ENTITY,
     )

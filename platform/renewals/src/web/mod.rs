@@ -124,6 +124,59 @@ fn comment_of(raw: &str) -> Result<Option<String>, ApiError> {
     Ok(Some(c.to_string()).filter(|c| !c.is_empty()))
 }
 
+/// The context's part of the profile page: one's qualifications (current certifications). For a
+/// trainer they are what they may teach, once courses name the certifications they need.
+pub struct ProfileParts(pub Renewals);
+
+impl CardSource for ProfileParts {
+    fn cards<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, ApiResult<Vec<Card>>> {
+        Box::pin(async move {
+            let query = service::CertQuery {
+                user_id: Some(session.ctx.user_id.0),
+                type_id: None,
+                status: None,
+                history: false,
+            };
+            let (held, _) =
+                service::list_certifications(&self.0, &session.ctx, query, None, now()).await?;
+            let text = match (session.role, held.is_empty()) {
+                (_, true) => "No certifications are recorded for you yet.",
+                (trainflow_kernel::auth::Role::Trainer, false) => {
+                    "Your qualifications to teach: the certifications you hold, and until when."
+                }
+                _ => "The certifications you hold, and until when.",
+            };
+            Ok(vec![Card {
+                order: 30,
+                title: "Qualifications".into(),
+                text: text.into(),
+                columns: if held.is_empty() {
+                    Vec::new()
+                } else {
+                    vec!["Certification", "Number", "Valid until", "Status"]
+                },
+                rows: held
+                    .iter()
+                    .map(|c| {
+                        vec![
+                            c.type_name.clone(),
+                            c.certificate_number.clone().unwrap_or_default(),
+                            c.expires_on
+                                .map_or_else(|| "No expiry".to_string(), |d| d.to_string()),
+                            c.status.as_str().to_string(),
+                        ]
+                    })
+                    .collect(),
+                link: Some((
+                    "/portal/certifications".into(),
+                    "See my certifications".into(),
+                )),
+                ..Card::default()
+            }])
+        })
+    }
+}
+
 /// The context's dashboard cards: one's certifications to renew, the approvals waiting for one,
 /// and (for those who may read it) the tenant's compliance.
 pub struct Cards(pub Renewals);
