@@ -681,6 +681,31 @@ fn ops() -> Vec<Op> {
         ),
         op(
             Method::GET,
+            "/api/v1/notifications/templates",
+            Tenant(TenantSettings),
+            T::None,
+            none,
+        ),
+        op(
+            Method::DELETE,
+            "/api/v1/notifications/templates/{name}",
+            Tenant(TenantSettings),
+            T::None,
+            none,
+        ),
+        op(
+            Method::POST,
+            "/api/v1/notifications/templates/{name}/preview",
+            Tenant(TenantSettings),
+            T::None,
+            |_| {
+                Some(
+                    json!({"subject": "{{title}}", "text_body": "{{body}}", "html_body": "<p>{{body}}</p>"}),
+                )
+            },
+        ),
+        op(
+            Method::GET,
             "/api/v1/notifications/templates/{name}",
             Tenant(TenantSettings),
             T::None,

@@ -451,6 +451,41 @@ fn routes() -> Vec<PortalRoute> {
             303,
         ),
         page("/portal/sw.js", Public, Target::None, ""),
+        page(
+            "/portal/email-templates",
+            Granted(TenantSettings),
+            Target::None,
+            "",
+        ),
+        page(
+            "/portal/email-templates/:name",
+            Granted(TenantSettings),
+            Target::None,
+            "",
+        ),
+        form(
+            "/portal/email-templates/:name",
+            Granted(TenantSettings),
+            Csrf::Session,
+            Target::None,
+            |_| {
+                fields(&[
+                    ("subject", "{{title}}"),
+                    ("text_body", "{{body}}"),
+                    ("html_body", "<p>{{body}}</p>"),
+                    ("action", "save"),
+                ])
+            },
+            303,
+        ),
+        form(
+            "/portal/email-templates/:name/reset",
+            Granted(TenantSettings),
+            Csrf::Session,
+            Target::None,
+            nothing,
+            303,
+        ),
         form(
             "/portal/notifications/:id/:action",
             Granted(SelfService),
@@ -644,7 +679,11 @@ fn names_an_object(route: &PortalRoute) -> bool {
 
 /// `pattern` filled with the fixture (`:action` is `read`).
 fn fill(route: &PortalRoute, id: &str) -> String {
-    let path = route.pattern.replace(":id", id).replace(":action", "read");
+    let path = route
+        .pattern
+        .replace(":id", id)
+        .replace(":action", "read")
+        .replace(":name", "notification");
     let path = if path == "/portal/" {
         "/portal".to_string()
     } else {

@@ -2328,3 +2328,174 @@ async fn push_reaches_a_subscribed_browser_signed_and_encrypted_and_a_dropped_su
     let (s, _) = app.call(Method::DELETE, &path, Some(&employee), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn an_administrator_previews_saves_and_resets_an_email_template_through_the_api_and_the_portal(
+) {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let organisation = format!("Tenant {}", app.a.slug);
+    let customised = |list: &Value| -> Vec<String> {
+        list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["customised"] == true)
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let templates = || {
+        let app = app.clone();
+        let admin = admin.clone();
+        async move {
+            let (s, list) = app
+                .call(
+                    Method::GET,
+                    "/api/v1/notifications/templates",
+                    Some(&admin),
+                    None,
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{list}");
+            list
+        }
+    };
+    let list = templates().await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 5, "{list}");
+    assert!(customised(&list).is_empty(), "{list}");
+
+    // A preview fills the draft with example values (escaped in HTML) and saves nothing.
+    let draft = json!({"subject": "Notice: {{title}}",
+                       "text_body": "From {{organisation}}: {{body}}",
+                       "html_body": "<p>{{employee}} & {{organisation}}</p>"});
+    let (s, p) = app
+        .call(
+            Method::POST,
+            "/api/v1/notifications/templates/notification/preview",
+            Some(&admin),
+            Some(draft.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    assert_eq!(
+        p["data"]["subject"],
+        "Notice: Personal Track Safety expires in 30 days"
+    );
+    assert!(
+        p["data"]["text_body"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("From {organisation}: Your Personal Track Safety")),
+        "{p}"
+    );
+    assert_eq!(
+        p["data"]["html_body"],
+        format!("<p>Alice Brown & {organisation}</p>")
+    );
+    let (s, e) = app
+        .call(
+            Method::POST,
+            "/api/v1/notifications/templates/notification/preview",
+            Some(&admin),
+            Some(json!({"subject": "   ", "text_body": "x", "html_body": "x"})),
+        )
+        .await;
+    assert!(s.is_client_error(), "{e}");
+    let list = templates().await;
+    assert!(
+        customised(&list).is_empty(),
+        "a preview saves nothing: {list}"
+    );
+
+    // Saved, it is what people receive.
+    let (s, saved) = app
+        .call(
+            Method::PUT,
+            "/api/v1/notifications/templates/notification",
+            Some(&admin),
+            Some(draft),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{saved}");
+    let list = templates().await;
+    assert_eq!(customised(&list), ["notification"]);
+    let (s, b) = app
+        .call(
+            Method::POST,
+            "/api/v1/notifications/broadcasts",
+            Some(&admin),
+            Some(json!({"audience": "role", "role": "employee", "title": "Depot closed", "body": "Use the north gate."})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let subjects: Vec<(Option<String>,)> = app
+        .owner_rows(
+            "select subject from outbox where tenant_id = $1 and channel = 'email'",
+            app.a.id,
+        )
+        .await;
+    assert!(
+        subjects
+            .iter()
+            .any(|(s,)| s.as_deref() == Some("Notice: Depot closed")),
+        "{subjects:?}"
+    );
+
+    // In the portal: the preview shows the example values; reset brings the built-in one back.
+    let portal = app.portal_client(Which::A, Role::Administrator).await;
+    let (s, page) = app
+        .portal_get(&portal, "/portal/email-templates/notification")
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(page.contains("Notice: {{title}}"), "{page}");
+    let csrf = csrf_of(&page);
+    let (s, page) = app
+        .portal_post(
+            &portal,
+            "/portal/email-templates/notification",
+            &[
+                ("csrf", &csrf),
+                ("subject", "Heads up: {{title}}"),
+                ("text_body", "{{body}}"),
+                ("html_body", "<p>{{body}}</p>"),
+                ("action", "preview"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("Preview with example values")
+            && page.contains("Heads up: Personal Track Safety expires in 30 days"),
+        "{page}"
+    );
+    let list = templates().await;
+    assert_eq!(list["data"][0]["subject"], "Notice: {{title}}", "{list}");
+    let (s, to) = app
+        .portal_post(
+            &portal,
+            "/portal/email-templates/notification/reset",
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(
+        (s, to.as_str()),
+        (
+            StatusCode::SEE_OTHER,
+            "/portal/email-templates/notification?notice=reset"
+        )
+    );
+    let list = templates().await;
+    assert!(customised(&list).is_empty(), "{list}");
+    assert_eq!(list["data"][0]["subject"], "{{title}}", "{list}");
+    // Everyone else is refused.
+    let manager = app.token(Which::A, Role::Manager).await;
+    let (s, _) = app
+        .call(
+            Method::DELETE,
+            "/api/v1/notifications/templates/notification",
+            Some(&manager),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}

@@ -45,6 +45,11 @@ impl TemplateName {
         TemplateName::CertificationExpiring,
     ];
 
+    /// The template called `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
     /// The template's name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -212,6 +217,28 @@ impl From<PreferenceChoice> for Preference {
 #[oai(skip_serializing_if_is_none)]
 pub struct BroadcastResult {
     pub recipients: u64,
+}
+
+/// One of the tenant's email templates in the list.
+#[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct EmailTemplateSummary {
+    pub name: TemplateName,
+    /// The subject this tenant sends (its own version's, else the built-in one's).
+    pub subject: String,
+    /// Whether the tenant has its own version (`DELETE` goes back to the built-in one).
+    pub customised: bool,
+}
+
+/// A template draft filled with example values: what a recipient would get.
+#[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct TemplatePreview {
+    /// One line, at most 200 characters (a placeholder without a value renders empty).
+    pub subject: String,
+    pub text_body: String,
+    /// Values are HTML-escaped.
+    pub html_body: String,
 }
 
 /// An email template as the tenant sees it.
@@ -422,6 +449,69 @@ impl NotificationsApi {
     async fn unsubscribe_push(&self, auth: TenantAuth, id: Path<Uuid>) -> ApiResult<NoContent> {
         service::unsubscribe_push(&self.db, &auth.0, id.0, now()).await?;
         Ok(NoContent::NoContent)
+    }
+
+    /// Every email template: the subject this tenant sends and whether it is its own version.
+    #[oai(
+        path = "/notifications/templates",
+        method = "get",
+        tag = "Tag::Notifications"
+    )]
+    async fn templates(&self, auth: TenantAuth) -> ApiResult<Ok200<Vec<EmailTemplateSummary>>> {
+        let list = service::templates_overview(&self.db, &auth.0).await?;
+        Ok(ok(list
+            .into_iter()
+            .filter_map(|t| {
+                Some(EmailTemplateSummary {
+                    name: TemplateName::parse(t.name)?,
+                    subject: t.subject,
+                    customised: t.customised,
+                })
+            })
+            .collect()))
+    }
+
+    /// Go back to the built-in version of a template (idempotent).
+    #[oai(
+        path = "/notifications/templates/:name",
+        method = "delete",
+        tag = "Tag::Notifications"
+    )]
+    async fn reset_template(
+        &self,
+        auth: TenantAuth,
+        name: Path<TemplateName>,
+    ) -> ApiResult<NoContent> {
+        service::reset_template(&self.db, &auth.0, name.0.as_str(), now()).await?;
+        Ok(NoContent::NoContent)
+    }
+
+    /// A draft of a template filled with example values, as a recipient of this tenant would
+    /// get it. Nothing is saved.
+    #[oai(
+        path = "/notifications/templates/:name/preview",
+        method = "post",
+        tag = "Tag::Notifications"
+    )]
+    async fn preview_template(
+        &self,
+        auth: TenantAuth,
+        name: Path<TemplateName>,
+        body: Body<EmailTemplate>,
+    ) -> ApiResult<Ok200<TemplatePreview>> {
+        let r = service::preview_template(
+            &self.db,
+            &auth.0,
+            name.0.as_str(),
+            &body.0,
+            &self.public_url,
+        )
+        .await?;
+        Ok(ok(TemplatePreview {
+            subject: r.subject,
+            text_body: r.text,
+            html_body: r.html,
+        }))
     }
 
     /// An email template as this tenant sends it (its own version, else the built-in one).

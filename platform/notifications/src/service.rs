@@ -223,11 +223,7 @@ pub async fn set_template(
     if templates::built_in(name).is_none() {
         return Err(ApiError::NotFound);
     }
-    let mut errors = FieldErrors::new();
-    errors.check("subject", bounded(&input.subject, 1, 200));
-    errors.check("text_body", bounded(&input.text_body, 1, 20000));
-    errors.check("html_body", bounded(&input.html_body, 1, 50000));
-    errors.into_result()?;
+    check_template(&input)?;
     let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::TenantSettings).await?;
     let t = Template {
         subject: input.subject,
@@ -247,6 +243,96 @@ pub async fn set_template(
         text_body: t.text,
         html_body: t.html,
     })
+}
+
+/// A template as the portal and API list it.
+#[derive(Debug, Clone)]
+pub struct TemplateSummary {
+    pub name: &'static str,
+    pub subject: String,
+    /// The tenant has its own version.
+    pub customised: bool,
+}
+
+/// Every email template with the subject the tenant sends, and whether it is its own.
+pub async fn templates_overview(db: &Db, ctx: &TenantCtx) -> ApiResult<Vec<TemplateSummary>> {
+    let (mut tx, _) = TenantTx::begin(db, ctx, Permission::TenantSettings).await?;
+    let own = templates::customised(&mut tx).await?;
+    let mut out = Vec::with_capacity(templates::BUILT_IN.len());
+    for (name, ..) in templates::BUILT_IN {
+        let t = templates::load(&mut tx, name)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        out.push(TemplateSummary {
+            name,
+            subject: t.subject,
+            customised: own.iter().any(|o| o == name),
+        });
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// Goes back to the built-in version of a template (a template that is already built in stays
+/// so).
+pub async fn reset_template(
+    db: &Db,
+    ctx: &TenantCtx,
+    name: &str,
+    now: OffsetDateTime,
+) -> ApiResult<()> {
+    if templates::built_in(name).is_none() {
+        return Err(ApiError::NotFound);
+    }
+    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::TenantSettings).await?;
+    if templates::reset(&mut tx, name).await? {
+        audit::record(
+            &mut tx,
+            Entry::by(&ctx, "notification.template_reset")
+                .detail(serde_json::json!({ "name": name })),
+            now,
+        )
+        .await?;
+    }
+    tx.commit().await
+}
+
+/// `input` (a draft of template `name`) filled with example values, as a recipient of this
+/// tenant would get it; nothing is saved.
+pub async fn preview_template(
+    db: &Db,
+    ctx: &TenantCtx,
+    name: &str,
+    input: &EmailTemplate,
+    public_url: &str,
+) -> ApiResult<templates::Rendered> {
+    if templates::built_in(name).is_none() {
+        return Err(ApiError::NotFound);
+    }
+    check_template(input)?;
+    let (mut tx, _) = TenantTx::begin(db, ctx, Permission::TenantSettings).await?;
+    let tenant = tx.tenant();
+    let organisation: String = sql!(tx.conn() => |c| sqlx::query_scalar(
+        "select name from directory_tenants where id = $1")
+        .bind(tenant).fetch_one(&mut *c).await)?;
+    tx.commit().await?;
+    let draft = Template {
+        subject: input.subject.clone(),
+        text: input.text_body.clone(),
+        html: input.html_body.clone(),
+    };
+    Ok(templates::render(
+        &draft,
+        &templates::sample_values(&organisation, public_url),
+    ))
+}
+
+fn check_template(input: &EmailTemplate) -> ApiResult<()> {
+    let mut errors = FieldErrors::new();
+    errors.check("subject", bounded(&input.subject, 1, 200));
+    errors.check("text_body", bounded(&input.text_body, 1, 20000));
+    errors.check("html_body", bounded(&input.html_body, 1, 50000));
+    errors.into_result()
 }
 
 /// A device to subscribe: what the browser's `PushSubscription` holds.

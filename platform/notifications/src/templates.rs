@@ -125,6 +125,55 @@ pub async fn save(
     Ok(())
 }
 
+/// Goes back to the built-in version of `name` (nothing to do when the tenant has none of its
+/// own).
+pub async fn reset(tx: &mut TenantTx, name: &str) -> ApiResult<bool> {
+    let tenant = tx.tenant();
+    let n = sql!(tx.conn() => |c| sqlx::query(
+        "delete from email_templates where tenant_id = $1 and name = $2")
+        .bind(tenant).bind(name).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(n > 0)
+}
+
+/// The names of the templates the tenant has its own version of.
+pub async fn customised(tx: &mut TenantTx) -> ApiResult<Vec<String>> {
+    let tenant = tx.tenant();
+    Ok(sql!(tx.conn() => |c| sqlx::query_scalar(
+        "select name from email_templates where tenant_id = $1 order by name")
+        .bind(tenant).fetch_all(&mut *c).await)?)
+}
+
+/// Example values of every placeholder the built-in templates use, for previews.
+pub fn sample_values(organisation: &str, public_url: &str) -> Vec<(&'static str, String)> {
+    let url = public_url.trim_end_matches('/');
+    vec![
+        ("organisation", organisation.to_string()),
+        ("title", "Personal Track Safety expires in 30 days".into()),
+        (
+            "body",
+            "Your Personal Track Safety certificate expires on 1 January 2027. Request a renewal \
+             from your certifications page."
+                .into(),
+        ),
+        ("link", format!("{url}/portal/certifications")),
+        ("certification", "Personal Track Safety".into()),
+        ("employee", "Alice Brown".into()),
+        ("expires_on", "2027-01-01".into()),
+        ("days", "30".into()),
+        ("step", "1".into()),
+        ("approve_link", format!("{url}/a/example-approval-link")),
+        ("link_expires", "5 Dec 2026, 09:00".into()),
+        (
+            "reset_link",
+            format!("{url}/portal/reset-password?token=example"),
+        ),
+        (
+            "verify_link",
+            format!("{url}/portal/verify-email?token=example"),
+        ),
+    ]
+}
+
 /// Fills `template` with `vars`.
 pub fn render(template: &Template, vars: &[(&str, String)]) -> Rendered {
     Rendered {
@@ -184,6 +233,18 @@ mod tests {
         assert_eq!(r.subject, "Hi A&B <x> there");
         assert_eq!(r.text, "A&B <x> <>");
         assert_eq!(r.html, "<b>A&amp;B &lt;x&gt;</b>{{unclosed");
+    }
+
+    #[test]
+    fn the_sample_values_fill_every_placeholder_of_the_built_in_templates() {
+        let vars = sample_values("Northwind Rail", "https://trainflow.example.com/");
+        for (name, ..) in BUILT_IN {
+            let r = render(&built_in(name).unwrap(), &vars);
+            for part in [&r.subject, &r.text, &r.html] {
+                assert!(!part.contains("{{"), "{name}: {part}");
+            }
+            assert!(r.html.contains("Northwind Rail"), "{name}");
+        }
     }
 
     #[test]

@@ -419,8 +419,12 @@ fn portal(edge: &Arc<Edge>, deps: &AuthDeps) -> impl Endpoint {
     let pages = Route::new();
     let pages = trainflow_identity::web::mount(pages, deps.clone());
     let pages = trainflow_renewals::web::mount(pages, edge.renewals.clone());
-    let pages =
-        trainflow_notifications::web::mount(pages, deps.db.clone(), edge.deliverer.push.clone());
+    let pages = trainflow_notifications::web::mount(
+        pages,
+        deps.db.clone(),
+        edge.deliverer.push.clone(),
+        &edge.settings.public_url,
+    );
     let pages = trainflow_integrations::web::mount(pages, edge.integrations.clone());
     let pages = trainflow_jobs::web::mount(pages, edge.runner.clone());
     let pages = trainflow_tenancy::web::mount(pages, deps.db.clone());
