@@ -1945,6 +1945,25 @@ async fn a_person_sets_a_picture_the_server_resizes_and_serves_with_cache_header
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(app.count("user_avatars", app.a.id).await, 0);
 
+    // A photo of a few megabytes (noise compresses badly): under the 5 MB limit, accepted.
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let noise = image::RgbImage::from_fn(1100, 1000, |_, _| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        image::Rgb([seed as u8, (seed >> 8) as u8, (seed >> 16) as u8])
+    });
+    let mut photo = Vec::new();
+    noise
+        .write_to(
+            &mut std::io::Cursor::new(&mut photo),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
+    assert!(photo.len() > 2 * 1024 * 1024, "{} bytes", photo.len());
+    let (s, b) = put(photo, "image/png").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+
     let (s, b) = put(trainflow_tests::png(640, 480), "image/png").await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["data"]["has_avatar"], true);

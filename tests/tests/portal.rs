@@ -1082,3 +1082,47 @@ async fn the_profile_page_shows_each_role_its_place_team_and_qualifications() {
         "{page}"
     );
 }
+
+/// The portal takes a picture up to the 5 MB limit and refuses one past it (reading stops
+/// there), storing nothing.
+#[tokio::test]
+async fn a_picture_past_5_mb_is_refused_from_the_portal_and_a_real_one_is_taken() {
+    let app = TestApp::spawn().await;
+    let client = app
+        .portal_client(trainflow_tests::Which::A, Role::Employee)
+        .await;
+    let (_, page) = app.portal_get(&client, "/portal/profile").await;
+    let csrf = csrf_of(&page);
+    let send = |bytes: Vec<u8>| {
+        let (client, csrf, url) = (
+            client.clone(),
+            csrf.clone(),
+            format!("{}/portal/profile/avatar", app.base),
+        );
+        async move {
+            let form = reqwest::multipart::Form::new().text("csrf", csrf).part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes)
+                    .file_name("me.png")
+                    .mime_str("image/png")
+                    .unwrap(),
+            );
+            client
+                .post(url)
+                .multipart(form)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let mut past = trainflow_tests::png(8, 8);
+    past.resize(5 * 1024 * 1024 + 10 * 1024, 0);
+    assert_eq!(send(past).await, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(app.count("user_avatars", app.a.id).await, 0);
+    assert_eq!(
+        send(trainflow_tests::png(64, 64)).await,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(app.count("user_avatars", app.a.id).await, 1);
+}

@@ -2487,6 +2487,30 @@ async fn an_administrator_previews_saves_and_resets_an_email_template_through_th
     let list = templates().await;
     assert!(customised(&list).is_empty(), "{list}");
     assert_eq!(list["data"][0]["subject"], "{{title}}", "{list}");
+    // The built-in layout carries the organisation's name in its colour.
+    tenant_settings(&app, json!({"primary_colour": "#aa3300"})).await;
+    let (_, built_in) = app
+        .call(
+            Method::GET,
+            "/api/v1/notifications/templates/notification",
+            Some(&admin),
+            None,
+        )
+        .await;
+    let (s, p) = app
+        .call(
+            Method::POST,
+            "/api/v1/notifications/templates/notification/preview",
+            Some(&admin),
+            Some(built_in["data"].clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    let html = p["data"]["html_body"].as_str().unwrap();
+    assert!(
+        html.contains("border-top:4px solid #aa3300") && html.contains(&organisation),
+        "{html}"
+    );
     // Everyone else is refused.
     let manager = app.token(Which::A, Role::Manager).await;
     let (s, _) = app

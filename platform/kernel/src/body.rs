@@ -283,6 +283,14 @@ impl File {
         }
     }
 
+    /// A file read from `reader` only as [`File::read`] asks (a multipart field, whose limit is
+    /// then the use case's, not the whole request's).
+    pub fn from_reader(reader: impl tokio::io::AsyncRead + Send + 'static) -> Self {
+        File {
+            body: Some(poem::Body::from_async_read(reader)),
+        }
+    }
+
     /// Reads the whole file: a 413 past `max` bytes (reading stops there), a 422 naming `body`
     /// when it is empty. A file is read once.
     pub async fn read(&mut self, max: usize) -> Result<Vec<u8>, ApiError> {

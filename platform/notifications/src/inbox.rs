@@ -267,6 +267,7 @@ async fn notify_page(
                 ("body", notice.body.clone()),
                 ("link", link.clone().unwrap_or_default()),
                 ("organisation", organisation.clone()),
+                ("brand_colour", templates::brand_colour(&settings.0)),
             ]);
             if !cache.contains_key(name) {
                 let template = templates::load(tx, name).await?.ok_or_else(|| {

@@ -312,8 +312,8 @@ pub async fn preview_template(
     check_template(input)?;
     let (mut tx, _) = TenantTx::begin(db, ctx, Permission::TenantSettings).await?;
     let tenant = tx.tenant();
-    let organisation: String = sql!(tx.conn() => |c| sqlx::query_scalar(
-        "select name from directory_tenants where id = $1")
+    let (organisation, settings): (String, sqlx::types::Json<serde_json::Value>) = sql!(tx.conn() => |c| sqlx::query_as(
+        "select name, settings from directory_tenants where id = $1")
         .bind(tenant).fetch_one(&mut *c).await)?;
     tx.commit().await?;
     let draft = Template {
@@ -323,7 +323,11 @@ pub async fn preview_template(
     };
     Ok(templates::render(
         &draft,
-        &templates::sample_values(&organisation, public_url),
+        &templates::sample_values(
+            &organisation,
+            &templates::brand_colour(&settings.0),
+            public_url,
+        ),
     ))
 }
 

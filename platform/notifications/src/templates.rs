@@ -22,7 +22,9 @@ pub struct Rendered {
 }
 
 const LAYOUT_START: &str = "<!doctype html><html><body style=\"font-family:system-ui,sans-serif;\
-    max-width:560px;margin:auto;padding:16px;color:#1b1f24\">";
+    max-width:560px;margin:auto;padding:16px;color:#1b1f24\"><div style=\"border-top:4px solid \
+    {{brand_colour}};padding-top:8px;margin-bottom:16px;font-weight:600;color:{{brand_colour}}\">\
+    {{organisation}}</div>";
 const LAYOUT_END: &str = "<p style=\"color:#57606a;font-size:13px\">{{organisation}} · TrainFlow\
     </p></body></html>";
 
@@ -143,11 +145,32 @@ pub async fn customised(tx: &mut TenantTx) -> ApiResult<Vec<String>> {
         .bind(tenant).fetch_all(&mut *c).await)?)
 }
 
-/// Example values of every placeholder the built-in templates use, for previews.
-pub fn sample_values(organisation: &str, public_url: &str) -> Vec<(&'static str, String)> {
+/// The tenant's colour in emails: `settings.primary_colour` when it is `#rrggbb` (the settings
+/// check it), else TrainFlow's.
+pub fn brand_colour(settings: &serde_json::Value) -> String {
+    match settings.get("primary_colour").and_then(|c| c.as_str()) {
+        Some(c)
+            if c.len() == 7
+                && c.starts_with('#')
+                && c[1..].chars().all(|h| h.is_ascii_hexdigit()) =>
+        {
+            c.to_string()
+        }
+        _ => "#1f4e79".into(),
+    }
+}
+
+/// Example values of every placeholder the built-in templates use, for previews (with the
+/// tenant's name and colour).
+pub fn sample_values(
+    organisation: &str,
+    brand_colour: &str,
+    public_url: &str,
+) -> Vec<(&'static str, String)> {
     let url = public_url.trim_end_matches('/');
     vec![
         ("organisation", organisation.to_string()),
+        ("brand_colour", brand_colour.to_string()),
         ("title", "Personal Track Safety expires in 30 days".into()),
         (
             "body",
@@ -237,14 +260,29 @@ mod tests {
 
     #[test]
     fn the_sample_values_fill_every_placeholder_of_the_built_in_templates() {
-        let vars = sample_values("Northwind Rail", "https://trainflow.example.com/");
+        let vars = sample_values(
+            "Northwind Rail",
+            "#aa3300",
+            "https://trainflow.example.com/",
+        );
         for (name, ..) in BUILT_IN {
             let r = render(&built_in(name).unwrap(), &vars);
             for part in [&r.subject, &r.text, &r.html] {
                 assert!(!part.contains("{{"), "{name}: {part}");
             }
             assert!(r.html.contains("Northwind Rail"), "{name}");
+            assert!(r.html.contains("border-top:4px solid #aa3300"), "{name}");
         }
+        let colour = |v: serde_json::Value| brand_colour(&v);
+        assert_eq!(
+            colour(serde_json::json!({"primary_colour": "#AA3300"})),
+            "#AA3300"
+        );
+        assert_eq!(
+            colour(serde_json::json!({"primary_colour": "red;x"})),
+            "#1f4e79"
+        );
+        assert_eq!(colour(serde_json::json!({})), "#1f4e79");
     }
 
     #[test]

@@ -725,14 +725,18 @@ fn is_upload(path: &str) -> bool {
         || path == "/portal/integrations/packages"
 }
 
-/// The largest body a path accepts: uploads of packages and import files are larger than
-/// everything else.
+/// The largest body a path accepts: uploads of packages, import files, evidence and pictures
+/// are larger than everything else.
 fn body_limit(settings: &Settings, path: &str) -> usize {
     let upload = (path.starts_with("/api/v1/connectors/installations/")
         || path.starts_with("/portal/integrations/"))
         && path.ends_with("/files");
     let evidence = path.starts_with("/api/v1/renewals/") && path.ends_with("/evidence");
-    if evidence {
+    let avatar = path == "/api/v1/users/me/avatar" || path == "/portal/profile/avatar";
+    if avatar {
+        // The picture's own limit, and room for a multipart form's framing.
+        (trainflow_identity::avatars::MAX_UPLOAD_BYTES + 64 * 1024).max(settings.max_body_bytes)
+    } else if evidence {
         (trainflow_renewals::api::MAX_EVIDENCE_BYTES + 64 * 1024).max(settings.max_body_bytes)
     } else if upload {
         settings.max_upload_bytes.max(settings.max_body_bytes)

@@ -179,14 +179,17 @@ pub(super) async fn upload_avatar(
     pages: Data<&Arc<IdentityPages>>,
     SubmittedMultipart(me, mut form): SubmittedMultipart,
 ) -> PageResult {
-    let mut bytes = Vec::new();
+    // The picture is read as the use case checks it: reading stops past its size limit.
+    let mut file = None;
     while let Some(field) = form.next_field().await? {
         if field.name() == Some("file") {
-            bytes = field.bytes().await?;
+            file = Some(trainflow_kernel::body::File::from_reader(
+                field.into_async_read(),
+            ));
             break;
         }
     }
-    let mut file = trainflow_kernel::body::File::from_bytes(bytes);
+    let mut file = file.unwrap_or_else(|| trainflow_kernel::body::File::from_bytes(Vec::new()));
     match service::set_avatar(&pages.deps.db, me.ctx(), &mut file).await {
         Ok(_) => Ok(Redirect::see_other("/portal/profile?saved=avatar").into_response()),
         Err(e) => refused(&pages, &me, None, e).await,
