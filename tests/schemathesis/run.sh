@@ -96,8 +96,12 @@ echo "schemathesis $version on $backend: seed $seed, $examples examples per oper
 status=0
 # From the scratch directory: schemathesis keeps a cache (`.schemathesis/`) where it runs.
 cd "$work"
+# `too_slow` is Hypothesis timing its own generation of the large text fields (templates take
+# 50,000 characters under a pattern): on a loaded 2-core machine it fails a run now and then
+# while every case passes. The checks of the API's answers are all kept.
 "$venv/bin/schemathesis" --config-file "$here/schemathesis.toml" run "$base/api/v1/openapi.json" \
   --checks all --seed "$seed" --generation-deterministic --max-examples "$examples" \
+  --suppress-health-check too_slow \
   --phases "$phases" --no-color --report junit --report-junit-path "$work/junit.xml" \
   || status=$?
 if [ "$status" -ne 0 ]; then
