@@ -211,20 +211,8 @@ impl TwilioFake {
         let app = Route::new()
             .at("/2010-04-01/Accounts/:sid/Messages.json", poem::post(send))
             .data(messages.clone());
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind twilio");
-        let addr = listener.local_addr().expect("addr");
-        drop(listener);
-        let acceptor = poem::listener::TcpListener::bind(addr.to_string());
-        let task = tokio::spawn(async move {
-            let _ = poem::Server::new(acceptor).run(app).await;
-        });
-        // Wait until it accepts.
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        let addr = free_address().await;
+        let task = serve_http(addr, app).await;
         TwilioFake {
             base_url: format!("http://{addr}"),
             messages,
@@ -235,6 +223,27 @@ impl TwilioFake {
     pub fn sent(&self) -> Vec<Sms> {
         self.messages.lock().expect("sms").clone()
     }
+}
+
+/// A free loopback address.
+async fn free_address() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    listener.local_addr().expect("addr")
+}
+
+/// Serves `app` over HTTP on `addr`, once it accepts connections.
+async fn serve_http(addr: SocketAddr, app: impl poem::Endpoint + 'static) -> JoinHandle<()> {
+    let acceptor = poem::listener::TcpListener::bind(addr.to_string());
+    let task = tokio::spawn(async move {
+        let _ = poem::Server::new(acceptor).run(app).await;
+    });
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    task
 }
 
 /// A push message the push service accepted, as the browser decrypted it.
@@ -326,25 +335,14 @@ impl PushServiceFake {
                 }
             }
         }
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind push");
-        let addr = listener.local_addr().expect("addr");
-        drop(listener);
+        let addr = free_address().await;
         let base_url = format!("http://{addr}");
         let app = Route::new()
             .at("/push/:token", poem::post(receive))
             .data(state.clone())
             .data(browser.clone())
             .data(Origin(base_url.clone()));
-        let acceptor = poem::listener::TcpListener::bind(addr.to_string());
-        let task = tokio::spawn(async move {
-            let _ = poem::Server::new(acceptor).run(app).await;
-        });
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        let task = serve_http(addr, app).await;
         PushServiceFake {
             base_url,
             state,

@@ -343,7 +343,7 @@ async fn notify_page(
 
 /// Whether the tenant offers `channel` to its people (`settings.notification_channels`;
 /// default in-app and email).
-fn offers(settings: &serde_json::Value, channel: Channel) -> bool {
+pub(crate) fn offers(settings: &serde_json::Value, channel: Channel) -> bool {
     match settings.get("notification_channels") {
         Some(serde_json::Value::Array(list)) => list.iter().any(|c| c == channel.as_str()),
         _ => matches!(channel, Channel::InApp | Channel::Email),

@@ -278,8 +278,8 @@ impl Deliverer {
             _ => None,
         };
         tx.commit().await?;
-        // A push subscription its service dropped, to forget with the outcome.
-        let mut gone = None;
+        // The push subscription delivered to: (id, whether its service dropped it).
+        let mut device_outcome = None;
         let sent = match row.channel.as_str() {
             "email" => {
                 self.email
@@ -300,11 +300,11 @@ impl Deliverer {
                     let sent = self.send_push(&device, &row.text_body, now).await;
                     match sent {
                         Ok(location) => {
-                            gone = Some((device.id, false));
+                            device_outcome = Some((device.id, false));
                             Ok(location)
                         }
                         Err(PushError::Gone(message)) => {
-                            gone = Some((device.id, true));
+                            device_outcome = Some((device.id, true));
                             Err(SendError::permanent(message))
                         }
                         Err(PushError::Failed(e)) => Err(e),
@@ -315,7 +315,7 @@ impl Deliverer {
         };
         let attempts = row.attempts + 1;
         let mut tx = TenantTx::begin_system(&self.db, tenant).await?;
-        match gone {
+        match device_outcome {
             Some((device, true)) => devices::forget(&mut tx, device).await?,
             Some((device, false)) => devices::sent(&mut tx, device, now).await?,
             None => {}

@@ -375,11 +375,7 @@ async fn push_offered(tx: &mut TenantTx) -> ApiResult<bool> {
     let settings: Option<sqlx::types::Json<serde_json::Value>> = sql!(tx.conn() => |c| sqlx::query_scalar(
         "select settings from directory_tenants where id = $1")
         .bind(tenant).fetch_optional(&mut *c).await)?;
-    Ok(settings.is_some_and(|s| {
-        s.0.get("notification_channels")
-            .and_then(|c| c.as_array())
-            .is_some_and(|list| list.iter().any(|c| c == Channel::Push.as_str()))
-    }))
+    Ok(settings.is_some_and(|s| inbox::offers(&s.0, Channel::Push)))
 }
 
 /// Subscribes one of the caller's devices (a browser subscribing again replaces its keys).

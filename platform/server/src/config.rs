@@ -239,6 +239,15 @@ impl fmt::Debug for Settings {
     }
 }
 
+/// `a, b,,c` → `["a", "b", "c"]`.
+fn comma_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
 pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
@@ -304,12 +313,7 @@ impl Settings {
         )?;
         set(&mut self.cookie_secure, "TRAINFLOW_COOKIE_SECURE", &get)?;
         if let Some(v) = get("TRAINFLOW_CORS_ORIGINS") {
-            self.cors_origins = v
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect();
+            self.cors_origins = comma_list(&v);
         }
         set(
             &mut self.rate_limit_per_ip,
@@ -382,12 +386,7 @@ impl Settings {
         )?;
         set(&mut self.push_subject, "TRAINFLOW_PUSH_SUBJECT", &get)?;
         if let Some(v) = get("TRAINFLOW_PUSH_SERVICES") {
-            self.push_services = v
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect();
+            self.push_services = comma_list(&v);
         }
         set(
             &mut self.push_allow_loopback,
