@@ -792,6 +792,22 @@ impl TestApp {
     }
 
     /// A new person of `which` with a picture (uploaded by themselves).
+    /// Gives tenant `which` an uploaded logo (through its administrator); the tenant's id.
+    pub async fn with_logo(&self, which: Which) -> Uuid {
+        let token = self.token(which, Role::Administrator).await;
+        let (s, b) = self
+            .call_raw(
+                Method::PUT,
+                "/api/v1/tenant/logo",
+                Some(&token),
+                "image/png",
+                png(64, 24),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        self.tenant(which).id
+    }
+
     pub async fn fresh_avatar(&self, which: Which) -> Uuid {
         let (id, email) = self
             .fresh_person(which, Role::Employee, Some(PASSWORD))

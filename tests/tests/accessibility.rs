@@ -214,8 +214,16 @@ fn dashboard_of(who: &str) -> (&'static [&'static str], &'static [&'static str])
             &["Imports", "Recent activity"],
         ),
         "training" => (
-            &["Compliance", "Active people", "Approvals waiting"],
-            &["Imports", "My team"],
+            &[
+                "Compliance",
+                "Active people",
+                "Approvals waiting",
+                "Imports",
+                "Depot HR export (CSV)",
+                "Recent activity",
+                "Renewal requested",
+            ],
+            &["My team", "Open integrations", "A former person"],
         ),
         _ => (
             &[

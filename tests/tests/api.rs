@@ -2027,3 +2027,148 @@ async fn a_person_sets_a_picture_the_server_resizes_and_serves_with_cache_header
         .unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }
+
+/// An administrator uploads the organisation's logo: the server shrinks and re-encodes it,
+/// `settings.logo_url` points at its public address (no credentials: emails are read signed
+/// out), the portal's header and the emails show it beside the brand colour, and removing it
+/// clears the address. Bad pictures are refused at the field; other roles are refused.
+#[tokio::test]
+async fn an_administrator_brands_the_portal_and_the_emails_with_a_logo_and_a_colour() {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let put = |token: String, bytes: Vec<u8>| {
+        let app = app.clone();
+        async move {
+            app.call_raw(
+                Method::PUT,
+                "/api/v1/tenant/logo",
+                Some(&token),
+                "image/png",
+                bytes,
+            )
+            .await
+        }
+    };
+    let (s, b) = put(admin.clone(), b"GIF89a not ours".to_vec()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert!(b["error"]["fields"]["file"].is_array(), "{b}");
+    let manager = app.token(Which::A, Role::Manager).await;
+    let (s, _) = put(manager, trainflow_tests::png(40, 20)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(app.count("tenant_logos", app.a.id).await, 0);
+
+    let (s, b) = put(admin.clone(), trainflow_tests::png(1200, 400)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let logo_url = b["data"]["settings"]["logo_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        logo_url.starts_with(&format!("/api/v1/branding/{}/logo?v=", app.a.id)),
+        "{logo_url}"
+    );
+    // Anyone may fetch it, with cache headers; it fits 480 × 160, proportions kept.
+    let resp = app
+        .client
+        .get(format!("{}{logo_url}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "image/png");
+    assert!(resp.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .starts_with("public"));
+    let etag = resp.headers()["etag"].to_str().unwrap().to_string();
+    let logo = image::load_from_memory(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!((logo.width(), logo.height()), (480, 160));
+    let again = app
+        .client
+        .get(format!("{}{logo_url}", app.base))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    // Tenant B has none.
+    let (s, _) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/branding/{}/logo", app.b.id),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // The colour and the logo in the portal's header.
+    let (_, t) = app
+        .call(Method::GET, "/api/v1/tenant", Some(&admin), None)
+        .await;
+    let mut body = t["data"].clone();
+    body["settings"]["primary_colour"] = json!("#ffd700");
+    let update = json!({"name": body["name"], "time_zone": body["time_zone"],
+                        "locale": body["locale"], "settings": body["settings"]});
+    let (s, b) = app
+        .call(Method::PUT, "/api/v1/tenant", Some(&admin), Some(update))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let portal = app.portal_client(Which::A, Role::Employee).await;
+    let (_, page) = app.portal_get(&portal, "/portal/").await;
+    assert!(
+        page.contains(&format!("<img class=\"logo\" src=\"{logo_url}\""))
+            && page.contains("/portal/static/brand.css?c=ffd700"),
+        "{page}"
+    );
+    let (s, css) = app
+        .portal_get(&portal, "/portal/static/brand.css?c=ffd700")
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        css.contains("background: #ffd700") && css.contains("color: #1b1f24"),
+        "dark text on a light colour: {css}"
+    );
+
+    // And in the emails.
+    let (s, b) = app
+        .call(
+            Method::POST,
+            "/api/v1/notifications/broadcasts",
+            Some(&admin),
+            Some(json!({"audience": "role", "role": "employee", "title": "Branded", "body": "Hello."})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let html: Vec<(String,)> = app
+        .owner_rows(
+            "select html_body from outbox where tenant_id = $1 and channel = 'email' and subject = 'Branded'",
+            app.a.id,
+        )
+        .await;
+    // An absolute address (the portal's URL and the logo's path): mail clients need one.
+    assert!(
+        html[0].0.contains("<img src=\"http")
+            && html[0].0.contains(&format!("{logo_url}\" alt="))
+            && html[0].0.contains("border-top:4px solid #ffd700"),
+        "{}",
+        html[0].0
+    );
+
+    // Removed: the address is cleared and the picture is gone.
+    let (s, _) = app
+        .call(Method::DELETE, "/api/v1/tenant/logo", Some(&admin), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, t) = app
+        .call(Method::GET, "/api/v1/tenant", Some(&admin), None)
+        .await;
+    assert!(t["data"]["settings"].get("logo_url").is_none(), "{t}");
+    let resp = app
+        .client
+        .get(format!("{}{logo_url}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+}

@@ -115,6 +115,18 @@ async fn a_csv_import_creates_invited_people_reports_bad_rows_and_is_idempotent(
     assert!(people
         .iter()
         .all(|(_, invited, active)| *invited && *active));
+    // Each person the run added is welcomed by email, once.
+    let welcomes = || async {
+        let n: Vec<(i64,)> = app
+            .owner_rows(
+                "select count(*) from outbox where tenant_id = $1 and channel = 'email'
+                   and subject like 'Welcome to %' and text_body like '%/portal/reset-password?token=%'",
+                app.a.id,
+            )
+            .await;
+        n[0].0
+    };
+    assert_eq!(welcomes().await, 6);
     // They are people of the tenant, in the department their org unit names.
     let (_, list) = app
         .call(
@@ -137,6 +149,7 @@ async fn a_csv_import_creates_invited_people_reports_bad_rows_and_is_idempotent(
         (again["created"].as_i64(), again["updated"].as_i64()),
         (Some(0), Some(0))
     );
+    assert_eq!(welcomes().await, 6, "nobody is welcomed twice");
     // A file whose every row is refused: the run failed, and says why.
     app.upload(&admin, inst, "people.csv", b"Employee ID,First name,Surname,Email,Department,Number\nX1,Some,Line,x1@,OPS,X0001\nX2,Nobody,Line,nope,OPS,X0002\n".to_vec()).await;
     let refused = app.run_to_end(&admin, inst).await;
@@ -1230,6 +1243,11 @@ async fn a_frontline_export_without_names_or_email_imports_everyone_flagged_inco
     assert_eq!(run["created"], rows, "{run}");
     assert_eq!(run["record_errors"], 0, "{run}");
     assert_eq!(run["record_warnings"], 6, "the unknown department: {run}");
+    // Nobody here has an email address or a phone: no welcome, and no relay of one.
+    let queued: Vec<(i64,)> = app
+        .owner_rows("select count(*) from outbox where tenant_id = $1", app.a.id)
+        .await;
+    assert_eq!(queued[0].0, 0);
 
     let (_, list) = app
         .call(

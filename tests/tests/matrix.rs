@@ -74,6 +74,8 @@ enum Target {
     Employee,
     /// A new person of tenant A with a picture.
     Avatar,
+    /// Tenant A, with an uploaded logo.
+    Logo,
     /// A new (active) tenant.
     Tenant,
     /// A new tenant, suspended.
@@ -407,6 +409,29 @@ fn ops() -> Vec<Op> {
             "/api/v1/tenant",
             Tenant(SelfService),
             T::None,
+            none,
+        ),
+        op(
+            Method::PUT,
+            "/api/v1/tenant/logo",
+            Tenant(TenantSettings),
+            T::None,
+            // Sent as the raw file (see `send`).
+            none,
+        ),
+        op(
+            Method::DELETE,
+            "/api/v1/tenant/logo",
+            Tenant(TenantSettings),
+            T::None,
+            none,
+        ),
+        // Emails show the logo to people who are not signed in: anyone may fetch it.
+        op(
+            Method::GET,
+            "/api/v1/branding/{id}/logo",
+            Public { forged: 200 },
+            T::Logo,
             none,
         ),
         op(
@@ -970,6 +995,7 @@ fn allowed_roles(p: Permission) -> &'static [Role] {
         Permission::CertificationsManage => &[TrainingOfficer, Administrator],
         Permission::ComplianceRead => &[Foreman, Manager, TrainingOfficer, Administrator],
         Permission::PinSet => &[Foreman, Administrator],
+        Permission::ImportsRead => &[TrainingOfficer, Administrator],
     }
 }
 
@@ -1074,6 +1100,7 @@ async fn fixture(app: &TestApp, op: &Op, caller: Caller, operator: &str) -> Ctx 
         Target::DeletedUser => app.deleted_user(a).await.to_string(),
         Target::Employee => app.a.people[&Role::Employee].to_string(),
         Target::Avatar => app.fresh_avatar(a).await.to_string(),
+        Target::Logo => app.with_logo(a).await.to_string(),
         Target::Tenant => fresh_tenant(app, operator, false).await,
         Target::SuspendedTenant => fresh_tenant(app, operator, true).await,
         Target::Installation => app.fresh_installation(a, "incremental").await.to_string(),
@@ -1202,7 +1229,7 @@ async fn send(
             )
             .await;
     }
-    if op.path.ends_with("/avatar") && op.method == Method::PUT {
+    if (op.path.ends_with("/avatar") || op.path.ends_with("/logo")) && op.method == Method::PUT {
         return app
             .call_raw(
                 Method::PUT,
@@ -1425,6 +1452,7 @@ async fn tenant_a_objects(app: &TestApp) -> BTreeMap<Target, Ctx> {
         (Target::DeletedUser, app.deleted_user(a).await.to_string()),
         (Target::Employee, employee.to_string()),
         (Target::Avatar, app.fresh_avatar(a).await.to_string()),
+        (Target::Logo, app.with_logo(a).await.to_string()),
         (Target::Tenant, app.a.id.to_string()),
         (Target::SuspendedTenant, app.a.id.to_string()),
         (

@@ -183,6 +183,7 @@ fn routes() -> Vec<PortalRoute> {
         page("/portal/", Granted(SelfService), Target::None, ""),
         page("/portal/static/app.css", Public, Target::None, ""),
         page("/portal/static/app.js", Public, Target::None, ""),
+        page("/portal/static/brand.css", Public, Target::None, ""),
         // Identity.
         page("/portal/login", SignedOut, Target::None, ""),
         form(
@@ -603,6 +604,23 @@ fn routes() -> Vec<PortalRoute> {
             303,
         ),
         form(
+            "/portal/settings/logo",
+            Granted(TenantSettings),
+            Csrf::Multipart,
+            Target::None,
+            // A picture (see `multipart`).
+            nothing,
+            303,
+        ),
+        form(
+            "/portal/settings/logo/delete",
+            Granted(TenantSettings),
+            Csrf::Session,
+            Target::None,
+            nothing,
+            303,
+        ),
+        form(
             "/portal/jobs/work/:id/cancel",
             Granted(TenantSettings),
             Csrf::Session,
@@ -635,6 +653,7 @@ fn allowed_roles(p: Permission) -> &'static [Role] {
         Permission::CertificationsManage => &[TrainingOfficer, Administrator],
         Permission::ComplianceRead => &[Foreman, Manager, TrainingOfficer, Administrator],
         Permission::PinSet => &[Foreman, Administrator],
+        Permission::ImportsRead => &[TrainingOfficer, Administrator],
     }
 }
 
@@ -856,7 +875,7 @@ fn multipart(route: &PortalRoute, token: &Token, accepted: bool) -> reqwest::mul
             "component",
             reqwest::multipart::Part::bytes(wasm).file_name("connector.wasm"),
         )
-    } else if route.pattern.ends_with("/avatar") {
+    } else if route.pattern.ends_with("/avatar") || route.pattern.ends_with("/logo") {
         form.part(
             "file",
             reqwest::multipart::Part::bytes(trainflow_tests::png(20, 20)).file_name("me.png"),

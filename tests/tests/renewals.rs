@@ -1981,6 +1981,95 @@ async fn a_password_is_reset_and_an_email_verified_by_single_use_links() {
 }
 
 #[tokio::test]
+async fn people_added_without_a_password_are_welcomed_by_email_or_sms_with_a_link_to_choose_one() {
+    let app = TestApp::spawn().await;
+    enable_sms(&app).await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let create = |body: Value| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            let (s, b) = app
+                .call(Method::POST, "/api/v1/users", Some(admin), Some(body))
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{b}");
+            b
+        }
+    };
+    create(json!({"email": "nia.osei@example.com", "first_name": "Nia", "last_name": "Osei"}))
+        .await;
+    create(
+        json!({"employee_number": "W-1", "first_name": "Wes", "last_name": "Hale",
+                  "phone": "+44 7700 900 321"}),
+    )
+    .await;
+    // Nobody to reach, or someone who can already sign in: no welcome.
+    create(json!({"employee_number": "W-2", "first_name": "Ola", "last_name": "Berg"})).await;
+    create(
+        json!({"email": "has.password@example.com", "first_name": "Has", "last_name": "One",
+                  "password": "a long enough passphrase 1"}),
+    )
+    .await;
+
+    let subject = format!("Welcome to Tenant {} on TrainFlow", app.a.slug);
+    let token = emailed_token(&app, "nia.osei@example.com", &subject).await;
+    let html: Vec<(String,)> = app
+        .owner_rows(
+            "select html_body from outbox where tenant_id = $1 and recipient = 'nia.osei@example.com'",
+            app.a.id,
+        )
+        .await;
+    assert!(
+        html[0].0.contains("Choose your password") && html[0].0.contains("/portal/login"),
+        "{}",
+        html[0].0
+    );
+    let (s, b) = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/password-reset/confirm",
+            None,
+            Some(json!({"token": token, "new_password": "welcome aboard passphrase"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    let signed = app
+        .sign_in(
+            &app.a.slug,
+            "nia.osei@example.com",
+            "welcome aboard passphrase",
+        )
+        .await;
+    assert!(signed["data"]["access_token"].is_string(), "{signed}");
+
+    // Without email, the link goes by SMS; the in-app notice never carries it.
+    let sms: Vec<(String,)> = app
+        .owner_rows(
+            "select text_body from outbox where tenant_id = $1 and channel = 'sms' and recipient = '+447700900321'",
+            app.a.id,
+        )
+        .await;
+    assert_eq!(sms.len(), 1, "{sms:?}");
+    assert!(
+        sms[0].0.contains("/portal/reset-password?token="),
+        "{sms:?}"
+    );
+    let leaked: Vec<(i64,)> = app
+        .owner_rows(
+            "select count(*) from notifications where tenant_id = $1 and body like '%token=%'",
+            app.a.id,
+        )
+        .await;
+    assert_eq!(leaked[0].0, 0);
+    let welcomed: Vec<(i64,)> = app
+        .owner_rows(
+            "select count(*) from notifications where tenant_id = $1 and title = 'Welcome to TrainFlow'",
+            app.a.id,
+        )
+        .await;
+    assert_eq!(welcomed[0].0, 2, "one each for Nia and Wes");
+}
+
+#[tokio::test]
 async fn a_tenant_chooses_its_reminder_offsets_and_whether_sms_is_offered() {
     let app = TestApp::spawn().await;
     let admin = app.token(Which::A, Role::Administrator).await;
@@ -2100,9 +2189,19 @@ async fn a_reminder_for_someone_without_email_goes_by_sms_or_else_to_their_forem
         .unwrap();
     assert_eq!(scan.reminded, 2, "{scan:?}");
 
+    // Phoebe was welcomed by SMS when she was added; Lone, who has no phone, was not (and
+    // nobody was told instead: her foreman sets her a PIN).
+    let welcomes: Vec<(String,)> = app
+        .owner_rows(
+            "select recipient from outbox where tenant_id = $1 and text_body like 'Welcome to TrainFlow%'",
+            app.a.id,
+        )
+        .await;
+    assert_eq!(welcomes, [("+447700900777".to_string(),)]);
     let outbox: Vec<(String, String)> = app
         .owner_rows(
-            "select channel, recipient from outbox where tenant_id = $1 order by created_at",
+            "select channel, recipient from outbox where tenant_id = $1
+               and text_body not like 'Welcome to TrainFlow%' order by created_at",
             app.a.id,
         )
         .await;
@@ -2361,7 +2460,7 @@ async fn an_administrator_previews_saves_and_resets_an_email_template_through_th
         }
     };
     let list = templates().await;
-    assert_eq!(list["data"].as_array().unwrap().len(), 5, "{list}");
+    assert_eq!(list["data"].as_array().unwrap().len(), 7, "{list}");
     assert!(customised(&list).is_empty(), "{list}");
 
     // A preview fills the draft with example values (escaped in HTML) and saves nothing.
@@ -2413,12 +2512,22 @@ async fn an_administrator_previews_saves_and_resets_an_email_template_through_th
             Method::PUT,
             "/api/v1/notifications/templates/notification",
             Some(&admin),
-            Some(draft),
+            Some(draft.clone()),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{saved}");
     let list = templates().await;
     assert_eq!(customised(&list), ["notification"]);
+    // Broadcasts go out with the `bulk` template.
+    let (s, saved) = app
+        .call(
+            Method::PUT,
+            "/api/v1/notifications/templates/bulk",
+            Some(&admin),
+            Some(draft.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{saved}");
     let (s, b) = app
         .call(
             Method::POST,
@@ -2440,6 +2549,17 @@ async fn an_administrator_previews_saves_and_resets_an_email_template_through_th
             .any(|(s,)| s.as_deref() == Some("Notice: Depot closed")),
         "{subjects:?}"
     );
+    assert_eq!(customised(&templates().await), ["notification", "bulk"]);
+    let (s, _) = app
+        .call(
+            Method::DELETE,
+            "/api/v1/notifications/templates/bulk",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(customised(&templates().await), ["notification"]);
 
     // In the portal: the preview shows the example values; reset brings the built-in one back.
     let portal = app.portal_client(Which::A, Role::Administrator).await;

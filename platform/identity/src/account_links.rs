@@ -1,4 +1,4 @@
-//! Password reset and email verification by link.
+//! Password reset, email verification and welcome messages by link.
 //!
 //! A link's token is `<tenant id>.<256 random bits>`; only its SHA-256 is stored, bound to one
 //! person and one purpose. A reset link lasts an hour and a verification link a week. Each is
@@ -20,13 +20,17 @@ use trainflow_kernel::{
     secret::{link_token, parse_link_token},
     sql, ApiError, ApiResult, TenantId,
 };
-use trainflow_notifications::{notify, Channel, Kind, Notice, Priority};
+use trainflow_notifications::{notify, notify_many, Channel, Kind, Notice, Priority};
 use uuid::Uuid;
 
 use crate::{password::check_policy, signin::AuthDeps, users};
 
 const RESET_TTL: Duration = Duration::hours(1);
 const VERIFY_TTL: Duration = Duration::days(7);
+/// How long the link of a welcome message works.
+const WELCOME_TTL: Duration = Duration::days(7);
+/// People per statement of [`welcome`].
+const WELCOME_PAGE: usize = 500;
 
 #[derive(Tags)]
 enum Tag {
@@ -224,6 +228,103 @@ pub async fn request_password_reset(
         .await?;
     }
     tx.commit().await
+}
+
+/// A person just added who may get a welcome.
+#[derive(sqlx::FromRow)]
+struct Newcomer {
+    id: Uuid,
+    email: Option<String>,
+    employee_number: Option<String>,
+}
+
+/// Welcomes people just added who cannot sign in yet, inside the caller's transaction: each
+/// gets the `welcome` email (or, without an email address, the welcome by SMS) with a link to
+/// choose their password that works once, for a week, through the outbox. People who already
+/// have a password or a PIN, who are inactive, or who have neither an email address nor a mobile number
+/// (their foreman or administrator sets them a PIN) get nothing. A fixed number of statements
+/// per 500 people, whatever their number. Returns how many were welcomed.
+pub async fn welcome(
+    tx: &mut TenantTx,
+    people: &[Uuid],
+    public_url: &str,
+    now: OffsetDateTime,
+) -> ApiResult<usize> {
+    let tenant = tx.tenant();
+    let base = public_url.trim_end_matches('/');
+    let mut welcomed = 0;
+    for page in people.chunks(WELCOME_PAGE) {
+        let newcomers: Vec<Newcomer> = sql!(tx.conn() => |c| {
+            let mut qb = sqlx::QueryBuilder::new(
+                "select id, email, employee_number from users
+                  where tenant_id = ");
+            qb.push_bind(tenant).push(
+                " and is_active and deleted_at is null and password_hash is null and pin_hash is null
+                  and (email is not null or phone is not null) and id in (");
+            let mut list = qb.separated(", ");
+            for id in page { list.push_bind(*id); }
+            qb.push(")");
+            qb.build_query_as().fetch_all(&mut *c).await
+        })?;
+        if newcomers.is_empty() {
+            continue;
+        }
+        let tokens: Vec<(Uuid, String, String)> = newcomers
+            .iter()
+            .map(|n| {
+                let (token, digest) = link_token(tenant);
+                (n.id, token, digest)
+            })
+            .collect();
+        sql!(tx.conn() => |c| {
+            let mut qb = sqlx::QueryBuilder::new(
+                "insert into account_links (tenant_id, id, token_hash, user_id, purpose, expires_at, created_at) ");
+            qb.push_values(&tokens, |mut row, (user, _, digest)| {
+                row.push_bind(tenant).push_bind(Uuid::now_v7()).push_bind(digest).push_bind(*user)
+                    .push_bind("password_reset").push_bind(now + WELCOME_TTL).push_bind(now);
+            });
+            qb.build().execute(&mut *c).await.map(drop)
+        })?;
+        let notices: Vec<Notice> = newcomers
+            .iter()
+            .zip(&tokens)
+            .map(|(n, (_, token, _))| {
+                let link = format!("{base}/portal/reset-password?token={token}");
+                let sign_in_as = match (&n.email, &n.employee_number) {
+                    (Some(e), _) => e.clone(),
+                    (None, Some(number)) => format!("employee number {number}"),
+                    (None, None) => "the link above".into(),
+                };
+                let mut notice = Notice::new(
+                    n.id,
+                    Kind::Account,
+                    Priority::Medium,
+                    "Welcome to TrainFlow",
+                    format!("Your account is ready: sign in as {sign_in_as}."),
+                );
+                notice.email_template = Some((
+                    "welcome",
+                    vec![
+                        ("set_password_link", link.clone()),
+                        ("sign_in_as", sign_in_as),
+                        ("sign_in_link", format!("{base}/portal/login")),
+                    ],
+                ));
+                notice.required_channels = vec![Channel::Email];
+                // The link travels by SMS only to someone without email (who gets the email's
+                // part by SMS); the in-app notice never carries it.
+                notice.sms = n.email.is_none().then(|| {
+                    format!(
+                        "Welcome to TrainFlow. Choose your password (the link works once, for a week): {link}"
+                    )
+                });
+                notice
+            })
+            .collect();
+        notify_many(tx, &notices, public_url, now).await?;
+        welcomed += notices.len();
+    }
+    Ok(welcomed)
 }
 
 /// Sends the signed-in person of `ctx` a link that verifies their email address.

@@ -441,14 +441,15 @@ impl IdentityApi {
         Ok(page.list(data, total))
     }
 
-    /// Create a person. Without a password they are invited (no sign-in until they set one).
+    /// Create a person. Without a password (or PIN) they are invited: the `welcome` email (or,
+    /// without an email address, an SMS) brings a link to choose one, valid for a week.
     #[oai(path = "/users", method = "post", tag = "Tag::Users")]
     async fn create_user(
         &self,
         auth: TenantAuth,
         body: Body<CreateUser>,
     ) -> ApiResult<Created<User>> {
-        let user = service::create_user(&self.deps.db, &self.deps.hasher, &auth.0, body.0).await?;
+        let user = service::create_user(&self.deps, &auth.0, body.0).await?;
         Ok(created(user))
     }
 

@@ -20,14 +20,21 @@ use crate::{
 
 /// Creates a person (hashing the optional initial password first, outside the transaction).
 pub async fn create_user(
-    db: &Db,
-    hasher: &Hasher,
+    deps: &crate::signin::AuthDeps,
     ctx: &TenantCtx,
     body: CreateUser,
 ) -> ApiResult<User> {
-    let (fields, hash) = parse_and_hash(hasher, body).await?;
-    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::UsersWrite).await?;
+    let (fields, hash) = parse_and_hash(&deps.hasher, body).await?;
+    let (mut tx, ctx) = TenantTx::begin(&deps.db, ctx, Permission::UsersWrite).await?;
     let user = insert_audited(&mut tx, &fields, hash, Entry::by(&ctx, "user.create")).await?;
+    // Someone added without a password is welcomed with a link to choose one.
+    crate::account_links::welcome(
+        &mut tx,
+        &[user.id],
+        &deps.public_url,
+        trainflow_kernel::now(),
+    )
+    .await?;
     tx.commit().await?;
     Ok(user)
 }
@@ -435,8 +442,9 @@ pub async fn list_departments(
 }
 
 /// What the dashboard shows of people, by role: active people (those who may read people),
-/// the caller's department (foremen and managers), departments and recent activity
-/// (administrators).
+/// the caller's department (foremen and managers), departments (administrators) and recent
+/// activity (administrators: everything; training officers: certifications, renewals and
+/// approvals, the records they answer for).
 #[derive(Debug, Default)]
 pub struct PeopleSummary {
     pub active: Option<i64>,
@@ -445,6 +453,15 @@ pub struct PeopleSummary {
     /// (when, action, who).
     pub recent: Vec<(OffsetDateTime, String, String)>,
 }
+
+/// The audit subjects of a training officer's recent activity.
+const TRAINING_SUBJECTS: &[&str] = &[
+    "certification",
+    "certification_type",
+    "renewal",
+    "approval",
+    "approval_chain",
+];
 
 /// The dashboard's people figures for the caller.
 pub async fn people_summary(db: &Db, ctx: &TenantCtx) -> ApiResult<PeopleSummary> {
@@ -461,7 +478,9 @@ pub async fn people_summary(db: &Db, ctx: &TenantCtx) -> ApiResult<PeopleSummary
     }
     if ctx.role == Role::Administrator {
         out.departments = Some(crate::api::departments(&mut tx).await?.len());
-        out.recent = users::recent_activity(&mut tx, 8).await?;
+        out.recent = users::recent_activity(&mut tx, &[], 8).await?;
+    } else if ctx.role == Role::TrainingOfficer {
+        out.recent = users::recent_activity(&mut tx, TRAINING_SUBJECTS, 8).await?;
     }
     tx.commit().await?;
     Ok(out)

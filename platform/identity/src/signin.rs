@@ -24,6 +24,8 @@ pub struct AuthDeps {
     pub refresh_ttl: Duration,
     /// Portal session lifetime.
     pub session_ttl: Duration,
+    /// The portal's URL, for the links in the messages people get (a welcome, a reset).
+    pub public_url: String,
 }
 
 /// An active tenant found by slug or host name.
@@ -363,6 +365,7 @@ type SessionRow = (
     Option<Uuid>,
     Uuid,
     String,
+    sqlx::types::Json<serde_json::Value>,
 );
 
 /// Resolves a session cookie to the signed-in person, checking that the session is live and
@@ -382,7 +385,7 @@ pub async fn resolve_session(
     let mut tx = TenantTx::begin_system_read(db, tenant).await?;
     let row: Option<SessionRow> = sql!(tx.conn() => |c| sqlx::query_as(
         "select s.id, s.csrf_token, s.last_seen_at, t.name, u.email, u.first_name, u.last_name, u.role,
-                u.department_id, u.id, t.time_zone
+                u.department_id, u.id, t.time_zone, t.settings
            from sessions s
            join directory_tenants t on t.id = s.tenant_id and t.status = 'active'
            join users u on u.tenant_id = s.tenant_id and u.id = s.user_id
@@ -402,6 +405,7 @@ pub async fn resolve_session(
         dept,
         user,
         time_zone,
+        settings,
     )) = row
     else {
         return Ok(None);
@@ -433,6 +437,13 @@ pub async fn resolve_session(
         department_id: dept,
         tenant_name,
         time_zone,
+        brand_colour: trainflow_notifications::templates::brand_colour(&settings.0),
+        logo_url: settings
+            .0
+            .get("logo_url")
+            .and_then(|u| u.as_str())
+            .filter(|u| u.starts_with("https://") || u.starts_with('/'))
+            .map(str::to_string),
     }))
 }
 

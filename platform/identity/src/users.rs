@@ -1094,9 +1094,10 @@ pub async fn active_in_department(tx: &mut TenantTx, department: Uuid) -> ApiRes
 /// The newest audit entries of the tenant with the name of who acted: (when, action, who).
 pub async fn recent_activity(
     tx: &mut TenantTx,
+    subjects: &[&str],
     limit: i64,
 ) -> ApiResult<Vec<(OffsetDateTime, String, String)>> {
-    let entries = trainflow_kernel::audit::recent(tx, limit).await?;
+    let entries = trainflow_kernel::audit::recent(tx, subjects, limit).await?;
     let ids: Vec<Uuid> = entries.iter().filter_map(|e| e.actor_id).collect();
     let names = display_names(tx, &ids).await?;
     Ok(entries
@@ -1106,7 +1107,11 @@ pub async fn recent_activity(
                 .actor_id
                 .and_then(|id| names.get(&id).cloned())
                 .unwrap_or_else(|| actor_label(&e.actor_kind).to_string());
-            (e.occurred_at, e.action, who)
+            (
+                e.occurred_at,
+                trainflow_kernel::audit::describe(&e.action),
+                who,
+            )
         })
         .collect())
 }

@@ -51,6 +51,8 @@ pub struct PageContext {
     /// what the source no longer has.
     pub generation: Uuid,
     pub now: OffsetDateTime,
+    /// The portal's URL, for the welcome messages of the people the page adds.
+    pub public_url: String,
 }
 
 impl PageContext {
@@ -489,6 +491,15 @@ async fn employees(
     let taken = linked_in_stream(tx, ctx, &candidates).await?;
     page.refuse_adoption(taken);
     let results = page.apply(tx, ctx.now, &ctx.source()).await?;
+    // The people the page added are welcomed (those who can be reached and sign in).
+    let added: Vec<Uuid> = results
+        .iter()
+        .filter_map(|r| match r.outcome {
+            identity::Outcome::Created(id) => Some(id),
+            _ => None,
+        })
+        .collect();
+    trainflow_identity::account_links::welcome(tx, &added, &ctx.public_url, ctx.now).await?;
     let mut links = Vec::with_capacity(results.len());
     for (reference, r) in references.into_iter().zip(results) {
         if let Some(warning) = r.warning {

@@ -60,6 +60,8 @@ pub struct RunSettings {
     pub allow_loopback_http: bool,
     /// Largest file an installation accepts for import, in bytes.
     pub max_file_bytes: usize,
+    /// The portal's URL, for the links in the welcome messages of the people runs add.
+    pub public_url: String,
 }
 
 impl Default for RunSettings {
@@ -75,6 +77,7 @@ impl Default for RunSettings {
             stop_after_pages: None,
             allow_loopback_http: false,
             max_file_bytes: 256 * 1024 * 1024,
+            public_url: "http://localhost:8080".into(),
         }
     }
 }

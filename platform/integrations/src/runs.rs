@@ -613,6 +613,7 @@ impl Integrations {
                 stream: stream.name.clone(),
                 generation,
                 now: trainflow_kernel::now(),
+                public_url: self.settings.public_url.clone(),
             };
             loop {
                 if self
@@ -1088,7 +1089,7 @@ impl RecentRun {
 impl Integrations {
     /// The caller's tenant's imports at a glance: installations and the `limit` newest runs.
     pub async fn imports_summary(&self, ctx: &TenantCtx, limit: i64) -> ApiResult<ImportsSummary> {
-        let (mut tx, _) = TenantTx::begin(&self.db, ctx, Permission::Integrations).await?;
+        let (mut tx, _) = TenantTx::begin(&self.db, ctx, Permission::ImportsRead).await?;
         let tenant = tx.tenant();
         let installations: i64 = sql!(tx.conn() => |c| sqlx::query_scalar(
             "select count(*) from connector_installations where tenant_id = $1 and deleted_at is null")

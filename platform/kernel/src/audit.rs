@@ -542,11 +542,94 @@ pub struct RecentEntry {
     pub actor_id: Option<Uuid>,
 }
 
-/// The tenant's newest `limit` entries, newest first.
-pub async fn recent(tx: &mut TenantTx, limit: i64) -> ApiResult<Vec<RecentEntry>> {
+/// The tenant's newest `limit` entries about one of `subjects` (the part of an action before
+/// its dot: `renewal` for `renewal.decide`), newest first; every entry when `subjects` is empty.
+pub async fn recent(
+    tx: &mut TenantTx,
+    subjects: &[&str],
+    limit: i64,
+) -> ApiResult<Vec<RecentEntry>> {
     let tenant = tx.tenant();
-    Ok(sql!(tx.conn() => |c| sqlx::query_as(
+    let filter = if subjects.is_empty() {
+        String::new()
+    } else {
+        let any: Vec<String> = (0..subjects.len())
+            .map(|i| format!("action like ${}", i + 3))
+            .collect();
+        format!("and ({})", any.join(" or "))
+    };
+    let statement = format!(
         "select occurred_at, action, actor_kind, actor_id from audit_log
-          where tenant_id = $1 order by seq desc limit $2")
-        .bind(tenant).bind(limit).fetch_all(&mut *c).await)?)
+          where tenant_id = $1 {filter} order by seq desc limit $2"
+    );
+    Ok(sql!(tx.conn() => |c| {
+        let mut q = sqlx::query_as(&statement).bind(tenant).bind(limit);
+        for subject in subjects {
+            q = q.bind(format!("{subject}.%"));
+        }
+        q.fetch_all(&mut *c).await
+    })?)
+}
+
+/// How an action reads for people: "Renewal decided" for `renewal.decide`. Actions without a
+/// wording of their own read as their subject and verb ("Connector · run start").
+pub fn describe(action: &str) -> String {
+    let known = match action {
+        "approval.delegate" => "Approval delegated",
+        "approval_chain.update" => "Approval chain changed",
+        "auth.password_changed" => "Password changed",
+        "certification.record" => "Certification recorded",
+        "certification_type.create" => "Certification type created",
+        "certification_type.update" => "Certification type changed",
+        "connector.deletions_confirmed" => "Import deletions confirmed",
+        "connector.file_upload" => "Import file uploaded",
+        "connector.install" => "Connector installed",
+        "connector.package_upload" => "Connector package uploaded",
+        "connector.run_abandon" => "Import run abandoned",
+        "connector.run_start" => "Import run started",
+        "department.create" => "Department created",
+        "notification.broadcast" => "Broadcast sent",
+        "notification.template_reset" => "Email template reset",
+        "notification.template_update" => "Email template changed",
+        "renewal.cancel" => "Renewal cancelled",
+        "renewal.decide" => "Renewal decided",
+        "renewal.evidence_added" => "Renewal evidence added",
+        "renewal.resubmit" => "Renewal resubmitted",
+        "renewal.submit" => "Renewal requested",
+        "tenant.update_settings" => "Organisation settings changed",
+        "user.create" => "Person added",
+        "user.delete" => "Person deactivated",
+        "user.restore" => "Person restored",
+        "user.update" => "Person changed",
+        "user.update_self" => "Profile changed",
+        "user.reporting_lines" => "Reporting lines changed",
+        _ => "",
+    };
+    if !known.is_empty() {
+        return known.to_string();
+    }
+    let (subject, verb) = action.split_once('.').unwrap_or((action, ""));
+    let mut out: String = subject.replace('_', " ");
+    if let Some(first) = out.get_mut(..1) {
+        first.make_ascii_uppercase();
+    }
+    if !verb.is_empty() {
+        out.push_str(" · ");
+        out.push_str(&verb.replace('_', " "));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+
+    #[test]
+    fn actions_read_as_words() {
+        assert_eq!(describe("renewal.decide"), "Renewal decided");
+        assert_eq!(describe("connector.run_start"), "Import run started");
+        assert_eq!(describe("course_module.reorder"), "Course module · reorder");
+        assert_eq!(describe("odd"), "Odd");
+        assert_eq!(describe(""), "");
+    }
 }

@@ -79,6 +79,7 @@ impl Role {
             CertificationsManage => matches!(self, TrainingOfficer | Administrator),
             ComplianceRead => matches!(self, Foreman | Manager | TrainingOfficer | Administrator),
             PinSet => matches!(self, Foreman | Administrator),
+            ImportsRead => matches!(self, TrainingOfficer | Administrator),
         }
     }
 }
@@ -117,6 +118,9 @@ pub enum Permission {
     /// Set or remove a person's sign-in PIN (administrators for anyone; foremen for the
     /// people who report to them).
     PinSet,
+    /// See how imports went: connector installations and their newest runs, without changing
+    /// them (training officers answer for the records imports feed).
+    ImportsRead,
 }
 
 impl Permission {
@@ -133,6 +137,7 @@ impl Permission {
             Permission::CertificationsManage => "certifications_manage",
             Permission::ComplianceRead => "compliance_read",
             Permission::PinSet => "pin_set",
+            Permission::ImportsRead => "imports_read",
         }
     }
 

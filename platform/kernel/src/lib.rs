@@ -21,6 +21,7 @@ pub mod envelope;
 pub mod error;
 pub mod ids;
 pub mod manifest;
+pub mod picture;
 pub mod request;
 pub mod secret;
 

@@ -29,6 +29,8 @@ enum Tag {
 #[oai(rename_all = "snake_case")]
 pub enum TemplateName {
     Notification,
+    Welcome,
+    Bulk,
     ApprovalRequest,
     PasswordReset,
     EmailVerification,
@@ -37,8 +39,10 @@ pub enum TemplateName {
 
 impl TemplateName {
     /// Every template, in the order of [`crate::templates::BUILT_IN`].
-    pub const ALL: [TemplateName; 5] = [
+    pub const ALL: [TemplateName; 7] = [
         TemplateName::Notification,
+        TemplateName::Welcome,
+        TemplateName::Bulk,
         TemplateName::ApprovalRequest,
         TemplateName::PasswordReset,
         TemplateName::EmailVerification,
@@ -54,6 +58,8 @@ impl TemplateName {
     pub fn as_str(self) -> &'static str {
         match self {
             TemplateName::Notification => "notification",
+            TemplateName::Welcome => "welcome",
+            TemplateName::Bulk => "bulk",
             TemplateName::ApprovalRequest => "approval_request",
             TemplateName::PasswordReset => "password_reset",
             TemplateName::EmailVerification => "email_verification",

@@ -266,9 +266,12 @@ async fn notify_page(
                 ("title", notice.title.clone()),
                 ("body", notice.body.clone()),
                 ("link", link.clone().unwrap_or_default()),
-                ("organisation", organisation.clone()),
-                ("brand_colour", templates::brand_colour(&settings.0)),
             ]);
+            vars.extend(templates::tenant_values(
+                organisation,
+                &settings.0,
+                public_url,
+            ));
             if !cache.contains_key(name) {
                 let template = templates::load(tx, name).await?.ok_or_else(|| {
                     ApiError::Internal(anyhow::anyhow!("no email template {name}"))
@@ -612,11 +615,10 @@ pub async fn audience(tx: &mut TenantTx, audience: &Audience) -> ApiResult<Vec<U
     })
 }
 
-/// Whether `id` is one of the tenant's departments.
-pub async fn department_exists(tx: &mut TenantTx, id: Uuid) -> ApiResult<bool> {
+/// The name of department `id`, when it is one of the tenant's.
+pub async fn department_name(tx: &mut TenantTx, id: Uuid) -> ApiResult<Option<String>> {
     let tenant = tx.tenant();
-    let found: Option<Uuid> = sql!(tx.conn() => |c| sqlx::query_scalar(
-        "select id from directory_departments where tenant_id = $1 and id = $2 and deleted_at is null")
-        .bind(tenant).bind(id).fetch_optional(&mut *c).await)?;
-    Ok(found.is_some())
+    Ok(sql!(tx.conn() => |c| sqlx::query_scalar(
+        "select name from directory_departments where tenant_id = $1 and id = $2 and deleted_at is null")
+        .bind(tenant).bind(id).fetch_optional(&mut *c).await)?)
 }

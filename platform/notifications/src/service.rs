@@ -168,11 +168,15 @@ pub async fn broadcast(
     );
     let audience = audience.expect("checked");
     let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::Broadcast).await?;
-    if let Audience::Department(d) = &audience {
-        if !inbox::department_exists(&mut tx, *d).await? {
-            return Err(ApiError::field("department_id", "no such department"));
-        }
-    }
+    // Whom the message is to, as its email says.
+    let to = match &audience {
+        Audience::All => "everyone".to_string(),
+        Audience::Role(r) => format!("every {}", r.replace('_', " ")),
+        Audience::Department(d) => match inbox::department_name(&mut tx, *d).await? {
+            Some(name) => format!("everyone in {name}"),
+            None => return Err(ApiError::field("department_id", "no such department")),
+        },
+    };
     let people = inbox::audience(&mut tx, &audience).await?;
     let notices: Vec<Notice> = people
         .iter()
@@ -185,6 +189,7 @@ pub async fn broadcast(
                 text.clone(),
             );
             notice.link = link.clone();
+            notice.email_template = Some(("bulk", vec![("audience", to.clone())]));
             notice
         })
         .collect();
@@ -258,19 +263,18 @@ pub struct TemplateSummary {
 pub async fn templates_overview(db: &Db, ctx: &TenantCtx) -> ApiResult<Vec<TemplateSummary>> {
     let (mut tx, _) = TenantTx::begin(db, ctx, Permission::TenantSettings).await?;
     let own = templates::customised(&mut tx).await?;
-    let mut out = Vec::with_capacity(templates::BUILT_IN.len());
-    for (name, ..) in templates::BUILT_IN {
-        let t = templates::load(&mut tx, name)
-            .await?
-            .ok_or(ApiError::NotFound)?;
-        out.push(TemplateSummary {
-            name,
-            subject: t.subject,
-            customised: own.iter().any(|o| o == name),
-        });
-    }
     tx.commit().await?;
-    Ok(out)
+    Ok(templates::BUILT_IN
+        .iter()
+        .map(|(name, subject, ..)| {
+            let mine = own.iter().find(|(n, _)| n == name);
+            TemplateSummary {
+                name,
+                subject: mine.map_or_else(|| subject.to_string(), |(_, s)| s.clone()),
+                customised: mine.is_some(),
+            }
+        })
+        .collect())
 }
 
 /// Goes back to the built-in version of a template (a template that is already built in stays
@@ -323,11 +327,7 @@ pub async fn preview_template(
     };
     Ok(templates::render(
         &draft,
-        &templates::sample_values(
-            &organisation,
-            &templates::brand_colour(&settings.0),
-            public_url,
-        ),
+        &templates::sample_values(&organisation, &settings.0, public_url),
     ))
 }
 

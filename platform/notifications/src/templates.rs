@@ -1,6 +1,8 @@
 //! Email and SMS texts. Each template has a subject, a plain-text body and an HTML body with
 //! `{{name}}` placeholders; a tenant may replace any of them (`email_templates`). Values are
-//! HTML-escaped in the HTML body, and a placeholder without a value renders empty.
+//! HTML-escaped in the HTML body, and a placeholder without a value renders empty. Values whose
+//! name ends in `_html` are markup the server made (the organisation's logo, `{{logo_html}}`),
+//! put in the HTML body as they are and left out of the subject and text.
 
 use time::OffsetDateTime;
 use trainflow_kernel::{db::TenantTx, sql, ApiResult};
@@ -24,7 +26,7 @@ pub struct Rendered {
 const LAYOUT_START: &str = "<!doctype html><html><body style=\"font-family:system-ui,sans-serif;\
     max-width:560px;margin:auto;padding:16px;color:#1b1f24\"><div style=\"border-top:4px solid \
     {{brand_colour}};padding-top:8px;margin-bottom:16px;font-weight:600;color:{{brand_colour}}\">\
-    {{organisation}}</div>";
+    {{logo_html}}{{organisation}}</div>";
 const LAYOUT_END: &str = "<p style=\"color:#57606a;font-size:13px\">{{organisation}} · TrainFlow\
     </p></body></html>";
 
@@ -35,6 +37,29 @@ pub const BUILT_IN: &[(&str, &str, &str, &str)] = &[
         "{{title}}",
         "{{body}}\n\n{{link}}\n",
         "<h1 style=\"font-size:20px\">{{title}}</h1><p>{{body}}</p>\
+         <p><a href=\"{{link}}\">Open in TrainFlow</a></p>",
+    ),
+    (
+        "welcome",
+        "Welcome to {{organisation}} on TrainFlow",
+        "{{organisation}} has given you a TrainFlow account: your training, certifications \
+         and renewals in one place.\n\n\
+         Choose your password (the link works once, for a week): {{set_password_link}}\n\n\
+         Then sign in at {{sign_in_link}} as {{sign_in_as}}.\n",
+        "<h1 style=\"font-size:20px\">Welcome to TrainFlow</h1>\
+         <p>{{organisation}} has given you a TrainFlow account: your training, certifications \
+         and renewals in one place.</p>\
+         <p><a href=\"{{set_password_link}}\" style=\"display:inline-block;padding:12px 20px;\
+         background:#0b5cad;color:#fff;border-radius:6px;text-decoration:none\">Choose your \
+         password</a></p><p>The link works once, for a week. Then sign in at \
+         <a href=\"{{sign_in_link}}\">{{sign_in_link}}</a> as <strong>{{sign_in_as}}</strong>.</p>",
+    ),
+    (
+        "bulk",
+        "{{title}}",
+        "A message to {{audience}} of {{organisation}}:\n\n{{body}}\n\n{{link}}\n",
+        "<p style=\"color:#57606a;font-size:13px\">A message to {{audience}} of \
+         {{organisation}}</p><h1 style=\"font-size:20px\">{{title}}</h1><p>{{body}}</p>\
          <p><a href=\"{{link}}\">Open in TrainFlow</a></p>",
     ),
     (
@@ -137,11 +162,11 @@ pub async fn reset(tx: &mut TenantTx, name: &str) -> ApiResult<bool> {
     Ok(n > 0)
 }
 
-/// The names of the templates the tenant has its own version of.
-pub async fn customised(tx: &mut TenantTx) -> ApiResult<Vec<String>> {
+/// The templates the tenant has its own version of: (name, subject), in one statement.
+pub async fn customised(tx: &mut TenantTx) -> ApiResult<Vec<(String, String)>> {
     let tenant = tx.tenant();
-    Ok(sql!(tx.conn() => |c| sqlx::query_scalar(
-        "select name from email_templates where tenant_id = $1 order by name")
+    Ok(sql!(tx.conn() => |c| sqlx::query_as(
+        "select name, subject from email_templates where tenant_id = $1 order by name")
         .bind(tenant).fetch_all(&mut *c).await)?)
 }
 
@@ -160,17 +185,51 @@ pub fn brand_colour(settings: &serde_json::Value) -> String {
     }
 }
 
+/// The organisation's logo in an email (`settings.logo_url`, made absolute with the portal's
+/// URL), above its name; empty without one.
+pub fn logo_html(settings: &serde_json::Value, public_url: &str, organisation: &str) -> String {
+    let Some(url) = settings
+        .get("logo_url")
+        .and_then(|u| u.as_str())
+        .filter(|u| u.starts_with("https://") || u.starts_with('/'))
+    else {
+        return String::new();
+    };
+    let url = if url.starts_with('/') {
+        format!("{}{url}", public_url.trim_end_matches('/'))
+    } else {
+        url.to_string()
+    };
+    format!(
+        "<img src=\"{}\" alt=\"{}\" style=\"display:block;max-height:48px;max-width:240px;margin-bottom:6px\">",
+        escape(&url),
+        escape(organisation)
+    )
+}
+
+/// The values every email of the tenant has: its name, colour and logo.
+pub fn tenant_values(
+    organisation: &str,
+    settings: &serde_json::Value,
+    public_url: &str,
+) -> [(&'static str, String); 3] {
+    [
+        ("organisation", organisation.to_string()),
+        ("brand_colour", brand_colour(settings)),
+        ("logo_html", logo_html(settings, public_url, organisation)),
+    ]
+}
+
 /// Example values of every placeholder the built-in templates use, for previews (with the
-/// tenant's name and colour).
+/// tenant's name, colour and logo from `settings`).
 pub fn sample_values(
     organisation: &str,
-    brand_colour: &str,
+    settings: &serde_json::Value,
     public_url: &str,
 ) -> Vec<(&'static str, String)> {
     let url = public_url.trim_end_matches('/');
-    vec![
-        ("organisation", organisation.to_string()),
-        ("brand_colour", brand_colour.to_string()),
+    let mut values = tenant_values(organisation, settings, public_url).to_vec();
+    values.extend([
         ("title", "Personal Track Safety expires in 30 days".into()),
         (
             "body",
@@ -183,6 +242,13 @@ pub fn sample_values(
         ("employee", "Alice Brown".into()),
         ("expires_on", "2027-01-01".into()),
         ("days", "30".into()),
+        (
+            "set_password_link",
+            format!("{url}/portal/reset-password?token=example"),
+        ),
+        ("sign_in_link", format!("{url}/portal/login")),
+        ("sign_in_as", "alice.brown@example.com".into()),
+        ("audience", "everyone in Track Maintenance".into()),
         ("step", "1".into()),
         ("approve_link", format!("{url}/a/example-approval-link")),
         ("link_expires", "5 Dec 2026, 09:00".into()),
@@ -194,7 +260,8 @@ pub fn sample_values(
             "verify_link",
             format!("{url}/portal/verify-email?token=example"),
         ),
-    ]
+    ]);
+    values
 }
 
 /// Fills `template` with `vars`.
@@ -220,10 +287,11 @@ fn fill(source: &str, vars: &[(&str, String)], html: bool) -> String {
             Some(end) => {
                 let name = after[..end].trim();
                 if let Some((_, value)) = vars.iter().find(|(n, _)| *n == name) {
-                    if html {
-                        out.push_str(&escape(value));
-                    } else {
-                        out.push_str(value);
+                    match (html, name.ends_with("_html")) {
+                        (true, true) => out.push_str(value),
+                        (true, false) => out.push_str(&escape(value)),
+                        (false, true) => {}
+                        (false, false) => out.push_str(value),
                     }
                 }
                 rest = &after[end + 2..];
@@ -262,7 +330,7 @@ mod tests {
     fn the_sample_values_fill_every_placeholder_of_the_built_in_templates() {
         let vars = sample_values(
             "Northwind Rail",
-            "#aa3300",
+            &serde_json::json!({"primary_colour": "#aa3300", "logo_url": "/api/v1/branding/x/logo?v=1"}),
             "https://trainflow.example.com/",
         );
         for (name, ..) in BUILT_IN {
@@ -272,7 +340,33 @@ mod tests {
             }
             assert!(r.html.contains("Northwind Rail"), "{name}");
             assert!(r.html.contains("border-top:4px solid #aa3300"), "{name}");
+            assert!(
+                r.html.contains(
+                    "<img src=\"https://trainflow.example.com/api/v1/branding/x/logo?v=1\" alt=\"Northwind Rail\""
+                ),
+                "{name}: {}",
+                r.html
+            );
         }
+        // Markup values go into the HTML only, as they are; a tenant's text cannot make them.
+        let t = Template {
+            subject: "{{logo_html}}x".into(),
+            text: "{{logo_html}}y".into(),
+            html: "{{logo_html}}{{organisation}}".into(),
+        };
+        let r = render(
+            &t,
+            &[
+                ("logo_html", "<img>".into()),
+                ("organisation", "<b>".into()),
+            ],
+        );
+        assert_eq!((r.subject.as_str(), r.text.as_str()), ("x", "y"));
+        assert_eq!(r.html, "<img>&lt;b&gt;");
+        assert_eq!(
+            logo_html(&serde_json::json!({"logo_url": "javascript:x"}), "", "o"),
+            ""
+        );
         let colour = |v: serde_json::Value| brand_colour(&v);
         assert_eq!(
             colour(serde_json::json!({"primary_colour": "#AA3300"})),

@@ -732,10 +732,13 @@ fn body_limit(settings: &Settings, path: &str) -> usize {
         || path.starts_with("/portal/integrations/"))
         && path.ends_with("/files");
     let evidence = path.starts_with("/api/v1/renewals/") && path.ends_with("/evidence");
-    let avatar = path == "/api/v1/users/me/avatar" || path == "/portal/profile/avatar";
+    let avatar = path == "/api/v1/users/me/avatar"
+        || path == "/portal/profile/avatar"
+        || path == "/api/v1/tenant/logo"
+        || path == "/portal/settings/logo";
     if avatar {
         // The picture's own limit, and room for a multipart form's framing.
-        (trainflow_identity::avatars::MAX_UPLOAD_BYTES + 64 * 1024).max(settings.max_body_bytes)
+        (trainflow_kernel::picture::MAX_UPLOAD_BYTES + 64 * 1024).max(settings.max_body_bytes)
     } else if evidence {
         (trainflow_renewals::api::MAX_EVIDENCE_BYTES + 64 * 1024).max(settings.max_body_bytes)
     } else if upload {
@@ -786,7 +789,7 @@ fn secure_headers(resp: &mut Response, path: &str, request_id: &str) {
         // Swagger UI ships inline script and style.
         "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"
     } else {
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'self'; img-src 'self' data: https:; style-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     };
     let pairs: [(&str, &str); 6] = [
         (

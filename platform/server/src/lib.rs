@@ -79,6 +79,7 @@ pub async fn prepare(settings: Settings) -> anyhow::Result<Instance> {
 pub async fn prepare_with(settings: Settings, mut runs: RunSettings) -> anyhow::Result<Instance> {
     runs.allow_loopback_http |= settings.connector_allow_loopback;
     runs.max_file_bytes = settings.max_upload_bytes;
+    runs.public_url = settings.public_url.trim_end_matches('/').to_string();
     if settings.auto_migrate {
         Db::migrate(settings.migrate_url()).await?;
     }
@@ -107,6 +108,7 @@ pub async fn prepare_with(settings: Settings, mut runs: RunSettings) -> anyhow::
         keys: keys.clone(),
         refresh_ttl: time::Duration::days(settings.refresh_token_ttl_days),
         session_ttl: time::Duration::hours(settings.session_ttl_hours),
+        public_url: settings.public_url.trim_end_matches('/').to_string(),
     };
     let instance = if settings.instance_name.is_empty() {
         format!("{}-{}", hostname(), std::process::id())

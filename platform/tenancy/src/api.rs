@@ -1,12 +1,16 @@
 //! HTTP API: platform operators manage tenants; tenant administrators manage their settings.
 
-use poem_openapi::{param::Path, param::Query, payload::Json, Enum, Object, OpenApi, Tags};
+use poem_openapi::{
+    param::{Header, Path, Query},
+    payload::{Binary, Json},
+    ApiResponse, Enum, Object, OpenApi, Tags,
+};
 use serde::Deserialize;
 use trainflow_identity::signin::AuthDeps;
 use trainflow_kernel::{
     auth::{client_ip, PlatformAuth, TenantAuth},
-    body::Body,
-    envelope::{created, ok, Created, List, Ok200, Page},
+    body::{Body, File},
+    envelope::{created, ok, Created, List, NoContent, Ok200, Page},
     ApiResult, TenantId,
 };
 use uuid::Uuid;
@@ -215,6 +219,68 @@ impl TenancyApi {
             service::update_tenant(&self.deps.db, &auth.0, body.0, trainflow_kernel::now()).await?;
         Ok(ok(tenant))
     }
+
+    /// Set the organisation's logo (administrators): a PNG or JPEG as the request body, at most
+    /// 5 MiB and 8,000 pixels a side. The server shrinks it to fit 480 × 160 (never enlarging
+    /// it), re-encodes it as PNG and points `settings.logo_url` at it; the portal's header and
+    /// the emails show it.
+    #[oai(path = "/tenant/logo", method = "put", tag = "Tag::Tenant")]
+    async fn set_logo(&self, auth: TenantAuth, mut body: File) -> ApiResult<Ok200<Tenant>> {
+        let tenant =
+            service::set_logo(&self.deps.db, &auth.0, &mut body, trainflow_kernel::now()).await?;
+        Ok(ok(tenant))
+    }
+
+    /// Remove the uploaded logo (administrators; `204` also when there was none).
+    /// `settings.logo_url` is cleared when it pointed at it.
+    #[oai(path = "/tenant/logo", method = "delete", tag = "Tag::Tenant")]
+    async fn remove_logo(&self, auth: TenantAuth) -> ApiResult<NoContent> {
+        service::remove_logo(&self.deps.db, &auth.0, trainflow_kernel::now()).await?;
+        Ok(NoContent::NoContent)
+    }
+
+    /// An organisation's uploaded logo (PNG), for anyone: emails show it to people who are not
+    /// signed in. Its address (`settings.logo_url`) changes with the picture; send the `ETag`
+    /// back in `If-None-Match` for a `304`.
+    #[oai(path = "/branding/:id/logo", method = "get", tag = "Tag::Tenant")]
+    async fn logo(
+        &self,
+        /// The tenant's id.
+        id: Path<Uuid>,
+        /// The picture's version, as `settings.logo_url` names it (ignored: any version
+        /// answers the current picture).
+        #[oai(validator(max_length = 64))]
+        v: Query<Option<String>>,
+        /// The `ETag` of the copy one has.
+        #[oai(name = "If-None-Match", validator(max_length = 200))]
+        if_none_match: Header<Option<String>>,
+    ) -> ApiResult<LogoResponse> {
+        let _ = v;
+        let logo = service::public_logo(&self.deps.db, id.0).await?;
+        Ok(if if_none_match.0.as_deref() == Some(logo.etag.as_str()) {
+            LogoResponse::NotModified(logo.etag)
+        } else {
+            LogoResponse::Image(Binary(logo.image), logo.etag, LOGO_CACHE.into())
+        })
+    }
+}
+
+/// How long browsers and mail clients keep a logo (its address changes with it).
+pub const LOGO_CACHE: &str = "public, max-age=86400";
+
+/// An organisation's logo.
+#[derive(ApiResponse)]
+pub enum LogoResponse {
+    /// The logo.
+    #[oai(status = 200, content_type = "image/png")]
+    Image(
+        Binary<Vec<u8>>,
+        #[oai(header = "ETag")] String,
+        #[oai(header = "Cache-Control")] String,
+    ),
+    /// The copy named in `If-None-Match` is current.
+    #[oai(status = 304)]
+    NotModified(#[oai(header = "ETag")] String),
 }
 
 fn operator(auth: &PlatformAuth) -> Operator {

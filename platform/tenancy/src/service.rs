@@ -8,11 +8,13 @@ use trainflow_kernel::{
     auth::{Permission, TenantCtx},
     db::{Db, TenantTx},
     domain::bounded,
+    picture::{self, Picture},
     ApiError, ApiResult, FieldErrors,
 };
 
 use crate::{
     api::{OperatorToken, UpdateTenant},
+    logos,
     tenants::{self, Tenant},
 };
 
@@ -97,4 +99,102 @@ pub async fn update_tenant(
     let after = tenants::current(&mut tx).await?;
     tx.commit().await?;
     Ok(after)
+}
+
+/// Sets the organisation's logo (administrators): the permission is checked before the upload
+/// is read (up to [`picture::MAX_UPLOAD_BYTES`], 413 past it), then the picture is decoded,
+/// shrunk and re-encoded off the runtime, stored, and `settings.logo_url` points at it;
+/// audited as `tenant.logo_set`.
+pub async fn set_logo(
+    db: &Db,
+    ctx: &TenantCtx,
+    file: &mut trainflow_kernel::body::File,
+    now: OffsetDateTime,
+) -> ApiResult<Tenant> {
+    TenantTx::begin(db, ctx, Permission::TenantSettings)
+        .await?
+        .0
+        .commit()
+        .await?;
+    let bytes = file.read(picture::MAX_UPLOAD_BYTES).await?;
+    let logo = tokio::task::spawn_blocking(move || logos::normalise(&bytes))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))??;
+    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::TenantSettings).await?;
+    let before = tenants::current(&mut tx).await?;
+    logos::put(&mut tx, &logo, now).await?;
+    set_logo_url(
+        &mut tx,
+        &before,
+        Some(logos::path(before.id, &logo.etag)),
+        now,
+    )
+    .await?;
+    audit::record(
+        &mut tx,
+        Entry::by(&ctx, "tenant.logo_set")
+            .object("tenant", before.id)
+            .detail(serde_json::json!({"bytes": logo.image.len(), "etag": logo.etag})),
+        now,
+    )
+    .await?;
+    let after = tenants::current(&mut tx).await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// Removes the organisation's uploaded logo (administrators; idempotent): `settings.logo_url`
+/// is cleared when it pointed at it. Audited as `tenant.logo_removed` when there was one.
+pub async fn remove_logo(db: &Db, ctx: &TenantCtx, now: OffsetDateTime) -> ApiResult<Tenant> {
+    let (mut tx, ctx) = TenantTx::begin(db, ctx, Permission::TenantSettings).await?;
+    let before = tenants::current(&mut tx).await?;
+    if logos::delete(&mut tx).await? {
+        let uploaded = before
+            .settings
+            .logo_url
+            .as_deref()
+            .is_some_and(|u| logos::is_uploaded(before.id, u));
+        if uploaded {
+            set_logo_url(&mut tx, &before, None, now).await?;
+        }
+        audit::record(
+            &mut tx,
+            Entry::by(&ctx, "tenant.logo_removed").object("tenant", before.id),
+            now,
+        )
+        .await?;
+    }
+    let after = tenants::current(&mut tx).await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// Points `settings.logo_url` of `tenant` at `url`, the rest as it is.
+async fn set_logo_url(
+    tx: &mut TenantTx,
+    tenant: &Tenant,
+    url: Option<String>,
+    now: OffsetDateTime,
+) -> ApiResult<()> {
+    let mut settings = tenant.settings.clone();
+    settings.logo_url = url;
+    let t = tenant;
+    tenants::update_settings(tx, &t.name, &t.time_zone, &t.locale, &settings, now).await
+}
+
+/// The logo of tenant `id`, for anyone (emails show it to people who are not signed in): 404
+/// when the tenant has none or is not active.
+pub async fn public_logo(db: &Db, id: uuid::Uuid) -> ApiResult<Picture> {
+    let mut tx = TenantTx::begin_system_read(db, trainflow_kernel::TenantId(id)).await?;
+    let active = tenants::current(&mut tx)
+        .await
+        .ok()
+        .is_some_and(|t| t.status == "active");
+    let logo = if active {
+        logos::get(&mut tx).await?
+    } else {
+        None
+    };
+    tx.commit().await?;
+    logo.ok_or(ApiError::NotFound)
 }

@@ -6,13 +6,15 @@ use askama::Template;
 use poem::{
     get, handler,
     http::StatusCode,
+    post,
     web::{Data, Query, Redirect},
     EndpointExt, IntoResponse, Route,
 };
 use serde::Deserialize;
 use trainflow_kernel::{auth::Permission, db::Db, now, ApiError};
 use trainflow_web::{
-    blank, field_errors, notice, render, Errors, Nav, NavEntry, PageResult, SignedIn, Submitted,
+    blank, field_errors, notice, render, Errors, Nav, NavEntry, NoFields, PageResult, SignedIn,
+    Submitted, SubmittedMultipart,
 };
 
 use crate::{api::UpdateTenant, service, tenants::TenantSettings};
@@ -30,7 +32,13 @@ pub fn nav() -> Vec<NavEntry> {
 
 /// Mounts the settings page on `route` (the portal's, nested under `/portal`).
 pub fn mount(route: Route, db: Db) -> Route {
-    route.at("/settings", get(settings_page).post(save_settings).data(db))
+    route
+        .at(
+            "/settings",
+            get(settings_page).post(save_settings).data(db.clone()),
+        )
+        .at("/settings/logo", post(upload_logo).data(db.clone()))
+        .at("/settings/logo/delete", post(remove_logo).data(db))
 }
 
 /// The form, as sent and as shown.
@@ -63,6 +71,8 @@ struct SettingsPage {
     nav: Option<Nav>,
     csrf: String,
     form: SettingsForm,
+    /// The uploaded logo's address, when the logo is one.
+    uploaded_logo: Option<String>,
     notice: Option<&'static str>,
     errors: Errors,
 }
@@ -80,11 +90,8 @@ pub(crate) struct NoticeQuery {
     notice: Option<String>,
 }
 
-/// The settings as they are.
-#[handler]
-async fn settings_page(me: SignedIn, db: Data<&Db>, q: Query<NoticeQuery>) -> PageResult {
-    may_change(&me)?;
-    let t = service::my_tenant(&db, me.ctx()).await?;
+/// The form as the settings are.
+fn form_of(t: crate::tenants::Tenant) -> SettingsForm {
     let channel = |c: &str| {
         t.settings
             .notification_channels
@@ -92,7 +99,7 @@ async fn settings_page(me: SignedIn, db: Data<&Db>, q: Query<NoticeQuery>) -> Pa
             .any(|x| x == c)
             .then(|| "on".to_string())
     };
-    let form = SettingsForm {
+    SettingsForm {
         email: channel("email"),
         sms: channel("sms"),
         push: channel("push"),
@@ -112,18 +119,87 @@ async fn settings_page(me: SignedIn, db: Data<&Db>, q: Query<NoticeQuery>) -> Pa
         name: t.name,
         time_zone: t.time_zone,
         locale: t.locale,
-    };
-    let notice = notice(q.0.notice.as_deref(), &[("saved", "Settings saved.")]);
+    }
+}
+
+/// The page for `t`, with `errors` at their fields.
+fn page_of(
+    me: &SignedIn,
+    t: crate::tenants::Tenant,
+    form: Option<SettingsForm>,
+    notice: Option<&'static str>,
+    errors: Errors,
+) -> SettingsPage {
+    let uploaded_logo = t
+        .settings
+        .logo_url
+        .clone()
+        .filter(|u| crate::logos::is_uploaded(t.id, u));
+    SettingsPage {
+        nav: me.nav("settings"),
+        csrf: me.csrf().to_string(),
+        form: form.unwrap_or_else(|| form_of(t)),
+        uploaded_logo,
+        notice,
+        errors,
+    }
+}
+
+/// The settings as they are.
+#[handler]
+async fn settings_page(me: SignedIn, db: Data<&Db>, q: Query<NoticeQuery>) -> PageResult {
+    may_change(&me)?;
+    let t = service::my_tenant(&db, me.ctx()).await?;
+    let notice = notice(
+        q.0.notice.as_deref(),
+        &[
+            ("saved", "Settings saved."),
+            ("logo", "The logo was saved."),
+            ("logo_removed", "The logo was removed."),
+        ],
+    );
     render(
-        &SettingsPage {
-            nav: me.nav("settings"),
-            csrf: me.csrf().to_string(),
-            form,
-            notice,
-            errors: Errors::default(),
-        },
+        &page_of(&me, t, None, notice, Errors::default()),
         StatusCode::OK,
     )
+}
+
+/// Sets the logo from the upload form (field `file`); a refusal shows the page again with the
+/// error at the field.
+#[handler]
+async fn upload_logo(db: Data<&Db>, mut upload: SubmittedMultipart) -> PageResult {
+    may_change(&upload.0)?;
+    // The picture is read as the use case checks it: reading stops past its size limit.
+    let mut file = upload.file("file").await?;
+    let me = upload.0;
+    match service::set_logo(&db, me.ctx(), &mut file, now()).await {
+        Ok(_) => Ok(Redirect::see_other("/portal/settings?notice=logo").into_response()),
+        Err(e) => {
+            let mut errors = Errors::default();
+            for (field, message) in field_errors(e)?.all() {
+                // An empty upload is refused at `body`: the form's field is `file`.
+                let field = if field == "body" {
+                    "file".to_string()
+                } else {
+                    field
+                };
+                errors.add(&field, message);
+            }
+            let t = service::my_tenant(&db, me.ctx()).await?;
+            render(
+                &page_of(&me, t, None, None, errors),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+        }
+    }
+}
+
+/// Removes the uploaded logo.
+#[handler]
+async fn remove_logo(db: Data<&Db>, Submitted(me, NoFields {}): Submitted<NoFields>) -> PageResult {
+    may_change(&me)?;
+    service::remove_logo(&db, me.ctx(), now()).await?;
+    Ok(Redirect::see_other("/portal/settings?notice=logo_removed").into_response())
 }
 
 /// Saves the settings; a refusal shows the form again with each error at its field.
@@ -179,14 +255,9 @@ async fn save_settings(db: Data<&Db>, Submitted(me, form): Submitted<SettingsFor
             for (field, message) in field_errors(e)?.all() {
                 errors.add(&field, message);
             }
+            let t = service::my_tenant(&db, me.ctx()).await?;
             render(
-                &SettingsPage {
-                    nav: me.nav("settings"),
-                    csrf: me.csrf().to_string(),
-                    form,
-                    notice: None,
-                    errors,
-                },
+                &page_of(&me, t, Some(form), None, errors),
                 StatusCode::UNPROCESSABLE_ENTITY,
             )
         }

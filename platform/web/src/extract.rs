@@ -152,6 +152,21 @@ impl<'a> FromRequest<'a> for SubmittedMultipart {
     }
 }
 
+impl SubmittedMultipart {
+    /// The form's file field `name`, read only as the use case reads it (so reading stops at the
+    /// use case's own limit); an empty file when the form has none, which the use case refuses.
+    pub async fn file(&mut self, name: &str) -> poem::Result<trainflow_kernel::body::File> {
+        while let Some(field) = self.1.next_field().await? {
+            if field.name() == Some(name) {
+                return Ok(trainflow_kernel::body::File::from_reader(
+                    field.into_async_read(),
+                ));
+            }
+        }
+        Ok(trainflow_kernel::body::File::from_bytes(Vec::new()))
+    }
+}
+
 /// The form of a button that only acts (its CSRF token aside, it carries nothing).
 #[derive(Debug, Default, Deserialize)]
 pub struct NoFields {}

@@ -94,6 +94,10 @@ pub struct Session {
     pub tenant_name: String,
     /// The tenant's IANA time zone: times are shown in it.
     pub time_zone: String,
+    /// The tenant's brand colour (`#rrggbb`), which the portal's header carries.
+    pub brand_colour: String,
+    /// The tenant's logo (`https://…` or a path on this site), shown in the header.
+    pub logo_url: Option<String>,
 }
 
 impl Session {
@@ -228,6 +232,36 @@ impl Shell {
     }
 }
 
+/// The stylesheet that gives the header the tenant's colour (`c=rrggbb` in the query; anything
+/// else keeps TrainFlow's), with text that stays readable on it: white on a dark colour, near
+/// black on a light one (whichever contrasts more, WCAG's relative luminance). A stylesheet
+/// rather than an inline style, which the portal's content security policy refuses.
+pub fn brand_css(query: &str) -> String {
+    let hex = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("c="))
+        .filter(|h| h.len() == 6 && h.chars().all(|c| c.is_ascii_hexdigit()))
+        .unwrap_or("1f4e79");
+    let channel = |i: usize| {
+        let v = f64::from(u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0)) / 255.0;
+        if v <= 0.03928 {
+            v / 12.92
+        } else {
+            ((v + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    let luminance = 0.2126 * channel(0) + 0.7152 * channel(2) + 0.0722 * channel(4);
+    // Contrast with white is 1.05 / (L + 0.05); with #1b1f24 (L ≈ 0.014) it is (L + 0.05) / 0.064.
+    let on = if 1.05 / (luminance + 0.05) >= (luminance + 0.05) / 0.064 {
+        "#ffffff"
+    } else {
+        "#1b1f24"
+    };
+    format!(
+        "header.top {{ background: #{hex}; color: {on}; }} header.top a, header.top button.link {{ color: {on}; }}\n"
+    )
+}
+
 /// The portal: every context's pages (`pages`, mounted by the server), the dashboard, the
 /// stylesheet and the menu script, with the shell and the cookie jar. Nest it under `/portal`.
 pub fn portal(pages: Route, shell: Shell) -> impl poem::Endpoint {
@@ -243,6 +277,15 @@ pub fn portal(pages: Route, shell: Shell) -> impl poem::Endpoint {
             }),
         )
         .at(
+            "/static/brand.css",
+            make_sync(|req| {
+                poem::Response::builder()
+                    .content_type("text/css; charset=utf-8")
+                    .header("cache-control", "public, max-age=86400")
+                    .body(brand_css(req.uri().query().unwrap_or_default()))
+            }),
+        )
+        .at(
             "/static/app.js",
             make_sync(|_| {
                 poem::Response::builder()
@@ -253,4 +296,19 @@ pub fn portal(pages: Route, shell: Shell) -> impl poem::Endpoint {
         )
         .data(Arc::new(shell))
         .with(poem::middleware::CookieJarManager::new())
+}
+
+#[cfg(test)]
+mod brand_tests {
+    use super::brand_css;
+
+    #[test]
+    fn the_header_text_contrasts_with_the_brand_colour() {
+        assert!(brand_css("c=1f4e79").contains("color: #ffffff"));
+        assert!(brand_css("c=ffd700").contains("color: #1b1f24"));
+        assert!(brand_css("c=ffd700").contains("background: #ffd700"));
+        // Anything else is TrainFlow's colour, never text of the request.
+        assert!(brand_css("c=</style>").contains("#1f4e79"));
+        assert!(brand_css("").contains("#1f4e79"));
+    }
 }

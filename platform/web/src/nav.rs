@@ -32,11 +32,19 @@ pub struct Nav {
     pub user_name: String,
     pub role_label: &'static str,
     pub tenant_name: String,
+    /// `#rrggbb`.
+    pub brand_colour: String,
+    pub logo_url: Option<String>,
     pub csrf: String,
     pub links: Vec<NavLink>,
 }
 
 impl Nav {
+    /// The brand colour without its `#`, for the header's stylesheet address.
+    pub fn brand_hex(&self) -> &str {
+        self.brand_colour.trim_start_matches('#')
+    }
+
     /// The bar `session` sees, with `current` marked.
     pub fn new(entries: &[NavEntry], session: &Session, current: &'static str) -> Nav {
         let links = entries
@@ -53,6 +61,8 @@ impl Nav {
             user_name: session.display_name(),
             role_label: session.role.label(),
             tenant_name: session.tenant_name.clone(),
+            brand_colour: session.brand_colour.clone(),
+            logo_url: session.logo_url.clone(),
             csrf: session.csrf_token.clone(),
             links,
         }

@@ -254,10 +254,15 @@ impl CardSource for PeopleCards {
                 link: Some(("/portal/profile".into(), "Edit my profile".into())),
                 ..Card::default()
             });
-            if session.role == Role::Administrator && !summary.recent.is_empty() {
+            if !summary.recent.is_empty() {
                 cards.push(Card {
                     order: 100,
                     title: "Recent activity".into(),
+                    text: if session.role == Role::Administrator {
+                        "The newest entries of the audit log.".into()
+                    } else {
+                        "The newest changes to certifications, renewals and approvals.".into()
+                    },
                     columns: vec!["When", "Action", "By"],
                     rows: summary
                         .recent

@@ -286,7 +286,7 @@ pub(super) async fn create_user(
         })
     });
     let result = match body {
-        Ok(body) => service::create_user(&pages.deps.db, &pages.deps.hasher, me.ctx(), body)
+        Ok(body) => service::create_user(&pages.deps, me.ctx(), body)
             .await
             .map(drop),
         Err(e) => Err(e),

@@ -177,19 +177,11 @@ pub(super) async fn avatar(
 #[handler]
 pub(super) async fn upload_avatar(
     pages: Data<&Arc<IdentityPages>>,
-    SubmittedMultipart(me, mut form): SubmittedMultipart,
+    mut upload: SubmittedMultipart,
 ) -> PageResult {
     // The picture is read as the use case checks it: reading stops past its size limit.
-    let mut file = None;
-    while let Some(field) = form.next_field().await? {
-        if field.name() == Some("file") {
-            file = Some(trainflow_kernel::body::File::from_reader(
-                field.into_async_read(),
-            ));
-            break;
-        }
-    }
-    let mut file = file.unwrap_or_else(|| trainflow_kernel::body::File::from_bytes(Vec::new()));
+    let mut file = upload.file("file").await?;
+    let me = upload.0;
     match service::set_avatar(&pages.deps.db, me.ctx(), &mut file).await {
         Ok(_) => Ok(Redirect::see_other("/portal/profile?saved=avatar").into_response()),
         Err(e) => refused(&pages, &me, None, e).await,

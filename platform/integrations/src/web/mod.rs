@@ -17,13 +17,14 @@ pub fn nav() -> Vec<NavEntry> {
     }]
 }
 
-/// The dashboard card of those who manage integrations: imports at a glance.
+/// The dashboard card of those who answer for imports (administrators and training
+/// officers): installations and their newest runs; the link to manage them for administrators.
 pub struct Cards(pub Arc<Integrations>);
 
 impl CardSource for Cards {
     fn cards<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, ApiResult<Vec<Card>>> {
         Box::pin(async move {
-            if !session.role.grants(Permission::Integrations) {
+            if !session.role.grants(Permission::ImportsRead) {
                 return Ok(Vec::new());
             }
             let summary = self.0.imports_summary(&session.ctx, 5).await?;
@@ -52,7 +53,10 @@ impl CardSource for Cards {
                         ]
                     })
                     .collect(),
-                link: Some(("/portal/integrations".into(), "Open integrations".into())),
+                link: session
+                    .role
+                    .grants(Permission::Integrations)
+                    .then(|| ("/portal/integrations".into(), "Open integrations".into())),
             }])
         })
     }
