@@ -131,6 +131,8 @@ def _setup() -> dict:
         },
     )["id"]
     _call("PUT", "/users/me/avatar", data=PNG, headers={"content-type": "image/png"})
+    ids["tenant"] = _call("GET", "/tenant")["id"]
+    _call("PUT", "/tenant/logo", data=PNG, headers={"content-type": "image/png"})
     return ids
 
 
@@ -331,6 +333,12 @@ def map_case(context, case):
             case.path_parameters["id"] = IDS["admin"]
         elif _positive(case) and case.operation.method.upper() == "PUT":
             case.body = PNG
+    elif path.endswith("/logo"):
+        if path.startswith("/api/v1/branding/{"):
+            # The tenant's logo (set by the fixtures, again before each call).
+            case.path_parameters["id"] = IDS["tenant"]
+        elif _positive(case) and case.operation.method.upper() == "PUT":
+            case.body = PNG
     if _positive(case):
         _repair(case)
     return case
@@ -348,6 +356,9 @@ def before_call(context, case, kwargs):
     # A removed picture is set again before it is asked for.
     if case.operation.path == "/api/v1/users/{id}/avatar":
         _call("PUT", "/users/me/avatar", data=PNG, headers={"content-type": "image/png"})
+    # So is a removed logo.
+    if case.operation.path == "/api/v1/branding/{id}/logo":
+        _call("PUT", "/tenant/logo", data=PNG, headers={"content-type": "image/png"})
 
 
 @schemathesis.hook
