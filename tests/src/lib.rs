@@ -1044,6 +1044,26 @@ impl TestApp {
         id_of(&self.run_to_end(&admin, inst).await)
     }
 
+    /// A finished dry run of a new installation of `which`, not applied yet.
+    pub async fn dry_run(&self, which: Which) -> Uuid {
+        let admin = self.token(which, Role::Administrator).await;
+        let inst = self.installation_with_file(which).await;
+        let (s, b) = self
+            .call(
+                Method::POST,
+                &format!("/api/v1/connectors/installations/{inst}/runs"),
+                Some(&admin),
+                Some(json!({"dry_run": true})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "fixture dry run: {b}");
+        let run = self
+            .wait_for_run(&admin, b["data"]["id"].as_str().unwrap())
+            .await;
+        assert_eq!(run["status"], "succeeded", "fixture dry run: {run}");
+        id_of(&run)
+    }
+
     /// A full-refresh run of `which` that waits for an administrator to confirm its deletions:
     /// the first run imports one person, the second reads a file without them. Needs a
     /// `deletion_guard` under the share of the tenant's people one person is (the matrices

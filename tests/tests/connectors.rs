@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use trainflow_integrations::{runs::Trigger, Integrations, RunSettings};
+use trainflow_integrations::{runs::RunRequest, Integrations, RunSettings};
 use trainflow_kernel::{auth::Role, db::TenantTx, TenantId};
 use trainflow_tests::{package_form, plugin, testing_manifest, TestApp, Which};
 use uuid::Uuid;
@@ -277,7 +277,7 @@ async fn a_run_killed_midway_resumes_from_its_last_committed_page_without_duplic
     let claim = |svc: Arc<Integrations>| async move {
         let mut tx = TenantTx::begin_system(&svc.db, tenant).await.unwrap();
         let run = svc
-            .claim(&mut tx, inst, Trigger::Manual, None, None, None)
+            .claim(&mut tx, inst, RunRequest::manual(None, None))
             .await
             .unwrap()
             .expect("claimed");
@@ -1154,7 +1154,7 @@ async fn an_administrator_abandons_a_run_whose_server_stopped_and_the_next_run_r
     let tenant = TenantId(app.a.id);
     let mut tx = TenantTx::begin_system(&dying.db, tenant).await.unwrap();
     let run = dying
-        .claim(&mut tx, inst, Trigger::Manual, None, None, None)
+        .claim(&mut tx, inst, RunRequest::manual(None, None))
         .await
         .unwrap()
         .expect("claimed");
@@ -1312,4 +1312,291 @@ async fn a_frontline_export_without_names_or_email_imports_everyone_flagged_inco
         (Some("Rosa"), Some("Diaz"))
     );
     assert_eq!(b["data"]["profile_incomplete"], false);
+}
+
+/// What an import could have written: people, their links, audit entries and queued messages.
+async fn footprint(app: &TestApp, tenant: Uuid) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    for table in [
+        "users",
+        "connector_links",
+        "connector_cursors",
+        "audit_log",
+        "outbox",
+        "account_links",
+    ] {
+        let n: Vec<(i64,)> = app
+            .owner_rows(
+                &format!("select count(*) from {table} where tenant_id = $1"),
+                tenant,
+            )
+            .await;
+        out.push((table.to_string(), n[0].0));
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_dry_run_reports_what_an_import_would_change_writes_nothing_and_is_applied_as_is() {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let inst = csv_installation(&app, &admin, "Nightly", "full_refresh").await;
+    app.upload(&admin, inst, "all.csv", people_csv(0..10)).await;
+    assert_eq!(app.run_to_end(&admin, inst).await["created"], 10);
+
+    // The next export: E0 and E1 left, E2 changed surname, E10 and E11 joined.
+    let mut next = String::from_utf8(people_csv(3..10)).unwrap();
+    next.push_str("E2,Worker2,Married,worker2@example.com,OPS,N0002\n");
+    next.push_str(
+        std::str::from_utf8(&people_csv(10..12))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+            .as_str(),
+    );
+    app.upload(&admin, inst, "all.csv", next.into_bytes()).await;
+    let before = footprint(&app, app.a.id).await;
+
+    let (s, body) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/connectors/installations/{inst}/runs"),
+            Some(&admin),
+            Some(json!({"dry_run": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["data"]["dry_run"], true);
+    let dry = app
+        .wait_for_run(&admin, body["data"]["id"].as_str().unwrap())
+        .await;
+    assert_eq!(dry["status"], "succeeded", "{dry}");
+    assert_eq!(
+        (&dry["created"], &dry["updated"], &dry["deactivated"]),
+        (&json!(2), &json!(1), &json!(2)),
+        "{dry}"
+    );
+    let sample = |run: &Value, action: &str| -> Vec<String> {
+        let mut refs: Vec<String> = run["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["action"] == action)
+            .map(|c| c["reference"].as_str().unwrap().to_string())
+            .collect();
+        refs.sort();
+        refs
+    };
+    assert_eq!(sample(&dry, "create"), ["E10", "E11"], "{dry}");
+    assert_eq!(sample(&dry, "update"), ["E2"], "{dry}");
+    assert_eq!(sample(&dry, "deactivate"), ["E0", "E1"], "{dry}");
+    let update = dry["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["action"] == "update")
+        .unwrap();
+    assert_eq!(update["fields"], json!(["last_name"]), "{dry}");
+
+    // Nothing but the report: the run's own start and finish are the only audit entries.
+    let after = footprint(&app, app.a.id).await;
+    let expected: Vec<(String, i64)> = before
+        .iter()
+        .map(|(t, n)| (t.clone(), if t == "audit_log" { n + 2 } else { *n }))
+        .collect();
+    assert_eq!(after, expected);
+    let active = users_with_external_ids(&app, app.a.id).await;
+    assert!(
+        active.iter().any(|p| p.0 == "E0" && p.2),
+        "E0 is still active"
+    );
+
+    // Only a dry run can be applied.
+    let runs = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/connectors/installations/{inst}/runs"),
+            Some(&admin),
+            None,
+        )
+        .await
+        .1;
+    let real = runs["data"][1]["id"].as_str().unwrap().to_string();
+    let (s, body) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/connectors/runs/{real}/apply"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+
+    // Applied as is: the real run does what the dry run said.
+    let dry_id = dry["id"].as_str().unwrap();
+    let (s, body) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/connectors/runs/{dry_id}/apply"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["data"]["applies_dry_run"], dry_id);
+    assert_eq!(body["data"]["dry_run"], false);
+    let applied = app
+        .wait_for_run(&admin, body["data"]["id"].as_str().unwrap())
+        .await;
+    for field in [
+        "status",
+        "created",
+        "updated",
+        "deactivated",
+        "record_errors",
+    ] {
+        assert_eq!(applied[field], dry[field], "{field}: {applied}");
+    }
+    assert_eq!(sample(&applied, "create"), ["E10", "E11"], "{applied}");
+    assert_eq!(sample(&applied, "deactivate"), ["E0", "E1"], "{applied}");
+    let active = users_with_external_ids(&app, app.a.id).await;
+    assert!(active.iter().any(|p| p.0 == "E0" && !p.2), "E0 has left");
+    assert!(active.iter().any(|p| p.0 == "E11" && p.2), "E11 has joined");
+    let (_, dry_now) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/connectors/runs/{dry_id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(dry_now["data"]["applied_by"], applied["id"]);
+    // Once only.
+    let (s, body) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/connectors/runs/{dry_id}/apply"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already applied"),
+        "{body}"
+    );
+
+    // A dry run that would trip the mass-deactivation guard says so, and still lists who.
+    app.upload(&admin, inst, "few.csv", people_csv(3..5)).await;
+    let (_, body) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/connectors/installations/{inst}/runs"),
+            Some(&admin),
+            Some(json!({"dry_run": true})),
+        )
+        .await;
+    let dry = app
+        .wait_for_run(&admin, body["data"]["id"].as_str().unwrap())
+        .await;
+    assert_eq!(dry["status"], "succeeded", "{dry}");
+    assert_eq!(dry["deactivated"], 8, "{dry}");
+    assert_eq!(dry["pending_deletions"], 8, "{dry}");
+    // A run after it makes it stale.
+    let newer = app.run_to_end(&admin, inst).await;
+    assert_eq!(newer["status"], "needs_confirmation", "{newer}");
+    let (s, body) = app
+        .call(
+            Method::POST,
+            &format!(
+                "/api/v1/connectors/runs/{}/apply",
+                dry["id"].as_str().unwrap()
+            ),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("run it dry again"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn an_administrator_runs_an_import_dry_in_the_portal_reads_the_report_and_applies_it() {
+    let app = TestApp::spawn().await;
+    let admin = app.token(Which::A, Role::Administrator).await;
+    let inst = csv_installation(&app, &admin, "Weekly", "incremental").await;
+    app.upload(&admin, inst, "week.csv", people_csv(0..3)).await;
+    let client = app.portal_client(Which::A, Role::Administrator).await;
+    let page = format!("/portal/integrations/installations/{inst}");
+    let (s, html) = app.portal_get(&client, &page).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("Dry run"), "{html}");
+    let csrf = trainflow_tests::csrf_of(&html);
+
+    // The Dry run button: nothing is imported, the report lists who would be created.
+    let (s, location) = app
+        .portal_post(
+            &client,
+            &format!("{page}/runs"),
+            &[("csrf", csrf.as_str()), ("dry_run", "1")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{location}");
+    let dry_id = location.rsplit('/').next().unwrap().to_string();
+    let dry = app.wait_for_run(&admin, &dry_id).await;
+    assert_eq!(
+        (&dry["dry_run"], &dry["created"]),
+        (&json!(true), &json!(3))
+    );
+    assert!(users_with_external_ids(&app, app.a.id).await.is_empty());
+    let (_, report) = app.portal_get(&client, &location).await;
+    for expected in [
+        "Dry run of",
+        "Nothing was written",
+        "Would be created",
+        "E2",
+        "Apply this import",
+    ] {
+        assert!(report.contains(expected), "{expected}: {report}");
+    }
+
+    // Applied from its page: the people arrive, and the report says by which run.
+    let (s, applied) = app
+        .portal_post(
+            &client,
+            &format!("/portal/integrations/runs/{dry_id}/apply"),
+            &[("csrf", csrf.as_str())],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{applied}");
+    let run = app
+        .wait_for_run(&admin, applied.rsplit('/').next().unwrap())
+        .await;
+    assert_eq!(run["created"], 3, "{run}");
+    assert_eq!(users_with_external_ids(&app, app.a.id).await.len(), 3);
+    let (_, report) = app.portal_get(&client, &location).await;
+    assert!(report.contains("Applied by"), "{report}");
+    assert!(!report.contains("Apply this import"), "{report}");
+
+    // Applying it again re-renders the report with why not.
+    let (s, page) = app
+        .portal_post(
+            &client,
+            &format!("/portal/integrations/runs/{dry_id}/apply"),
+            &[("csrf", csrf.as_str())],
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert!(page.contains("already applied"), "{page}");
 }

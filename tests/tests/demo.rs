@@ -4,7 +4,7 @@
 //! a frontline employee without email, and an HR export with a finished run.
 
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{json, Value};
 use trainflow_tests::{Options, TestApp};
 
 const PASSWORD: &str = "TrainFlow-demo-2026";
@@ -137,7 +137,8 @@ async fn the_demo_tells_the_story_to_every_role() {
     assert_eq!(me["has_pin"], true, "{me}");
 
     // The depot's HR export: a CSV installation whose first run imported five frontline
-    // people without names or email, shown by job role and number, flagged incomplete.
+    // people without names or email, shown by job role and number, flagged incomplete; the
+    // next export was run dry.
     let admin = token(&app, "admin").await;
     let installations = get(&app, "/api/v1/connectors/installations", &admin).await;
     assert_eq!(
@@ -152,8 +153,22 @@ async fn the_demo_tells_the_story_to_every_role() {
         &admin,
     )
     .await;
-    assert_eq!(runs[0]["status"], "succeeded", "{runs}");
-    assert_eq!(runs[0]["created"], 5, "{runs}");
+    assert_eq!(runs[1]["status"], "succeeded", "{runs}");
+    assert_eq!(runs[1]["created"], 5, "{runs}");
+    // This week's export waits as a dry run: two starters and a promotion, nothing written.
+    let dry = &runs[0];
+    assert_eq!(
+        (
+            &dry["dry_run"],
+            &dry["status"],
+            &dry["created"],
+            &dry["updated"]
+        ),
+        (&json!(true), &json!("succeeded"), &json!(2), &json!(1)),
+        "{runs}"
+    );
+    let starter = get(&app, "/api/v1/users?search=E3006", &admin).await;
+    assert_eq!(starter.as_array().map(Vec::len), Some(0), "{starter}");
     let imported = get(&app, "/api/v1/users?search=E3004", &admin).await;
     assert_eq!(
         imported[0]["first_name"], "Signalling Technician",

@@ -88,6 +88,8 @@ enum Target {
     Run,
     /// A full-refresh run of tenant A waiting for its deletions to be confirmed.
     ConfirmableRun,
+    /// A finished dry run of tenant A, not applied yet.
+    DryRun,
     /// A new certification type of tenant A (the body's `type_id`, or the path's `{scope}`).
     CertType,
     /// A certification of tenant A's employee.
@@ -574,6 +576,13 @@ fn ops() -> Vec<Op> {
             "/api/v1/connectors/runs/{id}/confirm",
             Tenant(Integrations),
             T::ConfirmableRun,
+            none,
+        ),
+        op(
+            Method::POST,
+            "/api/v1/connectors/runs/{id}/apply",
+            Tenant(Integrations),
+            T::DryRun,
             none,
         ),
         op(
@@ -1107,6 +1116,7 @@ async fn fixture(app: &TestApp, op: &Op, caller: Caller, operator: &str) -> Ctx 
         Target::InstallationWithFile => app.installation_with_file(a).await.to_string(),
         Target::Run => app.fresh_run(a).await.to_string(),
         Target::ConfirmableRun => app.confirmable_run(a).await.to_string(),
+        Target::DryRun => app.dry_run(a).await.to_string(),
         Target::CertType => app.fresh_cert_type(a).await.to_string(),
         Target::Certification => app
             .fresh_certification(a, app.a.people[&Role::Employee])
@@ -1468,6 +1478,7 @@ async fn tenant_a_objects(app: &TestApp) -> BTreeMap<Target, Ctx> {
             Target::ConfirmableRun,
             app.confirmable_run(a).await.to_string(),
         ),
+        (Target::DryRun, app.dry_run(a).await.to_string()),
         (Target::CertType, app.fresh_cert_type(a).await.to_string()),
         (
             Target::Certification,

@@ -95,6 +95,8 @@ enum Target {
     Run,
     /// A full-refresh run of tenant A waiting for confirmation.
     ConfirmableRun,
+    /// A finished dry run of tenant A, not applied yet.
+    DryRun,
     /// A queued work item of tenant A.
     QueuedWork,
     /// A failed work item of tenant A.
@@ -572,6 +574,14 @@ fn routes() -> Vec<PortalRoute> {
             303,
         ),
         form(
+            "/portal/integrations/runs/:id/apply",
+            Granted(Integrations),
+            Csrf::Session,
+            Target::DryRun,
+            nothing,
+            303,
+        ),
+        form(
             "/portal/integrations/runs/:id/abandon",
             Granted(Integrations),
             Csrf::Session,
@@ -729,6 +739,7 @@ async fn fixture(app: &TestApp, route: &PortalRoute, role: Role) -> Fx {
         Target::InstallationWithFile => app.installation_with_file(a).await.to_string(),
         Target::Run => app.fresh_run(a).await.to_string(),
         Target::ConfirmableRun => app.confirmable_run(a).await.to_string(),
+        Target::DryRun => app.dry_run(a).await.to_string(),
         Target::QueuedWork => queued_work(app).await.to_string(),
         Target::FailedWork => failed_work(app).await.to_string(),
         Target::ResetToken => app.reset_token(a).await,

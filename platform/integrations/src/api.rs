@@ -186,7 +186,9 @@ impl ConnectorsApi {
     }
 
     /// Run an installation now (202; the run continues in the background). The body may be
-    /// `{}`. 409 while another run of it is in progress.
+    /// `{}`; `{"dry_run": true}` runs it dry: every page is read and applied in a transaction
+    /// that is rolled back, and the run keeps only its report (counts and a sample of the
+    /// changes per stream). 409 while another run of it is in progress.
     #[oai(path = "/installations/:id/runs", method = "post")]
     async fn run_now(
         &self,
@@ -227,6 +229,15 @@ impl ConnectorsApi {
     #[oai(path = "/runs/:id/confirm", method = "post")]
     async fn confirm(&self, auth: TenantAuth, id: Path<Uuid>) -> ApiResult<Ok200<Run>> {
         Ok(ok(self.svc.confirm(&auth.0, id.0).await?))
+    }
+
+    /// Apply a dry run as is: starts a real run of the same file (202). 409 unless it is the
+    /// installation's newest run, a dry run that read everything, not applied yet, and the
+    /// installation has not changed since.
+    #[oai(path = "/runs/:id/apply", method = "post")]
+    async fn apply(&self, auth: TenantAuth, id: Path<Uuid>) -> ApiResult<Accepted> {
+        let run = self.svc.apply_dry_run(&auth.0, id.0).await?;
+        Ok(Accepted::Accepted(Json(Data { data: run })))
     }
 
     /// Abandon a run that is running (say its server stopped) or waiting for its deletions to

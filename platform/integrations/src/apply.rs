@@ -53,6 +53,8 @@ pub struct PageContext {
     pub now: OffsetDateTime,
     /// The portal's URL, for the welcome messages of the people the page adds.
     pub public_url: String,
+    /// A dry run's page: applied to be rolled back, so nobody is welcomed.
+    pub dry_run: bool,
 }
 
 impl PageContext {
@@ -70,6 +72,39 @@ pub fn run_source(installation: Uuid, run: Uuid) -> BatchSource {
         .with("run_id", run.to_string())
 }
 
+/// Changes of each action a page keeps as a sample (all of them are counted).
+pub const CHANGE_SAMPLE: usize = 20;
+
+/// What a page did to one record: created, updated (which fields) or deactivated it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeAction {
+    Create,
+    Update,
+    Deactivate,
+}
+
+impl ChangeAction {
+    pub const ALL: [ChangeAction; 3] = [Self::Create, Self::Update, Self::Deactivate];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Update => "update",
+            Self::Deactivate => "deactivate",
+        }
+    }
+}
+
+/// One change of a page's sample.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub action: ChangeAction,
+    /// The record's external id.
+    pub reference: String,
+    /// The fields an update changed (empty when not known).
+    pub fields: Vec<&'static str>,
+}
+
 /// What applying a page did.
 #[derive(Debug, Default, Clone)]
 pub struct Applied {
@@ -82,6 +117,9 @@ pub struct Applied {
     pub errors: Vec<(String, String)>,
     /// (reference, caveat) of records applied with a caveat ("imported without a department").
     pub warnings: Vec<(String, String)>,
+    /// The first [`CHANGE_SAMPLE`] changes of each action.
+    pub changes: Vec<Change>,
+    sampled: [usize; 3],
 }
 
 impl Applied {
@@ -93,6 +131,24 @@ impl Applied {
         self.warnings.push((reference.to_string(), caveat.into()));
     }
 
+    /// Counts a change and keeps it in the sample while there is room for its action.
+    pub fn note(&mut self, action: ChangeAction, reference: &str, fields: &[&'static str]) {
+        match action {
+            ChangeAction::Create => self.created += 1,
+            ChangeAction::Update => self.updated += 1,
+            ChangeAction::Deactivate => self.deactivated += 1,
+        }
+        let sampled = &mut self.sampled[action as usize];
+        if *sampled < CHANGE_SAMPLE {
+            *sampled += 1;
+            self.changes.push(Change {
+                action,
+                reference: reference.to_string(),
+                fields: fields.to_vec(),
+            });
+        }
+    }
+
     /// Records the page accepted: created, updated, deactivated or already up to date.
     pub fn accepted(&self) -> u32 {
         self.created + self.updated + self.deactivated + self.unchanged
@@ -102,11 +158,14 @@ impl Applied {
     fn count_identity(&mut self, reference: &str, outcome: identity::Outcome) -> Option<Uuid> {
         let id = outcome.id();
         match outcome {
-            identity::Outcome::Created(_) => self.created += 1,
-            identity::Outcome::Updated(..) => self.updated += 1,
-            identity::Outcome::Deactivated(..) | identity::Outcome::Deleted(_) => {
-                self.deactivated += 1
+            identity::Outcome::Created(_) => self.note(ChangeAction::Create, reference, &[]),
+            identity::Outcome::Updated(_, fields) => {
+                self.note(ChangeAction::Update, reference, &fields)
             }
+            identity::Outcome::Deactivated(_, fields) => {
+                self.note(ChangeAction::Deactivate, reference, &fields)
+            }
+            identity::Outcome::Deleted(_) => self.note(ChangeAction::Deactivate, reference, &[]),
             identity::Outcome::Unchanged(_) => self.unchanged += 1,
             identity::Outcome::Rejected(reason) => self.reject(reference, reason),
         }
@@ -499,7 +558,9 @@ async fn employees(
             _ => None,
         })
         .collect();
-    trainflow_identity::account_links::welcome(tx, &added, &ctx.public_url, ctx.now).await?;
+    if !ctx.dry_run {
+        trainflow_identity::account_links::welcome(tx, &added, &ctx.public_url, ctx.now).await?;
+    }
     let mut links = Vec::with_capacity(results.len());
     for (reference, r) in references.into_iter().zip(results) {
         if let Some(warning) = r.warning {
@@ -607,7 +668,9 @@ async fn upsert_courses(
                       where tenant_id = $1 and id = $2")
                     .bind(tenant).bind(*id).bind(&course.code).bind(title).bind(&course.description)
                     .bind(hours).bind(ctx.now).execute(&mut *c).await.map(|r| r.rows_affected()))?;
-                out.updated += n as u32;
+                if n > 0 {
+                    out.note(ChangeAction::Update, &course.external_id, &[]);
+                }
                 *id
             }
             None => {
@@ -616,7 +679,7 @@ async fn upsert_courses(
                     "update courses set description = $3, duration_hours = $4 where tenant_id = $1 and id = $2")
                     .bind(tenant).bind(id).bind(&course.description).bind(hours)
                     .execute(&mut *c).await.map(drop))?;
-                out.created += 1;
+                out.note(ChangeAction::Create, &course.external_id, &[]);
                 id
             }
         };
@@ -704,7 +767,9 @@ async fn upsert_completions(
                       where tenant_id = $1 and id = $2")
                     .bind(tenant).bind(*id).bind(user).bind(course).bind(completed_on).bind(score)
                     .bind(ctx.now).execute(&mut *c).await.map(|r| r.rows_affected()))?;
-                out.updated += n as u32;
+                if n > 0 {
+                    out.note(ChangeAction::Update, &item.external_id, &[]);
+                }
                 *id
             }
             None => {
@@ -714,7 +779,7 @@ async fn upsert_completions(
                             created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $7)")
                     .bind(tenant).bind(id).bind(user).bind(course).bind(completed_on).bind(score)
                     .bind(ctx.now).execute(&mut *c).await.map(drop))?;
-                out.created += 1;
+                out.note(ChangeAction::Create, &item.external_id, &[]);
                 id
             }
         };
@@ -786,8 +851,10 @@ async fn certifications(
     for (reference, outcome) in references.into_iter().zip(outcomes) {
         let id = outcome.id();
         match outcome {
-            renewals::Outcome::Created(_) => out.created += 1,
-            renewals::Outcome::Updated(..) => out.updated += 1,
+            renewals::Outcome::Created(_) => out.note(ChangeAction::Create, &reference, &[]),
+            renewals::Outcome::Updated(_, fields) => {
+                out.note(ChangeAction::Update, &reference, &fields)
+            }
             renewals::Outcome::Unchanged(_) => out.unchanged += 1,
             renewals::Outcome::Rejected(reason) => out.reject(&reference, reason),
         }
@@ -838,7 +905,13 @@ async fn delete_entities(
             }
         }
         let (deleted, refused) = delete_ids(tx, kind, &ids, ctx.now, &source).await?;
-        out.deactivated += deleted;
+        for id in deleted {
+            out.note(
+                ChangeAction::Deactivate,
+                reference_of.get(&id).copied().unwrap_or_default(),
+                &[],
+            );
+        }
         for (id, reason) in refused {
             out.reject(reference_of.get(&id).copied().unwrap_or_default(), reason);
         }
@@ -847,28 +920,28 @@ async fn delete_entities(
 }
 
 /// Soft-deletes imported objects of one kind through the context that owns them; people are
-/// also deactivated and signed out, administrators left alone. Returns how many were deleted
-/// and the (id, reason) of those left alone.
+/// also deactivated and signed out, administrators left alone. Returns the ids deleted and the
+/// (id, reason) of those left alone.
 pub async fn delete_ids(
     tx: &mut TenantTx,
     kind: EntityKind,
     ids: &[Uuid],
     now: OffsetDateTime,
     source: &BatchSource,
-) -> ApiResult<(u32, Vec<(Uuid, String)>)> {
+) -> ApiResult<(Vec<Uuid>, Vec<(Uuid, String)>)> {
     if ids.is_empty() {
-        return Ok((0, Vec::new()));
+        return Ok((Vec::new(), Vec::new()));
     }
     let table = match kind {
         EntityKind::Employee => {
-            let mut deleted = 0;
+            let mut deleted = Vec::new();
             let mut refused = Vec::new();
             for (id, outcome) in ids
                 .iter()
                 .zip(identity::delete_people(tx, ids, now, source).await?)
             {
                 match outcome {
-                    identity::Outcome::Deleted(_) => deleted += 1,
+                    identity::Outcome::Deleted(_) => deleted.push(*id),
                     identity::Outcome::Rejected(reason) => refused.push((*id, reason)),
                     _ => {}
                 }
@@ -877,26 +950,26 @@ pub async fn delete_ids(
         }
         EntityKind::OrgUnit => {
             let deleted = identity::delete_departments(tx, ids, now, source).await?;
-            return Ok((deleted.len() as u32, Vec::new()));
+            return Ok((deleted, Vec::new()));
         }
         EntityKind::Certification => {
             let deleted = renewals::delete_certifications(tx, ids, now, source).await?;
-            return Ok((deleted.len() as u32, Vec::new()));
+            return Ok((deleted, Vec::new()));
         }
         EntityKind::Course => "courses",
         EntityKind::Completion => "course_completions",
     };
     let tenant = tx.tenant();
-    let n = sql!(tx.conn() => |c| {
+    let deleted: Vec<(Uuid,)> = sql!(tx.conn() => |c| {
         let mut qb = QueryBuilder::new(format!("update {table} set deleted_at = "));
         qb.push_bind(now).push(", updated_at = ").push_bind(now)
             .push(" where deleted_at is null and tenant_id = ").push_bind(tenant).push(" and id in (");
         let mut list = qb.separated(", ");
         for id in ids { list.push_bind(*id); }
-        qb.push(")");
-        qb.build().execute(&mut *c).await.map(|r| r.rows_affected())
+        qb.push(") returning id");
+        qb.build_query_as().fetch_all(&mut *c).await
     })?;
-    Ok((n as u32, Vec::new()))
+    Ok((deleted.into_iter().map(|(id,)| id).collect(), Vec::new()))
 }
 
 /// Parses a stored entity kind.

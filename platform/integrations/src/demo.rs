@@ -1,6 +1,7 @@
 //! The integrations part of a tenant manifest: `[[connector_installations]]`, each installed by
 //! a named administrator and, when it is created, run once on an inline file, so a demo tenant
-//! shows an installation with a finished run and the people it imported.
+//! shows an installation with a finished run and the people it imported; optionally a newer
+//! file is then run dry, so it also shows a dry run waiting to be applied.
 
 use std::{collections::BTreeMap, future::Future, pin::Pin, sync::Arc};
 
@@ -29,6 +30,9 @@ struct InstallationSpec {
     /// A file to import once, when the installation is created: its name and content.
     file_name: Option<String>,
     file: Option<String>,
+    /// A newer file, run dry after that first run: a dry run waiting to be applied.
+    dry_run_file_name: Option<String>,
+    dry_run_file: Option<String>,
 }
 
 /// The part the server registers.
@@ -107,6 +111,7 @@ impl DemoPart {
                         scope.tenant,
                         installation.id,
                         Some((name, content.into_bytes())),
+                        false,
                     )
                     .await
                     .map_err(anyhow_api)
@@ -114,6 +119,29 @@ impl DemoPart {
                 anyhow::ensure!(
                     run.status != "failed",
                     "the first run of {} failed: {:?}",
+                    spec.name,
+                    run.error
+                );
+                runs += 1;
+            }
+            if let Some(content) = spec.dry_run_file {
+                let name = spec
+                    .dry_run_file_name
+                    .unwrap_or_else(|| "import.csv".into());
+                let run = self
+                    .0
+                    .run_as_system(
+                        scope.tenant,
+                        installation.id,
+                        Some((name, content.into_bytes())),
+                        true,
+                    )
+                    .await
+                    .map_err(anyhow_api)
+                    .with_context(|| format!("the dry run of {}", spec.name))?;
+                anyhow::ensure!(
+                    run.status != "failed",
+                    "the dry run of {} failed: {:?}",
                     spec.name,
                     run.error
                 );

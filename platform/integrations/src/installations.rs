@@ -648,6 +648,10 @@ impl InstallationRow {
         &self.sync_mode
     }
 
+    pub(crate) fn updated_at(&self) -> OffsetDateTime {
+        self.updated_at
+    }
+
     pub(crate) fn http_hosts(&self) -> &[String] {
         &self.http_hosts.0
     }

@@ -62,6 +62,8 @@ pub struct RunSettings {
     pub max_file_bytes: usize,
     /// The portal's URL, for the links in the welcome messages of the people runs add.
     pub public_url: String,
+    /// Most records a dry run reads (it holds them all in memory before rehearsing them).
+    pub dry_run_max_records: usize,
 }
 
 impl Default for RunSettings {
@@ -78,6 +80,7 @@ impl Default for RunSettings {
             allow_loopback_http: false,
             max_file_bytes: 256 * 1024 * 1024,
             public_url: "http://localhost:8080".into(),
+            dry_run_max_records: 500_000,
         }
     }
 }

@@ -13,6 +13,11 @@
 //! * **Full refresh.** When every stream is complete, what the source no longer sent is
 //!   soft-deleted, unless that would deactivate more than the guard's share of the tenant's
 //!   active people: then the run waits for an administrator's confirmation.
+//! * **Dry runs.** A dry run first reads every page of every stream from the connector (nothing
+//!   is held meanwhile), then applies them all, sweep included, in one rehearsal transaction
+//!   that is rolled back: later streams see what earlier ones would create, exactly as in a real
+//!   run. Only the report is kept: the counts and a sample of the changes per stream. An
+//!   administrator then applies it as is: a real run of the same file.
 
 use std::{collections::HashMap, sync::Arc, time::Instant};
 
@@ -21,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use time::OffsetDateTime;
 use trainflow_connectors::{
-    CallError, ConnectorError, Grants, HttpGrant, HttpRefusal, PageRequest,
+    CallError, ConnectorError, Grants, HttpGrant, HttpRefusal, PageRequest, StreamInfo,
 };
 use trainflow_identity::batch as identity;
 use trainflow_kernel::{
@@ -34,7 +39,7 @@ use trainflow_kernel::{
 use uuid::Uuid;
 
 use crate::{
-    apply::{self, kind_name, parse_kind, Applied, PageContext},
+    apply::{self, kind_name, parse_kind, Applied, ChangeAction, PageContext, CHANGE_SAMPLE},
     installations::{installation_row, SyncMode},
     manifest::host_within,
     worker::{Report, Worker},
@@ -73,6 +78,19 @@ pub struct RunRecordError {
     pub reason: String,
 }
 
+/// One change a run made (or, for a dry run, would make), as its sample shows it.
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
+pub struct RunChange {
+    pub stream: String,
+    /// `create`, `update` or `deactivate`.
+    pub action: String,
+    /// The record's external id.
+    pub reference: String,
+    /// The fields an update changes (empty when the connector's records do not say).
+    pub fields: Vec<String>,
+}
+
 /// A line the connector logged.
 #[derive(Debug, Clone, Object, Serialize, Deserialize)]
 #[oai(skip_serializing_if_is_none)]
@@ -93,6 +111,12 @@ pub struct Run {
     pub scheduled_for: Option<OffsetDateTime>,
     pub file_id: Option<Uuid>,
     pub sync_mode: String,
+    /// A dry run wrote nothing but this report: its counts say what a real run would do.
+    pub dry_run: bool,
+    /// The dry run this run applies.
+    pub applies_dry_run: Option<Uuid>,
+    /// For a dry run: the run that applied it.
+    pub applied_by: Option<Uuid>,
     /// `running`, `succeeded`, `succeeded_with_errors` (some records were refused), `failed`
     /// (the run stopped, or every record was refused), `needs_confirmation` or `abandoned`.
     pub status: String,
@@ -121,6 +145,9 @@ pub struct Run {
     pub errors: Vec<RunRecordError>,
     /// The first caveats (`record_warnings` counts them all).
     pub warnings: Vec<RunRecordError>,
+    /// A sample of the changes: the first 20 of each action (create, update, deactivate) per
+    /// stream; the counts above are the totals.
+    pub changes: Vec<RunChange>,
     pub logs: Vec<RunLogLine>,
     /// Why the run failed.
     pub error: Option<String>,
@@ -158,6 +185,9 @@ struct RunRow {
     scheduled_for: Option<OffsetDateTime>,
     file_id: Option<Uuid>,
     sync_mode: String,
+    dry_run: bool,
+    applies_dry_run: Option<Uuid>,
+    applied_by: Option<Uuid>,
     status: String,
     instance: String,
     started_at: OffsetDateTime,
@@ -174,14 +204,18 @@ struct RunRow {
     peak_memory: i64,
     errors: Json<Vec<RunRecordError>>,
     warnings: Json<Vec<RunRecordError>>,
+    changes: Json<Vec<RunChange>>,
     logs: Json<Vec<RunLogLine>>,
     error: Option<String>,
 }
 
 const RUN_COLUMNS: &str =
-    "id, installation_id, trigger, scheduled_for, file_id, sync_mode, status, \
+    "id, installation_id, trigger, scheduled_for, file_id, sync_mode, dry_run, applies_dry_run, \
+     (select a.id from connector_runs a where a.tenant_id = connector_runs.tenant_id \
+         and a.applies_dry_run = connector_runs.id limit 1) as applied_by, status, \
      instance, started_at, finished_at, pages, created, updated, deactivated, record_errors, \
-     record_warnings, pending_deletions, retries, fuel, peak_memory, errors, warnings, logs, error";
+     record_warnings, pending_deletions, retries, fuel, peak_memory, errors, warnings, changes, \
+     logs, error";
 
 impl From<RunRow> for Run {
     fn from(r: RunRow) -> Self {
@@ -195,6 +229,9 @@ impl From<RunRow> for Run {
             scheduled_for: r.scheduled_for,
             file_id: r.file_id,
             sync_mode: r.sync_mode,
+            dry_run: r.dry_run,
+            applies_dry_run: r.applies_dry_run,
+            applied_by: r.applied_by,
             status: r.status,
             instance: r.instance,
             started_at: r.started_at,
@@ -211,6 +248,7 @@ impl From<RunRow> for Run {
             peak_memory_bytes: r.peak_memory,
             errors: r.errors.0,
             warnings: r.warnings.0,
+            changes: r.changes.0,
             logs: r.logs.0,
             error: r.error,
         }
@@ -225,6 +263,47 @@ pub struct StartRun {
     /// One of the installation's uploaded files to read (left out or `null`: the newest one).
     #[oai(nullable)]
     pub file_id: Option<Uuid>,
+    /// Run dry: read and apply every page in a transaction that is rolled back, and keep only
+    /// the report (left out or `null`: a real run).
+    #[oai(nullable)]
+    pub dry_run: Option<bool>,
+}
+
+/// What a claimed run is to do.
+#[derive(Debug, Clone, Copy)]
+pub struct RunRequest {
+    pub trigger: Trigger,
+    /// The occurrence of the schedule it runs for.
+    pub scheduled_for: Option<OffsetDateTime>,
+    pub requested_by: Option<Uuid>,
+    /// The uploaded file to read (`None`: the newest one, for a connector that reads files).
+    pub file_id: Option<Uuid>,
+    pub dry_run: bool,
+    /// The dry run this run applies.
+    pub applies_dry_run: Option<Uuid>,
+}
+
+impl RunRequest {
+    /// A run started by hand.
+    pub fn manual(requested_by: Option<Uuid>, file_id: Option<Uuid>) -> Self {
+        Self {
+            trigger: Trigger::Manual,
+            scheduled_for: None,
+            requested_by,
+            file_id,
+            dry_run: false,
+            applies_dry_run: None,
+        }
+    }
+
+    /// The run of one occurrence of the installation's schedule.
+    pub fn scheduled(minute: OffsetDateTime) -> Self {
+        Self {
+            trigger: Trigger::Schedule,
+            scheduled_for: Some(minute),
+            ..Self::manual(None, None)
+        }
+    }
 }
 
 /// How a run's execution ended.
@@ -232,6 +311,8 @@ pub struct StartRun {
 enum Ending {
     Succeeded,
     NeedsConfirmation,
+    /// A dry run read and rehearsed every page.
+    Rehearsed,
     /// Stopped without finishing (`RunSettings::stop_after_pages`).
     Interrupted,
 }
@@ -246,16 +327,11 @@ impl Integrations {
     ) -> ApiResult<Run> {
         let now = trainflow_kernel::now();
         let (mut tx, ctx) = TenantTx::begin(&self.db, ctx, Permission::Integrations).await?;
-        let run = self
-            .claim(
-                &mut tx,
-                installation,
-                Trigger::Manual,
-                None,
-                Some(ctx.user_id.0),
-                body.file_id,
-            )
-            .await?;
+        let request = RunRequest {
+            dry_run: body.dry_run.unwrap_or(false),
+            ..RunRequest::manual(Some(ctx.user_id.0), body.file_id)
+        };
+        let run = self.claim(&mut tx, installation, request).await?;
         let Some(run) = run else {
             return Err(self.busy(&mut tx, installation).await?);
         };
@@ -263,7 +339,79 @@ impl Integrations {
             &mut tx,
             Entry::by(&ctx, "connector.run_start")
                 .object("connector_run", run.id)
-                .detail(serde_json::json!({"installation_id": installation})),
+                .detail(serde_json::json!({
+                    "installation_id": installation,
+                    "dry_run": run.dry_run,
+                })),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        self.spawn(ctx.tenant_id, run.id);
+        Ok(run)
+    }
+
+    /// Applies a dry run as is: starts a real run of the same file (a connector without files
+    /// reads its source again). Only the installation's newest run can be applied, once, and
+    /// only if it read everything and the installation has not changed since: otherwise what
+    /// it reported may no longer be what a run would do (409, with what to do instead).
+    pub async fn apply_dry_run(self: &Arc<Self>, ctx: &TenantCtx, run_id: Uuid) -> ApiResult<Run> {
+        let now = trainflow_kernel::now();
+        let (mut tx, ctx) = TenantTx::begin(&self.db, ctx, Permission::Integrations).await?;
+        let dry = get_run_in(&mut tx, run_id).await?;
+        let refuse = |message: String| ApiError::Conflict {
+            field: "run".into(),
+            message,
+        };
+        if !dry.dry_run {
+            return Err(refuse(
+                "this run is not a dry run; only a dry run can be applied".into(),
+            ));
+        }
+        if let Some(by) = dry.applied_by {
+            return Err(refuse(format!(
+                "this dry run was already applied, by run {by}"
+            )));
+        }
+        if !matches!(dry.status.as_str(), "succeeded" | "succeeded_with_errors") {
+            return Err(refuse(format!(
+                "the dry run is {}; only a dry run that read everything can be applied: run it dry again",
+                dry.status
+            )));
+        }
+        let tenant = tx.tenant();
+        let newer: Option<(Uuid,)> = sql!(tx.conn() => |c| sqlx::query_as(
+            "select id from connector_runs where tenant_id = $1 and installation_id = $2
+               and id <> $3 and started_at >= $4 order by started_at desc limit 1")
+            .bind(tenant).bind(dry.installation_id).bind(dry.id).bind(dry.started_at)
+            .fetch_optional(&mut *c).await)?;
+        if let Some((newer,)) = newer {
+            return Err(refuse(format!(
+                "run {newer} started after this dry run, so what it reported may have changed: \
+                 run it dry again"
+            )));
+        }
+        let inst = installation_row(&mut tx, dry.installation_id).await?;
+        if inst.updated_at() > dry.started_at || inst.sync_mode() != dry.sync_mode {
+            return Err(refuse(
+                "the installation was changed after this dry run: run it dry again".into(),
+            ));
+        }
+        let request = RunRequest {
+            applies_dry_run: Some(dry.id),
+            ..RunRequest::manual(Some(ctx.user_id.0), dry.file_id)
+        };
+        let Some(run) = self.claim(&mut tx, dry.installation_id, request).await? else {
+            return Err(self.busy(&mut tx, dry.installation_id).await?);
+        };
+        audit::record(
+            &mut tx,
+            Entry::by(&ctx, "connector.run_start")
+                .object("connector_run", run.id)
+                .detail(serde_json::json!({
+                    "installation_id": dry.installation_id,
+                    "applies_dry_run": dry.id,
+                })),
             now,
         )
         .await?;
@@ -273,12 +421,13 @@ impl Integrations {
     }
 
     /// Runs an installation on the operator's behalf (the command line): optionally uploads a
-    /// file first, then executes the run in this task and returns how it ended.
+    /// file first, then executes the run (dry, if asked) in this task and returns how it ended.
     pub async fn run_as_system(
         self: &Arc<Self>,
         tenant: TenantId,
         installation: Uuid,
         file: Option<(String, Vec<u8>)>,
+        dry_run: bool,
     ) -> ApiResult<Run> {
         let now = trainflow_kernel::now();
         let mut tx = TenantTx::begin_system(&self.db, tenant).await?;
@@ -299,9 +448,11 @@ impl Integrations {
             }
             None => None,
         };
-        let run = self
-            .claim(&mut tx, installation, Trigger::Manual, None, None, file_id)
-            .await?;
+        let request = RunRequest {
+            dry_run,
+            ..RunRequest::manual(None, file_id)
+        };
+        let run = self.claim(&mut tx, installation, request).await?;
         let Some(run) = run else {
             return Err(self.busy(&mut tx, installation).await?);
         };
@@ -403,11 +554,16 @@ impl Integrations {
         &self,
         tx: &mut TenantTx,
         installation: Uuid,
-        trigger: Trigger,
-        scheduled_for: Option<OffsetDateTime>,
-        requested_by: Option<Uuid>,
-        file_id: Option<Uuid>,
+        request: RunRequest,
     ) -> ApiResult<Option<Run>> {
+        let RunRequest {
+            trigger,
+            scheduled_for,
+            requested_by,
+            file_id,
+            dry_run,
+            applies_dry_run,
+        } = request;
         let inst = installation_row(tx, installation).await?;
         let tenant = tx.tenant();
         let now = trainflow_kernel::now();
@@ -449,10 +605,12 @@ impl Integrations {
         let id = Uuid::now_v7();
         let inserted = sql!(tx.conn() => |c| sqlx::query(
             "insert into connector_runs (tenant_id, id, installation_id, trigger, scheduled_for, file_id,
-                    sync_mode, status, instance, requested_by, started_at, heartbeat_at)
-             values ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9, $10, $10)")
+                    sync_mode, status, instance, requested_by, started_at, heartbeat_at, dry_run,
+                    applies_dry_run)
+             values ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9, $10, $10, $11, $12)")
             .bind(tenant).bind(id).bind(installation).bind(trigger.as_str()).bind(scheduled_for)
             .bind(file_id).bind(inst.sync_mode()).bind(&self.instance).bind(requested_by).bind(now)
+            .bind(dry_run).bind(applies_dry_run)
             .execute(&mut *c).await.map(drop));
         match inserted {
             Ok(()) => Ok(Some(get_run_in(tx, id).await?)),
@@ -473,7 +631,7 @@ impl Integrations {
         let mut state = RunState::default();
         let result = self.execute_inner(tenant, run, &mut state).await;
         let (status, error) = match &result {
-            Ok(Ending::Succeeded) => state.outcome(),
+            Ok(Ending::Succeeded | Ending::Rehearsed) => state.outcome(),
             Ok(Ending::NeedsConfirmation) => ("needs_confirmation", None),
             Ok(Ending::Interrupted) => return,
             Err(message) => ("failed", Some(message.clone())),
@@ -565,10 +723,15 @@ impl Integrations {
         .await
         .map_err(|e| format!("{e:#}"))?;
         state.saved_kv = kv;
+        state.dry_run = run.dry_run;
 
-        let result = self
-            .drive(tenant, &run, inst.id(), mode, &config, &worker, state)
-            .await;
+        let result = if run.dry_run {
+            self.rehearse(tenant, &run, inst.id(), mode, &config, &worker, state)
+                .await
+        } else {
+            self.drive(tenant, &run, inst.id(), mode, &config, &worker, state)
+                .await
+        };
         state.capture(worker.finish().await);
         let ending = result?;
         tracing::info!(
@@ -594,12 +757,7 @@ impl Integrations {
         worker: &Worker,
         state: &mut RunState,
     ) -> Result<Ending, String> {
-        let streams = loop {
-            match worker.discover(config).await {
-                Ok(s) => break s,
-                Err(e) => self.wait_or_fail(tenant, run.id, e, state).await?,
-            }
-        };
+        let streams = self.discover(tenant, run, config, worker, state).await?;
         let mut generations: Vec<(String, Uuid)> = Vec::new();
         for stream in streams {
             let (mut cursor, generation) = self
@@ -614,6 +772,7 @@ impl Integrations {
                 generation,
                 now: trainflow_kernel::now(),
                 public_url: self.settings.public_url.clone(),
+                dry_run: false,
             };
             loop {
                 if self
@@ -697,6 +856,120 @@ impl Integrations {
         Ok(Ending::Succeeded)
     }
 
+    /// A dry run: reads every page of every stream first, then applies them all, and the
+    /// full-refresh sweep, in one rehearsal transaction that is rolled back. Reading first keeps
+    /// the transaction (and, on SQLite, the database's write lock) as short as applying is,
+    /// however slowly the source answers. At most `dry_run_max_records` records are held.
+    #[allow(clippy::too_many_arguments)]
+    async fn rehearse(
+        &self,
+        tenant: TenantId,
+        run: &Run,
+        installation: Uuid,
+        mode: SyncMode,
+        config: &str,
+        worker: &Worker,
+        state: &mut RunState,
+    ) -> Result<Ending, String> {
+        let streams = self.discover(tenant, run, config, worker, state).await?;
+        let mut read = Vec::with_capacity(streams.len());
+        let (mut records, mut read_pages) = (0usize, 0i32);
+        for stream in streams {
+            let mut pages = Vec::new();
+            let mut cursor = None;
+            loop {
+                let request = PageRequest {
+                    stream: stream.name.clone(),
+                    cursor: cursor.clone(),
+                    max_records: self.settings.page_size,
+                };
+                let called = Instant::now();
+                let (page, _kv) = worker.read_page(config, request).await;
+                state.connector_time += called.elapsed();
+                let page = match page {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.wait_or_fail(tenant, run.id, e, state).await?;
+                        continue;
+                    }
+                };
+                state.consecutive_retries = 0;
+                records += page.entities.len();
+                if records > self.settings.dry_run_max_records {
+                    return Err(format!(
+                        "a dry run holds at most {} records and this source has more; run the \
+                         import for real (a full refresh still asks before removing many people)",
+                        self.settings.dry_run_max_records
+                    ));
+                }
+                cursor = page.next_cursor.clone();
+                let done = cursor.is_none();
+                pages.push(page);
+                read_pages += 1;
+                // Alive, and how far it has read; stops early if abandoned meanwhile.
+                if !self
+                    .heartbeat(tenant, run.id, read_pages)
+                    .await
+                    .map_err(|e| fault(run.id, e))?
+                {
+                    return Err("abandoned while it read the source".into());
+                }
+                if done {
+                    break;
+                }
+            }
+            read.push((stream.name, pages));
+        }
+        let applying = Instant::now();
+        let rehearsed = async {
+            let mut tx = TenantTx::begin_rehearsal(&self.db, tenant).await?;
+            let mut generations = Vec::with_capacity(read.len());
+            for (stream, pages) in read {
+                // A fresh pass: what it does not see, the sweep would remove.
+                let ctx = PageContext {
+                    installation,
+                    run: run.id,
+                    stream: stream.clone(),
+                    generation: run.id,
+                    now: trainflow_kernel::now(),
+                    public_url: self.settings.public_url.clone(),
+                    dry_run: true,
+                };
+                for page in pages {
+                    let mut applied = apply::apply_page(&mut tx, &ctx, page.entities).await?;
+                    for e in page.errors {
+                        applied.errors.push((e.reference, e.reason));
+                    }
+                    state.add(&stream, &applied);
+                    state.pages += 1;
+                }
+                generations.push((stream, run.id));
+            }
+            if mode == SyncMode::FullRefresh {
+                self.sweep(&mut tx, run.id, installation, &generations, false, state)
+                    .await?;
+            }
+            tx.rollback().await
+        };
+        rehearsed.await.map_err(|e| fault(run.id, e))?;
+        state.apply_time += applying.elapsed();
+        Ok(Ending::Rehearsed)
+    }
+
+    /// Records that a dry run is alive and has read `pages` pages, in a transaction of its own;
+    /// `false` when the run is no longer running (abandoned).
+    async fn heartbeat(&self, tenant: TenantId, run: Uuid, pages: i32) -> ApiResult<bool> {
+        let mut tx = TenantTx::begin_system(&self.db, tenant).await?;
+        let now = trainflow_kernel::now();
+        let n = sql!(tx.conn() => |c| sqlx::query(
+            "update connector_runs set heartbeat_at = $3, pages = $4
+              where tenant_id = $1 and id = $2 and status = 'running'")
+            .bind(tenant).bind(run).bind(now).bind(pages)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
     /// Where a stream starts: the cursor of an unfinished pass over the same file, or the start.
     async fn resume_point(
         &self,
@@ -753,15 +1026,17 @@ impl Integrations {
         state.pages += 1;
         let errors = state.errors_changed.then_some(Json(&state.errors));
         let warnings = state.errors_changed.then_some(Json(&state.warnings));
+        let changes = state.changes_changed.then_some(Json(&state.changes));
         sql!(tx.conn() => |c| sqlx::query(
             "update connector_runs set pages = $3, created = $4, updated = $5, deactivated = $6,
                     record_errors = $7, retries = $8, heartbeat_at = $9, errors = coalesce($10, errors),
-                    record_warnings = $11, warnings = coalesce($12, warnings)
+                    record_warnings = $11, warnings = coalesce($12, warnings),
+                    changes = coalesce($13, changes)
               where tenant_id = $1 and id = $2 and status = 'running'")
             .bind(tenant).bind(run.id).bind(state.pages as i32).bind(state.created as i32)
             .bind(state.updated as i32).bind(state.deactivated as i32).bind(state.record_errors as i32)
             .bind(state.retries as i32).bind(ctx.now).bind(errors)
-            .bind(state.record_warnings as i32).bind(warnings)
+            .bind(state.record_warnings as i32).bind(warnings).bind(changes)
             .execute(&mut *c).await.map(|r| r.rows_affected()))?
             .eq(&1)
             .then_some(())
@@ -771,10 +1046,28 @@ impl Integrations {
                 message: "the run was abandoned while it ran; this page was not committed".into(),
             })?;
         state.errors_changed = false;
+        state.changes_changed = false;
         Ok(())
     }
 
     /// After a failed call: waits and returns `Ok` to retry, or the run's failure.
+    /// The connector's streams, asked again after a transient failure.
+    async fn discover(
+        &self,
+        tenant: TenantId,
+        run: &Run,
+        config: &str,
+        worker: &Worker,
+        state: &mut RunState,
+    ) -> Result<Vec<StreamInfo>, String> {
+        loop {
+            match worker.discover(config).await {
+                Ok(s) => return Ok(s),
+                Err(e) => self.wait_or_fail(tenant, run.id, e, state).await?,
+            }
+        }
+    }
+
     async fn wait_or_fail(
         &self,
         tenant: TenantId,
@@ -801,6 +1094,8 @@ impl Integrations {
         tracing::info!(run = %run, ?wait, error = %describe(&error), "retrying a connector call");
         // Keep the heartbeat fresh while waiting, so the run is not taken for dead.
         if let Ok(mut tx) = TenantTx::begin_system(&self.db, tenant).await {
+            // (A dry run waits before its rehearsal transaction opens: this write never queues
+            // behind it.)
             let now = trainflow_kernel::now();
             let _ = sql!(tx.conn() => |c| sqlx::query(
                 "update connector_runs set heartbeat_at = $3, retries = $4 where tenant_id = $1 and id = $2")
@@ -827,13 +1122,18 @@ impl Integrations {
     ) -> ApiResult<Ending> {
         let tenant = tx.tenant();
         let mut gone: Vec<(String, Uuid)> = Vec::new();
+        // The external id of what is gone, for the sample of changes.
+        let mut reference_of: HashMap<Uuid, (String, String)> = HashMap::new();
         for (stream, generation) in generations {
-            let rows: Vec<(String, Uuid)> = sql!(tx.conn() => |c| sqlx::query_as(
-                "select entity_kind, entity_id from connector_links
+            let rows: Vec<(String, Uuid, String)> = sql!(tx.conn() => |c| sqlx::query_as(
+                "select entity_kind, entity_id, external_id from connector_links
                   where tenant_id = $1 and installation_id = $2 and stream = $3 and seen_run <> $4")
                 .bind(tenant).bind(installation).bind(stream).bind(generation)
                 .fetch_all(&mut *c).await)?;
-            gone.extend(rows);
+            for (kind, id, external_id) in rows {
+                reference_of.insert(id, (stream.clone(), external_id));
+                gone.push((kind, id));
+            }
         }
         let people: Vec<Uuid> = gone
             .iter()
@@ -842,18 +1142,22 @@ impl Integrations {
             .collect();
         let leaving = identity::active_among(tx, &people).await?;
         let active = trainflow_identity::users::active_count(tx).await?;
-        if !confirmed
+        let held = !confirmed
             && leaving > 0
-            && leaving as f64 > self.settings.deletion_guard * active as f64
-        {
-            sql!(tx.conn() => |c| sqlx::query(
-                "update connector_runs set pending_deletions = $3 where tenant_id = $1 and id = $2")
-                .bind(tenant).bind(run).bind(leaving as i32).execute(&mut *c).await.map(drop))?;
-            return Ok(Ending::NeedsConfirmation);
+            && leaving as f64 > self.settings.deletion_guard * active as f64;
+        if held {
+            state.pending_deletions = leaving as u32;
+            // A rehearsal goes on, to report what confirming would remove.
+            if !tx.is_rehearsal() {
+                sql!(tx.conn() => |c| sqlx::query(
+                    "update connector_runs set pending_deletions = $3 where tenant_id = $1 and id = $2")
+                    .bind(tenant).bind(run).bind(leaving as i32).execute(&mut *c).await.map(drop))?;
+                return Ok(Ending::NeedsConfirmation);
+            }
         }
         let now = trainflow_kernel::now();
         let source = apply::run_source(installation, run).with("full_refresh", true);
-        let mut applied = Applied::default();
+        let mut swept: Vec<(String, Applied)> = Vec::new();
         let mut by_kind: Vec<(trainflow_connectors::EntityKind, Vec<Uuid>)> = Vec::new();
         for (kind, id) in &gone {
             let Some(kind) = parse_kind(kind) else {
@@ -867,18 +1171,40 @@ impl Integrations {
         for (kind, ids) in by_kind {
             for chunk in ids.chunks(SWEEP_BATCH) {
                 let (deleted, refused) = apply::delete_ids(tx, kind, chunk, now, &source).await?;
-                applied.deactivated += deleted;
-                for (id, reason) in refused {
-                    applied.errors.push((id.to_string(), reason));
+                // Counted and sampled under the stream the record came from.
+                for id in deleted {
+                    let (stream, reference) = reference_of.remove(&id).unwrap_or_default();
+                    let at = match swept.iter().position(|(s, _)| *s == stream) {
+                        Some(i) => i,
+                        None => {
+                            swept.push((stream, Applied::default()));
+                            swept.len() - 1
+                        }
+                    };
+                    swept[at].1.note(ChangeAction::Deactivate, &reference, &[]);
+                }
+                if !refused.is_empty() {
+                    let mut applied = Applied::default();
+                    for (id, reason) in refused {
+                        applied.errors.push((id.to_string(), reason));
+                    }
+                    swept.push(("full_refresh".into(), applied));
                 }
             }
         }
-        state.add("full_refresh", &applied);
-        sql!(tx.conn() => |c| sqlx::query(
-            "update connector_runs set deactivated = $3, pending_deletions = 0, record_errors = $4,
-                    errors = $5 where tenant_id = $1 and id = $2")
-            .bind(tenant).bind(run).bind(state.deactivated as i32).bind(state.record_errors as i32)
-            .bind(Json(&state.errors)).execute(&mut *c).await.map(drop))?;
+        for (stream, applied) in &swept {
+            state.add(stream, applied);
+        }
+        if !held {
+            state.pending_deletions = 0;
+        }
+        if !tx.is_rehearsal() {
+            sql!(tx.conn() => |c| sqlx::query(
+                "update connector_runs set deactivated = $3, pending_deletions = 0, record_errors = $4,
+                        errors = $5, changes = $6 where tenant_id = $1 and id = $2")
+                .bind(tenant).bind(run).bind(state.deactivated as i32).bind(state.record_errors as i32)
+                .bind(Json(&state.errors)).bind(Json(&state.changes)).execute(&mut *c).await.map(drop))?;
+        }
         Ok(Ending::Succeeded)
     }
 
@@ -918,6 +1244,7 @@ impl Integrations {
             deactivated: run.deactivated as u32,
             record_errors: run.record_errors as u32,
             errors: run.errors.clone(),
+            changes: run.changes.clone(),
             ..RunState::default()
         };
         // The confirmation, its audit entry and the deletions it confirms: one transaction.
@@ -958,13 +1285,14 @@ impl Integrations {
             "update connector_runs set status = $3, error = $4, finished_at = $5, heartbeat_at = $5,
                     fuel = $6, peak_memory = $7, logs = $8, errors = $9, record_errors = $10,
                     created = $11, updated = $12, deactivated = $13, pages = $14, retries = $15,
-                    warnings = $16, record_warnings = $17
+                    warnings = $16, record_warnings = $17, changes = $18, pending_deletions = $19
               where tenant_id = $1 and id = $2 and status = 'running' returning installation_id, started_at")
             .bind(tenant).bind(run).bind(status).bind(&error).bind(now).bind(state.fuel as i64)
             .bind(state.peak_memory as i64).bind(Json(&state.logs)).bind(Json(&state.errors))
             .bind(state.record_errors as i32).bind(state.created as i32).bind(state.updated as i32)
             .bind(state.deactivated as i32).bind(state.pages as i32).bind(state.retries as i32)
             .bind(Json(&state.warnings)).bind(state.record_warnings as i32)
+            .bind(Json(&state.changes)).bind(state.pending_deletions as i32)
             .fetch_optional(&mut *c).await)?;
         let Some((installation, started_at)) = finished else {
             // Abandoned while it ran: that decision stands.
@@ -1006,6 +1334,8 @@ impl Integrations {
                     "deactivated": state.deactivated,
                     "record_errors": state.record_errors,
                     "record_warnings": state.record_warnings,
+                    "pending_deletions": state.pending_deletions,
+                    "dry_run": state.dry_run,
                 })),
             now,
         )
@@ -1057,6 +1387,7 @@ pub struct RecentRun {
     pub id: Uuid,
     pub installation: String,
     pub status: String,
+    pub dry_run: bool,
     pub started_at: OffsetDateTime,
     pub created: i32,
     pub updated: i32,
@@ -1065,23 +1396,36 @@ pub struct RecentRun {
 }
 
 impl RecentRun {
-    /// "succeeded: 12 created, 3 updated", "failed", "running".
+    /// "succeeded: 12 created, 3 updated", "failed", "running"; for a dry run "dry run
+    /// succeeded: would create 2, update 1".
     pub fn outcome(&self) -> String {
-        let counts: Vec<String> = [
-            (self.created, "created"),
-            (self.updated, "updated"),
-            (self.deactivated, "deactivated"),
-            (self.record_errors, "refused"),
-        ]
-        .into_iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, what)| format!("{n} {what}"))
-        .collect();
+        let counts = [
+            (self.created, "created", "create"),
+            (self.updated, "updated", "update"),
+            (self.deactivated, "deactivated", "deactivate"),
+            (self.record_errors, "refused", "refuse"),
+        ];
+        let counts: Vec<String> = counts
+            .into_iter()
+            .filter(|(n, ..)| *n > 0)
+            .map(|(n, done, would)| {
+                if self.dry_run {
+                    format!("{would} {n}")
+                } else {
+                    format!("{n} {done}")
+                }
+            })
+            .collect();
         let status = self.status.replace('_', " ");
-        if counts.is_empty() {
-            status
+        let status = if self.dry_run {
+            format!("dry run {status}")
         } else {
-            format!("{status}: {}", counts.join(", "))
+            status
+        };
+        match (counts.is_empty(), self.dry_run) {
+            (true, _) => status,
+            (false, true) => format!("{status}: would {}", counts.join(", ")),
+            (false, false) => format!("{status}: {}", counts.join(", ")),
         }
     }
 }
@@ -1095,7 +1439,7 @@ impl Integrations {
             "select count(*) from connector_installations where tenant_id = $1 and deleted_at is null")
             .bind(tenant).fetch_one(&mut *c).await)?;
         let recent: Vec<RecentRun> = sql!(tx.conn() => |c| sqlx::query_as(
-            "select r.id, i.name as installation, r.status, r.started_at, r.created, r.updated,
+            "select r.id, i.name as installation, r.status, r.dry_run, r.started_at, r.created, r.updated,
                     r.deactivated, r.record_errors
                from connector_runs r
                join connector_installations i on i.tenant_id = r.tenant_id and i.id = r.installation_id
@@ -1172,6 +1516,8 @@ struct RunState {
     deactivated: u32,
     record_errors: u32,
     record_warnings: u32,
+    /// Deletions a full refresh holds back (or, dry, would hold back) for confirmation.
+    pending_deletions: u32,
     /// Records accepted (created, updated, deactivated or unchanged).
     accepted: u32,
     retries: u32,
@@ -1179,6 +1525,10 @@ struct RunState {
     errors: Vec<RunRecordError>,
     warnings: Vec<RunRecordError>,
     errors_changed: bool,
+    /// The sample of changes, per stream and action.
+    changes: Vec<RunChange>,
+    changes_changed: bool,
+    dry_run: bool,
     logs: Vec<RunLogLine>,
     fuel: u64,
     peak_memory: usize,
@@ -1217,6 +1567,31 @@ impl RunState {
             );
         }
         self.errors_changed |= !applied.errors.is_empty() || !applied.warnings.is_empty();
+        for action in ChangeAction::ALL {
+            let kept = self
+                .changes
+                .iter()
+                .filter(|c| c.stream == stream && c.action == action.as_str())
+                .count();
+            let room = CHANGE_SAMPLE.saturating_sub(kept);
+            if room == 0 {
+                continue;
+            }
+            let found: Vec<RunChange> = applied
+                .changes
+                .iter()
+                .filter(|c| c.action == action)
+                .take(room)
+                .map(|c| RunChange {
+                    stream: stream.to_string(),
+                    action: action.as_str().to_string(),
+                    reference: c.reference.clone(),
+                    fields: c.fields.iter().map(|f| f.to_string()).collect(),
+                })
+                .collect();
+            self.changes_changed |= !found.is_empty();
+            self.changes.extend(found);
+        }
     }
 
     /// How a run that read every page ends: `succeeded`, `succeeded_with_errors` when some

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use trainflow_kernel::{db::TenantTx, sql, TenantId};
 use uuid::Uuid;
 
-use crate::{runs::Trigger, Integrations};
+use crate::{runs::RunRequest, Integrations};
 
 /// The dispatcher's own schedule: every minute, at second 0.
 pub const DISPATCH_SCHEDULE: &str = "0 * * * * *";
@@ -69,14 +69,7 @@ impl Integrations {
                     .await
                     .map_err(api)?;
                 match self
-                    .claim(
-                        &mut tx,
-                        installation,
-                        Trigger::Schedule,
-                        Some(minute),
-                        None,
-                        None,
-                    )
+                    .claim(&mut tx, installation, RunRequest::scheduled(minute))
                     .await
                 {
                     Ok(Some(run)) => {

@@ -283,6 +283,15 @@ impl Tx {
         }
         Ok(())
     }
+
+    /// Rolls back.
+    pub async fn rollback(self) -> ApiResult<()> {
+        match self {
+            Tx::Sqlite(t) => t.rollback().await?,
+            Tx::Postgres(t) => t.rollback().await?,
+        }
+        Ok(())
+    }
 }
 
 /// The only way to reach tenant data: a transaction bound to one tenant.
@@ -295,6 +304,8 @@ pub struct TenantTx {
     tenant: TenantId,
     actor: Option<UserId>,
     tx: Tx,
+    /// A rehearsal is always rolled back (see [`TenantTx::begin_rehearsal`]).
+    rehearsal: bool,
 }
 
 impl TenantTx {
@@ -311,6 +322,7 @@ impl TenantTx {
             tenant: ctx.tenant_id,
             actor: Some(ctx.user_id),
             tx: db.begin_for(ctx.tenant_id, write).await?,
+            rehearsal: false,
         };
         let row: Option<(String, Option<String>, Option<bool>)> = sql!(tx.conn() => |c| sqlx::query_as(
             "select t.status, u.role, u.is_active and u.deleted_at is null
@@ -341,6 +353,7 @@ impl TenantTx {
                 tenant: ctx.tenant_id,
                 actor: Some(ctx.user_id),
                 tx: db.begin_for(ctx.tenant_id, true).await?,
+                rehearsal: false,
             };
             crate::audit::record(
                 &mut tx,
@@ -363,6 +376,7 @@ impl TenantTx {
             tenant,
             actor: None,
             tx: db.begin_for(tenant, true).await?,
+            rehearsal: false,
         })
     }
 
@@ -374,7 +388,29 @@ impl TenantTx {
             tenant,
             actor: None,
             tx: db.begin_for(tenant, false).await?,
+            rehearsal: false,
         })
+    }
+
+    /// Opens a system transaction that is only a rehearsal: it applies changes to see what they
+    /// would do (a dry run of an import), and is rolled back, never committed. Its audit entries
+    /// are skipped, since they would be rolled back too, and appending them takes the tenant's
+    /// audit head: every other writer of the tenant would wait for the rehearsal to end.
+    pub async fn begin_rehearsal(db: &Db, tenant: TenantId) -> ApiResult<TenantTx> {
+        Ok(TenantTx {
+            rehearsal: true,
+            ..TenantTx::begin_system(db, tenant).await?
+        })
+    }
+
+    /// Whether this transaction is a rehearsal that will be rolled back.
+    pub fn is_rehearsal(&self) -> bool {
+        self.rehearsal
+    }
+
+    /// Rolls back everything the transaction did.
+    pub async fn rollback(self) -> ApiResult<()> {
+        self.tx.rollback().await
     }
 
     /// The tenant every statement must bind.
@@ -400,8 +436,11 @@ impl TenantTx {
         self.tx.conn()
     }
 
-    /// Commits.
+    /// Commits (a rehearsal is rolled back instead: it never writes).
     pub async fn commit(self) -> ApiResult<()> {
+        if self.rehearsal {
+            return self.tx.rollback().await;
+        }
         self.tx.commit().await
     }
 }

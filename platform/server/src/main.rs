@@ -120,6 +120,10 @@ enum IntegrationsCommand {
         /// A file to upload for this run.
         #[arg(long)]
         file: Option<PathBuf>,
+        /// Run dry: report what the run would create, update and deactivate, and write nothing
+        /// but that report. Apply it from the portal or with `POST /connectors/runs/{id}/apply`.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -455,6 +459,7 @@ async fn integrations_command(
             tenant,
             installation,
             file,
+            dry_run,
         } => {
             let file = match file {
                 Some(path) => {
@@ -469,7 +474,7 @@ async fn integrations_command(
                 None => None,
             };
             let run = svc
-                .run_as_system(tenant_of(tenant).await?, installation, file)
+                .run_as_system(tenant_of(tenant).await?, installation, file, dry_run)
                 .await
                 .map_err(anyhow_api)?;
             println!("{}", serde_json::to_string_pretty(&run)?);
@@ -483,6 +488,22 @@ async fn integrations_command(
                     run.record_errors
                 ),
                 _ => {}
+            }
+            if run.dry_run {
+                eprintln!(
+                    "dry run: nothing was written; a run would create {}, update {} and deactivate {}{}",
+                    run.created,
+                    run.updated,
+                    run.deactivated,
+                    if run.pending_deletions > 0 {
+                        format!(
+                            " (and hold back {} deactivations of people for confirmation)",
+                            run.pending_deletions
+                        )
+                    } else {
+                        String::new()
+                    }
+                );
             }
             if run.record_warnings > 0 {
                 eprintln!(

@@ -91,7 +91,14 @@ pub fn mount(route: Route, svc: Arc<Integrations>) -> Route {
             "/integrations/runs/:id/confirm",
             post(confirm).data(svc.clone()),
         )
-        .at("/integrations/runs/:id/abandon", post(abandon).data(svc))
+        .at(
+            "/integrations/runs/:id/abandon",
+            post(abandon).data(svc.clone()),
+        )
+        .at(
+            "/integrations/runs/:id/apply",
+            post(apply_dry_run).data(svc),
+        )
 }
 
 use std::{collections::BTreeMap, sync::Arc};
@@ -113,7 +120,7 @@ use uuid::Uuid;
 
 use crate::{
     installations::{CreateInstallation, Installation, SyncMode, UploadedFile},
-    runs::{Run, StartRun},
+    runs::{Run, RunChange, StartRun},
     CatalogueEntry, Integrations,
 };
 
@@ -490,15 +497,26 @@ async fn upload_file(
     }
 }
 
-/// Starts a run now.
+/// The run-now form: a real run, or a dry run when its `dry_run` button was pressed.
+#[derive(Debug, Deserialize)]
+struct RunForm {
+    #[serde(default)]
+    dry_run: Option<String>,
+}
+
+/// Starts a run (or a dry run) now.
 #[handler]
 async fn run_now(
     svc: Data<&Arc<Integrations>>,
     id: Path<Uuid>,
-    Submitted(me, NoFields {}): Submitted<NoFields>,
+    Submitted(me, form): Submitted<RunForm>,
 ) -> PageResult {
     admin(&me)?;
-    match svc.run_now(me.ctx(), id.0, StartRun::default()).await {
+    let body = StartRun {
+        dry_run: Some(form.dry_run.is_some()),
+        ..StartRun::default()
+    };
+    match svc.run_now(me.ctx(), id.0, body).await {
         Ok(run) => Ok(
             Redirect::see_other(format!("/portal/integrations/runs/{}", run.id)).into_response(),
         ),
@@ -524,13 +542,65 @@ struct RunPage {
     csrf: String,
     run: Run,
     installation: Installation,
+    errors: Errors,
 }
 
-/// One run: status, counts, record errors and logs. Refreshes itself while it runs.
+/// The sample's changes of one action, as the run page lists them.
+struct ChangeGroup<'a> {
+    heading: &'static str,
+    /// Whether the changes name fields (updates do).
+    fields: bool,
+    changes: Vec<&'a RunChange>,
+}
+
+impl RunPage {
+    /// The sample of changes by action, leaving out actions with none.
+    fn change_groups(&self) -> Vec<ChangeGroup<'_>> {
+        let dry = self.run.dry_run;
+        [
+            ("create", if dry { "Would be created" } else { "Created" }),
+            ("update", if dry { "Would be updated" } else { "Updated" }),
+            (
+                "deactivate",
+                if dry {
+                    "Would be removed or deactivated"
+                } else {
+                    "Removed or deactivated"
+                },
+            ),
+        ]
+        .into_iter()
+        .map(|(action, heading)| ChangeGroup {
+            heading,
+            fields: action == "update",
+            changes: self
+                .run
+                .changes
+                .iter()
+                .filter(|c| c.action == action)
+                .collect(),
+        })
+        .filter(|g| !g.changes.is_empty())
+        .collect()
+    }
+}
+
+/// One run: status, counts, the sample of changes, record errors and logs. Refreshes itself
+/// while it runs.
 #[handler]
 async fn run_view(me: SignedIn, svc: Data<&Arc<Integrations>>, id: Path<Uuid>) -> PageResult {
     admin(&me)?;
-    let run = svc.run(me.ctx(), id.0).await?;
+    run_page(&svc, &me, id.0, Errors::default(), StatusCode::OK).await
+}
+
+async fn run_page(
+    svc: &Integrations,
+    me: &SignedIn,
+    id: Uuid,
+    errors: Errors,
+    status: StatusCode,
+) -> PageResult {
+    let run = svc.run(me.ctx(), id).await?;
     let installation = svc.installation(me.ctx(), run.installation_id).await?;
     render(
         &RunPage {
@@ -538,8 +608,9 @@ async fn run_view(me: SignedIn, svc: Data<&Arc<Integrations>>, id: Path<Uuid>) -
             csrf: me.csrf().to_string(),
             run,
             installation,
+            errors,
         },
-        StatusCode::OK,
+        status,
     )
 }
 
@@ -553,6 +624,25 @@ async fn confirm(
     admin(&me)?;
     svc.confirm(me.ctx(), id.0).await?;
     Ok(Redirect::see_other(format!("/portal/integrations/runs/{}", id.0)).into_response())
+}
+
+/// Applies a dry run: a real run of the same file.
+#[handler]
+async fn apply_dry_run(
+    svc: Data<&Arc<Integrations>>,
+    id: Path<Uuid>,
+    Submitted(me, NoFields {}): Submitted<NoFields>,
+) -> PageResult {
+    admin(&me)?;
+    match svc.apply_dry_run(me.ctx(), id.0).await {
+        Ok(run) => Ok(
+            Redirect::see_other(format!("/portal/integrations/runs/{}", run.id)).into_response(),
+        ),
+        Err(e) => {
+            let errors = field_errors(e)?;
+            run_page(&svc, &me, id.0, errors, StatusCode::CONFLICT).await
+        }
+    }
 }
 
 /// Abandons a run that is running or waiting for confirmation.
