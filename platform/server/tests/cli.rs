@@ -207,10 +207,11 @@ async fn an_operator_sets_up_a_tenant_from_the_command_line() {
         "{}",
         text(&o)
     );
-    // The integrations part: the depot's CSV export, installed and run once.
+    // The integrations part: the depot's CSV export, installed and run once, and the next
+    // week's export run dry.
     assert!(
         text(&o).contains("1 connector installations added")
-            && text(&o).contains("1 connector runs added"),
+            && text(&o).contains("2 connector runs added"),
         "{}",
         text(&o)
     );
