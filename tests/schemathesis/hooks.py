@@ -132,6 +132,24 @@ def _setup() -> dict:
     )["id"]
     _call("PUT", "/users/me/avatar", data=PNG, headers={"content-type": "image/png"})
     ids["tenant"] = _call("GET", "/tenant")["id"]
+    # Learning: a course of its own for the paths' course ids (its modules keep 0 hours, so
+    # its duration may change freely), the course it requires, one of its modules and lessons,
+    # and the administrator's enrolment in the required course, whose text lesson progress is
+    # reported on.
+    course = lambda code, title: _call(
+        "POST", "/courses", json={"code": code, "title": title, "status": "published"}
+    )["id"]
+    ids["course"] = course("ST-A", "Schemathesis course")
+    ids["required_course"] = course("ST-B", "Schemathesis prerequisite")
+    _call("POST", f"/courses/{ids['course']}/prerequisites",
+          json={"required_course_id": ids["required_course"]})
+    ids["module"] = _call("POST", f"/courses/{ids['course']}/modules", json={"title": "Fixture module"})["id"]
+    ids["lesson"] = _call("POST", f"/modules/{ids['module']}/lessons",
+                          json={"title": "Fixture lesson", "body": "Read this."})["id"]
+    required_module = _call("POST", f"/courses/{ids['required_course']}/modules", json={"title": "Only module"})["id"]
+    ids["progress_lesson"] = _call("POST", f"/modules/{required_module}/lessons",
+                                   json={"title": "Only lesson", "body": "Read this."})["id"]
+    ids["enrolment"] = _call("POST", f"/courses/{ids['required_course']}/enrol")["id"]
     _call("PUT", "/tenant/logo", data=PNG, headers={"content-type": "image/png"})
     return ids
 
@@ -194,6 +212,11 @@ PATH_IDS = {
     "certifications": IDS["certification"],
     "renewals": IDS["renewal"],
     "delegations": IDS["delegation"],
+    "courses": IDS["course"],
+    "prerequisites": IDS["required_course"],
+    "modules": IDS["module"],
+    "lessons": IDS["lesson"],
+    "enrolments": IDS["enrolment"],
 }
 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -263,6 +286,9 @@ def _repair(case) -> None:
         ("supervisor_id", IDS["foreman"]),
         ("manager_id", IDS["manager"]),
         ("file_id", IDS["file"]),
+        ("owner_id", IDS["admin"]),
+        ("required_course_id", IDS["required_course"]),
+        ("lesson_id", IDS["progress_lesson"]),
     ]:
         if body.get(field) is not None:
             body[field] = real
@@ -318,6 +344,27 @@ def _repair(case) -> None:
             method != "PATCH" or "email" in body or "employee_number" in body
         ):
             body["employee_number"] = "ST-" + hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    elif path.endswith("/assignments"):
+        # Exactly one audience, of real people, due today or later.
+        if body.get("user_ids") is not None or (body.get("department_id") is None and body.get("role") is None):
+            body["user_ids"] = [IDS["employee"]]
+            body.pop("department_id", None)
+            body.pop("role", None)
+        elif body.get("department_id") is not None:
+            body.pop("role", None)
+        due = body.get("due_on")
+        if isinstance(due, str) and due < dt.date.today().isoformat():
+            body["due_on"] = _with_year(due, 2999)
+    elif "/modules" in path and method in ("POST", "PATCH") and not path.endswith("/lessons"):
+        # The fixture course's modules take no hours (its duration is fuzzed too).
+        if body.get("duration_hours") is not None:
+            body["duration_hours"] = 0
+    elif path.endswith("/lessons") or path.endswith("/lessons/{id}"):
+        # A text lesson has its text, a link lesson its address; an address is http(s).
+        if body.get("url") is not None or body.get("kind") == "link":
+            body["url"] = "https://example.com/lesson"
+        if body.get("kind") in (None, "text") and (method == "POST" or "body" in body) and not (body.get("body") or "").strip():
+            body["body"] = "Read this."
     elif path.endswith("/reporting-lines"):
         if body.get("supervisor_id") is not None:
             body["supervisor_id"] = IDS["foreman"]
@@ -356,6 +403,14 @@ def before_call(context, case, kwargs):
     # A removed picture is set again before it is asked for.
     if case.operation.path == "/api/v1/users/{id}/avatar":
         _call("PUT", "/users/me/avatar", data=PNG, headers={"content-type": "image/png"})
+    # Deleted learning fixtures are restored before they are used again.
+    for marker, key, restore in (
+        ("/courses/{id}", "course", "/courses/{}/restore"),
+        ("/modules/{id}", "module", "/modules/{}/restore"),
+        ("/lessons/{id}", "lesson", "/lessons/{}/restore"),
+    ):
+        if marker in case.operation.path and not case.operation.path.endswith("/restore"):
+            requests.post(API + restore.format(IDS[key]), headers=ADMIN, timeout=30)
     # So is a removed logo.
     if case.operation.path == "/api/v1/branding/{id}/logo":
         _call("PUT", "/tenant/logo", data=PNG, headers={"content-type": "image/png"})

@@ -140,6 +140,7 @@ pub struct TestApp {
     /// The outbox deliverer (email and SMS go to the server log unless a test builds its own).
     pub deliverer: trainflow_notifications::Deliverer,
     pub renewals: trainflow_renewals::Renewals,
+    pub learning: trainflow_learning::Learning,
     tokens: Mutex<HashMap<(String, Role), String>>,
     _dir: Option<TempDir>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
@@ -210,6 +211,7 @@ impl TestApp {
         let integrations = instance.integrations.clone();
         let deliverer = instance.deliverer.clone();
         let renewals = instance.renewals.clone();
+        let learning = instance.learning.clone();
         let suffix = &Uuid::new_v4().simple().to_string()[..10];
         let a = seed(&instance, &format!("a-{suffix}")).await;
         let b = seed(&instance, &format!("b-{suffix}")).await;
@@ -261,6 +263,7 @@ impl TestApp {
             integrations,
             deliverer,
             renewals,
+            learning,
             tokens: Mutex::new(HashMap::new()),
             _dir: dir,
             _shutdown: tx,
@@ -1044,6 +1047,120 @@ impl TestApp {
         id_of(&self.run_to_end(&admin, inst).await)
     }
 
+    /// A new published course of `which` (made by its training officer) with one module of one
+    /// text lesson: (course, module, lesson).
+    pub async fn fresh_course(&self, which: Which) -> (Uuid, Uuid, Uuid) {
+        let officer = Role::TrainingOfficer;
+        let course = id_of(
+            &self
+                .ok_as(
+                    which,
+                    officer,
+                    Method::POST,
+                    "/api/v1/courses",
+                    Some(json!({"code": short_unique(), "title": "Fixture course", "status": "published"})),
+                )
+                .await,
+        );
+        let module = id_of(
+            &self
+                .ok_as(
+                    which,
+                    officer,
+                    Method::POST,
+                    &format!("/api/v1/courses/{course}/modules"),
+                    Some(json!({"title": "Fixture module", "duration_hours": 1})),
+                )
+                .await,
+        );
+        let lesson = id_of(
+            &self
+                .ok_as(
+                    which,
+                    officer,
+                    Method::POST,
+                    &format!("/api/v1/modules/{module}/lessons"),
+                    Some(json!({"title": "Fixture lesson", "kind": "text", "body": "Read this."})),
+                )
+                .await,
+        );
+        (course, module, lesson)
+    }
+
+    /// A new course of `which`, soft-deleted.
+    pub async fn deleted_course(&self, which: Which) -> Uuid {
+        let (course, _, _) = self.fresh_course(which).await;
+        self.ok_as(
+            which,
+            Role::TrainingOfficer,
+            Method::DELETE,
+            &format!("/api/v1/courses/{course}"),
+            None,
+        )
+        .await;
+        course
+    }
+
+    /// A module of a new course of `which`, soft-deleted.
+    pub async fn deleted_module(&self, which: Which) -> Uuid {
+        let (_, module, _) = self.fresh_course(which).await;
+        self.ok_as(
+            which,
+            Role::TrainingOfficer,
+            Method::DELETE,
+            &format!("/api/v1/modules/{module}"),
+            None,
+        )
+        .await;
+        module
+    }
+
+    /// A lesson of a new course of `which`, soft-deleted.
+    pub async fn deleted_lesson(&self, which: Which) -> Uuid {
+        let (_, _, lesson) = self.fresh_course(which).await;
+        self.ok_as(
+            which,
+            Role::TrainingOfficer,
+            Method::DELETE,
+            &format!("/api/v1/lessons/{lesson}"),
+            None,
+        )
+        .await;
+        lesson
+    }
+
+    /// Two new courses of `which`, the first requiring the second: (course, required).
+    pub async fn prerequisite(&self, which: Which) -> (Uuid, Uuid) {
+        let (course, _, _) = self.fresh_course(which).await;
+        let (required, _, _) = self.fresh_course(which).await;
+        self.ok_as(
+            which,
+            Role::TrainingOfficer,
+            Method::POST,
+            &format!("/api/v1/courses/{course}/prerequisites"),
+            Some(json!({"required_course_id": required})),
+        )
+        .await;
+        (course, required)
+    }
+
+    /// The self-enrolment of `role`'s person of `which` in a new course: (enrolment, lesson).
+    pub async fn fresh_enrolment(&self, which: Which, role: Role) -> (Uuid, Uuid) {
+        let (course, _, lesson) = self.fresh_course(which).await;
+        let enrolment = id_of(
+            &self
+                .ok_as(
+                    which,
+                    role,
+                    Method::POST,
+                    &format!("/api/v1/courses/{course}/enrol"),
+                    None,
+                )
+                .await,
+        );
+        (enrolment, lesson)
+    }
+
     /// A finished dry run of a new installation of `which`, not applied yet.
     pub async fn dry_run(&self, which: Which) -> Uuid {
         let admin = self.token(which, Role::Administrator).await;
@@ -1316,6 +1433,7 @@ async fn seed(instance: &trainflow_server::Instance, slug: &str) -> Tenant {
                 password: Some(PASSWORD.into()),
                 pin: None,
                 foreman: None,
+                manager: None,
             })
             .collect(),
         parts: Default::default(),

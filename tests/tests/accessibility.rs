@@ -18,6 +18,8 @@ const START: &[&str] = &[
     "/portal/users",
     "/portal/users/new",
     "/portal/team",
+    "/portal/courses",
+    "/portal/learning",
     "/portal/certifications",
     "/portal/certification-types",
     "/portal/approvals",
@@ -225,11 +227,23 @@ fn dashboard_of(who: &str) -> (&'static [&'static str], &'static [&'static str])
             ],
             &["My team", "Open integrations", "A former person"],
         ),
+        // Alice is half-way through the course her manager assigned.
+        "alice.brown" => (
+            &[
+                "Certifications to renew",
+                "Unread notifications",
+                "My profile",
+                "My courses",
+                "Track inspection",
+            ],
+            &["Compliance", "Imports", "Recent activity", "Active people"],
+        ),
         _ => (
             &[
                 "Certifications to renew",
                 "Unread notifications",
                 "My profile",
+                "My courses",
             ],
             &["Compliance", "Imports", "Recent activity", "Active people"],
         ),

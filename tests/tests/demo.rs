@@ -51,6 +51,37 @@ async fn the_demo_tells_the_story_to_every_role() {
         .find(|c| c["type_code"] == "PTS")
         .expect("Alice holds PTS");
     assert_eq!(pts["status"], "expiring", "{pts}");
+    // Her learning: track safety completed, the inspection course her manager assigned under
+    // way; the catalogue shows her the published courses, not the draft.
+    let learning = get(&app, "/api/v1/enrolments", &alice).await;
+    let by_course: Vec<(String, String)> = learning
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["course_code"].as_str().unwrap_or_default().to_string(),
+                e["status"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        by_course.contains(&("TRK-101".into(), "completed".into())),
+        "{learning}"
+    );
+    assert!(
+        by_course.contains(&("TRK-201".into(), "in_progress".into())),
+        "{learning}"
+    );
+    let catalogue = get(&app, "/api/v1/courses?per_page=100", &alice).await;
+    let codes = names(&catalogue, "code");
+    assert!(
+        codes.contains(&"SIG-101".to_string()) && !codes.contains(&"TRK-301".to_string()),
+        "{codes:?}"
+    );
+    let maya = token(&app, "manager").await;
+    let team = get(&app, "/api/v1/enrolments?whose=team", &maya).await;
+    assert!(team.as_array().unwrap().len() >= 3, "{team}");
     let asked = get(&app, "/api/v1/renewals", &alice).await;
     assert_eq!(asked.as_array().unwrap().len(), 1, "{asked}");
     assert_eq!(asked[0]["status"], "pending");

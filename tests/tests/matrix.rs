@@ -111,6 +111,25 @@ enum Target {
     PushDevice,
     /// A push subscription of the caller.
     OwnPushDevice,
+    /// A new published course of tenant A (with a module and a lesson).
+    Course,
+    /// A new course of tenant A, soft-deleted.
+    DeletedCourse,
+    /// Two new courses of tenant A: `{id}` and, in `evidence`, another it may require.
+    CoursePair,
+    /// A course of tenant A (`{id}`) requiring another (`{required_id}`).
+    Prerequisite,
+    /// A module of a new course of tenant A.
+    Module,
+    /// A module of tenant A, soft-deleted.
+    DeletedModule,
+    /// A lesson of a new course of tenant A.
+    Lesson,
+    /// A lesson of tenant A, soft-deleted.
+    DeletedLesson,
+    /// The self-enrolment of tenant A's employee in a new course (its lesson in `evidence`); the
+    /// employee's foreman and manager are on their reporting lines.
+    Enrolment,
     /// A delegation of tenant A's manager.
     Delegation,
     /// A delegation of the caller.
@@ -977,6 +996,191 @@ fn ops() -> Vec<Op> {
             T::None,
             none,
         ),
+        // Learning.
+        op(
+            Method::GET,
+            "/api/v1/courses",
+            Tenant(SelfService),
+            T::None,
+            none,
+        ),
+        op(
+            Method::GET,
+            "/api/v1/courses/categories",
+            Tenant(SelfService),
+            T::None,
+            none,
+        ),
+        op(
+            Method::POST,
+            "/api/v1/courses",
+            Tenant(CoursesManage),
+            T::None,
+            |c| Some(json!({"code": c.unique, "title": "Matrix course"})),
+        ),
+        op(
+            Method::GET,
+            "/api/v1/courses/{id}",
+            Tenant(SelfService),
+            T::Course,
+            none,
+        ),
+        op(
+            Method::PATCH,
+            "/api/v1/courses/{id}",
+            Tenant(CoursesManage),
+            T::Course,
+            |_| Some(json!({"title": "Patched course"})),
+        ),
+        op(
+            Method::DELETE,
+            "/api/v1/courses/{id}",
+            Tenant(CoursesManage),
+            T::Course,
+            none,
+        ),
+        op(
+            Method::POST,
+            "/api/v1/courses/{id}/restore",
+            Tenant(CoursesManage),
+            T::DeletedCourse,
+            none,
+        ),
+        op(
+            Method::GET,
+            "/api/v1/courses/{id}/prerequisites",
+            Tenant(SelfService),
+            T::Prerequisite,
+            none,
+        ),
+        op(
+            Method::POST,
+            "/api/v1/courses/{id}/prerequisites",
+            Tenant(CoursesManage),
+            T::CoursePair,
+            |c| Some(json!({"required_course_id": c.evidence})),
+        ),
+        op(
+            Method::DELETE,
+            "/api/v1/courses/{id}/prerequisites/{required_id}",
+            Tenant(CoursesManage),
+            T::Prerequisite,
+            none,
+        ),
+        op(
+            Method::POST,
+            "/api/v1/courses/{id}/modules",
+            Tenant(CoursesManage),
+            T::Course,
+            |_| Some(json!({"title": "Matrix module"})),
+        ),
+        op(
+            Method::PATCH,
+            "/api/v1/modules/{id}",
+            Tenant(CoursesManage),
+            T::Module,
+            |_| Some(json!({"title": "Patched module"})),
+        ),
+        op(
+            Method::DELETE,
+            "/api/v1/modules/{id}",
+            Tenant(CoursesManage),
+            T::Module,
+            none,
+        ),
+        op(
+            Method::POST,
+            "/api/v1/modules/{id}/restore",
+            Tenant(CoursesManage),
+            T::DeletedModule,
+            none,
+        ),
+        op(
+            Method::POST,
+            "/api/v1/modules/{id}/lessons",
+            Tenant(CoursesManage),
+            T::Module,
+            |_| {
+                Some(
+                    json!({"title": "Matrix lesson", "kind": "link", "url": "https://example.com/lesson"}),
+                )
+            },
+        ),
+        op(
+            Method::PATCH,
+            "/api/v1/lessons/{id}",
+            Tenant(CoursesManage),
+            T::Lesson,
+            |_| Some(json!({"title": "Patched lesson"})),
+        ),
+        op(
+            Method::DELETE,
+            "/api/v1/lessons/{id}",
+            Tenant(CoursesManage),
+            T::Lesson,
+            none,
+        ),
+        op(
+            Method::POST,
+            "/api/v1/lessons/{id}/restore",
+            Tenant(CoursesManage),
+            T::DeletedLesson,
+            none,
+        ),
+        op(
+            Method::POST,
+            "/api/v1/courses/{id}/enrol",
+            Tenant(SelfService),
+            T::Course,
+            none,
+        ),
+        op(
+            Method::POST,
+            "/api/v1/courses/{id}/assignments",
+            // The employee reports to the manager, so the manager may assign them too.
+            Tenant(EnrolmentsAssign),
+            T::Course,
+            |c| Some(json!({"user_ids": [c.employee], "due_on": "2999-01-01"})),
+        ),
+        op(
+            Method::GET,
+            "/api/v1/enrolments",
+            Tenant(SelfService),
+            T::None,
+            none,
+        ),
+        op(
+            Method::GET,
+            "/api/v1/enrolments/{id}",
+            // The employee, their foreman and manager, and the catalogue's builders.
+            Object(SelfService, visible_to_all_but_the_trainer),
+            T::Enrolment,
+            none,
+        ),
+        op(
+            Method::POST,
+            "/api/v1/enrolments/{id}/cancel",
+            // A foreman sees the enrolment but does not assign courses.
+            Object(SelfService, |r| match r {
+                Role::Trainer => Refused(404),
+                Role::Foreman => Refused(403),
+                _ => Success,
+            }),
+            T::Enrolment,
+            |_| Some(json!({"reason": "No longer needed"})),
+        ),
+        op(
+            Method::POST,
+            "/api/v1/enrolments/{id}/progress",
+            // The person, or the catalogue's builders; their foreman and manager only watch.
+            Object(SelfService, |r| match r {
+                Role::Trainer => Refused(404),
+                Role::Foreman | Role::Manager => Refused(403),
+                _ => Success,
+            }),
+            T::Enrolment,
+            |c| Some(json!({"lesson_id": c.evidence, "completed": true, "seconds_spent": 60})),
+        ),
     ]
 }
 
@@ -1005,6 +1209,8 @@ fn allowed_roles(p: Permission) -> &'static [Role] {
         Permission::ComplianceRead => &[Foreman, Manager, TrainingOfficer, Administrator],
         Permission::PinSet => &[Foreman, Administrator],
         Permission::ImportsRead => &[TrainingOfficer, Administrator],
+        Permission::CoursesManage => &[TrainingOfficer, Administrator],
+        Permission::EnrolmentsAssign => &[Manager, TrainingOfficer, Administrator],
     }
 }
 
@@ -1149,6 +1355,26 @@ async fn fixture(app: &TestApp, op: &Op, caller: Caller, operator: &str) -> Ctx 
             .fresh_push_device(a, app.a.people[&mine])
             .await
             .to_string(),
+        Target::Course => app.fresh_course(a).await.0.to_string(),
+        Target::DeletedCourse => app.deleted_course(a).await.to_string(),
+        Target::CoursePair => {
+            c.evidence = app.fresh_course(a).await.0.to_string();
+            app.fresh_course(a).await.0.to_string()
+        }
+        Target::Prerequisite => {
+            let (course, required) = app.prerequisite(a).await;
+            c.evidence = required.to_string();
+            course.to_string()
+        }
+        Target::Module => app.fresh_course(a).await.1.to_string(),
+        Target::DeletedModule => app.deleted_module(a).await.to_string(),
+        Target::Lesson => app.fresh_course(a).await.2.to_string(),
+        Target::DeletedLesson => app.deleted_lesson(a).await.to_string(),
+        Target::Enrolment => {
+            let (enrolment, lesson) = app.fresh_enrolment(a, Role::Employee).await;
+            c.evidence = lesson.to_string();
+            enrolment.to_string()
+        }
         Target::Delegation => app.fresh_delegation(a, Role::Manager).await.to_string(),
         Target::OwnDelegation => app.fresh_delegation(a, mine).await.to_string(),
         Target::Department => app.a.department.to_string(),
@@ -1201,6 +1427,7 @@ fn fill(path: &str, c: &Ctx) -> String {
     path.replace("{id}", &c.id)
         .replace("{scope}", &c.id)
         .replace("{evidence_id}", &c.evidence)
+        .replace("{required_id}", &c.evidence)
         .replace("{name}", "notification")
 }
 
@@ -1455,6 +1682,9 @@ async fn tenant_a_objects(app: &TestApp) -> BTreeMap<Target, Ctx> {
     };
     let forged_token = format!("{}.{}", app.a.id.simple(), "x".repeat(43));
     let (renewal, evidence) = app.fresh_evidence(a).await;
+    let course_pair = app.prerequisite(a).await;
+    let prerequisite = app.prerequisite(a).await;
+    let enrolment = app.fresh_enrolment(a, Role::Employee).await;
     let mut out = BTreeMap::new();
     let targets: Vec<(Target, String)> = vec![
         (Target::None, String::new()),
@@ -1510,6 +1740,24 @@ async fn tenant_a_objects(app: &TestApp) -> BTreeMap<Target, Ctx> {
             Target::OwnPushDevice,
             app.fresh_push_device(a, employee).await.to_string(),
         ),
+        (Target::Course, app.fresh_course(a).await.0.to_string()),
+        (
+            Target::DeletedCourse,
+            app.deleted_course(a).await.to_string(),
+        ),
+        (Target::CoursePair, course_pair.0.to_string()),
+        (Target::Prerequisite, prerequisite.0.to_string()),
+        (Target::Module, app.fresh_course(a).await.1.to_string()),
+        (
+            Target::DeletedModule,
+            app.deleted_module(a).await.to_string(),
+        ),
+        (Target::Lesson, app.fresh_course(a).await.2.to_string()),
+        (
+            Target::DeletedLesson,
+            app.deleted_lesson(a).await.to_string(),
+        ),
+        (Target::Enrolment, enrolment.0.to_string()),
         (
             Target::Delegation,
             app.fresh_delegation(a, Role::Manager).await.to_string(),

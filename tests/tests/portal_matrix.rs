@@ -97,6 +97,14 @@ enum Target {
     ConfirmableRun,
     /// A finished dry run of tenant A, not applied yet.
     DryRun,
+    /// A new published course of tenant A (its module and lesson in `Fx::extra`… see `fixture`).
+    Course,
+    /// A new course of tenant A, with another it may require in `Fx::extra`.
+    CoursePair,
+    /// A module of a new course of tenant A (the course in `Fx::extra`).
+    Module,
+    /// The self-enrolment of tenant A's employee in a new course (its lesson in `Fx::extra`).
+    Enrolment,
     /// A queued work item of tenant A.
     QueuedWork,
     /// A failed work item of tenant A.
@@ -130,6 +138,10 @@ struct Fx {
     id: String,
     unique: String,
     department: String,
+    /// Tenant A's employee.
+    employee: String,
+    /// A second object the form names (see the target).
+    extra: String,
 }
 
 fn fields(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -414,6 +426,122 @@ fn routes() -> Vec<PortalRoute> {
             Target::None,
             "",
         ),
+        // Learning.
+        page("/portal/courses", Granted(SelfService), Target::None, ""),
+        form(
+            "/portal/courses",
+            Granted(CoursesManage),
+            Csrf::Session,
+            Target::None,
+            |f| {
+                fields(&[
+                    ("code", f.unique.as_str()),
+                    ("title", "Portal course"),
+                    ("difficulty", "beginner"),
+                ])
+            },
+            303,
+        ),
+        page(
+            "/portal/courses/:id",
+            Granted(SelfService),
+            Target::Course,
+            "",
+        ),
+        form(
+            "/portal/courses/:id/enrol",
+            Granted(SelfService),
+            Csrf::Session,
+            Target::Course,
+            nothing,
+            303,
+        ),
+        form(
+            "/portal/courses/:id/status",
+            Granted(CoursesManage),
+            Csrf::Session,
+            Target::Course,
+            |_| fields(&[("status", "archived")]),
+            303,
+        ),
+        form(
+            "/portal/courses/:id/modules",
+            Granted(CoursesManage),
+            Csrf::Session,
+            Target::Course,
+            |_| fields(&[("title", "Portal module"), ("duration_hours", "")]),
+            303,
+        ),
+        form(
+            "/portal/courses/:id/prerequisites",
+            Granted(CoursesManage),
+            Csrf::Session,
+            Target::CoursePair,
+            |f| fields(&[("required_course_id", f.extra.as_str())]),
+            303,
+        ),
+        form(
+            "/portal/courses/:id/assign",
+            Granted(EnrolmentsAssign),
+            Csrf::Session,
+            Target::Course,
+            |f| {
+                fields(&[
+                    ("to", "people"),
+                    ("user_ids", f.employee.as_str()),
+                    ("due_on", ""),
+                ])
+            },
+            303,
+        ),
+        form(
+            "/portal/modules/:id/lessons",
+            Granted(CoursesManage),
+            Csrf::Session,
+            Target::Module,
+            |f| {
+                fields(&[
+                    ("course_id", f.extra.as_str()),
+                    ("title", "Portal lesson"),
+                    ("kind", "text"),
+                    ("body", "Read this."),
+                    ("url", ""),
+                    ("duration_minutes", "5"),
+                ])
+            },
+            303,
+        ),
+        page("/portal/learning", Granted(SelfService), Target::None, ""),
+        page(
+            "/portal/enrolments/:id",
+            Object(visible_to_all_but_the_trainer),
+            Target::Enrolment,
+            "",
+        ),
+        form(
+            "/portal/enrolments/:id/progress",
+            Object(|r| match r {
+                Role::Trainer => Refused(404),
+                Role::Foreman | Role::Manager => Refused(403),
+                _ => Success,
+            }),
+            Csrf::Session,
+            Target::Enrolment,
+            |f| fields(&[("lesson_id", f.extra.as_str()), ("minutes", "3")]),
+            303,
+        ),
+        form(
+            "/portal/enrolments/:id/cancel",
+            Object(|r| match r {
+                Role::Trainer => Refused(404),
+                Role::Foreman => Refused(403),
+                _ => Success,
+            }),
+            Csrf::Session,
+            Target::Enrolment,
+            |_| fields(&[("reason", "")]),
+            303,
+        ),
         // Notifications.
         page(
             "/portal/notifications",
@@ -664,6 +792,8 @@ fn allowed_roles(p: Permission) -> &'static [Role] {
         Permission::ComplianceRead => &[Foreman, Manager, TrainingOfficer, Administrator],
         Permission::PinSet => &[Foreman, Administrator],
         Permission::ImportsRead => &[TrainingOfficer, Administrator],
+        Permission::CoursesManage => &[TrainingOfficer, Administrator],
+        Permission::EnrolmentsAssign => &[Manager, TrainingOfficer, Administrator],
     }
 }
 
@@ -725,6 +855,7 @@ fn fill(route: &PortalRoute, id: &str) -> String {
 async fn fixture(app: &TestApp, route: &PortalRoute, role: Role) -> Fx {
     let a = Which::A;
     let person = app.a.people[&role];
+    let mut extra = String::new();
     let id = match route.target {
         Target::None => String::new(),
         Target::User => app.fresh_user(a).await.to_string(),
@@ -740,6 +871,21 @@ async fn fixture(app: &TestApp, route: &PortalRoute, role: Role) -> Fx {
         Target::Run => app.fresh_run(a).await.to_string(),
         Target::ConfirmableRun => app.confirmable_run(a).await.to_string(),
         Target::DryRun => app.dry_run(a).await.to_string(),
+        Target::Course => app.fresh_course(a).await.0.to_string(),
+        Target::CoursePair => {
+            extra = app.fresh_course(a).await.0.to_string();
+            app.fresh_course(a).await.0.to_string()
+        }
+        Target::Module => {
+            let (course, module, _) = app.fresh_course(a).await;
+            extra = course.to_string();
+            module.to_string()
+        }
+        Target::Enrolment => {
+            let (enrolment, lesson) = app.fresh_enrolment(a, Role::Employee).await;
+            extra = lesson.to_string();
+            enrolment.to_string()
+        }
         Target::QueuedWork => queued_work(app).await.to_string(),
         Target::FailedWork => failed_work(app).await.to_string(),
         Target::ResetToken => app.reset_token(a).await,
@@ -749,6 +895,8 @@ async fn fixture(app: &TestApp, route: &PortalRoute, role: Role) -> Fx {
         id,
         unique: short_unique(),
         department: app.a.department.to_string(),
+        employee: app.a.people[&Role::Employee].to_string(),
+        extra,
     }
 }
 

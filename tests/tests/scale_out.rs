@@ -705,6 +705,7 @@ async fn seed(
         password,
         pin: None,
         foreman: None,
+        manager: None,
     };
     let mut users = vec![person(
         admin.clone(),

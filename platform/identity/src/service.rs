@@ -659,21 +659,22 @@ pub async fn workplace(db: &Db, ctx: &TenantCtx) -> ApiResult<Workplace> {
     })
 }
 
-/// Sets a person's foreman on the platform's behalf (tenant manifests).
-pub async fn set_foreman_as_system(
+/// Sets a person's foreman and line manager on the platform's behalf (tenant manifests).
+pub async fn set_reporting_lines_as_system(
     db: &Db,
     tenant: TenantId,
     user: Uuid,
-    foreman: Uuid,
+    foreman: Option<Uuid>,
+    manager: Option<Uuid>,
 ) -> ApiResult<()> {
     let now = trainflow_kernel::now();
     let mut tx = TenantTx::begin_system(db, tenant).await?;
-    users::set_reporting_lines(&mut tx, user, Some(foreman), None, now).await?;
+    users::set_reporting_lines(&mut tx, user, foreman, manager, now).await?;
     audit::record(
         &mut tx,
         Entry::as_actor("system", None, "user.reporting_lines", None)
             .object("user", user)
-            .detail(serde_json::json!({"supervisor_id": foreman})),
+            .detail(serde_json::json!({"supervisor_id": foreman, "manager_id": manager})),
         now,
     )
     .await?;

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use trainflow_kernel::{
     auth::Role,
     db::{unique_violation_field, TenantTx},
-    domain::{bounded, optional, EmailAddress, PhoneNumber},
+    domain::{bounded, like_pattern, optional, EmailAddress, PhoneNumber},
     envelope::Page,
     sql, ApiError, ApiResult, FieldErrors, UserId,
 };
@@ -689,19 +689,6 @@ macro_rules! bind_args {
     }};
 }
 
-/// Escapes `%`, `_` and `\` for a `like ... escape '\'` pattern.
-fn like_pattern(search: &str) -> String {
-    let escaped: String = search
-        .to_lowercase()
-        .chars()
-        .flat_map(|c| match c {
-            '%' | '_' | '\\' => vec!['\\', c],
-            c => vec![c],
-        })
-        .collect();
-    format!("%{escaped}%")
-}
-
 /// One page of the tenant's users and the total matching the filter.
 pub async fn list(
     tx: &mut TenantTx,
@@ -1232,10 +1219,5 @@ mod tests {
             Login::parse(" E1001 "),
             Login::EmployeeNumber("E1001".into())
         );
-    }
-
-    #[test]
-    fn like_patterns_escape_wildcards() {
-        assert_eq!(like_pattern("50%_a"), "%50\\%\\_a%");
     }
 }

@@ -14,7 +14,9 @@
 //! * Certifications, and their types (created by code when first seen), go through renewals'
 //!   ([`trainflow_renewals::batch`]): an expiry defaults from the type's validity, and a newer
 //!   cycle closes the previous one of the same person and type.
-//! * Courses and completions are still written here.
+//! * Courses and completions go through learning's ([`trainflow_learning::batch`]): a course
+//!   matched by link, then by code (adopting one made in the portal); a completion completes
+//!   the person's open enrolment in the course.
 //!
 //! This module parses the connector's entities into those records, resolves what they refer to
 //! through the links, and writes the links. A record that cannot be applied is reported with its
@@ -37,6 +39,7 @@ use trainflow_kernel::{
     domain::{EmailAddress, PhoneNumber},
     sql, ApiResult,
 };
+use trainflow_learning::batch::{self as learning, CompletionRecord, CourseRecord};
 use trainflow_renewals::batch::{self as renewals, CertificationRecord};
 use uuid::Uuid;
 
@@ -649,77 +652,36 @@ async fn upsert_courses(
     items: Vec<Course>,
     out: &mut Applied,
 ) -> ApiResult<()> {
-    let tenant = tx.tenant();
+    let items = last_per_key(items, |c| c.external_id.as_str());
     let ext: Vec<&str> = items.iter().map(|c| c.external_id.as_str()).collect();
     let linked = stream_links(tx, ctx, &ext).await?;
+    let records: Vec<CourseRecord> = items
+        .iter()
+        .map(|c| CourseRecord {
+            linked: linked.get(&c.external_id).copied(),
+            code: c.code.clone(),
+            title: c.title.clone(),
+            description: c.description.clone(),
+            duration_hours: c.duration_hours,
+        })
+        .collect();
+    let outcomes = learning::apply_courses(tx, &records, ctx.now, &ctx.source()).await?;
     let mut links = Vec::new();
-    for course in &items {
-        let title = course.title.trim();
-        if title.is_empty() || title.len() > 200 {
-            out.reject(&course.external_id, "title must be 1 to 200 characters");
-            continue;
+    for (course, outcome) in items.iter().zip(outcomes) {
+        let reference = &course.external_id;
+        match outcome {
+            learning::Outcome::Created(id) => {
+                out.note(ChangeAction::Create, reference, &[]);
+                links.push((reference.clone(), id));
+            }
+            learning::Outcome::Updated(id) => {
+                out.note(ChangeAction::Update, reference, &[]);
+                links.push((reference.clone(), id));
+            }
+            learning::Outcome::Rejected(reason) => out.reject(reference, reason),
         }
-        let hours = course.duration_hours.filter(|h| h.is_finite() && *h >= 0.0);
-        let id = match linked.get(&course.external_id) {
-            Some(id) => {
-                let n = sql!(tx.conn() => |c| sqlx::query(
-                    "update courses set code = $3, title = $4, description = $5, duration_hours = $6,
-                            deleted_at = null, updated_at = $7
-                      where tenant_id = $1 and id = $2")
-                    .bind(tenant).bind(*id).bind(&course.code).bind(title).bind(&course.description)
-                    .bind(hours).bind(ctx.now).execute(&mut *c).await.map(|r| r.rows_affected()))?;
-                if n > 0 {
-                    out.note(ChangeAction::Update, &course.external_id, &[]);
-                }
-                *id
-            }
-            None => {
-                let id = insert_course(tx, course.code.as_deref(), title, ctx.now).await?;
-                sql!(tx.conn() => |c| sqlx::query(
-                    "update courses set description = $3, duration_hours = $4 where tenant_id = $1 and id = $2")
-                    .bind(tenant).bind(id).bind(&course.description).bind(hours)
-                    .execute(&mut *c).await.map(drop))?;
-                out.note(ChangeAction::Create, &course.external_id, &[]);
-                id
-            }
-        };
-        links.push((course.external_id.clone(), id));
     }
     save_links(tx, ctx, EntityKind::Course, &links).await
-}
-
-async fn insert_course(
-    tx: &mut TenantTx,
-    code: Option<&str>,
-    title: &str,
-    now: OffsetDateTime,
-) -> ApiResult<Uuid> {
-    let tenant = tx.tenant();
-    let id = Uuid::now_v7();
-    sql!(tx.conn() => |c| sqlx::query(
-        "insert into courses (tenant_id, id, code, title, created_at, updated_at) values ($1, $2, $3, $4, $5, $5)")
-        .bind(tenant).bind(id).bind(code).bind(title).bind(now).execute(&mut *c).await.map(drop))?;
-    Ok(id)
-}
-
-/// The course a completion names: a linked course, else one with that code, else a new one.
-async fn course_for(
-    tx: &mut TenantTx,
-    linked: &HashMap<String, Uuid>,
-    reference: &str,
-    now: OffsetDateTime,
-) -> ApiResult<Uuid> {
-    if let Some(id) = linked.get(reference) {
-        return Ok(*id);
-    }
-    let tenant = tx.tenant();
-    let found: Option<(Uuid,)> = sql!(tx.conn() => |c| sqlx::query_as(
-        "select id from courses where tenant_id = $1 and code = $2 and deleted_at is null")
-        .bind(tenant).bind(reference).fetch_optional(&mut *c).await)?;
-    match found {
-        Some((id,)) => Ok(id),
-        None => insert_course(tx, Some(reference), reference, now).await,
-    }
 }
 
 async fn upsert_completions(
@@ -728,7 +690,7 @@ async fn upsert_completions(
     items: Vec<Completion>,
     out: &mut Applied,
 ) -> ApiResult<()> {
-    let tenant = tx.tenant();
+    let items = last_per_key(items, |c| c.external_id.as_str());
     let ext: Vec<&str> = items.iter().map(|c| c.external_id.as_str()).collect();
     let linked = stream_links(tx, ctx, &ext).await?;
     let people: Vec<&str> = items
@@ -740,10 +702,11 @@ async fn upsert_completions(
         .iter()
         .map(|c| c.course_external_id.as_str())
         .collect();
-    let courses = kind_links(tx, ctx, EntityKind::Course, &course_refs).await?;
-    let mut links = Vec::new();
+    let mut courses = kind_links(tx, ctx, EntityKind::Course, &course_refs).await?;
+    let mut references = Vec::with_capacity(items.len());
+    let mut records = Vec::with_capacity(items.len());
     for item in &items {
-        let Some(user) = people.get(&item.employee_external_id).copied() else {
+        let Some(user_id) = people.get(&item.employee_external_id).copied() else {
             out.reject(
                 &item.external_id,
                 format!("unknown employee `{}`", item.employee_external_id),
@@ -757,33 +720,38 @@ async fn upsert_completions(
                 continue;
             }
         };
-        let score = item.score.filter(|s| s.is_finite());
-        let course = course_for(tx, &courses, &item.course_external_id, ctx.now).await?;
-        let id = match linked.get(&item.external_id) {
-            Some(id) => {
-                let n = sql!(tx.conn() => |c| sqlx::query(
-                    "update course_completions set user_id = $3, course_id = $4, completed_on = $5,
-                            score = $6, deleted_at = null, updated_at = $7
-                      where tenant_id = $1 and id = $2")
-                    .bind(tenant).bind(*id).bind(user).bind(course).bind(completed_on).bind(score)
-                    .bind(ctx.now).execute(&mut *c).await.map(|r| r.rows_affected()))?;
-                if n > 0 {
-                    out.note(ChangeAction::Update, &item.external_id, &[]);
-                }
-                *id
-            }
+        let course_id = match courses.get(&item.course_external_id) {
+            Some(id) => *id,
             None => {
-                let id = Uuid::now_v7();
-                sql!(tx.conn() => |c| sqlx::query(
-                    "insert into course_completions (tenant_id, id, user_id, course_id, completed_on, score,
-                            created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $7)")
-                    .bind(tenant).bind(id).bind(user).bind(course).bind(completed_on).bind(score)
-                    .bind(ctx.now).execute(&mut *c).await.map(drop))?;
-                out.note(ChangeAction::Create, &item.external_id, &[]);
+                let id =
+                    learning::course_for_reference(tx, &item.course_external_id, ctx.now).await?;
+                courses.insert(item.course_external_id.clone(), id);
                 id
             }
         };
-        links.push((item.external_id.clone(), id));
+        records.push(CompletionRecord {
+            linked: linked.get(&item.external_id).copied(),
+            user_id,
+            course_id,
+            completed_on,
+            score: item.score,
+        });
+        references.push(item.external_id.clone());
+    }
+    let outcomes = learning::apply_completions(tx, &records, ctx.now, &ctx.source()).await?;
+    let mut links = Vec::new();
+    for (reference, outcome) in references.into_iter().zip(outcomes) {
+        match outcome {
+            learning::Outcome::Created(id) => {
+                out.note(ChangeAction::Create, &reference, &[]);
+                links.push((reference, id));
+            }
+            learning::Outcome::Updated(id) => {
+                out.note(ChangeAction::Update, &reference, &[]);
+                links.push((reference, id));
+            }
+            learning::Outcome::Rejected(reason) => out.reject(&reference, reason),
+        }
     }
     save_links(tx, ctx, EntityKind::Completion, &links).await
 }
@@ -932,7 +900,7 @@ pub async fn delete_ids(
     if ids.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
-    let table = match kind {
+    let deleted = match kind {
         EntityKind::Employee => {
             let mut deleted = Vec::new();
             let mut refused = Vec::new();
@@ -948,28 +916,12 @@ pub async fn delete_ids(
             }
             return Ok((deleted, refused));
         }
-        EntityKind::OrgUnit => {
-            let deleted = identity::delete_departments(tx, ids, now, source).await?;
-            return Ok((deleted, Vec::new()));
-        }
-        EntityKind::Certification => {
-            let deleted = renewals::delete_certifications(tx, ids, now, source).await?;
-            return Ok((deleted, Vec::new()));
-        }
-        EntityKind::Course => "courses",
-        EntityKind::Completion => "course_completions",
+        EntityKind::OrgUnit => identity::delete_departments(tx, ids, now, source).await?,
+        EntityKind::Certification => renewals::delete_certifications(tx, ids, now, source).await?,
+        EntityKind::Course => learning::delete_courses(tx, ids, now, source).await?,
+        EntityKind::Completion => learning::delete_completions(tx, ids, now, source).await?,
     };
-    let tenant = tx.tenant();
-    let deleted: Vec<(Uuid,)> = sql!(tx.conn() => |c| {
-        let mut qb = QueryBuilder::new(format!("update {table} set deleted_at = "));
-        qb.push_bind(now).push(", updated_at = ").push_bind(now)
-            .push(" where deleted_at is null and tenant_id = ").push_bind(tenant).push(" and id in (");
-        let mut list = qb.separated(", ");
-        for id in ids { list.push_bind(*id); }
-        qb.push(") returning id");
-        qb.build_query_as().fetch_all(&mut *c).await
-    })?;
-    Ok((deleted.into_iter().map(|(id,)| id).collect(), Vec::new()))
+    Ok((deleted, Vec::new()))
 }
 
 /// Parses a stored entity kind.

@@ -80,6 +80,8 @@ impl Role {
             ComplianceRead => matches!(self, Foreman | Manager | TrainingOfficer | Administrator),
             PinSet => matches!(self, Foreman | Administrator),
             ImportsRead => matches!(self, TrainingOfficer | Administrator),
+            CoursesManage => matches!(self, TrainingOfficer | Administrator),
+            EnrolmentsAssign => matches!(self, Manager | TrainingOfficer | Administrator),
         }
     }
 }
@@ -121,6 +123,12 @@ pub enum Permission {
     /// See how imports went: connector installations and their newest runs, without changing
     /// them (training officers answer for the records imports feed).
     ImportsRead,
+    /// Build the catalogue: create, change, publish, archive, delete and restore courses, their
+    /// modules, lessons and prerequisites; see drafts; see and manage everyone's enrolments.
+    CoursesManage,
+    /// Assign courses: managers to the people who report to them; training officers and
+    /// administrators to anyone, a department or a role.
+    EnrolmentsAssign,
 }
 
 impl Permission {
@@ -138,6 +146,8 @@ impl Permission {
             Permission::ComplianceRead => "compliance_read",
             Permission::PinSet => "pin_set",
             Permission::ImportsRead => "imports_read",
+            Permission::CoursesManage => "courses_manage",
+            Permission::EnrolmentsAssign => "enrolments_assign",
         }
     }
 
@@ -152,6 +162,8 @@ impl Permission {
                 | Permission::Broadcast
                 | Permission::CertificationsManage
                 | Permission::PinSet
+                | Permission::CoursesManage
+                | Permission::EnrolmentsAssign
         )
     }
 }

@@ -136,6 +136,20 @@ pub fn optional(raw: Option<&str>, max: usize) -> Result<Option<String>, String>
     }
 }
 
+/// `search` lower-cased with `%`, `_` and `\` escaped, between `%`s: a pattern for
+/// `lower(column) like $n escape '\'` that finds it anywhere in the column.
+pub fn like_pattern(search: &str) -> String {
+    let escaped: String = search
+        .to_lowercase()
+        .chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    format!("%{escaped}%")
+}
+
 /// Request dates (and the dates of request times) must lie between these.
 pub const MIN_REQUEST_YEAR: i32 = 1900;
 /// See [`MIN_REQUEST_YEAR`].
@@ -336,6 +350,11 @@ pub mod patterns {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_pattern("50%_A"), "%50\\%\\_a%");
+    }
 
     #[test]
     fn emails_are_lower_cased() {

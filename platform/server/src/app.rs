@@ -21,6 +21,7 @@ use trainflow_kernel::{
     error::from_poem_error,
     ApiError,
 };
+use trainflow_learning::{api::LearningApi, Learning};
 use trainflow_notifications::{api::NotificationsApi, Deliverer};
 use trainflow_renewals::{api::RenewalsApi, Renewals};
 use trainflow_tenancy::api::TenancyApi;
@@ -45,6 +46,7 @@ pub struct Edge {
     pub integrations: Arc<Integrations>,
     pub deliverer: Deliverer,
     pub renewals: Renewals,
+    pub learning: Learning,
 }
 
 /// The operations of every bounded context.
@@ -55,6 +57,7 @@ pub type Apis = (
     ConnectorsApi,
     NotificationsApi,
     RenewalsApi,
+    LearningApi,
 );
 
 /// What the edge middleware needs of the instance: settings, the token keys, the metrics, the
@@ -163,6 +166,7 @@ pub fn api_service(
     deps: &AuthDeps,
     integrations: &Arc<Integrations>,
     renewals: &Renewals,
+    learning: &Learning,
     push: &trainflow_notifications::PushTransport,
     public_url: &str,
 ) -> OpenApiService<Apis, ()> {
@@ -184,6 +188,9 @@ pub fn api_service(
             },
             RenewalsApi {
                 svc: renewals.clone(),
+            },
+            LearningApi {
+                svc: learning.clone(),
             },
         ),
         TITLE,
@@ -308,6 +315,7 @@ pub fn build(edge: Arc<Edge>, deps: AuthDeps) -> impl Endpoint {
         &deps,
         &edge.integrations,
         &edge.renewals,
+        &edge.learning,
         &edge.deliverer.push,
         &edge.settings.public_url,
     );
@@ -419,6 +427,7 @@ fn portal(edge: &Arc<Edge>, deps: &AuthDeps) -> impl Endpoint {
     let pages = Route::new();
     let pages = trainflow_identity::web::mount(pages, deps.clone());
     let pages = trainflow_renewals::web::mount(pages, edge.renewals.clone());
+    let pages = trainflow_learning::web::mount(pages, edge.learning.clone());
     let pages = trainflow_notifications::web::mount(
         pages,
         deps.db.clone(),
@@ -434,6 +443,7 @@ fn portal(edge: &Arc<Edge>, deps: &AuthDeps) -> impl Endpoint {
     )
     .with_nav(trainflow_identity::web::nav())
     .with_nav(trainflow_renewals::web::nav())
+    .with_nav(trainflow_learning::web::nav())
     .with_nav(trainflow_notifications::web::nav())
     .with_nav(trainflow_integrations::web::nav())
     .with_nav(trainflow_jobs::web::nav())
@@ -443,6 +453,9 @@ fn portal(edge: &Arc<Edge>, deps: &AuthDeps) -> impl Endpoint {
     )))
     .with_cards(Arc::new(trainflow_renewals::web::Cards(
         edge.renewals.clone(),
+    )))
+    .with_cards(Arc::new(trainflow_learning::web::Cards(
+        edge.learning.clone(),
     )))
     .with_cards(Arc::new(trainflow_notifications::web::Cards(
         deps.db.clone(),

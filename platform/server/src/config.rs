@@ -135,6 +135,8 @@ pub struct Settings {
     pub reminder_schedule: String,
     /// Cron schedule of approval reminders, escalation and re-routing.
     pub escalation_schedule: String,
+    /// Cron schedule of the expiry of overdue enrolments.
+    pub enrolment_expiry_schedule: String,
     /// Background work items run at once in this instance; unset: 1 on SQLite, 2 on
     /// PostgreSQL; 0: this instance runs no background work.
     pub workers: Option<usize>,
@@ -200,6 +202,7 @@ impl Default for Settings {
             approval_link_hours: 72,
             reminder_schedule: "0 0 6 * * *".into(),
             escalation_schedule: "0 */5 * * * *".into(),
+            enrolment_expiry_schedule: "0 15 0 * * *".into(),
             workers: None,
             work_poll_ms: 1000,
             work_lease_secs: 60,
@@ -421,6 +424,11 @@ impl Settings {
         set(
             &mut self.escalation_schedule,
             "TRAINFLOW_ESCALATION_SCHEDULE",
+            &get,
+        )?;
+        set(
+            &mut self.enrolment_expiry_schedule,
+            "TRAINFLOW_ENROLMENT_EXPIRY_SCHEDULE",
             &get,
         )?;
         if let Some(v) = get("TRAINFLOW_WORKERS") {

@@ -19,6 +19,7 @@ use trainflow_kernel::{
     auth::JwtKeys,
     db::{Db, DbOptions},
 };
+use trainflow_learning::Learning;
 use trainflow_notifications::{
     outbox::RetryPolicy,
     push::{PushEndpoints, Vapid},
@@ -38,6 +39,7 @@ pub struct Instance {
     pub integrations: Arc<Integrations>,
     pub deliverer: Deliverer,
     pub renewals: Renewals,
+    pub learning: Learning,
     /// The background worker; contexts register their work handlers on it here.
     pub worker: trainflow_jobs::queue::Worker,
 }
@@ -48,6 +50,7 @@ impl Instance {
     pub fn manifest_parts(&self) -> Vec<Box<dyn trainflow_kernel::manifest::ManifestPart>> {
         vec![
             Box::new(trainflow_renewals::demo::DemoPart(self.renewals.clone())),
+            Box::new(trainflow_learning::demo::DemoPart(self.learning.clone())),
             Box::new(trainflow_integrations::demo::DemoPart(
                 self.integrations.clone(),
             )),
@@ -164,6 +167,7 @@ pub async fn prepare_with(settings: Settings, mut runs: RunSettings) -> anyhow::
         &settings.public_url,
         time::Duration::hours(settings.approval_link_hours),
     );
+    let learning = Learning::new(db.clone(), &settings.public_url);
     let worker = trainflow_jobs::queue::Worker::new(
         db.clone(),
         instance.clone(),
@@ -172,7 +176,7 @@ pub async fn prepare_with(settings: Settings, mut runs: RunSettings) -> anyhow::
     let runner = Runner::new(
         db.clone(),
         instance,
-        jobs(&settings, &integrations, &deliverer, &renewals),
+        jobs(&settings, &integrations, &deliverer, &renewals, &learning),
     );
     let edge = Arc::new(Edge {
         keys,
@@ -185,6 +189,7 @@ pub async fn prepare_with(settings: Settings, mut runs: RunSettings) -> anyhow::
         integrations: integrations.clone(),
         deliverer: deliverer.clone(),
         renewals: renewals.clone(),
+        learning: learning.clone(),
     });
     Ok(Instance {
         settings,
@@ -195,6 +200,7 @@ pub async fn prepare_with(settings: Settings, mut runs: RunSettings) -> anyhow::
         integrations,
         deliverer,
         renewals,
+        learning,
         worker,
     })
 }
@@ -205,7 +211,9 @@ pub fn jobs(
     integrations: &Arc<Integrations>,
     deliverer: &Deliverer,
     renewals: &Renewals,
+    learning: &Learning,
 ) -> Vec<JobSpec> {
+    let expiry = learning.clone();
     let after = time::Duration::days(settings.inactive_after_days);
     let connectors = integrations.clone();
     let (outbox, reminders, escalations) = (deliverer.clone(), renewals.clone(), renewals.clone());
@@ -267,6 +275,18 @@ pub fn jobs(
                 let renewals = escalations.clone();
                 Box::pin(async move {
                     let outcome = renewals.escalations(now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                    Ok(serde_json::to_value(outcome)?)
+                })
+            }),
+        },
+        JobSpec {
+            name: "learning.expire_enrolments",
+            schedule: settings.enrolment_expiry_schedule.clone(),
+            description: "Expires enrolments whose due date has passed and tells the person and their manager",
+            run: Arc::new(move |_db, now| {
+                let learning = expiry.clone();
+                Box::pin(async move {
+                    let outcome = learning.expire_enrolments(now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
                     Ok(serde_json::to_value(outcome)?)
                 })
             }),

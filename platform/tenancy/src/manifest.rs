@@ -78,6 +78,8 @@ pub struct UserSpec {
     /// The email of the person's foreman (who is told what a person without email or phone
     /// cannot be told, and may set their PIN).
     pub foreman: Option<String>,
+    /// The email of the person's line manager.
+    pub manager: Option<String>,
 }
 
 impl UserSpec {
@@ -192,7 +194,7 @@ pub async fn apply(
     let departments = departments(&mut tx).await.map_err(anyhow_api)?;
     tx.commit().await.map_err(anyhow_api)?;
 
-    let mut foremen: Vec<(Uuid, &str)> = Vec::new();
+    let mut lines: Vec<(Uuid, Option<&str>, Option<&str>)> = Vec::new();
     for u in &m.users {
         let department_id = match &u.department {
             Some(name) => Some(
@@ -234,8 +236,8 @@ pub async fn apply(
             .await
             .map_err(anyhow_api)
             .with_context(|| format!("user {}", u.label()))?;
-        if let Some(foreman) = &u.foreman {
-            foremen.push((user.id, foreman.as_str()));
+        if u.foreman.is_some() || u.manager.is_some() {
+            lines.push((user.id, u.foreman.as_deref(), u.manager.as_deref()));
         }
         if let Some(pin) = &u.pin {
             service::set_pin_as_system(db, hasher, tenant_id, user.id, pin)
@@ -246,17 +248,25 @@ pub async fn apply(
         applied.users_created += 1;
     }
 
-    if !foremen.is_empty() {
+    if !lines.is_empty() {
         let people = service::people_by_email(db, tenant_id)
             .await
             .map_err(anyhow_api)?;
-        for (user, foreman) in foremen {
-            let id = people
-                .iter()
-                .find(|(email, _, _)| email.eq_ignore_ascii_case(foreman))
-                .map(|p| p.1)
-                .with_context(|| format!("unknown foreman {foreman}"))?;
-            service::set_foreman_as_system(db, tenant_id, user, id)
+        let find = |email: Option<&str>, what: &str| -> anyhow::Result<Option<Uuid>> {
+            email
+                .map(|email| {
+                    people
+                        .iter()
+                        .find(|(e, _, _)| e.eq_ignore_ascii_case(email))
+                        .map(|p| p.1)
+                        .with_context(|| format!("unknown {what} {email}"))
+                })
+                .transpose()
+        };
+        for (user, foreman, manager) in lines {
+            let foreman = find(foreman, "foreman")?;
+            let manager = find(manager, "manager")?;
+            service::set_reporting_lines_as_system(db, tenant_id, user, foreman, manager)
                 .await
                 .map_err(anyhow_api)?;
         }

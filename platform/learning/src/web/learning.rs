@@ -1,0 +1,195 @@
+//! My learning, and an enrolment's page where lessons are marked done.
+
+use askama::Template;
+use poem::{
+    handler,
+    http::StatusCode,
+    web::{Data, Path, Query, Redirect},
+    IntoResponse,
+};
+use serde::Deserialize;
+use trainflow_kernel::{now, ApiError};
+use trainflow_web::{
+    blank, field_errors, portal_page, render, Errors, LocalTimes, Nav, PageResult, Pager, SignedIn,
+    Submitted,
+};
+use uuid::Uuid;
+
+use super::{manages, NoticeQuery};
+use crate::{
+    enrolments::Enrolment,
+    service::{self, EnrolmentDetail, EnrolmentQuery, ProgressReport, Whose},
+    Learning,
+};
+
+#[derive(Template)]
+#[template(path = "learning.html")]
+struct LearningPage {
+    nav: Option<Nav>,
+    mine: Vec<Enrolment>,
+    pager: Pager,
+    team: Vec<Enrolment>,
+    team_total: i64,
+    manages: bool,
+    notice: Option<&'static str>,
+}
+
+/// One's enrolments (newest first), and those of the people who report to one.
+#[handler]
+pub(super) async fn my_learning(
+    me: SignedIn,
+    svc: Data<&Learning>,
+    q: Query<NoticeQuery>,
+) -> PageResult {
+    let page = portal_page(q.page, 25)?;
+    let query = |whose| EnrolmentQuery {
+        whose,
+        user_id: None,
+        course_id: None,
+        status: None,
+    };
+    let (mine, total) = service::list_enrolments(&svc, me.ctx(), query(Whose::Mine), page).await?;
+    let first = portal_page(Some(1), 50)?;
+    let (team, team_total) =
+        service::list_enrolments(&svc, me.ctx(), query(Whose::Team), first).await?;
+    render(
+        &LearningPage {
+            nav: me.nav("learning"),
+            mine,
+            pager: Pager::new(page, total, |n| format!("/portal/learning?page={n}")),
+            team,
+            team_total,
+            manages: manages(&me.session),
+            notice: q.text(),
+        },
+        StatusCode::OK,
+    )
+}
+
+#[derive(Template)]
+#[template(path = "enrolment.html")]
+struct EnrolmentPage {
+    nav: Option<Nav>,
+    csrf: String,
+    d: EnrolmentDetail,
+    /// The person's own: they mark lessons done.
+    own: bool,
+    times: LocalTimes,
+    notice: Option<&'static str>,
+    errors: Errors,
+}
+
+async fn enrolment_view(
+    svc: &Learning,
+    me: &SignedIn,
+    id: Uuid,
+    notice: Option<&'static str>,
+    errors: Errors,
+    status: StatusCode,
+) -> PageResult {
+    let d = service::enrolment_detail(svc, me.ctx(), id).await?;
+    render(
+        &EnrolmentPage {
+            nav: me.nav("learning"),
+            csrf: me.csrf().to_string(),
+            own: d.enrolment.user_id == me.session.user_id || manages(&me.session),
+            d,
+            times: me.session.times(),
+            notice,
+            errors,
+        },
+        status,
+    )
+}
+
+/// An enrolment: its lessons with progress, and its history.
+#[handler]
+pub(super) async fn enrolment_page(
+    me: SignedIn,
+    svc: Data<&Learning>,
+    id: Path<Uuid>,
+    q: Query<NoticeQuery>,
+) -> PageResult {
+    enrolment_view(&svc, &me, id.0, q.text(), Errors::default(), StatusCode::OK).await
+}
+
+async fn after(
+    svc: &Learning,
+    me: &SignedIn,
+    id: Uuid,
+    result: Result<(), ApiError>,
+    notice: &str,
+) -> PageResult {
+    match result {
+        Ok(()) => Ok(
+            Redirect::see_other(format!("/portal/enrolments/{id}?notice={notice}")).into_response(),
+        ),
+        Err(e) => {
+            let errors = field_errors(e)?;
+            enrolment_view(svc, me, id, None, errors, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct ProgressForm {
+    #[serde(default)]
+    lesson_id: String,
+    /// Minutes spent, as typed.
+    #[serde(default)]
+    minutes: String,
+}
+
+/// Marks a lesson done (with the minutes spent on it).
+#[handler]
+pub(super) async fn record_progress(
+    svc: Data<&Learning>,
+    id: Path<Uuid>,
+    Submitted(me, form): Submitted<ProgressForm>,
+) -> PageResult {
+    let lesson = form.lesson_id.trim().parse::<Uuid>();
+    let minutes = match form.minutes.trim() {
+        "" => Ok(0),
+        m => m.parse::<i32>().map_err(|_| ()),
+    };
+    let r = match (lesson, minutes) {
+        (Err(_), _) => Err(ApiError::field("lesson_id", "choose a lesson")),
+        (_, Err(())) => Err(ApiError::field("minutes", "must be a whole number")),
+        (_, Ok(m)) if !(0..=1440).contains(&m) => {
+            Err(ApiError::field("minutes", "must be between 0 and 1440"))
+        }
+        (Ok(lesson_id), Ok(m)) => service::record_progress(
+            &svc,
+            me.ctx(),
+            id.0,
+            ProgressReport {
+                lesson_id,
+                completed: true,
+                seconds_spent: m * 60,
+            },
+            now(),
+        )
+        .await
+        .map(drop),
+    };
+    after(&svc, &me, id.0, r, "progress").await
+}
+
+#[derive(Deserialize)]
+pub(super) struct CancelForm {
+    #[serde(default)]
+    reason: String,
+}
+
+/// Cancels the enrolment.
+#[handler]
+pub(super) async fn cancel(
+    svc: Data<&Learning>,
+    id: Path<Uuid>,
+    Submitted(me, form): Submitted<CancelForm>,
+) -> PageResult {
+    let r = service::cancel_enrolment(&svc, me.ctx(), id.0, blank(&form.reason), now())
+        .await
+        .map(drop);
+    after(&svc, &me, id.0, r, "cancelled").await
+}

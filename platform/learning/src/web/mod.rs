@@ -1,0 +1,159 @@
+//! The portal's learning pages: the catalogue with search and filters, a course's page (its
+//! modules and lessons, the prerequisite tree, enrolling, and for those who build the catalogue
+//! its administration and assignment), my learning (one's enrolments, and one's team's), and
+//! an enrolment's page where lessons are marked done. Each handler parses the form, calls a use
+//! case of [`crate::service`] and renders.
+
+mod catalogue;
+mod learning;
+
+use poem::{get, post, EndpointExt, Route};
+use serde::Deserialize;
+use trainflow_kernel::{auth::Permission, now, ApiResult};
+use trainflow_web::{BoxFuture, Card, CardSource, NavEntry, Session};
+
+use crate::{service, Learning};
+
+/// The context's entries in the navigation bar.
+pub fn nav() -> Vec<NavEntry> {
+    vec![
+        NavEntry {
+            key: "learning",
+            label: "My learning",
+            href: "/portal/learning",
+            order: 10,
+            permission: None,
+        },
+        NavEntry {
+            key: "courses",
+            label: "Courses",
+            href: "/portal/courses",
+            order: 12,
+            permission: None,
+        },
+    ]
+}
+
+/// Mounts the context's pages on `route` (the portal's, nested under `/portal`).
+pub fn mount(route: Route, svc: Learning) -> Route {
+    route
+        .at(
+            "/courses",
+            get(catalogue::catalogue)
+                .post(catalogue::create_course)
+                .data(svc.clone()),
+        )
+        .at(
+            "/courses/:id",
+            get(catalogue::course_page).data(svc.clone()),
+        )
+        .at(
+            "/courses/:id/enrol",
+            post(catalogue::enrol).data(svc.clone()),
+        )
+        .at(
+            "/courses/:id/status",
+            post(catalogue::set_status).data(svc.clone()),
+        )
+        .at(
+            "/courses/:id/modules",
+            post(catalogue::add_module).data(svc.clone()),
+        )
+        .at(
+            "/courses/:id/prerequisites",
+            post(catalogue::add_prerequisite).data(svc.clone()),
+        )
+        .at(
+            "/courses/:id/assign",
+            post(catalogue::assign).data(svc.clone()),
+        )
+        .at(
+            "/modules/:id/lessons",
+            post(catalogue::add_lesson).data(svc.clone()),
+        )
+        .at("/learning", get(learning::my_learning).data(svc.clone()))
+        .at(
+            "/enrolments/:id",
+            get(learning::enrolment_page).data(svc.clone()),
+        )
+        .at(
+            "/enrolments/:id/progress",
+            post(learning::record_progress).data(svc.clone()),
+        )
+        .at("/enrolments/:id/cancel", post(learning::cancel).data(svc))
+}
+
+/// The flash notices of the context's redirects.
+const NOTICES: &[(&str, &str)] = &[
+    (
+        "course_saved",
+        "The course was saved as a draft. Add its modules and lessons, then publish it.",
+    ),
+    ("enrolled", "You are enrolled. Start with the first lesson."),
+    ("status", "The course's status was changed."),
+    ("module", "The module was added."),
+    ("lesson", "The lesson was added."),
+    ("prerequisite", "The prerequisite was added."),
+    ("assigned", "The course was assigned."),
+    ("progress", "Your progress was saved."),
+    ("cancelled", "The enrolment was cancelled."),
+];
+
+#[derive(Deserialize, Default)]
+pub(crate) struct NoticeQuery {
+    notice: Option<String>,
+    page: Option<u32>,
+}
+
+impl NoticeQuery {
+    fn text(&self) -> Option<&'static str> {
+        trainflow_web::notice(self.notice.as_deref(), NOTICES)
+    }
+}
+
+/// Whether the session may build the catalogue (the use cases check again).
+fn manages(s: &Session) -> bool {
+    s.role.grants(Permission::CoursesManage)
+}
+
+/// The context's dashboard card: one's open enrolments, the overdue ones, and what is next.
+pub struct Cards(pub Learning);
+
+impl CardSource for Cards {
+    fn cards<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, ApiResult<Vec<Card>>> {
+        Box::pin(async move {
+            let s = service::summary(&self.0, &session.ctx, now()).await?;
+            let text = match (s.open, s.overdue) {
+                (0, _) => format!(
+                    "No courses in progress; {} completed. Browse the catalogue to find one.",
+                    s.completed
+                ),
+                (_, 0) => format!("{} completed so far.", s.completed),
+                (_, n) => format!("{n} overdue; {} completed so far.", s.completed),
+            };
+            Ok(vec![Card {
+                order: 10,
+                title: "My courses".into(),
+                value: Some(s.open.to_string()),
+                text,
+                columns: if s.next.is_empty() {
+                    Vec::new()
+                } else {
+                    vec!["Course", "Progress", "Due"]
+                },
+                rows: s
+                    .next
+                    .iter()
+                    .map(|e| {
+                        vec![
+                            e.course_title.clone(),
+                            format!("{}%", e.progress_percent),
+                            e.due_on.map(|d| d.to_string()).unwrap_or_default(),
+                        ]
+                    })
+                    .collect(),
+                link: Some(("/portal/learning".into(), "Open my learning".into())),
+            }])
+        })
+    }
+}
