@@ -345,13 +345,9 @@ def _repair(case) -> None:
         ):
             body["employee_number"] = "ST-" + hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:12]
     elif path.endswith("/assignments"):
-        # Exactly one audience, of real people, due today or later.
+        # An audience of real people, due today or later.
         if body.get("user_ids") is not None or (body.get("department_id") is None and body.get("role") is None):
             body["user_ids"] = [IDS["employee"]]
-            body.pop("department_id", None)
-            body.pop("role", None)
-        elif body.get("department_id") is not None:
-            body.pop("role", None)
         due = body.get("due_on")
         if isinstance(due, str) and due < dt.date.today().isoformat():
             body["due_on"] = _with_year(due, 2999)

@@ -459,15 +459,9 @@ async fn people_enrol_learn_and_complete_and_assignments_respect_prerequisites()
     )
     .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, b) = call(
-        &app,
-        Role::Manager,
-        Method::POST,
-        &assign,
-        Some(json!({"user_ids": [employee], "role": "employee"})),
-    )
-    .await;
+    let (s, b) = call(&app, Role::Manager, Method::POST, &assign, Some(json!({}))).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert!(b["error"]["fields"]["user_ids"].is_array(), "{b}");
     let (s, b) = call(
         &app,
         Role::Manager,
@@ -709,4 +703,87 @@ async fn the_expiry_job_expires_overdue_enrolments_once_and_tells_the_person_and
     )
     .await;
     assert!(inbox.to_string().contains("Overdue course"), "{inbox}");
+}
+
+/// Reads server-sent events from `resp` until one of type `progress` arrives (its data), or
+/// `wait` passes (none).
+async fn next_progress(resp: &mut reqwest::Response, wait: std::time::Duration) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut buffer = String::new();
+    loop {
+        let chunk = tokio::time::timeout_at(deadline, resp.chunk())
+            .await
+            .ok()?
+            .ok()??;
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let event: String = buffer.drain(..end + 2).collect();
+            let kind = event.lines().find_map(|l| l.strip_prefix("event: "));
+            let data = event.lines().find_map(|l| l.strip_prefix("data: "));
+            if let (Some("progress"), Some(data)) = (kind, data) {
+                return serde_json::from_str(data).ok();
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn progress_reaches_the_open_pages_of_those_who_may_see_it_and_no_one_else() {
+    let app = TestApp::spawn().await;
+    let employee = app.a.people[&Role::Employee];
+    app.set_reporting_lines(A, employee, None, Some(app.a.people[&Role::Manager]))
+        .await;
+    let (enrolment, lesson) = app.fresh_enrolment(A, Role::Employee).await;
+    // The manager's page and the trainer's (who may not see it) and tenant B's administrator's
+    // are open before the progress is recorded.
+    let open = |which: Which, role: Role| {
+        let app = &app;
+        async move {
+            let client = app.portal_client(which, role).await;
+            let resp = client
+                .get(format!("{}/portal/learning/live", app.base))
+                .send()
+                .await
+                .expect("stream");
+            assert_eq!(resp.status(), StatusCode::OK);
+            assert!(resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/event-stream"));
+            resp
+        }
+    };
+    let mut manager = open(A, Role::Manager).await;
+    let mut trainer = open(A, Role::Trainer).await;
+    let mut other_tenant = open(Which::B, Role::Administrator).await;
+    let (s, _) = call(
+        &app,
+        Role::Employee,
+        Method::POST,
+        &format!("/api/v1/enrolments/{enrolment}/progress"),
+        Some(json!({"lesson_id": lesson, "completed": true})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let seen = next_progress(&mut manager, std::time::Duration::from_secs(10))
+        .await
+        .expect("the manager's page hears of the progress");
+    assert_eq!(seen["enrolment"], enrolment.to_string());
+    assert_eq!(
+        (seen["percent"].as_i64(), seen["status"].as_str()),
+        (Some(100), Some("completed")),
+        "{seen}"
+    );
+    let quiet = std::time::Duration::from_millis(500);
+    assert!(
+        next_progress(&mut trainer, quiet).await.is_none(),
+        "the trainer does not see it"
+    );
+    assert!(
+        next_progress(&mut other_tenant, quiet).await.is_none(),
+        "nor does another tenant"
+    );
+    // Signed out, there is no stream.
+    let (s, _) = app.portal_get(&app.client, "/portal/learning/live").await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
 }

@@ -513,6 +513,13 @@ fn routes() -> Vec<PortalRoute> {
         ),
         page("/portal/learning", Granted(SelfService), Target::None, ""),
         page(
+            "/portal/learning/live",
+            Granted(SelfService),
+            Target::None,
+            "",
+        ),
+        page("/portal/learning/live.js", Public, Target::None, ""),
+        page(
             "/portal/enrolments/:id",
             Object(visible_to_all_but_the_trainer),
             Target::Enrolment,
@@ -1053,8 +1060,14 @@ fn multipart(route: &PortalRoute, token: &Token, accepted: bool) -> reqwest::mul
 
 async fn answer(resp: reqwest::Response) -> Answer {
     let status = resp.status();
+    let stream = resp
+        .headers()
+        .get("content-type")
+        .is_some_and(|t| t.as_bytes().starts_with(b"text/event-stream"));
     let text = match resp.headers().get("location") {
         Some(l) => format!("-> {}", l.to_str().expect("location")),
+        // An event stream stays open: its headers are the answer.
+        None if stream => "(an event stream)".to_string(),
         None => resp.text().await.expect("body").chars().take(300).collect(),
     };
     Answer { status, text }

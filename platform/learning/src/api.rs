@@ -366,8 +366,8 @@ pub struct AddPrerequisite {
     pub required_course_id: Uuid,
 }
 
-/// Body of `POST /courses/{id}/assignments`: exactly one of `user_ids`, `department_id` and
-/// `role`.
+/// Body of `POST /courses/{id}/assignments`: whom to enrol — `user_ids`, else everyone of
+/// `department_id`, else everyone with `role` (the first of them given decides; at least one).
 #[derive(Debug, Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
@@ -399,14 +399,15 @@ pub struct AssignBody {
 impl TryFrom<AssignBody> for Assignment {
     type Error = ApiError;
     fn try_from(b: AssignBody) -> Result<Self, ApiError> {
+        // The most specific audience given decides.
         let to = match (b.user_ids, b.department_id, b.role) {
-            (Some(ids), None, None) => Assignees::People(ids),
-            (None, Some(d), None) => Assignees::Department(d),
+            (Some(ids), _, _) => Assignees::People(ids),
+            (None, Some(d), _) => Assignees::Department(d),
             (None, None, Some(r)) => Assignees::Role(r),
-            _ => {
+            (None, None, None) => {
                 return Err(ApiError::field(
                     "user_ids",
-                    "give exactly one of user_ids, department_id and role",
+                    "give user_ids, department_id or role",
                 ))
             }
         };

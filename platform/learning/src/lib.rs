@@ -9,6 +9,7 @@
 //! * [`service`]: the use cases — each one transaction with its permission check and audit
 //!   entry — that the API and the portal call.
 //! * [`jobs`]: the expiry of overdue enrolments.
+//! * [`live`]: progress changes delivered to the portal's open pages on every instance.
 //! * [`api`] and [`web`]: the HTTP API and the portal's pages.
 //!
 //! Who may do what is in `docs/learning.md`.
@@ -19,6 +20,7 @@ pub mod catalogue;
 pub mod demo;
 pub mod enrolments;
 pub mod jobs;
+pub mod live;
 pub mod service;
 pub mod web;
 
@@ -30,6 +32,8 @@ pub struct Learning {
     pub db: Db,
     /// The portal's URL, for links in notifications.
     pub public_url: String,
+    /// This instance's hub of progress changes.
+    pub live: live::Live,
 }
 
 impl Learning {
@@ -37,6 +41,7 @@ impl Learning {
         Learning {
             db,
             public_url: public_url.trim_end_matches('/').to_string(),
+            live: live::Live::default(),
         }
     }
 }

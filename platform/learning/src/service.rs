@@ -28,6 +28,7 @@ use crate::{
         self, Enrolment, EnrolmentEvent, EnrolmentFilter, EnrolmentSource, EnrolmentStatus,
         LessonProgress, ModuleProgress, NewEnrolment,
     },
+    live::{Live, ProgressChange},
     Learning,
 };
 
@@ -607,7 +608,9 @@ pub struct Skipped {
 /// What an assignment did.
 #[derive(Debug, Clone, Object, Serialize)]
 pub struct AssignmentResult {
-    /// The enrolments made.
+    /// How many people were enrolled.
+    pub enrolled_count: i64,
+    /// The enrolments made (the first 100).
     pub enrolled: Vec<Enrolment>,
     /// People already enrolled, or missing the course's prerequisites.
     pub skipped: Vec<Skipped>,
@@ -748,6 +751,7 @@ pub async fn assign(
         }
     }
     let ids = enrolments::insert_many(&mut tx, &new, Some(ctx.user_id.0), now).await?;
+    let enrolled_count = new.len() as i64;
     let (enrolled, _) = enrolments::list(
         &mut tx,
         &EnrolmentFilter {
@@ -791,7 +795,11 @@ pub async fn assign(
     )
     .await?;
     tx.commit().await?;
-    Ok(AssignmentResult { enrolled, skipped })
+    Ok(AssignmentResult {
+        enrolled_count,
+        enrolled,
+        skipped,
+    })
 }
 
 /// Whose enrolments a list shows.
@@ -1073,9 +1081,53 @@ pub async fn record_progress(
         .await?;
     }
     let after = enrolments::get(&mut tx, e.id).await?;
+    let change = ProgressChange {
+        tenant: tx.tenant().0,
+        enrolment: e.id,
+        user: e.user_id,
+        course: e.course_id,
+        percent: after.progress_percent,
+        status: after.status,
+        lesson: lesson.id,
+        lesson_done: report.completed
+            || progress
+                .iter()
+                .any(|p| p.lesson_id == lesson.id && p.completed_at.is_some()),
+    };
     let detail = enrolment_detail_of(&mut tx, after).await?;
+    let pending = Live::announce(&mut tx, change).await?;
     tx.commit().await?;
+    svc.live.published(pending);
     Ok(detail)
+}
+
+/// Whose progress changes a viewer receives: their own, their team's, or (for those who manage
+/// courses) everyone's in their tenant.
+#[derive(Debug, Clone)]
+pub struct LiveScope {
+    pub tenant: Uuid,
+    pub everyone: bool,
+    pub people: HashSet<Uuid>,
+}
+
+impl LiveScope {
+    /// Whether the viewer may see `change`.
+    pub fn admits(&self, change: &ProgressChange) -> bool {
+        change.tenant == self.tenant && (self.everyone || self.people.contains(&change.user))
+    }
+}
+
+/// The caller's scope of live progress.
+pub async fn live_scope(svc: &Learning, ctx: &TenantCtx) -> ApiResult<LiveScope> {
+    let (mut tx, ctx) = TenantTx::begin(&svc.db, ctx, Permission::SelfService).await?;
+    let mut people: HashSet<Uuid> = team_of(&mut tx, ctx.user_id.0).await?.into_iter().collect();
+    people.insert(ctx.user_id.0);
+    tx.commit().await?;
+    Ok(LiveScope {
+        tenant: ctx.tenant_id.0,
+        everyone: manages(&ctx),
+        people,
+    })
 }
 
 /// What the dashboard and profile show of one's learning.

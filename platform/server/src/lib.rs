@@ -316,11 +316,20 @@ pub async fn serve<A: Acceptor + 'static>(
         None
     };
     let worker = instance.worker.clone().start();
+    // Progress changes from every instance (PostgreSQL), for the portal's live pages.
+    let live = instance.learning.live.clone();
+    let relay = tokio::spawn(live.clone().relay(instance.db.clone()));
     let app = app::build(instance.edge.clone(), instance.deps.clone());
+    // Open event streams end when shutdown begins, so they do not hold it up.
+    let shutdown = async move {
+        shutdown.await;
+        live.close();
+    };
     let result = Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(10)))
         .await
         .context("HTTP server failed");
+    relay.abort();
     if let Some(s) = scheduler.as_mut() {
         let _ = s.shutdown().await;
     }

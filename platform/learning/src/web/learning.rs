@@ -1,13 +1,20 @@
 //! My learning, and an enrolment's page where lessons are marked done.
 
+use std::time::Duration;
+
 use askama::Template;
+use futures_util::{stream, StreamExt};
 use poem::{
     handler,
     http::StatusCode,
-    web::{Data, Path, Query, Redirect},
-    IntoResponse,
+    web::{
+        sse::{Event, SSE},
+        Data, Path, Query, Redirect,
+    },
+    IntoResponse, Response,
 };
 use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
 use trainflow_kernel::{now, ApiError};
 use trainflow_web::{
     blank, field_errors, portal_page, render, Errors, LocalTimes, Nav, PageResult, Pager, SignedIn,
@@ -192,4 +199,42 @@ pub(super) async fn cancel(
         .await
         .map(drop);
     after(&svc, &me, id.0, r, "cancelled").await
+}
+
+/// The progress changes the signed-in person may see, as server-sent events (`progress`, the
+/// change as JSON), until they leave or the server shuts down. A subscriber that falls behind
+/// is told to reload (`reload`).
+#[handler]
+pub(super) async fn live(me: SignedIn, svc: Data<&Learning>) -> poem::Result<SSE> {
+    let scope = service::live_scope(&svc, me.ctx()).await?;
+    let changes = svc.live.subscribe();
+    let events = stream::unfold((changes, scope), |(mut changes, scope)| async move {
+        loop {
+            match changes.recv().await {
+                Ok(change) if scope.admits(&change) => {
+                    let data = serde_json::to_string(&*change).unwrap_or_default();
+                    return Some((
+                        Event::message(data).event_type("progress"),
+                        (changes, scope),
+                    ));
+                }
+                Ok(_) => continue,
+                Err(RecvError::Lagged(_)) => {
+                    return Some((Event::message("{}").event_type("reload"), (changes, scope)))
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    })
+    .take_until(svc.live.closed());
+    Ok(SSE::new(events).keep_alive(Duration::from_secs(15)))
+}
+
+/// The few lines that follow the stream on the page.
+#[handler]
+pub(super) fn live_script() -> Response {
+    Response::builder()
+        .content_type("text/javascript; charset=utf-8")
+        .header("cache-control", "public, max-age=3600")
+        .body(include_str!("../../static/live.js"))
 }

@@ -72,6 +72,8 @@ pub fn mount(route: Route, svc: Learning) -> Route {
             post(catalogue::add_lesson).data(svc.clone()),
         )
         .at("/learning", get(learning::my_learning).data(svc.clone()))
+        .at("/learning/live", get(learning::live).data(svc.clone()))
+        .at("/learning/live.js", get(learning::live_script))
         .at(
             "/enrolments/:id",
             get(learning::enrolment_page).data(svc.clone()),
