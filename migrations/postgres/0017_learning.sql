@@ -14,6 +14,14 @@ alter table courses add column self_enrol boolean not null default true;
 alter table courses add column created_by uuid;
 -- Hours as the API has them (a double), not the four-byte `real` of the first import tables.
 alter table courses alter column duration_hours type double precision;
+-- Codes become unique among live courses: imports wrote them unchecked, so blank codes are
+-- cleared and a code several live courses share is kept by the oldest, the others suffixed.
+update courses set code = null where code is not null and trim(code) = '';
+update courses set code = code || '~' || right(courses.id::text, 12)
+ where deleted_at is null and code is not null
+   and exists (select 1 from courses o
+                where o.tenant_id = courses.tenant_id and o.code = courses.code
+                  and o.deleted_at is null and o.id < courses.id);
 create unique index courses_code on courses (tenant_id, code)
     where deleted_at is null and code is not null;
 create index courses_catalogue on courses (tenant_id, status, title) where deleted_at is null;

@@ -787,3 +787,285 @@ async fn progress_reaches_the_open_pages_of_those_who_may_see_it_and_no_one_else
     let (s, _) = app.portal_get(&app.client, "/portal/learning/live").await;
     assert_eq!(s, StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn the_calendar_shows_due_dates_renewals_and_expiries_and_its_feed_is_rfc_5545() {
+    let app = TestApp::spawn().await;
+    let employee = app.a.people[&Role::Employee];
+    let (course, _, _) = app.fresh_course(A).await;
+    let (s, b) = call(
+        &app,
+        Role::TrainingOfficer,
+        Method::POST,
+        &format!("/api/v1/courses/{course}/assignments"),
+        Some(json!({"user_ids": [employee], "due_on": "2999-03-01"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // A 12-month certification issued 2026-06-01 (valid to 2027-05-31): renewal due 90 days
+    // before it expires.
+    app.fresh_certification(A, employee).await;
+    let (_, cal) = call(&app, Role::Employee, Method::GET, "/api/v1/calendar", None).await;
+    let items = cal["data"]["items"].as_array().unwrap().clone();
+    let dated: Vec<(String, String)> = items
+        .iter()
+        .map(|i| {
+            (
+                i["kind"].as_str().unwrap().to_string(),
+                i["date"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        dated.contains(&("renewal_due".into(), "2027-03-02".into())),
+        "{dated:?}"
+    );
+    assert!(
+        dated.contains(&("certification_expires".into(), "2027-05-31".into())),
+        "{dated:?}"
+    );
+    assert!(
+        dated.contains(&("enrolment_due".into(), "2999-03-01".into())),
+        "{dated:?}"
+    );
+    assert!(cal["data"].get("feed_issued_at").is_none());
+
+    // The feed: a secret address, opened without a session, parsed as RFC 5545.
+    let (s, f) = call(
+        &app,
+        Role::Employee,
+        Method::PUT,
+        "/api/v1/calendar/feed",
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{f}");
+    let url = f["data"]["url"].as_str().unwrap().to_string();
+    // The address is on the public URL; the path is what this server answers.
+    let path = url[url.find("/portal/calendar/feed/").expect("a feed path")..].to_string();
+    let resp = app
+        .client
+        .get(format!("{}{path}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/calendar"));
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("DTSTART;VALUE=DATE:29990301"), "{text}");
+    let parsed: icalendar::Calendar = text.parse().expect("the feed parses as iCalendar");
+    let summaries: Vec<String> = parsed
+        .components
+        .iter()
+        .filter_map(|c| match c {
+            icalendar::CalendarComponent::Event(e) => {
+                use icalendar::Component;
+                e.get_summary().map(str::to_string)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(summaries.len(), items.len(), "{text}");
+    assert!(
+        summaries.contains(&"Due: Fixture course".to_string()),
+        "{summaries:?}"
+    );
+    // A new address revokes the old one; revoking leaves none; a forged one is not found.
+    let (_, again) = call(
+        &app,
+        Role::Employee,
+        Method::PUT,
+        "/api/v1/calendar/feed",
+        None,
+    )
+    .await;
+    let again = again["data"]["url"].as_str().unwrap();
+    let new_path = again[again.find("/portal/calendar/feed/").unwrap()..].to_string();
+    let status = |p: String| {
+        let app = &app;
+        async move {
+            app.client
+                .get(format!("{}{p}", app.base))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(status(path.clone()).await, StatusCode::NOT_FOUND);
+    assert_eq!(status(new_path.clone()).await, StatusCode::OK);
+    let forged = new_path.replace(
+        &app.a.id.simple().to_string(),
+        &app.b.id.simple().to_string(),
+    );
+    assert_eq!(status(forged).await, StatusCode::NOT_FOUND);
+    let (s, _) = call(
+        &app,
+        Role::Employee,
+        Method::DELETE,
+        "/api/v1/calendar/feed",
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(status(new_path).await, StatusCode::NOT_FOUND);
+    let (_, cal) = call(&app, Role::Employee, Method::GET, "/api/v1/calendar", None).await;
+    assert!(cal["data"].get("feed_issued_at").is_none(), "{cal}");
+}
+
+#[tokio::test]
+async fn teams_follow_roles_drafts_stay_hidden_and_assessments_do_not_hold_completion_back() {
+    let app = TestApp::spawn().await;
+    let u = short_unique();
+    // An employee on whom a reporting line still points sees no team of theirs.
+    let employee = app.a.people[&Role::Employee];
+    let trainer = app.a.people[&Role::Trainer];
+    app.set_reporting_lines(A, trainer, Some(employee), None)
+        .await;
+    let (_, enrolment) = {
+        let (course, _, _) = app.fresh_course(A).await;
+        let (s, b) = call(
+            &app,
+            Role::Trainer,
+            Method::POST,
+            &format!("/api/v1/courses/{course}/enrol"),
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        (course, id_of(&b["data"]))
+    };
+    let (_, team) = call(
+        &app,
+        Role::Employee,
+        Method::GET,
+        "/api/v1/enrolments?whose=team",
+        None,
+    )
+    .await;
+    assert_eq!(team["meta"]["total"], 0, "{team}");
+    let (s, _) = call(
+        &app,
+        Role::Employee,
+        Method::GET,
+        &format!("/api/v1/enrolments/{enrolment}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // A training officer cancels even an enrolment assigned to themselves.
+    let (course, _, _) = app.fresh_course(A).await;
+    let officer = app.a.people[&Role::TrainingOfficer];
+    let (_, b) = call(
+        &app,
+        Role::Administrator,
+        Method::POST,
+        &format!("/api/v1/courses/{course}/assignments"),
+        Some(json!({"user_ids": [officer]})),
+    )
+    .await;
+    let assigned = id_of(&b["data"]["enrolled"][0]);
+    let (s, b) = call(
+        &app,
+        Role::TrainingOfficer,
+        Method::POST,
+        &format!("/api/v1/enrolments/{assigned}/cancel"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // A draft prerequisite is not shown to, nor asked of, people who could not take it.
+    let published = course;
+    let draft = id_of(
+        &call(
+            &app,
+            Role::TrainingOfficer,
+            Method::POST,
+            "/api/v1/courses",
+            Some(json!({"code": format!("DRAFT-{u}"), "title": "Secret draft"})),
+        )
+        .await
+        .1["data"],
+    );
+    call(
+        &app,
+        Role::TrainingOfficer,
+        Method::POST,
+        &format!("/api/v1/courses/{published}/prerequisites"),
+        Some(json!({"required_course_id": draft})),
+    )
+    .await;
+    let (_, tree) = call(
+        &app,
+        Role::Employee,
+        Method::GET,
+        &format!("/api/v1/courses/{published}/prerequisites"),
+        None,
+    )
+    .await;
+    assert_eq!(tree["data"].as_array().unwrap().len(), 0, "{tree}");
+    let (_, detail) = call(
+        &app,
+        Role::Employee,
+        Method::GET,
+        &format!("/api/v1/courses/{published}"),
+        None,
+    )
+    .await;
+    assert!(!detail.to_string().contains("Secret draft"), "{detail}");
+    let (s, b) = call(
+        &app,
+        Role::Employee,
+        Method::POST,
+        &format!("/api/v1/courses/{published}/enrol"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (_, tree) = call(
+        &app,
+        Role::TrainingOfficer,
+        Method::GET,
+        &format!("/api/v1/courses/{published}/prerequisites"),
+        None,
+    )
+    .await;
+    assert_eq!(tree["data"].as_array().unwrap().len(), 1, "{tree}");
+    // An assessment lesson is optional until quizzes can be taken.
+    let (_, module, _) = app.fresh_course(A).await;
+    let lessons = format!("/api/v1/modules/{module}/lessons");
+    let (s, b) = call(
+        &app,
+        Role::TrainingOfficer,
+        Method::POST,
+        &lessons,
+        Some(json!({"title": "Quiz", "kind": "assessment", "required": true})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert!(b["error"]["fields"]["required"].is_array(), "{b}");
+    let (s, b) = call(
+        &app,
+        Role::TrainingOfficer,
+        Method::POST,
+        &lessons,
+        Some(json!({"title": "Quiz", "kind": "assessment"})),
+    )
+    .await;
+    assert_eq!(
+        (s, b["data"]["required"].as_bool()),
+        (StatusCode::CREATED, Some(false)),
+        "{b}"
+    );
+    // The portal's pages carry a plain title.
+    let client = app.portal_client(A, Role::Employee).await;
+    let (_, page) = app.portal_get(&client, "/portal/learning").await;
+    assert!(
+        page.contains("<title>My learning · TrainFlow</title>"),
+        "{}",
+        &page[..400.min(page.len())]
+    );
+}

@@ -74,7 +74,8 @@ enum Target {
     Employee,
     /// A new person of tenant A with a picture.
     Avatar,
-    /// Tenant A, with an uploaded logo.
+    /// A tenant with an uploaded logo (tenant B in the authorization matrix, whose calls remove
+    /// tenant A's logo concurrently; tenant A in the isolation matrix).
     Logo,
     /// A new (active) tenant.
     Tenant,
@@ -1151,6 +1152,27 @@ fn ops() -> Vec<Op> {
         ),
         op(
             Method::GET,
+            "/api/v1/calendar",
+            Tenant(SelfService),
+            T::None,
+            none,
+        ),
+        op(
+            Method::PUT,
+            "/api/v1/calendar/feed",
+            Tenant(SelfService),
+            T::None,
+            none,
+        ),
+        op(
+            Method::DELETE,
+            "/api/v1/calendar/feed",
+            Tenant(SelfService),
+            T::None,
+            none,
+        ),
+        op(
+            Method::GET,
             "/api/v1/enrolments/{id}",
             // The employee, their foreman and manager, and the catalogue's builders.
             Object(SelfService, visible_to_all_but_the_trainer),
@@ -1315,7 +1337,8 @@ async fn fixture(app: &TestApp, op: &Op, caller: Caller, operator: &str) -> Ctx 
         Target::DeletedUser => app.deleted_user(a).await.to_string(),
         Target::Employee => app.a.people[&Role::Employee].to_string(),
         Target::Avatar => app.fresh_avatar(a).await.to_string(),
-        Target::Logo => app.with_logo(a).await.to_string(),
+        // Tenant B's: A's roles remove A's logo (`DELETE /tenant/logo`) at the same time.
+        Target::Logo => app.with_logo(Which::B).await.to_string(),
         Target::Tenant => fresh_tenant(app, operator, false).await,
         Target::SuspendedTenant => fresh_tenant(app, operator, true).await,
         Target::Installation => app.fresh_installation(a, "incremental").await.to_string(),

@@ -105,6 +105,8 @@ enum Target {
     Module,
     /// The self-enrolment of tenant A's employee in a new course (its lesson in `Fx::extra`).
     Enrolment,
+    /// The calendar feed address of tenant A's employee (`:token`).
+    CalendarFeed,
     /// A queued work item of tenant A.
     QueuedWork,
     /// A failed work item of tenant A.
@@ -519,6 +521,31 @@ fn routes() -> Vec<PortalRoute> {
             "",
         ),
         page("/portal/learning/live.js", Public, Target::None, ""),
+        page("/portal/calendar", Granted(SelfService), Target::None, ""),
+        form(
+            "/portal/calendar/feed",
+            Granted(SelfService),
+            Csrf::Session,
+            Target::None,
+            nothing,
+            200,
+        ),
+        form(
+            "/portal/calendar/feed/delete",
+            Granted(SelfService),
+            Csrf::Session,
+            Target::None,
+            nothing,
+            200,
+        ),
+        // A calendar application opens the feed without a session: its address is the
+        // credential.
+        page(
+            "/portal/calendar/feed/:token",
+            Public,
+            Target::CalendarFeed,
+            "",
+        ),
         page(
             "/portal/enrolments/:id",
             Object(visible_to_all_but_the_trainer),
@@ -848,6 +875,7 @@ fn fill(route: &PortalRoute, id: &str) -> String {
     let path = route
         .pattern
         .replace(":id", id)
+        .replace(":token", id)
         .replace(":action", "read")
         .replace(":name", "notification");
     let path = if path == "/portal/" {
@@ -893,6 +921,7 @@ async fn fixture(app: &TestApp, route: &PortalRoute, role: Role) -> Fx {
             extra = lesson.to_string();
             enrolment.to_string()
         }
+        Target::CalendarFeed => calendar_token(app).await,
         Target::QueuedWork => queued_work(app).await.to_string(),
         Target::FailedWork => failed_work(app).await.to_string(),
         Target::ResetToken => app.reset_token(a).await,
@@ -905,6 +934,31 @@ async fn fixture(app: &TestApp, route: &PortalRoute, role: Role) -> Fx {
         employee: app.a.people[&Role::Employee].to_string(),
         extra,
     }
+}
+
+/// The token of the calendar feed address of tenant A's employee, issued once per server (a
+/// new one would revoke the address other calls are opening at the same time).
+async fn calendar_token(app: &TestApp) -> String {
+    static FEEDS: std::sync::LazyLock<
+        tokio::sync::Mutex<std::collections::HashMap<String, String>>,
+    > = std::sync::LazyLock::new(Default::default);
+    let mut feeds = FEEDS.lock().await;
+    if let Some(token) = feeds.get(&app.base) {
+        return token.clone();
+    }
+    let d = app
+        .ok_as(
+            Which::A,
+            Role::Employee,
+            Method::PUT,
+            "/api/v1/calendar/feed",
+            None,
+        )
+        .await;
+    let url = d["url"].as_str().expect("a feed address").to_string();
+    let token = url.rsplit('/').next().expect("a token").to_string();
+    feeds.insert(app.base.clone(), token.clone());
+    token
 }
 
 /// A queued work item of tenant A, of a kind no worker handles (so it stays queued).

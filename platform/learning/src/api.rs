@@ -23,7 +23,7 @@ use crate::{
     enrolments::{Enrolment, EnrolmentStatus},
     service::{
         self, Assignees, Assignment, AssignmentResult, CourseDetail, EnrolmentDetail,
-        EnrolmentQuery, ProgressReport, Whose,
+        EnrolmentQuery, FeedAddress, MyCalendar, ProgressReport, Whose,
     },
     Learning,
 };
@@ -34,6 +34,8 @@ enum Tag {
     Courses,
     /// Enrolments in courses and progress through them.
     Enrolments,
+    /// One's calendar and its feed.
+    Calendar,
 }
 
 /// The learning API.
@@ -284,7 +286,8 @@ pub struct CreateLesson {
     /// 0–10,000 (default 0).
     #[oai(nullable, validator(minimum(value = "0"), maximum(value = "10000")))]
     pub duration_minutes: Option<i32>,
-    /// Default true.
+    /// Whether completing the course needs it (default: true, but false for an assessment
+    /// lesson, which cannot be required until quizzes can be taken).
     #[oai(nullable)]
     pub required: Option<bool>,
     /// 1–1000, unique in the module (default: after the last).
@@ -846,5 +849,27 @@ impl LearningApi {
             now(),
         )
         .await?))
+    }
+
+    /// The caller's calendar: their enrolments' due dates, their certifications' renewal dates
+    /// and expiries, from 90 days ago on; and whether they have a feed address.
+    #[oai(path = "/calendar", method = "get", tag = "Tag::Calendar")]
+    async fn my_calendar(&self, auth: TenantAuth) -> ApiResult<Ok200<MyCalendar>> {
+        Ok(ok(service::my_calendar(&self.svc, &auth.0, now()).await?))
+    }
+
+    /// Issue the caller a secret address of their calendar as an iCalendar feed, for a
+    /// calendar application to subscribe to. It is shown only now; issuing again revokes the
+    /// earlier address.
+    #[oai(path = "/calendar/feed", method = "put", tag = "Tag::Calendar")]
+    async fn issue_feed(&self, auth: TenantAuth) -> ApiResult<Ok200<FeedAddress>> {
+        Ok(ok(service::issue_feed(&self.svc, &auth.0, now()).await?))
+    }
+
+    /// Revoke the caller's calendar feed address.
+    #[oai(path = "/calendar/feed", method = "delete", tag = "Tag::Calendar")]
+    async fn revoke_feed(&self, auth: TenantAuth) -> ApiResult<NoContent> {
+        service::revoke_feed(&self.svc, &auth.0, now()).await?;
+        Ok(NoContent::NoContent)
     }
 }

@@ -105,13 +105,25 @@ pub async fn apply_courses(
                 )));
                 continue;
             }
+            (Some(linked), _) if code.is_none() && undeleting_a_taken_code(tx, linked).await? => {
+                out.push(Outcome::Rejected(
+                    "the course was deleted in the portal and another course took its code".into(),
+                ));
+                continue;
+            }
             (Some(linked), _) => (linked, false),
             (None, Some(h)) => (h, false),
             (None, None) => (insert(tx, code, title, now).await?, true),
         };
+        // A duration shorter than the course's modules is not taken (the modules would no
+        // longer fit); the course keeps its own.
         sql!(tx.conn() => |c| sqlx::query(
             "update courses set code = coalesce($3, code), title = $4, description = $5,
-                    duration_hours = $6, deleted_at = null, updated_at = $7
+                    duration_hours = case
+                        when $6 is null or $6 >= (select coalesce(sum(m.duration_hours), 0) from course_modules m
+                                                   where m.tenant_id = $1 and m.course_id = $2 and m.deleted_at is null)
+                        then $6 else duration_hours end,
+                    deleted_at = null, updated_at = $7
               where tenant_id = $1 and id = $2")
             .bind(tenant).bind(id).bind(code).bind(title).bind(&r.description)
             .bind(hours).bind(now).execute(&mut *c).await.map(drop))?;
@@ -129,6 +141,19 @@ pub async fn apply_courses(
     }
     audit::record_batch(tx, source, "course.import", &objects, now).await?;
     Ok(out)
+}
+
+/// Whether `course` is deleted and another live course holds its code (restoring it would
+/// break the code's uniqueness).
+async fn undeleting_a_taken_code(tx: &mut TenantTx, course: Uuid) -> ApiResult<bool> {
+    let tenant = tx.tenant();
+    let row: Option<(Option<String>, bool)> = sql!(tx.conn() => |c| sqlx::query_as(
+        "select code, deleted_at is not null from courses where tenant_id = $1 and id = $2")
+        .bind(tenant).bind(course).fetch_optional(&mut *c).await)?;
+    match row {
+        Some((Some(code), true)) => Ok(by_code(tx, &code).await?.is_some_and(|h| h != course)),
+        _ => Ok(false),
+    }
 }
 
 /// The course a completion names by `reference` when no link knows it: the live course with
@@ -200,19 +225,22 @@ pub async fn apply_completions(
         }
         out.push(outcome);
     }
-    complete_open_enrolments(tx, records, now).await?;
+    for id in complete_open_enrolments(tx, records, now).await? {
+        objects.push(ObjectChange::new("enrolment", id, Change::Updated));
+    }
     audit::record_batch(tx, source, "course_completion.import", &objects, now).await?;
     Ok(out)
 }
 
 /// Completes the open enrolments of the (person, course) pairs of `records`, with their events:
-/// three statements per 300 records.
+/// three statements per 300 records. Returns the enrolments completed.
 async fn complete_open_enrolments(
     tx: &mut TenantTx,
     records: &[CompletionRecord],
     now: OffsetDateTime,
-) -> ApiResult<()> {
+) -> ApiResult<Vec<Uuid>> {
     let tenant = tx.tenant();
+    let mut completed = Vec::new();
     for chunk in records.chunks(300) {
         let open: Vec<(Uuid, String)> = sql!(tx.conn() => |c| {
             let mut qb = QueryBuilder::new("select id, status from enrolments where tenant_id = ");
@@ -240,6 +268,7 @@ async fn complete_open_enrolments(
             qb.build().execute(&mut *c).await.map(drop)
         })?;
         let from: HashMap<Uuid, String> = open.into_iter().collect();
+        completed.extend(from.keys().copied());
         sql!(tx.conn() => |c| {
             let mut qb = QueryBuilder::new(
                 "insert into enrolment_events (tenant_id, id, enrolment_id, from_status, to_status, actor_id, reason, at) ");
@@ -251,7 +280,7 @@ async fn complete_open_enrolments(
             qb.build().execute(&mut *c).await.map(drop)
         })?;
     }
-    Ok(())
+    Ok(completed)
 }
 
 /// Soft-deletes imported courses, recorded as one `course.import_delete` entry of `source`.

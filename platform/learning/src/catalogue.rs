@@ -761,6 +761,19 @@ pub async fn save_lesson(
         );
     }
     check_position(&mut e, change.position);
+    // Quizzes are not taken yet: an assessment lesson cannot hold a course's completion back.
+    // A lesson that becomes an assessment becomes optional unless told otherwise.
+    let required = match (change.required, kind) {
+        (Some(r), _) => r,
+        (None, LessonKind::Assessment) => false,
+        (None, _) => current.is_none_or(|l| l.required),
+    };
+    if required && kind == LessonKind::Assessment {
+        e.add(
+            "required",
+            "an assessment lesson is optional until its quiz can be taken",
+        );
+    }
     e.into_result()?;
     let tenant = tx.tenant();
     let id = current.map_or_else(Uuid::now_v7, |l| l.id);
@@ -776,10 +789,7 @@ pub async fn save_lesson(
         body,
         url,
         duration_minutes: minutes,
-        required: change
-            .required
-            .or(current.map(|l| l.required))
-            .unwrap_or(true),
+        required,
         deleted_at: None,
     };
     let l = &lesson;
@@ -841,15 +851,18 @@ pub struct CourseRef {
     pub title: String,
 }
 
-/// Every live prerequisite edge of the tenant: course → the courses it requires.
-async fn edges(tx: &mut TenantTx) -> ApiResult<HashMap<Uuid, Vec<Uuid>>> {
+/// The tenant's prerequisite edges, course → the courses it requires: between live courses
+/// only (`live`), or all of them, deleted courses' too (a course restored brings its edges back,
+/// so a cycle is looked for through them as well).
+async fn edges(tx: &mut TenantTx, live: bool) -> ApiResult<HashMap<Uuid, Vec<Uuid>>> {
     let tenant = tx.tenant();
     let rows: Vec<(Uuid, Uuid)> = sql!(tx.conn() => |c| sqlx::query_as(
         "select p.course_id, p.requires_id from course_prerequisites p
-           join courses a on a.tenant_id = p.tenant_id and a.id = p.course_id and a.deleted_at is null
-           join courses b on b.tenant_id = p.tenant_id and b.id = p.requires_id and b.deleted_at is null
-          where p.tenant_id = $1 order by p.course_id, p.requires_id")
-        .bind(tenant).fetch_all(&mut *c).await)?;
+           join courses a on a.tenant_id = p.tenant_id and a.id = p.course_id
+           join courses b on b.tenant_id = p.tenant_id and b.id = p.requires_id
+          where p.tenant_id = $1 and ($2 = false or (a.deleted_at is null and b.deleted_at is null))
+          order by p.course_id, p.requires_id")
+        .bind(tenant).bind(live).fetch_all(&mut *c).await)?;
     let mut out: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
     for (course, requires) in rows {
         out.entry(course).or_default().push(requires);
@@ -902,7 +915,14 @@ pub async fn add_prerequisite(
             "a course cannot require itself",
         ));
     }
-    let graph = edges(tx).await?;
+    // One change of the tenant's graph at a time, so two opposite edges added at once cannot
+    // both pass the check (SQLite's writers are one at a time already).
+    if tx.backend() == trainflow_kernel::db::Backend::Postgres {
+        let key = format!("course_prerequisites:{}", tx.tenant().0);
+        sql!(tx.conn() => |c| sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(key).execute(&mut *c).await.map(drop))?;
+    }
+    let graph = edges(tx, false).await?;
     if graph
         .get(&course.id)
         .is_some_and(|r| r.contains(&requires.id))
@@ -947,14 +967,21 @@ pub async fn remove_prerequisite(tx: &mut TenantTx, course: Uuid, requires: Uuid
     Ok(())
 }
 
-/// The live courses `course` requires directly, by title.
-pub async fn prerequisites(tx: &mut TenantTx, course: Uuid) -> ApiResult<Vec<CourseRef>> {
+/// The live courses `course` requires directly, by title; only published ones with
+/// `published_only` (a draft or archived prerequisite is not asked of people, who could not take
+/// it).
+pub async fn prerequisites(
+    tx: &mut TenantTx,
+    course: Uuid,
+    published_only: bool,
+) -> ApiResult<Vec<CourseRef>> {
     let tenant = tx.tenant();
     Ok(sql!(tx.conn() => |c| sqlx::query_as(
         "select b.id, b.code, b.title from course_prerequisites p
            join courses b on b.tenant_id = p.tenant_id and b.id = p.requires_id and b.deleted_at is null
-          where p.tenant_id = $1 and p.course_id = $2 order by lower(b.title), b.id")
-        .bind(tenant).bind(course).fetch_all(&mut *c).await)?)
+          where p.tenant_id = $1 and p.course_id = $2 and ($3 = false or b.status = 'published')
+          order by lower(b.title), b.id")
+        .bind(tenant).bind(course).bind(published_only).fetch_all(&mut *c).await)?)
 }
 
 /// One line of the prerequisite tree.
@@ -974,8 +1001,12 @@ pub const TREE_LIMIT: usize = 500;
 
 /// Everything `course` requires, directly and through its prerequisites, depth first in title
 /// order (a course required along two paths appears under each); at most [`TREE_LIMIT`] lines.
-pub async fn tree(tx: &mut TenantTx, course: Uuid) -> ApiResult<Vec<TreeEntry>> {
-    let graph = edges(tx).await?;
+pub async fn tree(
+    tx: &mut TenantTx,
+    course: Uuid,
+    published_only: bool,
+) -> ApiResult<Vec<TreeEntry>> {
+    let graph = edges(tx, true).await?;
     let mut ids: HashSet<Uuid> = graph.values().flatten().copied().collect();
     ids.insert(course);
     let ids: Vec<Uuid> = ids.into_iter().collect();
@@ -1001,6 +1032,10 @@ pub async fn tree(tx: &mut TenantTx, course: Uuid) -> ApiResult<Vec<TreeEntry>> 
             break;
         }
         let Some(c) = courses.get(&id) else { continue };
+        // Those who do not build the catalogue see only what they could take.
+        if published_only && c.status != CourseStatus::Published {
+            continue;
+        }
         out.push(TreeEntry {
             course: CourseRef {
                 id,

@@ -133,7 +133,7 @@ pub struct LessonProgress {
 #[derive(Debug, Clone, Object, Serialize)]
 pub struct ModuleProgress {
     pub module_id: Uuid,
-    /// 0–100; a module without required lessons counts as done once one lesson is.
+    /// 0–100: its required lessons done (all its lessons when none is required).
     pub percent: i32,
 }
 
@@ -275,6 +275,19 @@ pub async fn insert_many(
         })?;
     }
     Ok(ids)
+}
+
+/// Takes the enrolment for this transaction if it is still open (scheduled or in progress): on
+/// PostgreSQL the row stays locked until the transaction ends, so reports and cancellations of
+/// one enrolment follow one another and each sees what the one before it committed (SQLite's
+/// writers are one at a time already). `false` when it is no longer open.
+pub async fn lock_open(tx: &mut TenantTx, id: Uuid, now: OffsetDateTime) -> ApiResult<bool> {
+    let tenant = tx.tenant();
+    let n = sql!(tx.conn() => |c| sqlx::query(
+        "update enrolments set updated_at = $3
+          where tenant_id = $1 and id = $2 and status in ('scheduled', 'in_progress')")
+        .bind(tenant).bind(id).bind(now).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(n > 0)
 }
 
 /// Moves an enrolment from `from` to `to`, recording the event; `false` when it was no longer
@@ -536,10 +549,12 @@ pub async fn open_count(tx: &mut TenantTx, course: Uuid) -> ApiResult<i64> {
         .bind(tenant).bind(course).fetch_one(&mut *c).await)?)
 }
 
-/// Open enrolments whose due date is before `today`: (id, person, course title).
+/// Open enrolments whose due date is before `today`, 5,000 at a time after the first `skip`:
+/// (id, person, course title, status).
 pub async fn overdue(
     tx: &mut TenantTx,
     today: Date,
+    skip: usize,
 ) -> ApiResult<Vec<(Uuid, Uuid, String, EnrolmentStatus)>> {
     let tenant = tx.tenant();
     let rows: Vec<(Uuid, Uuid, String, String)> = sql!(tx.conn() => |c| sqlx::query_as(
@@ -547,8 +562,8 @@ pub async fn overdue(
            join courses c on c.tenant_id = e.tenant_id and c.id = e.course_id
           where e.tenant_id = $1 and e.status in ('scheduled', 'in_progress')
             and e.due_on is not null and e.due_on < $2
-          order by e.due_on, e.id limit 5000")
-        .bind(tenant).bind(today).fetch_all(&mut *c).await)?;
+          order by e.due_on, e.id limit 5000 offset $3")
+        .bind(tenant).bind(today).bind(skip as i64).fetch_all(&mut *c).await)?;
     Ok(rows
         .into_iter()
         .filter_map(|(id, user, title, status)| {

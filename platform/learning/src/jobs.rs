@@ -42,7 +42,15 @@ impl Learning {
         for tenant in tenants {
             let mut tx = TenantTx::begin_system(&self.db, TenantId(tenant)).await?;
             let today = service::today(&mut tx, now).await?;
-            let due = enrolments::overdue(&mut tx, today).await?;
+            // Pages of overdue enrolments until none is left (each page leaves them expired).
+            let mut due = Vec::new();
+            loop {
+                let page = enrolments::overdue(&mut tx, today, due.len()).await?;
+                if page.is_empty() {
+                    break;
+                }
+                due.extend(page);
+            }
             let mut notices = Vec::new();
             let mut objects = Vec::new();
             for (id, user, title, status) in due {

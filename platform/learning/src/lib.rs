@@ -8,6 +8,8 @@
 //! * [`batch`]: courses and completions changed a page at a time, for imports.
 //! * [`service`]: the use cases — each one transaction with its permission check and audit
 //!   entry — that the API and the portal call.
+//! * [`calendar`]: a person's dated items (due dates, renewals, expiries) and their iCalendar
+//!   feed at a secret, revocable address.
 //! * [`jobs`]: the expiry of overdue enrolments.
 //! * [`live`]: progress changes delivered to the portal's open pages on every instance.
 //! * [`api`] and [`web`]: the HTTP API and the portal's pages.
@@ -16,6 +18,7 @@
 
 pub mod api;
 pub mod batch;
+pub mod calendar;
 pub mod catalogue;
 pub mod demo;
 pub mod enrolments;

@@ -20,6 +20,7 @@ use trainflow_notifications::{notify_many, Kind, Notice, Priority};
 use uuid::Uuid;
 
 use crate::{
+    calendar::{self, CalendarItem},
     catalogue::{
         self, Course, CourseChange, CourseFilter, CourseRef, CourseStatus, Lesson, LessonChange,
         LessonKind, Module, ModuleChange, TreeEntry,
@@ -51,9 +52,20 @@ pub async fn today(tx: &mut TenantTx, now: OffsetDateTime) -> ApiResult<Date> {
         .date())
 }
 
-/// The active people who report to `me` (their foreman or line manager).
-pub async fn team_of(tx: &mut TenantTx, me: Uuid) -> ApiResult<Vec<Uuid>> {
+/// Whether the caller's role leads a team: foremen and managers (a reporting line that still
+/// points at someone who no longer holds such a role gives them no team).
+fn leads_a_team(ctx: &TenantCtx) -> bool {
+    matches!(ctx.role, Role::Foreman | Role::Manager)
+}
+
+/// The caller's team: the active people who report to them (they are their foreman or line
+/// manager), for foremen and managers; nobody for the other roles.
+pub async fn team_of(tx: &mut TenantTx, ctx: &TenantCtx) -> ApiResult<Vec<Uuid>> {
+    if !leads_a_team(ctx) {
+        return Ok(Vec::new());
+    }
     let tenant = tx.tenant();
+    let me = ctx.user_id.0;
     Ok(sql!(tx.conn() => |c| sqlx::query_scalar(
         "select id from directory_people
           where tenant_id = $1 and (supervisor_id = $2 or manager_id = $2)
@@ -61,13 +73,39 @@ pub async fn team_of(tx: &mut TenantTx, me: Uuid) -> ApiResult<Vec<Uuid>> {
         .bind(tenant).bind(me).fetch_all(&mut *c).await)?)
 }
 
-async fn reports_to(tx: &mut TenantTx, me: Uuid, person: Uuid) -> ApiResult<bool> {
+/// Whether `person` is of the caller's team.
+async fn in_team(tx: &mut TenantTx, ctx: &TenantCtx, person: Uuid) -> ApiResult<bool> {
+    if !leads_a_team(ctx) {
+        return Ok(false);
+    }
     let tenant = tx.tenant();
     let found: Option<Uuid> = sql!(tx.conn() => |c| sqlx::query_scalar(
         "select id from directory_people where tenant_id = $1 and id = $2
-            and (supervisor_id = $3 or manager_id = $3)")
-        .bind(tenant).bind(person).bind(me).fetch_optional(&mut *c).await)?;
+            and (supervisor_id = $3 or manager_id = $3) and is_active = true and deleted_at is null")
+        .bind(tenant).bind(person).bind(ctx.user_id.0).fetch_optional(&mut *c).await)?;
     Ok(found.is_some())
+}
+
+/// A unique-key violation as a 409 on `field`: two requests raced for the same code, position
+/// or open enrolment and the database let one through. Any other error is passed on.
+fn conflict_on(e: ApiError, field: &str, message: &str) -> ApiError {
+    let unique = match &e {
+        ApiError::Internal(inner) => inner.chain().any(|cause| {
+            cause
+                .downcast_ref::<sqlx::Error>()
+                .and_then(|s| s.as_database_error())
+                .is_some_and(|d| d.is_unique_violation())
+        }),
+        _ => false,
+    };
+    if unique {
+        ApiError::Conflict {
+            field: field.into(),
+            message: message.into(),
+        }
+    } else {
+        e
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -148,7 +186,7 @@ async fn detail_of(tx: &mut TenantTx, ctx: &TenantCtx, course: Course) -> ApiRes
             }
         })
         .collect();
-    let prerequisites = catalogue::prerequisites(tx, course.id).await?;
+    let prerequisites = catalogue::prerequisites(tx, course.id, !manages(ctx)).await?;
     let ids: Vec<Uuid> = prerequisites.iter().map(|p| p.id).collect();
     let missing = enrolments::missing_completions(tx, ctx.user_id.0, &ids).await?;
     let enrolment = enrolments::open_of(tx, ctx.user_id.0, course.id).await?;
@@ -184,7 +222,9 @@ pub async fn create_course(
     let course = catalogue::merge_course(None, change, ctx.user_id.0, now)?;
     let (mut tx, ctx) = TenantTx::begin(&svc.db, ctx, Permission::CoursesManage).await?;
     catalogue::check_course(&mut tx, &course).await?;
-    catalogue::save_course(&mut tx, &course, true).await?;
+    catalogue::save_course(&mut tx, &course, true)
+        .await
+        .map_err(|e| conflict_on(e, "code", "another course has this code"))?;
     let course = catalogue::get(&mut tx, course.id, false).await?;
     audit::record(
         &mut tx,
@@ -210,7 +250,9 @@ pub async fn update_course(
     let before = catalogue::get(&mut tx, id, false).await?;
     let after = catalogue::merge_course(Some(&before), change, ctx.user_id.0, now)?;
     catalogue::check_course(&mut tx, &after).await?;
-    catalogue::save_course(&mut tx, &after, false).await?;
+    catalogue::save_course(&mut tx, &after, false)
+        .await
+        .map_err(|e| conflict_on(e, "code", "another course has this code"))?;
     let after = catalogue::get(&mut tx, id, false).await?;
     audit::record(
         &mut tx,
@@ -263,7 +305,9 @@ pub async fn restore_course(
 ) -> ApiResult<Course> {
     let (mut tx, ctx) = TenantTx::begin(&svc.db, ctx, Permission::CoursesManage).await?;
     let course = catalogue::get(&mut tx, id, true).await?;
-    catalogue::set_course_deleted(&mut tx, &course, false, now).await?;
+    catalogue::set_course_deleted(&mut tx, &course, false, now)
+        .await
+        .map_err(|e| conflict_on(e, "code", "another course has this code"))?;
     audit::record(
         &mut tx,
         Entry::by(&ctx, "course.restore").object("course", id),
@@ -285,7 +329,15 @@ pub async fn add_module(
 ) -> ApiResult<Module> {
     let (mut tx, ctx) = TenantTx::begin(&svc.db, ctx, Permission::CoursesManage).await?;
     let course = catalogue::get(&mut tx, course, false).await?;
-    let module = catalogue::save_module(&mut tx, &course, None, change, now).await?;
+    let module = catalogue::save_module(&mut tx, &course, None, change, now)
+        .await
+        .map_err(|e| {
+            conflict_on(
+                e,
+                "position",
+                "another module or lesson took this position meanwhile",
+            )
+        })?;
     audit::record(
         &mut tx,
         Entry::by(&ctx, "course_module.create")
@@ -309,7 +361,15 @@ pub async fn update_module(
     let (mut tx, ctx) = TenantTx::begin(&svc.db, ctx, Permission::CoursesManage).await?;
     let before = catalogue::get_module(&mut tx, id, false).await?;
     let course = catalogue::get(&mut tx, before.course_id, false).await?;
-    let after = catalogue::save_module(&mut tx, &course, Some(&before), change, now).await?;
+    let after = catalogue::save_module(&mut tx, &course, Some(&before), change, now)
+        .await
+        .map_err(|e| {
+            conflict_on(
+                e,
+                "position",
+                "another module or lesson took this position meanwhile",
+            )
+        })?;
     audit::record(
         &mut tx,
         Entry::by(&ctx, "course_module.update")
@@ -333,7 +393,15 @@ pub async fn set_module_deleted(
     let (mut tx, ctx) = TenantTx::begin(&svc.db, ctx, Permission::CoursesManage).await?;
     let module = catalogue::get_module(&mut tx, id, !deleted).await?;
     let course = catalogue::get(&mut tx, module.course_id, false).await?;
-    let module = catalogue::set_module_deleted(&mut tx, &course, &module, deleted, now).await?;
+    let module = catalogue::set_module_deleted(&mut tx, &course, &module, deleted, now)
+        .await
+        .map_err(|e| {
+            conflict_on(
+                e,
+                "position",
+                "another module or lesson took this position meanwhile",
+            )
+        })?;
     let action = if deleted {
         "course_module.delete"
     } else {
@@ -360,7 +428,15 @@ pub async fn add_lesson(
     let (mut tx, ctx) = TenantTx::begin(&svc.db, ctx, Permission::CoursesManage).await?;
     let module = catalogue::get_module(&mut tx, module, false).await?;
     catalogue::get(&mut tx, module.course_id, false).await?;
-    let lesson = catalogue::save_lesson(&mut tx, &module, None, change, now).await?;
+    let lesson = catalogue::save_lesson(&mut tx, &module, None, change, now)
+        .await
+        .map_err(|e| {
+            conflict_on(
+                e,
+                "position",
+                "another module or lesson took this position meanwhile",
+            )
+        })?;
     audit::record(
         &mut tx,
         Entry::by(&ctx, "course_lesson.create")
@@ -384,7 +460,15 @@ pub async fn update_lesson(
     let (mut tx, ctx) = TenantTx::begin(&svc.db, ctx, Permission::CoursesManage).await?;
     let before = catalogue::get_lesson(&mut tx, id, false).await?;
     let module = catalogue::get_module(&mut tx, before.module_id, false).await?;
-    let after = catalogue::save_lesson(&mut tx, &module, Some(&before), change, now).await?;
+    let after = catalogue::save_lesson(&mut tx, &module, Some(&before), change, now)
+        .await
+        .map_err(|e| {
+            conflict_on(
+                e,
+                "position",
+                "another module or lesson took this position meanwhile",
+            )
+        })?;
     audit::record(
         &mut tx,
         Entry::by(&ctx, "course_lesson.update")
@@ -408,7 +492,15 @@ pub async fn set_lesson_deleted(
     let (mut tx, ctx) = TenantTx::begin(&svc.db, ctx, Permission::CoursesManage).await?;
     let lesson = catalogue::get_lesson(&mut tx, id, !deleted).await?;
     let module = catalogue::get_module(&mut tx, lesson.module_id, false).await?;
-    let lesson = catalogue::set_lesson_deleted(&mut tx, &module, &lesson, deleted, now).await?;
+    let lesson = catalogue::set_lesson_deleted(&mut tx, &module, &lesson, deleted, now)
+        .await
+        .map_err(|e| {
+            conflict_on(
+                e,
+                "position",
+                "another module or lesson took this position meanwhile",
+            )
+        })?;
     let action = if deleted {
         "course_lesson.delete"
     } else {
@@ -453,7 +545,7 @@ pub async fn add_prerequisite(
         )
         .await?;
     }
-    let list = catalogue::prerequisites(&mut tx, course.id).await?;
+    let list = catalogue::prerequisites(&mut tx, course.id, false).await?;
     tx.commit().await?;
     Ok(list)
 }
@@ -489,7 +581,7 @@ pub async fn prerequisite_tree(
 ) -> ApiResult<Vec<TreeEntry>> {
     let (mut tx, ctx) = TenantTx::begin(&svc.db, ctx, Permission::SelfService).await?;
     visible_course(&mut tx, &ctx, course).await?;
-    let tree = catalogue::tree(&mut tx, course).await?;
+    let tree = catalogue::tree(&mut tx, course, !manages(&ctx)).await?;
     tx.commit().await?;
     Ok(tree)
 }
@@ -539,7 +631,7 @@ pub async fn enrol_self(
             message: "you are already enrolled in this course".into(),
         });
     }
-    let required: Vec<Uuid> = catalogue::prerequisites(&mut tx, course.id)
+    let required: Vec<Uuid> = catalogue::prerequisites(&mut tx, course.id, true)
         .await?
         .into_iter()
         .map(|p| p.id)
@@ -567,7 +659,8 @@ pub async fn enrol_self(
         Some(me),
         now,
     )
-    .await?;
+    .await
+    .map_err(|e| conflict_on(e, "course_id", "you are already enrolled in this course"))?;
     let enrolment = enrolments::get(&mut tx, ids[0]).await?;
     audit::record(
         &mut tx,
@@ -657,6 +750,14 @@ pub async fn assign(
     if assignment.override_reason.is_some() && ctx.role != Role::Administrator {
         return Err(ApiError::Forbidden);
     }
+    let assignment = Assignment {
+        override_reason: trainflow_kernel::domain::optional(
+            assignment.override_reason.as_deref(),
+            2000,
+        )
+        .map_err(|m| ApiError::field("override_reason", m))?,
+        ..assignment
+    };
     if !manages(&ctx) && !matches!(assignment.to, Assignees::People(_)) {
         return Err(ApiError::Forbidden);
     }
@@ -682,16 +783,19 @@ pub async fn assign(
                 ));
             }
             if !manages(&ctx) {
-                let team: HashSet<Uuid> =
-                    team_of(&mut tx, ctx.user_id.0).await?.into_iter().collect();
+                let team: HashSet<Uuid> = team_of(&mut tx, &ctx).await?.into_iter().collect();
                 if ids.iter().any(|id| !team.contains(id)) {
                     return Err(ApiError::Forbidden);
                 }
             }
         }
         Assignees::Department(_) | Assignees::Role(_) if people.len() > MAX_ASSIGNEES => {
+            let field = match assignment.to {
+                Assignees::Role(_) => "role",
+                _ => "department_id",
+            };
             return Err(ApiError::field(
-                "department_id",
+                field,
                 format!("reaches more than {MAX_ASSIGNEES} people: assign it in parts"),
             ));
         }
@@ -713,7 +817,7 @@ pub async fn assign(
         .await?
         .into_iter()
         .collect();
-    let required: Vec<Uuid> = catalogue::prerequisites(&mut tx, course.id)
+    let required: Vec<Uuid> = catalogue::prerequisites(&mut tx, course.id, true)
         .await?
         .into_iter()
         .map(|p| p.id)
@@ -750,7 +854,15 @@ pub async fn assign(
             });
         }
     }
-    let ids = enrolments::insert_many(&mut tx, &new, Some(ctx.user_id.0), now).await?;
+    let ids = enrolments::insert_many(&mut tx, &new, Some(ctx.user_id.0), now)
+        .await
+        .map_err(|e| {
+            conflict_on(
+                e,
+                "user_ids",
+                "someone of them was enrolled in the course meanwhile: assign again",
+            )
+        })?;
     let enrolled_count = new.len() as i64;
     let (enrolled, _) = enrolments::list(
         &mut tx,
@@ -835,12 +947,12 @@ pub async fn list_enrolments(
     let me = ctx.user_id.0;
     let mut people = match q.whose {
         Whose::Mine => Some(vec![me]),
-        Whose::Team => Some(team_of(&mut tx, me).await?),
+        Whose::Team => Some(team_of(&mut tx, &ctx).await?),
         Whose::All if manages(&ctx) => None,
         Whose::All => return Err(ApiError::Forbidden),
     };
     if let Some(u) = q.user_id {
-        let allowed = u == me || manages(&ctx) || reports_to(&mut tx, me, u).await?;
+        let allowed = u == me || manages(&ctx) || in_team(&mut tx, &ctx, u).await?;
         if !allowed {
             return Err(ApiError::Forbidden);
         }
@@ -887,11 +999,12 @@ async fn standing(
     id: Uuid,
 ) -> ApiResult<(Enrolment, Standing)> {
     let e = enrolments::get(tx, id).await?;
-    let s = if e.user_id == ctx.user_id.0 {
-        Standing::Own
-    } else if manages(ctx) {
+    // Those who manage courses first: their own enrolments are theirs to manage too.
+    let s = if manages(ctx) {
         Standing::Manager
-    } else if reports_to(tx, ctx.user_id.0, e.user_id).await? {
+    } else if e.user_id == ctx.user_id.0 {
+        Standing::Own
+    } else if in_team(tx, ctx, e.user_id).await? {
         Standing::Team
     } else {
         return Err(ApiError::NotFound);
@@ -943,15 +1056,18 @@ pub async fn cancel_enrolment(
     if !may {
         return Err(ApiError::Forbidden);
     }
-    if !e.status.is_open() {
-        return Err(ApiError::Conflict {
-            field: "status".into(),
-            message: format!("the enrolment is {}", e.status.as_str().replace('_', " ")),
-        });
+    let closed = |e: &Enrolment| ApiError::Conflict {
+        field: "status".into(),
+        message: format!("the enrolment is {}", e.status.as_str().replace('_', " ")),
+    };
+    if !enrolments::lock_open(&mut tx, id, now).await? {
+        return Err(closed(&e));
     }
+    // As it is now that it is ours.
+    let e = enrolments::get(&mut tx, id).await?;
     let reason = trainflow_kernel::domain::optional(reason.as_deref(), 2000)
         .map_err(|m| ApiError::field("reason", m))?;
-    enrolments::transition(
+    let moved = enrolments::transition(
         &mut tx,
         id,
         e.status,
@@ -961,6 +1077,9 @@ pub async fn cancel_enrolment(
         now,
     )
     .await?;
+    if !moved {
+        return Err(closed(&e));
+    }
     let after = enrolments::get(&mut tx, id).await?;
     audit::record(
         &mut tx,
@@ -1007,6 +1126,12 @@ pub async fn record_progress(
     if standing == Standing::Team {
         return Err(ApiError::Forbidden);
     }
+    // Reports of one enrolment follow one another: each sees the lessons the last one recorded.
+    let e = if enrolments::lock_open(&mut tx, e.id, now).await? {
+        enrolments::get(&mut tx, e.id).await?
+    } else {
+        e
+    };
     if !e.status.is_open() {
         return Err(ApiError::Conflict {
             field: "status".into(),
@@ -1042,21 +1167,20 @@ pub async fn record_progress(
     let percent = enrolments::percent(&progress);
     enrolments::set_percent(&mut tx, e.id, percent, now).await?;
     let actor = Some(ctx.user_id.0);
-    let mut status = e.status;
-    if status == EnrolmentStatus::Scheduled
-        && enrolments::transition(
+    if e.status == EnrolmentStatus::Scheduled {
+        enrolments::transition(
             &mut tx,
             e.id,
-            status,
+            e.status,
             EnrolmentStatus::InProgress,
             actor,
             None,
             now,
         )
-        .await?
-    {
-        status = EnrolmentStatus::InProgress;
+        .await?;
     }
+    // The enrolment is locked: its status is as the transition left it.
+    let status = enrolments::get(&mut tx, e.id).await?.status;
     if percent == 100
         && enrolments::transition(
             &mut tx,
@@ -1120,7 +1244,7 @@ impl LiveScope {
 /// The caller's scope of live progress.
 pub async fn live_scope(svc: &Learning, ctx: &TenantCtx) -> ApiResult<LiveScope> {
     let (mut tx, ctx) = TenantTx::begin(&svc.db, ctx, Permission::SelfService).await?;
-    let mut people: HashSet<Uuid> = team_of(&mut tx, ctx.user_id.0).await?.into_iter().collect();
+    let mut people: HashSet<Uuid> = team_of(&mut tx, &ctx).await?.into_iter().collect();
     people.insert(ctx.user_id.0);
     tx.commit().await?;
     Ok(LiveScope {
@@ -1212,4 +1336,108 @@ pub async fn assignment_options(svc: &Learning, ctx: &TenantCtx) -> ApiResult<As
     };
     tx.commit().await?;
     Ok(AssignmentOptions { team, departments })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Calendar
+
+/// The caller's calendar, and whether they have a feed address (and since when).
+#[derive(Debug, Clone, Object, Serialize)]
+#[oai(skip_serializing_if_is_none)]
+pub struct MyCalendar {
+    /// By date, from 90 days ago on.
+    pub items: Vec<CalendarItem>,
+    /// When the caller's current feed address was issued; none without one.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub feed_issued_at: Option<OffsetDateTime>,
+}
+
+/// The caller's calendar items and feed.
+pub async fn my_calendar(
+    svc: &Learning,
+    ctx: &TenantCtx,
+    now: OffsetDateTime,
+) -> ApiResult<MyCalendar> {
+    let (mut tx, ctx) = TenantTx::begin(&svc.db, ctx, Permission::SelfService).await?;
+    let today = today(&mut tx, now).await?;
+    let items = calendar::items(&mut tx, ctx.user_id.0, today).await?;
+    let feed_issued_at = calendar::issued_at(&mut tx, ctx.user_id.0).await?;
+    tx.commit().await?;
+    Ok(MyCalendar {
+        items,
+        feed_issued_at,
+    })
+}
+
+/// A calendar feed address, shown once.
+#[derive(Debug, Clone, Object, Serialize)]
+pub struct FeedAddress {
+    /// The secret address a calendar application subscribes to; whoever has it reads the
+    /// calendar, so it is shown only now. Issuing a new one revokes it.
+    pub url: String,
+}
+
+/// The path of the feed of `token` on this site.
+pub fn feed_path(token: &str) -> String {
+    format!("/portal/calendar/feed/{token}")
+}
+
+/// Issues the caller a new feed address, revoking any earlier one.
+pub async fn issue_feed(
+    svc: &Learning,
+    ctx: &TenantCtx,
+    now: OffsetDateTime,
+) -> ApiResult<FeedAddress> {
+    let (mut tx, ctx) = TenantTx::begin(&svc.db, ctx, Permission::SelfService).await?;
+    let token = calendar::issue(&mut tx, ctx.user_id.0, now).await?;
+    audit::record(
+        &mut tx,
+        Entry::by(&ctx, "calendar.feed_issue").object("user", ctx.user_id.0),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(FeedAddress {
+        url: format!("{}{}", svc.public_url, feed_path(&token)),
+    })
+}
+
+/// Revokes the caller's feed address (nothing to revoke is fine).
+pub async fn revoke_feed(svc: &Learning, ctx: &TenantCtx, now: OffsetDateTime) -> ApiResult<()> {
+    let (mut tx, ctx) = TenantTx::begin(&svc.db, ctx, Permission::SelfService).await?;
+    if calendar::revoke(&mut tx, ctx.user_id.0).await? {
+        audit::record(
+            &mut tx,
+            Entry::by(&ctx, "calendar.feed_revoke").object("user", ctx.user_id.0),
+            now,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The iCalendar feed behind `token` (no session: the address is the credential); 404 for an
+/// address that is not, or no longer, issued, or whose person or organisation is inactive.
+pub async fn feed(svc: &Learning, token: &str, now: OffsetDateTime) -> ApiResult<String> {
+    let token = token.strip_suffix(".ics").unwrap_or(token);
+    let (tenant, digest) =
+        trainflow_kernel::secret::parse_link_token(token).ok_or(ApiError::NotFound)?;
+    let mut tx = TenantTx::begin_system_read(&svc.db, tenant).await?;
+    let name: Option<String> = sql!(tx.conn() => |c| sqlx::query_scalar(
+        "select name from directory_tenants where id = $1 and status = 'active'")
+        .bind(tenant).fetch_optional(&mut *c).await)?;
+    let name = name.ok_or(ApiError::NotFound)?;
+    let user = calendar::owner(&mut tx, &digest)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let today = today(&mut tx, now).await?;
+    let items = calendar::items(&mut tx, user, today).await?;
+    tx.commit().await?;
+    Ok(calendar::ics(
+        &items,
+        &format!("{name}: my training"),
+        &svc.public_url,
+        now,
+    ))
 }

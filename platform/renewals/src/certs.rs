@@ -622,3 +622,45 @@ fn worst(a: Status, b: Status) -> Status {
         a
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Dates for a person's calendar
+
+/// A dated step of one of a person's current certifications: its renewal window opening, or
+/// its expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatedCertification {
+    pub certification_id: Uuid,
+    pub type_name: String,
+    /// When renewal is due (the window opens); `None` when the type has no window.
+    pub renewal_due_on: Option<Date>,
+    pub expires_on: Date,
+}
+
+/// The current (not renewed) certifications of `user` that expire, by expiry: what the
+/// person's calendar shows of them.
+pub async fn dated_certifications(
+    tx: &mut TenantTx,
+    user: Uuid,
+) -> ApiResult<Vec<DatedCertification>> {
+    let tenant = tx.tenant();
+    let rows: Vec<(Uuid, String, Date, i32)> = sql!(tx.conn() => |c| sqlx::query_as(
+        "select c.id, t.name, c.expires_on, t.renewal_window_days
+           from certifications c
+           join certification_types t on t.tenant_id = c.tenant_id and t.id = c.type_id
+          where c.tenant_id = $1 and c.user_id = $2 and c.deleted_at is null
+            and c.renewed_at is null and c.expires_on is not null
+          order by c.expires_on, c.id limit 500")
+        .bind(tenant).bind(user).fetch_all(&mut *c).await)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, name, expires_on, window)| DatedCertification {
+            certification_id: id,
+            type_name: name,
+            renewal_due_on: (window > 0)
+                .then(|| expires_on.checked_sub(time::Duration::days(i64::from(window))))
+                .flatten(),
+            expires_on,
+        })
+        .collect())
+}

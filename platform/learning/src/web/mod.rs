@@ -4,6 +4,7 @@
 //! an enrolment's page where lessons are marked done. Each handler parses the form, calls a use
 //! case of [`crate::service`] and renders.
 
+mod calendar;
 mod catalogue;
 mod learning;
 
@@ -29,6 +30,13 @@ pub fn nav() -> Vec<NavEntry> {
             label: "Courses",
             href: "/portal/courses",
             order: 12,
+            permission: None,
+        },
+        NavEntry {
+            key: "calendar",
+            label: "My calendar",
+            href: "/portal/calendar",
+            order: 14,
             permission: None,
         },
     ]
@@ -82,7 +90,20 @@ pub fn mount(route: Route, svc: Learning) -> Route {
             "/enrolments/:id/progress",
             post(learning::record_progress).data(svc.clone()),
         )
-        .at("/enrolments/:id/cancel", post(learning::cancel).data(svc))
+        .at(
+            "/enrolments/:id/cancel",
+            post(learning::cancel).data(svc.clone()),
+        )
+        .at("/calendar", get(calendar::my_calendar).data(svc.clone()))
+        .at(
+            "/calendar/feed",
+            post(calendar::issue_feed).data(svc.clone()),
+        )
+        .at(
+            "/calendar/feed/delete",
+            post(calendar::revoke_feed).data(svc.clone()),
+        )
+        .at("/calendar/feed/:token", get(calendar::feed).data(svc))
 }
 
 /// The flash notices of the context's redirects.
