@@ -93,6 +93,9 @@ pub struct CreateCourse {
     /// Default true.
     #[oai(nullable)]
     pub self_enrol: Option<bool>,
+    /// Months the certificate of completion is valid, 1–240 (default: it does not expire).
+    #[oai(nullable, validator(minimum(value = "1"), maximum(value = "240")))]
+    pub certificate_months: Option<i32>,
 }
 
 /// Turns blank optional text into "none".
@@ -113,6 +116,7 @@ impl From<CreateCourse> for CourseChange {
             owner_id: b.owner_id.map(Some),
             status: b.status,
             self_enrol: b.self_enrol,
+            certificate_months: b.certificate_months.map(Some),
         }
     }
 }
@@ -166,6 +170,9 @@ pub struct PatchCourse {
     pub status: Option<CourseStatus>,
     #[oai(nullable)]
     pub self_enrol: Option<bool>,
+    /// Months the certificate of completion is valid, 1–240; 0 makes it not expire.
+    #[oai(nullable, validator(minimum(value = "0"), maximum(value = "240")))]
+    pub certificate_months: Option<i32>,
 }
 
 impl From<PatchCourse> for CourseChange {
@@ -181,6 +188,7 @@ impl From<PatchCourse> for CourseChange {
             owner_id: b.owner_id.map(Some),
             status: b.status,
             self_enrol: b.self_enrol,
+            certificate_months: b.certificate_months.map(|m| Some(m).filter(|&m| m > 0)),
         }
     }
 }

@@ -49,6 +49,9 @@ text_enum! {
     }
 }
 
+/// The longest validity of a course's certificate, in months.
+pub const MAX_CERTIFICATE_MONTHS: i32 = 240;
+
 /// The longest declared duration of a course, in hours.
 pub const MAX_COURSE_HOURS: f64 = 10_000.0;
 
@@ -74,6 +77,8 @@ pub struct Course {
     pub status: CourseStatus,
     /// Whether people may enrol themselves (else only by assignment).
     pub self_enrol: bool,
+    /// Months the certificate of completion is valid (none: it does not expire).
+    pub certificate_months: Option<i32>,
     pub created_by: Option<Uuid>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -86,7 +91,7 @@ pub struct Course {
 
 const COURSE_COLUMNS: &str = "c.id, c.code, c.title, c.category, c.difficulty, c.duration_hours, \
      c.description, c.department_id, d.name as department_name, c.owner_id, c.status, \
-     c.self_enrol, c.created_by, c.created_at, c.updated_at, c.deleted_at";
+     c.self_enrol, c.certificate_months, c.created_by, c.created_at, c.updated_at, c.deleted_at";
 
 const COURSE_FROM: &str = "from courses c left join directory_departments d \
      on d.tenant_id = c.tenant_id and d.id = c.department_id";
@@ -105,6 +110,7 @@ pub struct CourseChange {
     pub owner_id: Option<Option<Uuid>>,
     pub status: Option<CourseStatus>,
     pub self_enrol: Option<bool>,
+    pub certificate_months: Option<Option<i32>>,
 }
 
 /// Which courses to list.
@@ -271,6 +277,16 @@ pub fn merge_course(
             format!("must be more than 0 and at most {MAX_COURSE_HOURS}"),
         );
     }
+    let certificate_months = match change.certificate_months {
+        Some(m) => m,
+        None => current.and_then(|c| c.certificate_months),
+    };
+    if certificate_months.is_some_and(|m| !(1..=MAX_CERTIFICATE_MONTHS).contains(&m)) {
+        e.add(
+            "certificate_months",
+            format!("must be between 1 and {MAX_CERTIFICATE_MONTHS}"),
+        );
+    }
     e.into_result()?;
     Ok(Course {
         id: current.map_or_else(Uuid::now_v7, |c| c.id),
@@ -300,6 +316,7 @@ pub fn merge_course(
             .self_enrol
             .or(current.map(|c| c.self_enrol))
             .unwrap_or(true),
+        certificate_months,
         created_by: current.map_or(Some(actor), |c| c.created_by),
         created_at: current.map_or(now, |c| c.created_at),
         updated_at: now,
@@ -359,22 +376,24 @@ pub async fn save_course(tx: &mut TenantTx, course: &Course, create: bool) -> Ap
     if create {
         sql!(tx.conn() => |conn| sqlx::query(
             "insert into courses (tenant_id, id, code, title, category, difficulty, duration_hours,
-                    description, department_id, owner_id, status, self_enrol, created_by, created_at, updated_at)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)")
+                    description, department_id, owner_id, status, self_enrol, created_by, created_at, updated_at,
+                    certificate_months)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15)")
             .bind(tenant).bind(c.id).bind(&c.code).bind(&c.title).bind(&c.category)
             .bind(c.difficulty.as_str()).bind(c.duration_hours).bind(&c.description)
             .bind(c.department_id).bind(c.owner_id).bind(c.status.as_str()).bind(c.self_enrol)
-            .bind(c.created_by).bind(c.created_at).execute(&mut *conn).await.map(drop))?;
+            .bind(c.created_by).bind(c.created_at).bind(c.certificate_months)
+            .execute(&mut *conn).await.map(drop))?;
     } else {
         sql!(tx.conn() => |conn| sqlx::query(
             "update courses set code = $3, title = $4, category = $5, difficulty = $6,
                     duration_hours = $7, description = $8, department_id = $9, owner_id = $10,
-                    status = $11, self_enrol = $12, updated_at = $13
+                    status = $11, self_enrol = $12, updated_at = $13, certificate_months = $14
               where tenant_id = $1 and id = $2")
             .bind(tenant).bind(c.id).bind(&c.code).bind(&c.title).bind(&c.category)
             .bind(c.difficulty.as_str()).bind(c.duration_hours).bind(&c.description)
             .bind(c.department_id).bind(c.owner_id).bind(c.status.as_str()).bind(c.self_enrol)
-            .bind(c.updated_at).execute(&mut *conn).await.map(drop))?;
+            .bind(c.updated_at).bind(c.certificate_months).execute(&mut *conn).await.map(drop))?;
     }
     Ok(())
 }
@@ -456,6 +475,20 @@ pub struct Lesson {
 
 const LESSON_COLUMNS: &str = "id, course_id, module_id, position, title, kind, body, url, \
      duration_minutes, required, deleted_at";
+
+/// Sets whether completing the course needs a lesson.
+pub async fn set_lesson_required(
+    tx: &mut TenantTx,
+    id: Uuid,
+    required: bool,
+    now: OffsetDateTime,
+) -> ApiResult<()> {
+    let tenant = tx.tenant();
+    sql!(tx.conn() => |c| sqlx::query(
+        "update course_lessons set required = $3, updated_at = $4 where tenant_id = $1 and id = $2")
+        .bind(tenant).bind(id).bind(required).bind(now).execute(&mut *c).await.map(drop))?;
+    Ok(())
+}
 
 /// The live modules of a course, in order.
 pub async fn modules(tx: &mut TenantTx, course: Uuid) -> ApiResult<Vec<Module>> {
@@ -761,17 +794,23 @@ pub async fn save_lesson(
         );
     }
     check_position(&mut e, change.position);
-    // Quizzes are not taken yet: an assessment lesson cannot hold a course's completion back.
-    // A lesson that becomes an assessment becomes optional unless told otherwise.
+    // An assessment lesson holds a course's completion back only once its quiz is set (setting
+    // the quiz makes it required); a lesson that becomes an assessment becomes optional.
+    let has_quiz = match current {
+        Some(l) => crate::assessments::quiz(tx, l.id).await?.is_some(),
+        None => false,
+    };
     let required = match (change.required, kind) {
         (Some(r), _) => r,
-        (None, LessonKind::Assessment) => false,
+        (None, LessonKind::Assessment) => {
+            has_quiz && current.is_some_and(|l| l.required && l.kind == LessonKind::Assessment)
+        }
         (None, _) => current.is_none_or(|l| l.required),
     };
-    if required && kind == LessonKind::Assessment {
+    if required && kind == LessonKind::Assessment && !has_quiz {
         e.add(
             "required",
-            "an assessment lesson is optional until its quiz can be taken",
+            "an assessment lesson is optional until its quiz is set",
         );
     }
     e.into_result()?;

@@ -8,6 +8,10 @@
 //! * [`batch`]: courses and completions changed a page at a time, for imports.
 //! * [`service`]: the use cases — each one transaction with its permission check and audit
 //!   entry — that the API and the portal call.
+//! * [`assessments`]: question banks, the quizzes of assessment lessons, and attempts with
+//!   their papers and scores.
+//! * [`certificates`]: what completing a course issues — the PDF and the public check of its
+//!   verification code.
 //! * [`calendar`]: a person's dated items (due dates, renewals, expiries) and their iCalendar
 //!   feed at a secret, revocable address.
 //! * [`jobs`]: the expiry of overdue enrolments.
@@ -17,9 +21,12 @@
 //! Who may do what is in `docs/learning.md`.
 
 pub mod api;
+pub mod assessments;
+pub mod assessments_api;
 pub mod batch;
 pub mod calendar;
 pub mod catalogue;
+pub mod certificates;
 pub mod demo;
 pub mod enrolments;
 pub mod jobs;

@@ -664,3 +664,63 @@ pub async fn dated_certifications(
         })
         .collect())
 }
+
+// ---------------------------------------------------------------------------------------------
+// Renewal by completing courses
+
+/// Renews `user`'s certifications whose type requires `course`, now that they completed it on
+/// `on`. A live type listing the course is renewed when the person has completed every course
+/// it requires since their current cycle was issued (ever, when they hold none): a new cycle
+/// from `on`, with the type's validity, closes the current one as renewed. A current cycle
+/// issued on `on` is left as it is. The cycles recorded.
+pub async fn renew_on_completion(
+    tx: &mut TenantTx,
+    user: Uuid,
+    course: Uuid,
+    on: Date,
+    now: OffsetDateTime,
+) -> ApiResult<Vec<Uuid>> {
+    let tenant = tx.tenant();
+    let (types, _) = types(tx, None).await?;
+    let types: Vec<CertificationType> = types
+        .into_iter()
+        .filter(|t| t.required_courses.contains(&course))
+        .collect();
+    if types.is_empty() {
+        return Ok(Vec::new());
+    }
+    let latest: Vec<(Uuid, Date)> = sql!(tx.conn() => |c| sqlx::query_as(
+        "select course_id, max(completed_on) from course_completions
+          where tenant_id = $1 and user_id = $2 and deleted_at is null group by course_id")
+        .bind(tenant).bind(user).fetch_all(&mut *c).await)?;
+    let latest: std::collections::HashMap<Uuid, Date> = latest.into_iter().collect();
+    let mut renewed = Vec::new();
+    for t in types {
+        let current: Option<Date> = sql!(tx.conn() => |c| sqlx::query_scalar(
+            "select issued_on from certifications
+              where tenant_id = $1 and user_id = $2 and type_id = $3
+                and renewed_at is null and deleted_at is null
+              order by issued_on desc limit 1")
+            .bind(tenant).bind(user).bind(t.id).fetch_optional(&mut *c).await)?;
+        if current == Some(on) {
+            continue;
+        }
+        let all_done = t.required_courses.iter().all(|required| {
+            latest
+                .get(required)
+                .is_some_and(|done| current.is_none_or(|issued| *done >= issued))
+        });
+        if !all_done {
+            continue;
+        }
+        let input = RecordCertification {
+            user_id: user,
+            type_id: t.id,
+            issued_on: on,
+            expires_on: None,
+            certificate_number: None,
+        };
+        renewed.push(record(tx, &input, "course", None, now).await?);
+    }
+    Ok(renewed)
+}

@@ -21,7 +21,7 @@ use trainflow_kernel::{
     error::from_poem_error,
     ApiError,
 };
-use trainflow_learning::{api::LearningApi, Learning};
+use trainflow_learning::{api::LearningApi, assessments_api::AssessmentsApi, Learning};
 use trainflow_notifications::{api::NotificationsApi, Deliverer};
 use trainflow_renewals::{api::RenewalsApi, Renewals};
 use trainflow_tenancy::api::TenancyApi;
@@ -58,6 +58,7 @@ pub type Apis = (
     NotificationsApi,
     RenewalsApi,
     LearningApi,
+    AssessmentsApi,
 );
 
 /// What the edge middleware needs of the instance: settings, the token keys, the metrics, the
@@ -190,6 +191,9 @@ pub fn api_service(
                 svc: renewals.clone(),
             },
             LearningApi {
+                svc: learning.clone(),
+            },
+            AssessmentsApi {
                 svc: learning.clone(),
             },
         ),

@@ -19,6 +19,12 @@ use trainflow_kernel::{
 use trainflow_notifications::{notify_many, Kind, Notice, Priority};
 use uuid::Uuid;
 
+mod assessments;
+mod certificates;
+
+pub use assessments::*;
+pub use certificates::*;
+
 use crate::{
     calendar::{self, CalendarItem},
     catalogue::{
@@ -1154,22 +1160,48 @@ pub async fn record_progress(
             "an assessment lesson is completed by passing its quiz",
         ));
     }
-    enrolments::record(
+    let lesson = lesson.id;
+    let (after, change) = advance(
         &mut tx,
-        e.id,
-        lesson.id,
+        &ctx,
+        &e,
+        &lessons,
+        lesson,
         report.completed,
         report.seconds_spent,
         now,
     )
     .await?;
-    let progress = enrolments::progress(&mut tx, e.id, &lessons).await?;
+    let detail = enrolment_detail_of(&mut tx, after).await?;
+    let pending = Live::announce(&mut tx, change).await?;
+    tx.commit().await?;
+    svc.live.published(pending);
+    Ok(detail)
+}
+
+/// Records a report on `lesson` of the open, locked enrolment `e` (of a course with `lessons`):
+/// stores it, recomputes the percentage, starts a scheduled enrolment, and completes it when
+/// every required lesson is done — recording the course's completion and issuing its
+/// certificate. The enrolment as it is now, and the change to announce.
+#[allow(clippy::too_many_arguments)] // one per part of the report
+pub(crate) async fn advance(
+    tx: &mut TenantTx,
+    ctx: &TenantCtx,
+    e: &Enrolment,
+    lessons: &[Lesson],
+    lesson: Uuid,
+    completed: bool,
+    seconds_spent: i32,
+    now: OffsetDateTime,
+) -> ApiResult<(Enrolment, ProgressChange)> {
+    enrolments::record(tx, e.id, lesson, completed, seconds_spent, now).await?;
+    let progress = enrolments::progress(tx, e.id, lessons).await?;
     let percent = enrolments::percent(&progress);
-    enrolments::set_percent(&mut tx, e.id, percent, now).await?;
+    enrolments::set_percent(tx, e.id, percent, now).await?;
     let actor = Some(ctx.user_id.0);
     if e.status == EnrolmentStatus::Scheduled {
         enrolments::transition(
-            &mut tx,
+            tx,
             e.id,
             e.status,
             EnrolmentStatus::InProgress,
@@ -1180,10 +1212,10 @@ pub async fn record_progress(
         .await?;
     }
     // The enrolment is locked: its status is as the transition left it.
-    let status = enrolments::get(&mut tx, e.id).await?.status;
+    let status = enrolments::get(tx, e.id).await?.status;
     if percent == 100
         && enrolments::transition(
-            &mut tx,
+            tx,
             e.id,
             status,
             EnrolmentStatus::Completed,
@@ -1193,18 +1225,32 @@ pub async fn record_progress(
         )
         .await?
     {
-        let on = today(&mut tx, now).await?;
-        let completion = enrolments::record_completion(&mut tx, &e, on, now).await?;
+        let on = today(tx, now).await?;
+        let completion = enrolments::record_completion(tx, e, on, now).await?;
+        let certificate = crate::certificates::issue(tx, e, on, now).await?;
+        let renewed = trainflow_renewals::certs::renew_on_completion(
+            tx,
+            e.user_id,
+            e.course_id,
+            on,
+            now,
+        )
+        .await?;
         audit::record(
-            &mut tx,
-            Entry::by(&ctx, "enrolment.complete")
+            tx,
+            Entry::by(ctx, "enrolment.complete")
                 .object("enrolment", e.id)
-                .detail(serde_json::json!({"course_id": e.course_id, "completion_id": completion})),
+                .detail(serde_json::json!({
+                    "course_id": e.course_id,
+                    "completion_id": completion,
+                    "certificate_id": certificate,
+                    "certifications_renewed": renewed,
+                })),
             now,
         )
         .await?;
     }
-    let after = enrolments::get(&mut tx, e.id).await?;
+    let after = enrolments::get(tx, e.id).await?;
     let change = ProgressChange {
         tenant: tx.tenant().0,
         enrolment: e.id,
@@ -1212,17 +1258,13 @@ pub async fn record_progress(
         course: e.course_id,
         percent: after.progress_percent,
         status: after.status,
-        lesson: lesson.id,
-        lesson_done: report.completed
+        lesson,
+        lesson_done: completed
             || progress
                 .iter()
-                .any(|p| p.lesson_id == lesson.id && p.completed_at.is_some()),
+                .any(|p| p.lesson_id == lesson && p.completed_at.is_some()),
     };
-    let detail = enrolment_detail_of(&mut tx, after).await?;
-    let pending = Live::announce(&mut tx, change).await?;
-    tx.commit().await?;
-    svc.live.published(pending);
-    Ok(detail)
+    Ok((after, change))
 }
 
 /// Whose progress changes a viewer receives: their own, their team's, or (for those who manage
