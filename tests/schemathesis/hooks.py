@@ -150,6 +150,27 @@ def _setup() -> dict:
     ids["progress_lesson"] = _call("POST", f"/modules/{required_module}/lessons",
                                    json={"title": "Only lesson", "body": "Read this."})["id"]
     ids["enrolment"] = _call("POST", f"/courses/{ids['required_course']}/enrol")["id"]
+    # Assessments: a bank of the course for the banks' paths, with a short-answer question;
+    # an optional quiz in the required course (where the administrator is enrolled) drawn from
+    # a bank of its own, and an attempt at it.
+    ids["bank"] = _call("POST", f"/courses/{ids['course']}/question-banks", json={"name": "Fixture bank"})["id"]
+    short = {"kind": "short_answer", "prompt": "Say yes.", "accepted_answers": ["yes"]}
+    ids["question"] = _call("POST", f"/question-banks/{ids['bank']}/questions", json=short)["id"]
+    ids["quiz_bank"] = _call("POST", f"/courses/{ids['required_course']}/question-banks",
+                             json={"name": "Quiz bank"})["id"]
+    ids["quiz_question"] = _call("POST", f"/question-banks/{ids['quiz_bank']}/questions", json=short)["id"]
+    ids["quiz_lesson"] = _call("POST", f"/modules/{required_module}/lessons",
+                               json={"title": "Fixture quiz", "kind": "assessment"})["id"]
+    _call("PUT", f"/lessons/{ids['quiz_lesson']}/quiz", json={"bank_id": ids["quiz_bank"], "required": False})
+    ids["attempt"] = _call("POST", f"/lessons/{ids['quiz_lesson']}/attempts")["id"]
+    # Certificates: the administrator completes a course of one lesson.
+    done = course("ST-C", "Schemathesis completed course")
+    done_module = _call("POST", f"/courses/{done}/modules", json={"title": "Only module"})["id"]
+    done_lesson = _call("POST", f"/modules/{done_module}/lessons", json={"title": "Only lesson", "body": "Read this."})["id"]
+    done_enrolment = _call("POST", f"/courses/{done}/enrol")["id"]
+    _call("POST", f"/enrolments/{done_enrolment}/progress", json={"lesson_id": done_lesson, "completed": True})
+    cert = _call("GET", "/certificates", params={"course_id": done})[0]
+    ids["certificate"], ids["code"] = cert["id"], cert["code"]
     _call("PUT", "/tenant/logo", data=PNG, headers={"content-type": "image/png"})
     return ids
 
@@ -217,6 +238,10 @@ PATH_IDS = {
     "modules": IDS["module"],
     "lessons": IDS["lesson"],
     "enrolments": IDS["enrolment"],
+    "question-banks": IDS["bank"],
+    "questions": IDS["question"],
+    "quiz-attempts": IDS["attempt"],
+    "certificates": IDS["certificate"],
 }
 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -246,6 +271,8 @@ def _map_path(case) -> None:
             real = PATH_IDS[collection]
             if collection == "users" and case.operation.path.endswith("/activity"):
                 real = IDS["admin"]
+            if collection == "lessons" and ("/quiz" in case.operation.path or "/attempts" in case.operation.path):
+                real = IDS["quiz_lesson"]
             if collection == "users" and case.operation.path.endswith("/pin"):
                 # The victim may be deleted at the time; the PIN is set on someone who stays.
                 real = IDS["employee"]
@@ -364,6 +391,28 @@ def _repair(case) -> None:
         # An assessment lesson is optional until quizzes can be taken.
         if body.get("kind") == "assessment" and body.get("required"):
             body["required"] = False
+    elif path.endswith("/questions") or path.endswith("/questions/{id}"):
+        # What each kind of question is made of (a kind left out keeps the fixture's).
+        kind = body.get("kind") or "short_answer"
+        body["kind"] = kind
+        if kind == "short_answer":
+            body["options"], body["correct_options"] = [], []
+            answers = [a for a in body.get("accepted_answers") or [] if any(c.isalnum() for c in a)]
+            body["accepted_answers"] = answers[:20] or ["yes"]
+        else:
+            body["accepted_answers"] = []
+            if kind == "true_false":
+                body["options"], body["correct_options"] = [], [0]
+            else:
+                n = min(max(len(body.get("options") or []), 2), 10)
+                body["options"] = [f"Option {i + 1}" for i in range(n)]
+                body["correct_options"] = [0]
+    elif path.endswith("/quiz"):
+        body["bank_id"] = IDS["quiz_bank"]
+    elif path.endswith("/submit"):
+        # One answer at most, to the attempt's only question, in text.
+        given = (body.get("answers") or [])[:1]
+        body["answers"] = [{"question_id": IDS["quiz_question"], "text": (a.get("text") or "yes")} for a in given]
     elif path.endswith("/reporting-lines"):
         if body.get("supervisor_id") is not None:
             body["supervisor_id"] = IDS["foreman"]
@@ -385,6 +434,8 @@ def map_case(context, case):
             case.path_parameters["id"] = IDS["tenant"]
         elif _positive(case) and case.operation.method.upper() == "PUT":
             case.body = PNG
+    if path.startswith("/api/v1/verifications/") and _positive(case):
+        case.path_parameters["code"] = IDS["code"]
     if _positive(case):
         _repair(case)
     return case
@@ -407,6 +458,8 @@ def before_call(context, case, kwargs):
         ("/courses/{id}", "course", "/courses/{}/restore"),
         ("/modules/{id}", "module", "/modules/{}/restore"),
         ("/lessons/{id}", "lesson", "/lessons/{}/restore"),
+        ("/question-banks/{id}", "bank", "/question-banks/{}/restore"),
+        ("/questions/{id}", "question", "/questions/{}/restore"),
     ):
         if marker in case.operation.path and not case.operation.path.endswith("/restore"):
             requests.post(API + restore.format(IDS[key]), headers=ADMIN, timeout=30)

@@ -1161,6 +1161,189 @@ impl TestApp {
         (enrolment, lesson)
     }
 
+    /// A question bank with one question, of a new course of `which`: (course, bank, question).
+    pub async fn fresh_bank(&self, which: Which) -> (Uuid, Uuid, Uuid) {
+        let (course, _, _) = self.fresh_course(which).await;
+        let officer = Role::TrainingOfficer;
+        let bank = id_of(
+            &self
+                .ok_as(
+                    which,
+                    officer,
+                    Method::POST,
+                    &format!("/api/v1/courses/{course}/question-banks"),
+                    Some(json!({"name": "Fixture bank"})),
+                )
+                .await,
+        );
+        let question = id_of(
+            &self
+                .ok_as(
+                    which,
+                    officer,
+                    Method::POST,
+                    &format!("/api/v1/question-banks/{bank}/questions"),
+                    Some(
+                        json!({"kind": "single_choice", "prompt": "Fixture question?",
+                                "options": ["Yes", "No"], "correct_options": [0]}),
+                    ),
+                )
+                .await,
+        );
+        (course, bank, question)
+    }
+
+    /// A question bank of `which`, soft-deleted.
+    pub async fn deleted_bank(&self, which: Which) -> Uuid {
+        let (_, bank, _) = self.fresh_bank(which).await;
+        self.ok_as(
+            which,
+            Role::TrainingOfficer,
+            Method::DELETE,
+            &format!("/api/v1/question-banks/{bank}"),
+            None,
+        )
+        .await;
+        bank
+    }
+
+    /// A question of `which`, soft-deleted.
+    pub async fn deleted_question(&self, which: Which) -> Uuid {
+        let (_, _, question) = self.fresh_bank(which).await;
+        self.ok_as(
+            which,
+            Role::TrainingOfficer,
+            Method::DELETE,
+            &format!("/api/v1/questions/{question}"),
+            None,
+        )
+        .await;
+        question
+    }
+
+    /// An assessment lesson with a quiz of one question, in a new published course of `which`:
+    /// (course, lesson, bank).
+    async fn quiz_fixture(&self, which: Which) -> (Uuid, Uuid, Uuid) {
+        let (course, bank, _) = self.fresh_bank(which).await;
+        let officer = Role::TrainingOfficer;
+        let detail = self
+            .ok_as(
+                which,
+                officer,
+                Method::GET,
+                &format!("/api/v1/courses/{course}"),
+                None,
+            )
+            .await;
+        let module = detail["modules"][0]["module"]["id"]
+            .as_str()
+            .or(detail["modules"][0]["id"].as_str())
+            .expect("the fixture course's module")
+            .to_string();
+        let lesson = id_of(
+            &self
+                .ok_as(
+                    which,
+                    officer,
+                    Method::POST,
+                    &format!("/api/v1/modules/{module}/lessons"),
+                    Some(json!({"title": "Fixture quiz", "kind": "assessment"})),
+                )
+                .await,
+        );
+        self.ok_as(
+            which,
+            officer,
+            Method::PUT,
+            &format!("/api/v1/lessons/{lesson}/quiz"),
+            Some(json!({"bank_id": bank})),
+        )
+        .await;
+        (course, lesson, bank)
+    }
+
+    /// A quiz of `which`: (assessment lesson, bank).
+    pub async fn fresh_quiz(&self, which: Which) -> (Uuid, Uuid) {
+        let (_, lesson, bank) = self.quiz_fixture(which).await;
+        (lesson, bank)
+    }
+
+    /// A quiz of `which` in a course `role`'s person is enrolled in: its lesson.
+    pub async fn enrolled_quiz(&self, which: Which, role: Role) -> Uuid {
+        let (course, lesson, _) = self.quiz_fixture(which).await;
+        self.ok_as(
+            which,
+            role,
+            Method::POST,
+            &format!("/api/v1/courses/{course}/enrol"),
+            None,
+        )
+        .await;
+        lesson
+    }
+
+    /// An attempt in progress of `role`'s person of `which`.
+    pub async fn fresh_attempt(&self, which: Which, role: Role) -> Uuid {
+        let lesson = self.enrolled_quiz(which, role).await;
+        id_of(
+            &self
+                .ok_as(
+                    which,
+                    role,
+                    Method::POST,
+                    &format!("/api/v1/lessons/{lesson}/attempts"),
+                    None,
+                )
+                .await,
+        )
+    }
+
+    /// The certificate of `role`'s person of `which` for a new course they completed: (id,
+    /// verification code).
+    pub async fn fresh_certificate(&self, which: Which, role: Role) -> (Uuid, String) {
+        let (enrolment, lesson) = self.fresh_enrolment(which, role).await;
+        self.ok_as(
+            which,
+            role,
+            Method::POST,
+            &format!("/api/v1/enrolments/{enrolment}/progress"),
+            Some(json!({"lesson_id": lesson, "completed": true})),
+        )
+        .await;
+        let list = self
+            .ok_as(
+                which,
+                role,
+                Method::GET,
+                "/api/v1/certificates?per_page=100",
+                None,
+            )
+            .await;
+        let cert = list
+            .as_array()
+            .and_then(|l| {
+                l.iter()
+                    .find(|c| c["enrolment_id"] == json!(enrolment))
+                    .cloned()
+            })
+            .expect("the fixture enrolment's certificate");
+        (id_of(&cert), cert["code"].as_str().unwrap().to_string())
+    }
+
+    /// A certificate of `which`'s employee, revoked.
+    pub async fn revoked_certificate(&self, which: Which) -> Uuid {
+        let (id, _) = self.fresh_certificate(which, Role::Employee).await;
+        self.ok_as(
+            which,
+            Role::TrainingOfficer,
+            Method::POST,
+            &format!("/api/v1/certificates/{id}/revoke"),
+            Some(json!({"reason": "Fixture revocation"})),
+        )
+        .await;
+        id
+    }
+
     /// A finished dry run of a new installation of `which`, not applied yet.
     pub async fn dry_run(&self, which: Which) -> Uuid {
         let admin = self.token(which, Role::Administrator).await;

@@ -131,6 +131,27 @@ enum Target {
     /// The self-enrolment of tenant A's employee in a new course (its lesson in `evidence`); the
     /// employee's foreman and manager are on their reporting lines.
     Enrolment,
+    /// A question bank (with one question) of a new course of tenant A.
+    Bank,
+    /// A question bank of tenant A, soft-deleted.
+    DeletedBank,
+    /// A question of a new bank of tenant A.
+    Question,
+    /// A question of tenant A, soft-deleted.
+    DeletedQuestion,
+    /// An assessment lesson of tenant A with a quiz (its bank in `evidence`).
+    Quiz,
+    /// [`Target::Quiz`] in a course the caller is enrolled in.
+    OwnQuiz,
+    /// An attempt in progress of tenant A's employee (whose foreman and manager are on their
+    /// reporting lines).
+    Attempt,
+    /// The certificate of tenant A's employee for a new course they completed.
+    Certificate,
+    /// [`Target::Certificate`], revoked.
+    RevokedCertificate,
+    /// The verification code of [`Target::Certificate`] (`{code}`).
+    CertificateCode,
     /// A delegation of tenant A's manager.
     Delegation,
     /// A delegation of the caller.
@@ -154,7 +175,8 @@ enum Target {
 impl Target {
     /// Whether the fixture is named by the path (else by the body).
     fn in_path(self, path: &str) -> bool {
-        self != Target::None && (path.contains("{id}") || path.contains("{scope}"))
+        self != Target::None
+            && (path.contains("{id}") || path.contains("{scope}") || path.contains("{code}"))
     }
 }
 
@@ -1152,6 +1174,160 @@ fn ops() -> Vec<Op> {
         ),
         op(
             Method::GET,
+            "/api/v1/courses/{id}/question-banks",
+            Tenant(CoursesManage),
+            T::Course,
+            none,
+        ),
+        op(
+            Method::POST,
+            "/api/v1/courses/{id}/question-banks",
+            Tenant(CoursesManage),
+            T::Course,
+            |c| Some(json!({"name": format!("Bank {}", c.unique)})),
+        ),
+        op(
+            Method::GET,
+            "/api/v1/question-banks/{id}",
+            Tenant(CoursesManage),
+            T::Bank,
+            none,
+        ),
+        op(
+            Method::PATCH,
+            "/api/v1/question-banks/{id}",
+            Tenant(CoursesManage),
+            T::Bank,
+            |c| Some(json!({"name": format!("Renamed {}", c.unique)})),
+        ),
+        op(
+            Method::DELETE,
+            "/api/v1/question-banks/{id}",
+            Tenant(CoursesManage),
+            T::Bank,
+            none,
+        ),
+        op(
+            Method::POST,
+            "/api/v1/question-banks/{id}/restore",
+            Tenant(CoursesManage),
+            T::DeletedBank,
+            none,
+        ),
+        op(
+            Method::POST,
+            "/api/v1/question-banks/{id}/questions",
+            Tenant(CoursesManage),
+            T::Bank,
+            |_| Some(json!({"kind": "true_false", "prompt": "Matrix?", "correct_options": [0]})),
+        ),
+        op(
+            Method::PATCH,
+            "/api/v1/questions/{id}",
+            Tenant(CoursesManage),
+            T::Question,
+            |_| Some(json!({"prompt": "Patched?"})),
+        ),
+        op(
+            Method::DELETE,
+            "/api/v1/questions/{id}",
+            Tenant(CoursesManage),
+            T::Question,
+            none,
+        ),
+        op(
+            Method::POST,
+            "/api/v1/questions/{id}/restore",
+            Tenant(CoursesManage),
+            T::DeletedQuestion,
+            none,
+        ),
+        op(
+            Method::GET,
+            "/api/v1/lessons/{id}/quiz",
+            Tenant(SelfService),
+            T::Quiz,
+            none,
+        ),
+        op(
+            Method::PUT,
+            "/api/v1/lessons/{id}/quiz",
+            Tenant(CoursesManage),
+            T::Quiz,
+            |c| Some(json!({"bank_id": c.evidence, "pass_percent": 60})),
+        ),
+        op(
+            Method::POST,
+            "/api/v1/lessons/{id}/attempts",
+            Tenant(SelfService),
+            T::OwnQuiz,
+            none,
+        ),
+        op(
+            Method::GET,
+            "/api/v1/quiz-attempts/{id}",
+            // The employee, their foreman and manager, and the catalogue's builders.
+            Object(SelfService, visible_to_all_but_the_trainer),
+            T::Attempt,
+            none,
+        ),
+        op(
+            Method::POST,
+            "/api/v1/quiz-attempts/{id}/submit",
+            // Only the person answers; those who see the attempt only review it.
+            Object(SelfService, |r| match r {
+                Role::Trainer => Refused(404),
+                Role::Employee => Success,
+                _ => Refused(403),
+            }),
+            T::Attempt,
+            |_| Some(json!({"answers": []})),
+        ),
+        op(
+            Method::GET,
+            "/api/v1/certificates",
+            Tenant(SelfService),
+            T::None,
+            none,
+        ),
+        op(
+            Method::GET,
+            "/api/v1/certificates/{id}",
+            Object(SelfService, visible_to_all_but_the_trainer),
+            T::Certificate,
+            none,
+        ),
+        op(
+            Method::GET,
+            "/api/v1/certificates/{id}/pdf",
+            Object(SelfService, visible_to_all_but_the_trainer),
+            T::Certificate,
+            none,
+        ),
+        op(
+            Method::POST,
+            "/api/v1/certificates/{id}/revoke",
+            Tenant(CoursesManage),
+            T::Certificate,
+            |_| Some(json!({"reason": "Matrix revocation"})),
+        ),
+        op(
+            Method::POST,
+            "/api/v1/certificates/{id}/restore",
+            Tenant(CoursesManage),
+            T::RevokedCertificate,
+            none,
+        ),
+        // Anyone may check a code (it is printed on the certificate); a made-up one is 404.
+        op(
+            Method::GET,
+            "/api/v1/verifications/{code}",
+            Public { forged: 404 },
+            T::CertificateCode,
+            none,
+        ),
+        op(
+            Method::GET,
             "/api/v1/calendar",
             Tenant(SelfService),
             T::None,
@@ -1398,6 +1574,20 @@ async fn fixture(app: &TestApp, op: &Op, caller: Caller, operator: &str) -> Ctx 
             c.evidence = lesson.to_string();
             enrolment.to_string()
         }
+        Target::Bank => app.fresh_bank(a).await.1.to_string(),
+        Target::DeletedBank => app.deleted_bank(a).await.to_string(),
+        Target::Question => app.fresh_bank(a).await.2.to_string(),
+        Target::DeletedQuestion => app.deleted_question(a).await.to_string(),
+        Target::Quiz => {
+            let (lesson, bank) = app.fresh_quiz(a).await;
+            c.evidence = bank.to_string();
+            lesson.to_string()
+        }
+        Target::OwnQuiz => app.enrolled_quiz(a, mine).await.to_string(),
+        Target::Attempt => app.fresh_attempt(a, Role::Employee).await.to_string(),
+        Target::Certificate => app.fresh_certificate(a, Role::Employee).await.0.to_string(),
+        Target::RevokedCertificate => app.revoked_certificate(a).await.to_string(),
+        Target::CertificateCode => app.fresh_certificate(a, Role::Employee).await.1,
         Target::Delegation => app.fresh_delegation(a, Role::Manager).await.to_string(),
         Target::OwnDelegation => app.fresh_delegation(a, mine).await.to_string(),
         Target::Department => app.a.department.to_string(),
@@ -1451,6 +1641,7 @@ fn fill(path: &str, c: &Ctx) -> String {
         .replace("{scope}", &c.id)
         .replace("{evidence_id}", &c.evidence)
         .replace("{required_id}", &c.evidence)
+        .replace("{code}", &c.id)
         .replace("{name}", "notification")
 }
 
@@ -1708,6 +1899,8 @@ async fn tenant_a_objects(app: &TestApp) -> BTreeMap<Target, Ctx> {
     let course_pair = app.prerequisite(a).await;
     let prerequisite = app.prerequisite(a).await;
     let enrolment = app.fresh_enrolment(a, Role::Employee).await;
+    let quiz = app.fresh_quiz(a).await;
+    let certificate = app.fresh_certificate(a, Role::Employee).await;
     let mut out = BTreeMap::new();
     let targets: Vec<(Target, String)> = vec![
         (Target::None, String::new()),
@@ -1781,6 +1974,26 @@ async fn tenant_a_objects(app: &TestApp) -> BTreeMap<Target, Ctx> {
             app.deleted_lesson(a).await.to_string(),
         ),
         (Target::Enrolment, enrolment.0.to_string()),
+        (Target::Bank, app.fresh_bank(a).await.1.to_string()),
+        (Target::DeletedBank, app.deleted_bank(a).await.to_string()),
+        (Target::Question, app.fresh_bank(a).await.2.to_string()),
+        (
+            Target::DeletedQuestion,
+            app.deleted_question(a).await.to_string(),
+        ),
+        (Target::Quiz, quiz.0.to_string()),
+        (Target::OwnQuiz, quiz.0.to_string()),
+        (
+            Target::Attempt,
+            app.fresh_attempt(a, Role::Employee).await.to_string(),
+        ),
+        (Target::Certificate, certificate.0.to_string()),
+        (
+            Target::RevokedCertificate,
+            app.revoked_certificate(a).await.to_string(),
+        ),
+        // A code is public by design: B's administrator checks a made-up one.
+        (Target::CertificateCode, "ZZZZ-ZZZZ-ZZZZ-ZZZZ".to_string()),
         (
             Target::Delegation,
             app.fresh_delegation(a, Role::Manager).await.to_string(),

@@ -142,6 +142,8 @@ pub fn like_pattern(search: &str) -> String {
     let escaped: String = search
         .to_lowercase()
         .chars()
+        // No stored text holds a NUL (PostgreSQL refuses one in text): it is dropped.
+        .filter(|&c| c != '\0')
         .flat_map(|c| match c {
             '%' | '_' | '\\' => vec!['\\', c],
             c => vec![c],

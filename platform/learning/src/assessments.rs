@@ -152,7 +152,10 @@ pub fn check_question(mut q: QuestionInput) -> ApiResult<QuestionInput> {
     match q.kind {
         QuestionKind::TrueFalse => {
             if !q.options.is_empty() && q.options != TRUE_FALSE {
-                e.add("options", "a true/false question has the options True and False");
+                e.add(
+                    "options",
+                    "a true/false question has the options True and False",
+                );
             }
             q.options = TRUE_FALSE.iter().map(|s| s.to_string()).collect();
             if q.correct_options.len() != 1 || !(0..=1).contains(&q.correct_options[0]) {
@@ -165,13 +168,19 @@ pub fn check_question(mut q: QuestionInput) -> ApiResult<QuestionInput> {
         QuestionKind::SingleChoice | QuestionKind::MultipleChoice => {
             let n = q.options.len();
             if !(2..=MAX_OPTIONS).contains(&n) {
-                e.add("options", format!("a choice question has 2–{MAX_OPTIONS} options"));
+                e.add(
+                    "options",
+                    format!("a choice question has 2–{MAX_OPTIONS} options"),
+                );
             } else if q
                 .options
                 .iter()
                 .any(|o| o.is_empty() || o.chars().count() > MAX_OPTION)
             {
-                e.add("options", format!("each option is 1–{MAX_OPTION} characters"));
+                e.add(
+                    "options",
+                    format!("each option is 1–{MAX_OPTION} characters"),
+                );
             } else if q.options.iter().collect::<HashSet<_>>().len() != n {
                 e.add("options", "options must differ from one another");
             }
@@ -181,7 +190,10 @@ pub fn check_question(mut q: QuestionInput) -> ApiResult<QuestionInput> {
             {
                 e.add("correct_options", "must name options by index, each once");
             } else if q.kind == QuestionKind::SingleChoice && q.correct_options.len() != 1 {
-                e.add("correct_options", "a single-choice question has one right option");
+                e.add(
+                    "correct_options",
+                    "a single-choice question has one right option",
+                );
             } else if q.correct_options.is_empty() {
                 e.add("correct_options", "at least one option is right");
             }
@@ -199,7 +211,10 @@ pub fn check_question(mut q: QuestionInput) -> ApiResult<QuestionInput> {
             }
             let n = q.accepted_answers.len();
             if !(1..=MAX_ACCEPTED).contains(&n) {
-                e.add("accepted_answers", format!("1–{MAX_ACCEPTED} accepted answers"));
+                e.add(
+                    "accepted_answers",
+                    format!("1–{MAX_ACCEPTED} accepted answers"),
+                );
             } else if q
                 .accepted_answers
                 .iter()
@@ -277,9 +292,9 @@ pub struct GivenAnswer {
 /// options shuffled when the quiz says so.
 pub fn draw(quiz: &Quiz, questions: &[Question]) -> Vec<PaperItem> {
     let mut rng = rand::thread_rng();
-    let count = quiz
-        .question_count
-        .map_or(questions.len(), |n| (n.max(0) as usize).min(questions.len()));
+    let count = quiz.question_count.map_or(questions.len(), |n| {
+        (n.max(0) as usize).min(questions.len())
+    });
     let chosen: Vec<&Question> = match quiz.selection {
         Selection::Fixed => questions.iter().take(count).collect(),
         Selection::Random => {
@@ -354,7 +369,10 @@ pub fn check_answers(paper: &[PaperItem], answers: &[GivenAnswer]) -> ApiResult<
     for (i, a) in answers.iter().enumerate() {
         let field = format!("answers[{i}]");
         let Some(item) = items.get(&a.question_id) else {
-            e.add(format!("{field}.question_id"), "is not a question of this attempt");
+            e.add(
+                format!("{field}.question_id"),
+                "is not a question of this attempt",
+            );
             continue;
         };
         if !seen.insert(a.question_id) {
@@ -363,11 +381,17 @@ pub fn check_answers(paper: &[PaperItem], answers: &[GivenAnswer]) -> ApiResult<
         let n = item.options.len() as i32;
         match item.kind {
             QuestionKind::ShortAnswer if !a.choices.is_empty() => {
-                e.add(format!("{field}.choices"), "a short-answer question is answered in text");
+                e.add(
+                    format!("{field}.choices"),
+                    "a short-answer question is answered in text",
+                );
             }
             QuestionKind::ShortAnswer => {}
             _ if a.text.is_some() => {
-                e.add(format!("{field}.text"), "a choice question is answered by its options");
+                e.add(
+                    format!("{field}.text"),
+                    "a choice question is answered by its options",
+                );
             }
             _ if a.choices.iter().any(|&c| c < 0 || c >= n) => {
                 e.add(
@@ -761,9 +785,15 @@ mod tests {
         let tf = check_question(q(QuestionKind::TrueFalse, &[], vec![1], &[])).unwrap();
         assert_eq!(tf.options, TRUE_FALSE);
         assert_eq!(tf.prompt, "Which?");
-        assert!(check_question(q(QuestionKind::SingleChoice, &["a", "b"], vec![0, 1], &[])).is_err());
-        assert!(check_question(q(QuestionKind::MultipleChoice, &["a", "a"], vec![0], &[])).is_err());
-        assert!(check_question(q(QuestionKind::MultipleChoice, &["a", "b"], vec![2], &[])).is_err());
+        assert!(
+            check_question(q(QuestionKind::SingleChoice, &["a", "b"], vec![0, 1], &[])).is_err()
+        );
+        assert!(
+            check_question(q(QuestionKind::MultipleChoice, &["a", "a"], vec![0], &[])).is_err()
+        );
+        assert!(
+            check_question(q(QuestionKind::MultipleChoice, &["a", "b"], vec![2], &[])).is_err()
+        );
         assert!(check_question(q(QuestionKind::ShortAnswer, &[], vec![], &[])).is_err());
         assert!(check_question(q(QuestionKind::ShortAnswer, &[], vec![], &["ok"])).is_ok());
     }
@@ -794,7 +824,11 @@ mod tests {
         };
         let paper = draw(&quiz, std::slice::from_ref(&q));
         assert_eq!(paper.len(), 1);
-        let right: Vec<&String> = paper[0].correct.iter().map(|&i| &paper[0].options[i as usize]).collect();
+        let right: Vec<&String> = paper[0]
+            .correct
+            .iter()
+            .map(|&i| &paper[0].options[i as usize])
+            .collect();
         let mut right: Vec<String> = right.into_iter().cloned().collect();
         right.sort();
         assert_eq!(right, vec!["o2", "o5"]);

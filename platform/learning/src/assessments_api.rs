@@ -88,7 +88,7 @@ pub struct CreateQuestion {
         validator(
             max_items = 20,
             max_length = 500,
-            pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[0-9A-Za-z\u00C0-\uFFFF][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+            pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
         )
     )]
     pub accepted_answers: Option<Vec<String>>,
@@ -132,7 +132,7 @@ pub struct PatchQuestion {
         validator(
             max_items = 20,
             max_length = 500,
-            pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[0-9A-Za-z\u00C0-\uFFFF][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+            pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
         )
     )]
     pub accepted_answers: Option<Vec<String>>,
@@ -297,24 +297,42 @@ impl AssessmentsApi {
     }
 
     /// Rename a question bank.
-    #[oai(path = "/question-banks/:id", method = "patch", tag = "Tag::Assessments")]
+    #[oai(
+        path = "/question-banks/:id",
+        method = "patch",
+        tag = "Tag::Assessments"
+    )]
     async fn rename_bank(
         &self,
         auth: TenantAuth,
         id: Path<Uuid>,
         body: Body<BankBody>,
     ) -> ApiResult<Ok200<Bank>> {
-        Ok(ok(
-            service::rename_bank(&self.svc, &auth.0, id.0, &body.0.name, now()).await?,
-        ))
+        Ok(ok(service::rename_bank(
+            &self.svc,
+            &auth.0,
+            id.0,
+            &body.0.name,
+            now(),
+        )
+        .await?))
     }
 
     /// Soft-delete a question bank (`409` on `bank_id` while a quiz draws from it).
-    #[oai(path = "/question-banks/:id", method = "delete", tag = "Tag::Assessments")]
+    #[oai(
+        path = "/question-banks/:id",
+        method = "delete",
+        tag = "Tag::Assessments"
+    )]
     async fn delete_bank(&self, auth: TenantAuth, id: Path<Uuid>) -> ApiResult<Ok200<Bank>> {
-        Ok(ok(
-            service::set_bank_deleted(&self.svc, &auth.0, id.0, true, now()).await?,
-        ))
+        Ok(ok(service::set_bank_deleted(
+            &self.svc,
+            &auth.0,
+            id.0,
+            true,
+            now(),
+        )
+        .await?))
     }
 
     /// Restore a deleted question bank (`409` on `name` when another bank took its name).
@@ -324,9 +342,14 @@ impl AssessmentsApi {
         tag = "Tag::Assessments"
     )]
     async fn restore_bank(&self, auth: TenantAuth, id: Path<Uuid>) -> ApiResult<Ok200<Bank>> {
-        Ok(ok(
-            service::set_bank_deleted(&self.svc, &auth.0, id.0, false, now()).await?,
-        ))
+        Ok(ok(service::set_bank_deleted(
+            &self.svc,
+            &auth.0,
+            id.0,
+            false,
+            now(),
+        )
+        .await?))
     }
 
     /// Add a question to a bank.
@@ -371,9 +394,14 @@ impl AssessmentsApi {
         auth: TenantAuth,
         id: Path<Uuid>,
     ) -> ApiResult<Ok200<Question>> {
-        Ok(ok(
-            service::set_question_deleted(&self.svc, &auth.0, id.0, true, now()).await?,
-        ))
+        Ok(ok(service::set_question_deleted(
+            &self.svc,
+            &auth.0,
+            id.0,
+            true,
+            now(),
+        )
+        .await?))
     }
 
     /// Restore a deleted question.
@@ -387,9 +415,14 @@ impl AssessmentsApi {
         auth: TenantAuth,
         id: Path<Uuid>,
     ) -> ApiResult<Ok200<Question>> {
-        Ok(ok(
-            service::set_question_deleted(&self.svc, &auth.0, id.0, false, now()).await?,
-        ))
+        Ok(ok(service::set_question_deleted(
+            &self.svc,
+            &auth.0,
+            id.0,
+            false,
+            now(),
+        )
+        .await?))
     }
 
     /// An assessment lesson's quiz, with the caller's attempts and how many are left.
@@ -418,9 +451,14 @@ impl AssessmentsApi {
             pass_percent: b.pass_percent,
             required: b.required,
         };
-        Ok(ok(
-            service::set_quiz(&self.svc, &auth.0, id.0, settings, now()).await?,
-        ))
+        Ok(ok(service::set_quiz(
+            &self.svc,
+            &auth.0,
+            id.0,
+            settings,
+            now(),
+        )
+        .await?))
     }
 
     /// Start an attempt at a lesson's quiz, or get back the one in progress: its questions,
@@ -437,7 +475,7 @@ impl AssessmentsApi {
         id: Path<Uuid>,
     ) -> ApiResult<Ok200<AttemptView>> {
         Ok(ok(
-            service::start_attempt(&self.svc, &auth.0, id.0, now()).await?,
+            service::start_attempt(&self.svc, &auth.0, id.0, now()).await?
         ))
     }
 
@@ -473,9 +511,14 @@ impl AssessmentsApi {
                 text: a.text,
             })
             .collect();
-        Ok(ok(
-            service::submit_attempt(&self.svc, &auth.0, id.0, answers, now()).await?,
-        ))
+        Ok(ok(service::submit_attempt(
+            &self.svc,
+            &auth.0,
+            id.0,
+            answers,
+            now(),
+        )
+        .await?))
     }
 
     /// Certificates, newest first: the caller's (`whose=mine`, the default), their team's
@@ -512,12 +555,16 @@ impl AssessmentsApi {
         id: Path<Uuid>,
     ) -> ApiResult<Ok200<Certificate>> {
         Ok(ok(
-            service::certificate(&self.svc, &auth.0, id.0, now()).await?,
+            service::certificate(&self.svc, &auth.0, id.0, now()).await?
         ))
     }
 
     /// A certificate as a PDF.
-    #[oai(path = "/certificates/:id/pdf", method = "get", tag = "Tag::Certificates")]
+    #[oai(
+        path = "/certificates/:id/pdf",
+        method = "get",
+        tag = "Tag::Certificates"
+    )]
     async fn certificate_pdf(&self, auth: TenantAuth, id: Path<Uuid>) -> ApiResult<CertificatePdf> {
         let (name, bytes) = service::certificate_pdf(&self.svc, &auth.0, id.0, now()).await?;
         Ok(CertificatePdf::Pdf(
@@ -562,7 +609,11 @@ impl AssessmentsApi {
         id: Path<Uuid>,
     ) -> ApiResult<Ok200<Certificate>> {
         Ok(ok(service::set_certificate_revoked(
-            &self.svc, &auth.0, id.0, None, now(),
+            &self.svc,
+            &auth.0,
+            id.0,
+            None,
+            now(),
         )
         .await?))
     }
@@ -570,10 +621,14 @@ impl AssessmentsApi {
     /// Check a certificate's verification code, without signing in: what the certificate
     /// states and whether it is valid, expired or revoked; `404` when no certificate has the
     /// code. Case, spaces and dashes do not matter.
-    #[oai(path = "/verifications/:code", method = "get", tag = "Tag::Certificates")]
+    #[oai(
+        path = "/verifications/:code",
+        method = "get",
+        tag = "Tag::Certificates"
+    )]
     async fn verify(
         &self,
-        #[oai(validator(max_length = 40, pattern = r"^[0-9A-Za-z -]*$"))] code: Path<String>,
+        #[oai(validator(max_length = 40))] code: Path<String>,
     ) -> ApiResult<Ok200<Verification>> {
         Ok(ok(service::verify(&self.svc, &code.0, now()).await?))
     }

@@ -151,8 +151,9 @@ pub async fn list(
                 qb.push(" and c.status = ").push_bind(s.as_str());
             }
             if let Some(cat) = &filter.category {
+                // A NUL (which PostgreSQL refuses in text) is in no category.
                 qb.push(" and lower(c.category) = ")
-                    .push_bind(cat.to_lowercase());
+                    .push_bind(cat.to_lowercase().replace('\0', "\u{fffd}"));
             }
             if let Some(d) = filter.department_id {
                 qb.push(" and c.department_id = ").push_bind(d);

@@ -329,7 +329,12 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
 
 /// The certificate as a one-page PDF (A4, landscape): the organisation, the holder, the
 /// course, the dates, and where to check the code.
-pub fn pdf(cert: &Certificate, organisation: &str, verify_url: &str, brand: (f32, f32, f32)) -> Vec<u8> {
+pub fn pdf(
+    cert: &Certificate,
+    organisation: &str,
+    verify_url: &str,
+    brand: (f32, f32, f32),
+) -> Vec<u8> {
     use pdf_writer::{Content, Name, Pdf, Rect, Ref, Str, TextStr};
 
     let (catalog, tree, page, regular, bold, contents, info) = (
@@ -399,15 +404,33 @@ pub fn pdf(cert: &Certificate, organisation: &str, verify_url: &str, brand: (f32
         y -= 28.0;
     }
     y -= 10.0;
-    line(&mut c, b"F1", 13.0, &format!("Completed on {}", cert.issued_on), y);
+    line(
+        &mut c,
+        b"F1",
+        13.0,
+        &format!("Completed on {}", cert.issued_on),
+        y,
+    );
     y -= 20.0;
     let validity = match cert.valid_until {
         Some(d) => format!("Valid until {d}"),
         None => "Does not expire".into(),
     };
     line(&mut c, b"F1", 13.0, &validity, y);
-    line(&mut c, b"F2", 12.0, &format!("Verification code: {}", cert.code), 86.0);
-    line(&mut c, b"F1", 10.0, &format!("Check it at {verify_url}"), 70.0);
+    line(
+        &mut c,
+        b"F2",
+        12.0,
+        &format!("Verification code: {}", cert.code),
+        86.0,
+    );
+    line(
+        &mut c,
+        b"F1",
+        10.0,
+        &format!("Check it at {verify_url}"),
+        70.0,
+    );
     let data = c.finish();
     doc.stream(contents, &data);
     doc.document_info(info)
@@ -424,15 +447,22 @@ mod tests {
     fn codes_are_sixteen_letters_in_groups_and_read_back_as_typed() {
         let code = new_code();
         assert_eq!(code.len(), 19);
-        assert_eq!(normalise_code(&code.to_lowercase().replace('-', " ")), Some(code.clone()));
-        assert_eq!(normalise_code("oooo-iiii-llll-0000"), Some("0000-1111-1111-0000".into()));
+        assert_eq!(
+            normalise_code(&code.to_lowercase().replace('-', " ")),
+            Some(code.clone())
+        );
+        assert_eq!(
+            normalise_code("oooo-iiii-llll-0000"),
+            Some("0000-1111-1111-0000".into())
+        );
         assert_eq!(normalise_code("ABCD"), None);
         assert_eq!(normalise_code("UUUU-UUUU-UUUU-UUUU"), None);
     }
 
     #[test]
     fn months_are_added_to_the_end_of_short_months() {
-        let d = |y, m, d| Date::from_calendar_date(y, time::Month::try_from(m).unwrap(), d).unwrap();
+        let d =
+            |y, m, d| Date::from_calendar_date(y, time::Month::try_from(m).unwrap(), d).unwrap();
         assert_eq!(add_months(d(2026, 1, 31), 1), Some(d(2026, 2, 28)));
         assert_eq!(add_months(d(2026, 11, 15), 14), Some(d(2028, 1, 15)));
     }
@@ -441,6 +471,9 @@ mod tests {
     fn text_is_wrapped_at_spaces_and_long_words_cut() {
         assert_eq!(wrap("aa bb cc", 5), vec!["aa bb", "cc"]);
         assert_eq!(wrap("abcdefgh", 3), vec!["abc", "def", "gh"]);
-        assert_eq!(win_ansi("Zoë – €"), vec![b'Z', b'o', 0xeb, b' ', 0x96, b' ', 0x80]);
+        assert_eq!(
+            win_ansi("Zoë – €"),
+            vec![b'Z', b'o', 0xeb, b' ', 0x96, b' ', 0x80]
+        );
     }
 }

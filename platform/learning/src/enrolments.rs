@@ -450,6 +450,16 @@ pub async fn record_completion(
     Ok(id)
 }
 
+/// The date of `user`'s latest live completion of each course they completed.
+pub async fn latest_completions(tx: &mut TenantTx, user: Uuid) -> ApiResult<HashMap<Uuid, Date>> {
+    let tenant = tx.tenant();
+    let rows: Vec<(Uuid, Date)> = sql!(tx.conn() => |c| sqlx::query_as(
+        "select course_id, max(completed_on) from course_completions
+          where tenant_id = $1 and user_id = $2 and deleted_at is null group by course_id")
+        .bind(tenant).bind(user).fetch_all(&mut *c).await)?;
+    Ok(rows.into_iter().collect())
+}
+
 /// Of `required` courses, those `user` has no live completion of.
 pub async fn missing_completions(
     tx: &mut TenantTx,

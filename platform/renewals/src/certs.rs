@@ -669,15 +669,17 @@ pub async fn dated_certifications(
 // Renewal by completing courses
 
 /// Renews `user`'s certifications whose type requires `course`, now that they completed it on
-/// `on`. A live type listing the course is renewed when the person has completed every course
-/// it requires since their current cycle was issued (ever, when they hold none): a new cycle
-/// from `on`, with the type's validity, closes the current one as renewed. A current cycle
-/// issued on `on` is left as it is. The cycles recorded.
+/// `on`; `completed` holds the date of their latest completion of each course (learning's,
+/// which owns them). A live type listing the course is renewed when the person has completed
+/// every course it requires since their current cycle was issued (ever, when they hold none):
+/// a new cycle from `on`, with the type's validity, closes the current one as renewed. A
+/// current cycle issued on `on` is left as it is. The cycles recorded.
 pub async fn renew_on_completion(
     tx: &mut TenantTx,
     user: Uuid,
     course: Uuid,
     on: Date,
+    completed: &std::collections::HashMap<Uuid, Date>,
     now: OffsetDateTime,
 ) -> ApiResult<Vec<Uuid>> {
     let tenant = tx.tenant();
@@ -689,11 +691,7 @@ pub async fn renew_on_completion(
     if types.is_empty() {
         return Ok(Vec::new());
     }
-    let latest: Vec<(Uuid, Date)> = sql!(tx.conn() => |c| sqlx::query_as(
-        "select course_id, max(completed_on) from course_completions
-          where tenant_id = $1 and user_id = $2 and deleted_at is null group by course_id")
-        .bind(tenant).bind(user).fetch_all(&mut *c).await)?;
-    let latest: std::collections::HashMap<Uuid, Date> = latest.into_iter().collect();
+    let latest = completed;
     let mut renewed = Vec::new();
     for t in types {
         let current: Option<Date> = sql!(tx.conn() => |c| sqlx::query_scalar(

@@ -152,7 +152,12 @@ pub async fn set_bank_deleted(
     } else {
         "question_bank.restore"
     };
-    audit::record(&mut tx, Entry::by(&ctx, action).object("question_bank", id), now).await?;
+    audit::record(
+        &mut tx,
+        Entry::by(&ctx, action).object("question_bank", id),
+        now,
+    )
+    .await?;
     let after = assessments::get_bank(&mut tx, id, deleted).await?;
     tx.commit().await?;
     Ok(after)
@@ -199,10 +204,7 @@ impl QuestionChange {
                 .accepted_answers
                 .or(keep.as_ref().map(|b| b.accepted_answers.clone()))
                 .unwrap_or_default(),
-            points: self
-                .points
-                .or(current.map(|q| q.points))
-                .unwrap_or(1),
+            points: self.points.or(current.map(|q| q.points)).unwrap_or(1),
         })
     }
 }
@@ -310,20 +312,29 @@ pub async fn set_quiz(
     now: OffsetDateTime,
 ) -> ApiResult<Quiz> {
     let mut e = trainflow_kernel::FieldErrors::new();
-    if s
-        .question_count
+    if s.question_count
         .is_some_and(|n| !(1..=MAX_QUIZ_QUESTIONS).contains(&n))
     {
-        e.add("question_count", format!("must be between 1 and {MAX_QUIZ_QUESTIONS}"));
+        e.add(
+            "question_count",
+            format!("must be between 1 and {MAX_QUIZ_QUESTIONS}"),
+        );
     }
-    if s
-        .time_limit_minutes
+    if s.time_limit_minutes
         .is_some_and(|n| !(1..=MAX_TIME_LIMIT).contains(&n))
     {
-        e.add("time_limit_minutes", format!("must be between 1 and {MAX_TIME_LIMIT}"));
+        e.add(
+            "time_limit_minutes",
+            format!("must be between 1 and {MAX_TIME_LIMIT}"),
+        );
     }
-    if s.max_attempts.is_some_and(|n| !(1..=MAX_ATTEMPTS).contains(&n)) {
-        e.add("max_attempts", format!("must be between 1 and {MAX_ATTEMPTS}"));
+    if s.max_attempts
+        .is_some_and(|n| !(1..=MAX_ATTEMPTS).contains(&n))
+    {
+        e.add(
+            "max_attempts",
+            format!("must be between 1 and {MAX_ATTEMPTS}"),
+        );
     }
     if s.pass_percent.is_some_and(|n| !(0..=100).contains(&n)) {
         e.add("pass_percent", "must be between 0 and 100");
@@ -334,14 +345,19 @@ pub async fn set_quiz(
     if l.kind != LessonKind::Assessment {
         return Err(ApiError::Conflict {
             field: "kind".into(),
-            message: format!("the lesson is a {} lesson: only an assessment has a quiz", l.kind.as_str()),
+            message: format!(
+                "the lesson is a {} lesson: only an assessment has a quiz",
+                l.kind.as_str()
+            ),
         });
     }
     let bank = assessments::get_bank(&mut tx, s.bank_id, false)
         .await
         .ok()
         .filter(|b| b.course_id == l.course_id)
-        .ok_or_else(|| ApiError::field("bank_id", "is not a question bank of the lesson's course"))?;
+        .ok_or_else(|| {
+            ApiError::field("bank_id", "is not a question bank of the lesson's course")
+        })?;
     let before = assessments::quiz(&mut tx, lesson).await?;
     let quiz = Quiz {
         lesson_id: lesson,
@@ -428,7 +444,9 @@ pub async fn quiz_view(svc: &Learning, ctx: &TenantCtx, lesson: Uuid) -> ApiResu
     let l = catalogue::get_lesson(&mut tx, lesson, false).await?;
     visible_course(&mut tx, &ctx, l.course_id).await?;
     let quiz = live_quiz(&mut tx, &l).await?;
-    let available = assessments::questions(&mut tx, quiz.bank_id, false).await?.len() as i32;
+    let available = assessments::questions(&mut tx, quiz.bank_id, false)
+        .await?
+        .len() as i32;
     let enrolment = enrolments::open_of(&mut tx, ctx.user_id.0, l.course_id).await?;
     let mine = match &enrolment {
         Some(e) => assessments::attempts(&mut tx, e.id, lesson).await?,
@@ -440,9 +458,7 @@ pub async fn quiz_view(svc: &Learning, ctx: &TenantCtx, lesson: Uuid) -> ApiResu
         lesson_title: l.title,
         enrolment_id: enrolment.map(|e| e.id),
         passed: mine.iter().any(|a| a.passed == Some(true)),
-        attempts_left: quiz
-            .max_attempts
-            .map(|m| (m - mine.len() as i32).max(0)),
+        attempts_left: quiz.max_attempts.map(|m| (m - mine.len() as i32).max(0)),
         attempts: mine.iter().map(AttemptSummary::from).collect(),
         quiz,
     })
@@ -566,14 +582,26 @@ pub async fn start_attempt(
     let quiz = live_quiz(&mut tx, &l).await?;
     let e = own_open_enrolment(&mut tx, &ctx, l.course_id, now).await?;
     let mut earlier = assessments::attempts(&mut tx, e.id, lesson).await?;
-    if let Some(open) = earlier.iter_mut().find(|a| a.status == AttemptStatus::InProgress) {
+    if let Some(open) = earlier
+        .iter_mut()
+        .find(|a| a.status == AttemptStatus::InProgress)
+    {
         if !open.is_late(now) {
             let view = view_of(open, quiz.pass_percent);
             tx.commit().await?;
             return Ok(view);
         }
-        assessments::close_attempt(&mut tx, open.id, AttemptStatus::TimedOut, None, 0, 0, false, now)
-            .await?;
+        assessments::close_attempt(
+            &mut tx,
+            open.id,
+            AttemptStatus::TimedOut,
+            None,
+            0,
+            0,
+            false,
+            now,
+        )
+        .await?;
         open.status = AttemptStatus::TimedOut;
     }
     if earlier.iter().any(|a| a.passed == Some(true)) {
@@ -582,10 +610,7 @@ pub async fn start_attempt(
             message: "you passed this quiz already".into(),
         });
     }
-    if quiz
-        .max_attempts
-        .is_some_and(|m| earlier.len() as i32 >= m)
-    {
+    if quiz.max_attempts.is_some_and(|m| earlier.len() as i32 >= m) {
         // The time-out above is kept: it is what happened.
         tx.commit().await?;
         return Err(ApiError::Conflict {
@@ -695,7 +720,10 @@ pub async fn submit_attempt(
     let (status, score) = if late {
         (AttemptStatus::TimedOut, 0)
     } else {
-        (AttemptStatus::Submitted, assessments::score(&a.paper, &answers))
+        (
+            AttemptStatus::Submitted,
+            assessments::score(&a.paper, &answers),
+        )
     };
     let percent = if a.max_score > 0 {
         score * 100 / a.max_score
@@ -734,7 +762,10 @@ pub async fn submit_attempt(
 fn already_closed(a: &Attempt) -> ApiError {
     let when = a
         .submitted_at
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default();
     ApiError::Conflict {
         field: "status".into(),

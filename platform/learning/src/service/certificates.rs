@@ -107,9 +107,8 @@ pub async fn certificate_pdf(
         .bind(tenant).fetch_one(&mut *c).await)?;
     tx.commit().await?;
     let colour = trainflow_notifications::templates::brand_colour(&settings.0);
-    let channel = |i: usize| {
-        u8::from_str_radix(&colour[i..i + 2], 16).map_or(0.2, |v| f32::from(v) / 255.0)
-    };
+    let channel =
+        |i: usize| u8::from_str_radix(&colour[i..i + 2], 16).map_or(0.2, |v| f32::from(v) / 255.0);
     let bytes = certificates::pdf(
         &cert,
         &name,
@@ -119,9 +118,9 @@ pub async fn certificate_pdf(
     Ok((format!("certificate-{}.pdf", cert.code), bytes))
 }
 
-/// The public page that checks `code`.
+/// The public address that checks `code`.
 pub fn verify_path(code: &str) -> String {
-    format!("/verify/{code}")
+    format!("/api/v1/verifications/{code}")
 }
 
 /// Revokes a certificate with a reason (`Some`), or restores it (`None`).
@@ -188,11 +187,10 @@ pub struct Verification {
 }
 
 /// Checks a verification code, without signing in: what the certificate states, or 404 when
-/// no certificate has the code (422 when it cannot be a code).
+/// no certificate has the code.
 pub async fn verify(svc: &Learning, raw: &str, now: OffsetDateTime) -> ApiResult<Verification> {
-    let code = certificates::normalise_code(raw).ok_or_else(|| {
-        ApiError::field("code", "a verification code is 16 letters and digits, XXXX-XXXX-XXXX-XXXX")
-    })?;
+    // What cannot be a code is no certificate's either.
+    let code = certificates::normalise_code(raw).ok_or(ApiError::NotFound)?;
     let tenant = certificates::issuer(&svc.db, &code)
         .await?
         .ok_or(ApiError::NotFound)?;

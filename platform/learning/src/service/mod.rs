@@ -1228,11 +1228,13 @@ pub(crate) async fn advance(
         let on = today(tx, now).await?;
         let completion = enrolments::record_completion(tx, e, on, now).await?;
         let certificate = crate::certificates::issue(tx, e, on, now).await?;
+        let completed = enrolments::latest_completions(tx, e.user_id).await?;
         let renewed = trainflow_renewals::certs::renew_on_completion(
             tx,
             e.user_id,
             e.course_id,
             on,
+            &completed,
             now,
         )
         .await?;
