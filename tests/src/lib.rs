@@ -1223,7 +1223,7 @@ impl TestApp {
 
     /// An assessment lesson with a quiz of one question, in a new published course of `which`:
     /// (course, lesson, bank).
-    async fn quiz_fixture(&self, which: Which) -> (Uuid, Uuid, Uuid) {
+    pub async fn quiz_fixture(&self, which: Which) -> (Uuid, Uuid, Uuid) {
         let (course, bank, _) = self.fresh_bank(which).await;
         let officer = Role::TrainingOfficer;
         let detail = self

@@ -20,6 +20,8 @@ const START: &[&str] = &[
     "/portal/team",
     "/portal/courses",
     "/portal/learning",
+    "/portal/certificates",
+    "/portal/verify",
     "/portal/certifications",
     "/portal/certification-types",
     "/portal/approvals",

@@ -73,7 +73,43 @@ async fn the_demo_tells_the_story_to_every_role() {
         by_course.contains(&("TRK-201".into(), "in_progress".into())),
         "{learning}"
     );
+    // She passed the track safety quiz, so the course issued her a certificate anyone can check.
+    let certificates = get(&app, "/api/v1/certificates", &alice).await;
+    let cert = certificates
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["course_title"] == "Track safety essentials")
+        .unwrap_or_else(|| panic!("Alice's certificate: {certificates}"));
+    assert_eq!(cert["status"], "valid", "{cert}");
+    let code = cert["code"].as_str().unwrap();
+    let (s, checked) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/verifications/{code}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{checked}");
+    assert_eq!(checked["data"]["holder_name"], "Alice Brown", "{checked}");
     let catalogue = get(&app, "/api/v1/courses?per_page=100", &alice).await;
+    // Signalling Safety Awareness is renewed by completing the signalling course.
+    let sig = catalogue
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["code"] == "SIG-101")
+        .expect("SIG-101")["id"]
+        .clone();
+    let types = get(&app, "/api/v1/certification-types", &alice).await;
+    let ssa = types
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["code"] == "SSA")
+        .expect("SSA");
+    assert_eq!(ssa["required_courses"], json!([sig]), "{ssa}");
     let codes = names(&catalogue, "code");
     assert!(
         codes.contains(&"SIG-101".to_string()) && !codes.contains(&"TRK-301".to_string()),

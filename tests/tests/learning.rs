@@ -6,7 +6,9 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use trainflow_kernel::auth::Role;
-use trainflow_tests::{id_of, short_unique, TestApp, Which};
+use trainflow_tests::{
+    email_of, id_of, short_unique, webdriver::Browser, TestApp, Which, PASSWORD,
+};
 use uuid::Uuid;
 
 const A: Which = Which::A;
@@ -1657,4 +1659,273 @@ async fn a_quiz_hides_its_answers_until_submitted_and_passing_it_issues_a_verifi
         )
         .await;
     assert_eq!(v["data"]["status"], "valid");
+}
+
+/// What the training officer of tenant A creates by posting `body` to `path`: its id.
+async fn built(app: &TestApp, path: String, body: Value) -> Uuid {
+    id_of(
+        &app.ok_as(A, Role::TrainingOfficer, Method::POST, &path, Some(body))
+            .await,
+    )
+}
+
+/// Signs `browser` in as `role` of tenant A.
+async fn browser_sign_in(app: &TestApp, browser: &Browser, role: Role) {
+    browser.goto(&format!("{}/portal/login", app.base)).await;
+    browser.fill("#organisation", &app.a.slug).await;
+    browser.fill("#email", &email_of(&app.a.slug, role)).await;
+    browser.fill("#password", PASSWORD).await;
+    browser.click("button[type=submit]").await;
+    assert!(
+        browser.wait_for_text("Welcome,").await,
+        "signed in: {}",
+        browser.source().await
+    );
+}
+
+/// Waits (up to 10 s) until `script` (a function body) returns true in `browser`'s page.
+async fn wait_until(browser: &Browser, script: &str) -> bool {
+    for _ in 0..100 {
+        if browser.script(script).await == Value::Bool(true) {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn in_a_browser_a_person_enrols_learns_passes_the_quiz_and_downloads_a_certificate_anyone_can_check_while_their_manager_watches_live(
+) {
+    let app = TestApp::spawn().await;
+    let employee = app.a.people[&Role::Employee];
+    app.set_reporting_lines(A, employee, None, Some(app.a.people[&Role::Manager]))
+        .await;
+    // The course, built through the API: a reading and a quiz of two questions.
+    let title = format!("Confined spaces {}", short_unique());
+    let course = built(
+        &app,
+        "/api/v1/courses".into(),
+        json!({"code": short_unique(), "title": title, "status": "published",
+               "certificate_months": 6}),
+    )
+    .await;
+    let module = built(
+        &app,
+        format!("/api/v1/courses/{course}/modules"),
+        json!({"title": "Entering safely"}),
+    )
+    .await;
+    let lessons = format!("/api/v1/modules/{module}/lessons");
+    let reading = built(
+        &app,
+        lessons.clone(),
+        json!({"title": "Before you enter", "kind": "text",
+               "body": "Test the air.\n\nPost a standby person."}),
+    )
+    .await;
+    let quiz = built(
+        &app,
+        lessons,
+        json!({"title": "Entry check", "kind": "assessment"}),
+    )
+    .await;
+    let bank = built(
+        &app,
+        format!("/api/v1/courses/{course}/question-banks"),
+        json!({"name": "Entry"}),
+    )
+    .await;
+    for q in [
+        json!({"kind": "single_choice", "prompt": "What comes first?",
+               "options": ["wrong: climb in", "right: test the air", "wrong: call later"],
+               "correct_options": [1]}),
+        json!({"kind": "true_false", "prompt": "You may enter alone.", "correct_options": [1]}),
+    ] {
+        built(&app, format!("/api/v1/question-banks/{bank}/questions"), q).await;
+    }
+    app.ok_as(
+        A,
+        Role::TrainingOfficer,
+        Method::PUT,
+        &format!("/api/v1/lessons/{quiz}/quiz"),
+        Some(json!({"bank_id": bank, "pass_percent": 100})),
+    )
+    .await;
+
+    // The person finds the course in the catalogue and enrols.
+    let learner = Browser::start(1280, 900).await;
+    browser_sign_in(&app, &learner, Role::Employee).await;
+    learner.goto(&format!("{}/portal/courses", app.base)).await;
+    learner.fill("#q", &title).await;
+    learner.click("form[role=search] button[type=submit]").await;
+    let link = format!("a[href=\"/portal/courses/{course}\"]");
+    assert!(
+        wait_until(
+            &learner,
+            &format!(
+                "return location.search.indexOf('q=') >= 0
+                     && document.readyState === 'complete'
+                     && document.querySelector('{link}') !== null;"
+            )
+        )
+        .await,
+        "{}",
+        learner.source().await
+    );
+    learner.click(&link).await;
+    assert!(learner.wait_for_text("Modules and lessons").await);
+    learner
+        .click(&format!(
+            "form[action=\"/portal/courses/{course}/enrol\"] button"
+        ))
+        .await;
+    assert!(
+        learner.wait_for_text("You are enrolled").await,
+        "{}",
+        learner.source().await
+    );
+    learner.click("a[href^=\"/portal/enrolments/\"]").await;
+    assert!(learner.wait_for_text("data-enrolment").await);
+    let enrolment = learner
+        .script("return document.querySelector('[data-enrolment]').getAttribute('data-enrolment');")
+        .await
+        .as_str()
+        .expect("the enrolment's page")
+        .to_string();
+
+    // Their manager opens the enrolment and follows it live.
+    let watcher = Browser::start(1280, 900).await;
+    browser_sign_in(&app, &watcher, Role::Manager).await;
+    watcher
+        .goto(&format!("{}/portal/enrolments/{enrolment}", app.base))
+        .await;
+    assert!(
+        watcher.wait_for_text("data-live-state=\"open\"").await,
+        "the page follows the stream: {}",
+        watcher.source().await
+    );
+    let percent = "return document.querySelector('[data-live=percent]').textContent.trim();";
+    assert_eq!(watcher.script(percent).await, "0%");
+
+    // The lesson player: the reading, marked done.
+    learner
+        .click(&format!(
+            "a[href=\"/portal/enrolments/{enrolment}/lessons/{reading}\"]"
+        ))
+        .await;
+    assert!(
+        learner.wait_for_text("Post a standby person.").await,
+        "{}",
+        learner.source().await
+    );
+    learner
+        .click("form[action$=\"/progress\"] button[type=submit]")
+        .await;
+    assert!(learner.wait_for_text("Your progress was saved.").await);
+    assert!(
+        wait_until(
+            &watcher,
+            "return document.querySelector('[data-live=percent]').textContent.trim() === '50%';"
+        )
+        .await,
+        "the manager's page changed without a reload: {}",
+        watcher.source().await
+    );
+
+    // The quiz: started, answered right, passed; the course completes.
+    learner
+        .click(&format!("a[href=\"/portal/lessons/{quiz}/quiz\"]"))
+        .await;
+    assert!(learner.wait_for_text("About the quiz").await);
+    learner
+        .click(&format!(
+            "form[action=\"/portal/lessons/{quiz}/attempts\"] button"
+        ))
+        .await;
+    assert!(
+        learner.wait_for_text("Submit the answers").await,
+        "{}",
+        learner.source().await
+    );
+    let html = learner.source().await;
+    assert!(
+        !html.contains("Review") && !html.contains("badge ok"),
+        "no answers before submission"
+    );
+    learner
+        .script(
+            "document.querySelectorAll('form.quiz label').forEach(function (l) {
+               var t = l.textContent.trim();
+               if (t.indexOf('right:') === 0 || t === 'False') { l.querySelector('input').click(); }
+             });
+             return true;",
+        )
+        .await;
+    learner.click("form.quiz button[type=submit]").await;
+    assert!(
+        learner.wait_for_text("Passed").await,
+        "{}",
+        learner.source().await
+    );
+    assert!(learner.source().await.contains("2 of 2 points"));
+    assert!(
+        wait_until(
+            &watcher,
+            "return document.querySelector('[data-live=percent]').textContent.trim() === '100%'
+                 && document.querySelector('[data-live=status]').textContent.trim() === 'completed';"
+        )
+        .await,
+        "{}",
+        watcher.source().await
+    );
+
+    // The certificate: listed, downloaded as a PDF, and checked on the public page.
+    learner
+        .goto(&format!("{}/portal/certificates", app.base))
+        .await;
+    assert!(learner.wait_for_text(&title).await);
+    let pdf = learner
+        .script_async(
+            "var done = arguments[arguments.length - 1];
+             var a = document.querySelector('a[href$=\"/pdf\"]');
+             fetch(a.getAttribute('href')).then(function (r) {
+               return r.arrayBuffer().then(function (b) {
+                 var head = String.fromCharCode.apply(null, new Uint8Array(b.slice(0, 5)));
+                 done([r.status, r.headers.get('content-type'), head, b.byteLength]);
+               });
+             });",
+        )
+        .await;
+    assert_eq!(
+        (&pdf[0], &pdf[1], &pdf[2]),
+        (&json!(200), &json!("application/pdf"), &json!("%PDF-")),
+        "{pdf}"
+    );
+    let code = learner
+        .script("return document.querySelector('a[href^=\"/portal/verify/\"] code').textContent;")
+        .await
+        .as_str()
+        .expect("a code")
+        .to_string();
+    // Anyone, signed out, checks it.
+    let stranger = Browser::start(1280, 900).await;
+    stranger.goto(&format!("{}/portal/verify", app.base)).await;
+    stranger.fill("#code", &code.to_lowercase()).await;
+    stranger.click("form button[type=submit]").await;
+    assert!(
+        stranger.wait_for_text("A valid certificate").await,
+        "{}",
+        stranger.source().await
+    );
+    let shown = stranger.source().await;
+    assert!(shown.contains(&title) && shown.contains(&code), "{shown}");
+    stranger
+        .goto(&format!("{}/portal/verify/AAAA-BBBB-CCCC-DDDD", app.base))
+        .await;
+    assert!(
+        stranger
+            .wait_for_text("No certificate has this code.")
+            .await
+    );
 }

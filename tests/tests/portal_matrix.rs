@@ -107,6 +107,21 @@ enum Target {
     Enrolment,
     /// The calendar feed address of tenant A's employee (`:token`).
     CalendarFeed,
+    /// A question bank of a new course of tenant A.
+    Bank,
+    /// The assessment lesson of a new course of tenant A with a quiz (its bank in `extra`, its
+    /// course in `third`).
+    Quiz,
+    /// The assessment lesson of a quiz in a course the caller is enrolled in.
+    OwnQuiz,
+    /// An attempt in progress of tenant A's employee.
+    Attempt,
+    /// An attempt in progress of the caller.
+    OwnAttempt,
+    /// A certificate of tenant A's employee.
+    Certificate,
+    /// The verification code of a certificate of tenant A's employee (`:code`).
+    CertificateCode,
     /// A queued work item of tenant A.
     QueuedWork,
     /// A failed work item of tenant A.
@@ -144,6 +159,8 @@ struct Fx {
     employee: String,
     /// A second object the form names (see the target).
     extra: String,
+    /// A third (see the target).
+    third: String,
 }
 
 fn fields(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -513,6 +530,104 @@ fn routes() -> Vec<PortalRoute> {
             },
             303,
         ),
+        form(
+            "/portal/courses/:id/question-banks",
+            Granted(CoursesManage),
+            Csrf::Session,
+            Target::Course,
+            |f| fields(&[("name", f.unique.as_str())]),
+            303,
+        ),
+        page(
+            "/portal/question-banks/:id",
+            Granted(CoursesManage),
+            Target::Bank,
+            "",
+        ),
+        form(
+            "/portal/question-banks/:id/questions",
+            Granted(CoursesManage),
+            Csrf::Session,
+            Target::Bank,
+            |_| {
+                fields(&[
+                    ("kind", "single_choice"),
+                    ("prompt", "Portal question?"),
+                    ("options", "Yes\nNo"),
+                    ("correct", "1"),
+                    ("accepted", ""),
+                    ("points", "1"),
+                ])
+            },
+            303,
+        ),
+        page(
+            "/portal/lessons/:id/quiz",
+            Granted(SelfService),
+            Target::Quiz,
+            "",
+        ),
+        form(
+            "/portal/lessons/:id/quiz",
+            Granted(CoursesManage),
+            Csrf::Session,
+            Target::Quiz,
+            |f| {
+                fields(&[
+                    ("course_id", f.third.as_str()),
+                    ("bank_id", f.extra.as_str()),
+                    ("selection", "fixed"),
+                    ("question_count", ""),
+                    ("pass_percent", "60"),
+                    ("time_limit_minutes", ""),
+                    ("max_attempts", "3"),
+                ])
+            },
+            303,
+        ),
+        form(
+            "/portal/lessons/:id/attempts",
+            Granted(SelfService),
+            Csrf::Session,
+            Target::OwnQuiz,
+            nothing,
+            303,
+        ),
+        page(
+            "/portal/quiz-attempts/:id",
+            Object(visible_to_all_but_the_trainer),
+            Target::Attempt,
+            "",
+        ),
+        form(
+            "/portal/quiz-attempts/:id/submit",
+            Granted(SelfService),
+            Csrf::Session,
+            Target::OwnAttempt,
+            nothing,
+            303,
+        ),
+        page(
+            "/portal/certificates",
+            Granted(SelfService),
+            Target::None,
+            "",
+        ),
+        page(
+            "/portal/certificates/:id/pdf",
+            Object(visible_to_all_but_the_trainer),
+            Target::Certificate,
+            "",
+        ),
+        // Anyone checks a certificate: its code is what they know.
+        page("/portal/verify", Public, Target::None, ""),
+        page("/portal/verify/:code", Public, Target::CertificateCode, ""),
+        page(
+            "/portal/enrolments/:id/lessons/:lesson",
+            Object(visible_to_all_but_the_trainer),
+            Target::Enrolment,
+            "",
+        ),
         page("/portal/learning", Granted(SelfService), Target::None, ""),
         page(
             "/portal/learning/live",
@@ -871,11 +986,14 @@ fn names_an_object(route: &PortalRoute) -> bool {
 }
 
 /// `pattern` filled with the fixture (`:action` is `read`).
-fn fill(route: &PortalRoute, id: &str) -> String {
+fn fill(route: &PortalRoute, fx: &Fx) -> String {
+    let id = fx.id.as_str();
     let path = route
         .pattern
         .replace(":id", id)
         .replace(":token", id)
+        .replace(":code", id)
+        .replace(":lesson", &fx.extra)
         .replace(":action", "read")
         .replace(":name", "notification");
     let path = if path == "/portal/" {
@@ -891,6 +1009,7 @@ async fn fixture(app: &TestApp, route: &PortalRoute, role: Role) -> Fx {
     let a = Which::A;
     let person = app.a.people[&role];
     let mut extra = String::new();
+    let mut third = String::new();
     let id = match route.target {
         Target::None => String::new(),
         Target::User => app.fresh_user(a).await.to_string(),
@@ -922,6 +1041,18 @@ async fn fixture(app: &TestApp, route: &PortalRoute, role: Role) -> Fx {
             enrolment.to_string()
         }
         Target::CalendarFeed => calendar_token(app).await,
+        Target::Bank => app.fresh_bank(a).await.1.to_string(),
+        Target::Quiz => {
+            let (course, lesson, bank) = app.quiz_fixture(a).await;
+            extra = bank.to_string();
+            third = course.to_string();
+            lesson.to_string()
+        }
+        Target::OwnQuiz => app.enrolled_quiz(a, role).await.to_string(),
+        Target::Attempt => app.fresh_attempt(a, Role::Employee).await.to_string(),
+        Target::OwnAttempt => app.fresh_attempt(a, role).await.to_string(),
+        Target::Certificate => app.fresh_certificate(a, Role::Employee).await.0.to_string(),
+        Target::CertificateCode => app.fresh_certificate(a, Role::Employee).await.1,
         Target::QueuedWork => queued_work(app).await.to_string(),
         Target::FailedWork => failed_work(app).await.to_string(),
         Target::ResetToken => app.reset_token(a).await,
@@ -933,6 +1064,7 @@ async fn fixture(app: &TestApp, route: &PortalRoute, role: Role) -> Fx {
         department: app.a.department.to_string(),
         employee: app.a.people[&Role::Employee].to_string(),
         extra,
+        third,
     }
 }
 
@@ -1347,7 +1479,7 @@ async fn every_page_answers_signed_out_visitors_each_role_and_another_tenant_as_
             calls.spawn(async move {
                 let page = &pages[i];
                 let fx = fixture(&app, page, role).await;
-                let path = fill(page, &fx.id);
+                let path = fill(page, &fx);
                 let got = get(&app, &client, &path).await;
                 let redirect_ok = want != 303
                     || got.text.starts_with(if name == "signed out" {
@@ -1399,7 +1531,7 @@ async fn every_form_refuses_a_missing_or_wrong_token_and_signed_out_visitors_and
     let mut failures = Vec::new();
     let mut checked = 0;
     for (route, fx) in forms.iter().zip(&fixtures) {
-        let path = fill(route, &fx.id);
+        let path = fill(route, fx);
         let valid = (route.form)(fx);
         let mut cases: Vec<Case> = Vec::new();
         match route.csrf {
@@ -1577,7 +1709,7 @@ async fn every_form_answers_each_role_and_another_tenant_as_documented() {
                 who: format!("{role:?}"),
                 client: client.clone(),
                 token: Token::Value(token.clone()),
-                path: fill(route, &fx.id),
+                path: fill(route, &fx),
                 fields: (route.form)(&fx),
                 want: for_role(route, *role),
             };
@@ -1621,7 +1753,7 @@ async fn every_form_answers_each_role_and_another_tenant_as_documented() {
                     who: "signed out".into(),
                     client: anonymous(),
                     token: Token::Missing,
-                    path: fill(route, &fx.id),
+                    path: fill(route, &fx),
                     fields: (route.form)(&fx),
                     want: for_anonymous(route),
                 });
@@ -1635,7 +1767,7 @@ async fn every_form_answers_each_role_and_another_tenant_as_documented() {
                 who: "tenant B's administrator".into(),
                 client: b_admin.clone(),
                 token: Token::Value(b_csrf.clone()),
-                path: fill(route, &fx.id),
+                path: fill(route, &fx),
                 fields: (route.form)(&fx),
                 want: route.foreign,
             })

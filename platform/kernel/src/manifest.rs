@@ -26,6 +26,20 @@ impl ManifestScope<'_> {
             .get(&email.trim().to_lowercase())
             .ok_or_else(|| anyhow::anyhow!("{field}: nobody in the manifest has the email {email}"))
     }
+
+    /// Who acts for a part: someone whose role grants `permission`, a `preferred` one first
+    /// (the first by id among equals, so applying again picks the same person).
+    pub fn acting(
+        &self,
+        permission: crate::auth::Permission,
+        preferred: crate::auth::Role,
+    ) -> anyhow::Result<&TenantCtx> {
+        self.people
+            .values()
+            .filter(|c| c.role.grants(permission))
+            .min_by_key(|c| (c.role != preferred, c.user_id.0))
+            .ok_or_else(|| anyhow::anyhow!("the manifest has nobody who may {permission:?}"))
+    }
 }
 
 /// How many objects of each kind a part created.

@@ -7,19 +7,25 @@ use std::{collections::BTreeMap, future::Future, pin::Pin};
 
 use anyhow::Context;
 use serde::Deserialize;
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 use trainflow_kernel::{
     auth::{Permission, Role, TenantCtx},
     envelope::Page,
     manifest::{anyhow_api, Created, ManifestPart, ManifestScope},
 };
+use trainflow_renewals::{certs::TypeInput, service as renewal_service, Renewals};
+use uuid::Uuid;
 
 use crate::{
+    assessments::{GivenAnswer, QuestionKind, TRUE_FALSE},
     catalogue::{
         CourseChange, CourseFilter, CourseStatus, Difficulty, LessonChange, LessonKind,
         ModuleChange,
     },
-    service::{self, Assignees, Assignment, EnrolmentQuery, ProgressReport, Whose},
+    service::{
+        self, Assignees, Assignment, EnrolmentQuery, ProgressReport, QuestionChange, QuizSettings,
+        Whose,
+    },
     Learning,
 };
 
@@ -62,6 +68,65 @@ struct CourseSpec {
     prerequisites: Vec<String>,
     #[serde(default)]
     modules: Vec<ModuleSpec>,
+    /// Months a certificate of the course is valid (none: it does not expire).
+    certificate_months: Option<i32>,
+    /// Codes of the certification types that require this course (completing it renews them).
+    #[serde(default)]
+    required_by: Vec<String>,
+}
+
+/// The quiz of an assessment lesson, with the questions of its bank.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuizSpec {
+    /// The course's code.
+    course: String,
+    /// The assessment lesson's title.
+    lesson: String,
+    /// The bank's name (default: the lesson's title).
+    bank: Option<String>,
+    pass_percent: Option<i32>,
+    time_limit_minutes: Option<i32>,
+    max_attempts: Option<i32>,
+    #[serde(default)]
+    questions: Vec<QuestionSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuestionSpec {
+    prompt: String,
+    /// `single_choice`, `multiple_choice`, `true_false` or `short_answer`.
+    kind: String,
+    #[serde(default)]
+    options: Vec<String>,
+    /// The right options by their text (`True` or `False` for a true/false question), or the
+    /// accepted answers of a short-answer one.
+    #[serde(default)]
+    right: Vec<String>,
+    points: Option<i32>,
+}
+
+impl QuestionSpec {
+    fn kind(&self) -> anyhow::Result<QuestionKind> {
+        QuestionKind::parse(&self.kind).with_context(|| format!("question kind {}", self.kind))
+    }
+
+    /// The options as the bank keeps them.
+    fn options(&self) -> anyhow::Result<Vec<String>> {
+        Ok(match self.kind()? {
+            QuestionKind::TrueFalse => TRUE_FALSE.iter().map(|s| s.to_string()).collect(),
+            QuestionKind::ShortAnswer => Vec::new(),
+            _ => self.options.clone(),
+        })
+    }
+
+    /// The indices of `shown` that are right.
+    fn right_of(&self, shown: &[String]) -> Vec<i32> {
+        (0..shown.len() as i32)
+            .filter(|&i| self.right.contains(&shown[i as usize]))
+            .collect()
+    }
 }
 
 fn yes() -> bool {
@@ -82,12 +147,16 @@ struct EnrolmentSpec {
     /// How many of the course's lessons, in order, the person has done.
     #[serde(default)]
     lessons_done: usize,
+    /// Whether the person then passes the course's quizzes (answering every question right).
+    #[serde(default)]
+    quiz_passed: bool,
 }
 
-/// The part the server registers.
-pub struct DemoPart(pub Learning);
+/// The part the server registers: learning's own use cases, and the renewals context's to
+/// name the courses a certification type requires.
+pub struct DemoPart(pub Learning, pub Renewals);
 
-const SECTIONS: &[&str] = &["courses", "enrolments"];
+const SECTIONS: &[&str] = &["courses", "quizzes", "enrolments"];
 
 fn section<T: for<'de> Deserialize<'de>>(
     sections: &BTreeMap<String, serde_json::Value>,
@@ -121,24 +190,21 @@ impl DemoPart {
     ) -> anyhow::Result<Created> {
         let courses: Vec<CourseSpec> = section(sections, "courses")?;
         let enrolments: Vec<EnrolmentSpec> = section(sections, "enrolments")?;
+        let quizzes: Vec<QuizSpec> = section(sections, "quizzes")?;
         if courses.is_empty() && enrolments.is_empty() {
             return Ok(Vec::new());
         }
         let svc = &self.0;
         let now = scope.now;
         // Who builds the catalogue: a training officer, else an administrator.
-        let officer: &TenantCtx = scope
-            .people
-            .values()
-            .filter(|c| c.role.grants(Permission::CoursesManage))
-            .min_by_key(|c| (c.role != Role::TrainingOfficer, c.user_id.0))
-            .context("the manifest has nobody who may manage courses")?;
+        let officer: &TenantCtx = scope.acting(Permission::CoursesManage, Role::TrainingOfficer)?;
         let all = Page::parse(Some(1), Some(100)).map_err(anyhow_api)?;
         let existing = service::list_courses(svc, officer, CourseFilter::default(), all)
             .await
             .map_err(anyhow_api)?
             .0;
         let mut made = 0;
+        let mut new_courses = Vec::new();
         for c in &courses {
             if existing
                 .iter()
@@ -160,6 +226,7 @@ impl DemoPart {
                 description: Some(c.description.clone()),
                 status: Some(CourseStatus::Draft),
                 self_enrol: Some(c.self_enrol),
+                certificate_months: Some(c.certificate_months),
                 ..CourseChange::default()
             };
             let course = service::create_course(svc, officer, change, now)
@@ -208,6 +275,7 @@ impl DemoPart {
                 }
             }
             made += 1;
+            new_courses.push(c.code.clone());
         }
         // Prerequisites and publication, once every course exists.
         let catalogue = service::list_courses(svc, officer, CourseFilter::default(), all)
@@ -221,6 +289,18 @@ impl DemoPart {
                 .map(|c| c.id)
                 .with_context(|| format!("unknown course {code}"))
         };
+        let mut made_quizzes = 0;
+        for q in quizzes.iter().filter(|q| new_courses.contains(&q.course)) {
+            self.quiz(officer, id_of(&q.course)?, q, now)
+                .await
+                .with_context(|| format!("quiz {} of {}", q.lesson, q.course))?;
+            made_quizzes += 1;
+        }
+        for c in courses.iter().filter(|c| new_courses.contains(&c.code)) {
+            self.required_by(scope, id_of(&c.code)?, &c.required_by, now)
+                .await
+                .with_context(|| format!("certification types requiring {}", c.code))?;
+        }
         for c in &courses {
             let id = id_of(&c.code)?;
             for p in &c.prerequisites {
@@ -312,8 +392,157 @@ impl DemoPart {
                 .map_err(anyhow_api)
                 .with_context(|| format!("progress of {} in {}", e.person, e.course))?;
             }
+            if e.quiz_passed {
+                let course_quizzes: Vec<&QuizSpec> =
+                    quizzes.iter().filter(|q| q.course == e.course).collect();
+                for lesson in detail.modules.iter().flat_map(|m| m.lessons.iter()) {
+                    if let Some(q) = course_quizzes.iter().find(|q| q.lesson == lesson.title) {
+                        self.pass(person, lesson.id, q, now)
+                            .await
+                            .with_context(|| format!("{} passing {}", e.person, q.lesson))?;
+                    }
+                }
+            }
             enrolled += 1;
         }
-        Ok(vec![("courses", made), ("enrolments", enrolled)])
+        Ok(vec![
+            ("courses", made),
+            ("quizzes", made_quizzes),
+            ("enrolments", enrolled),
+        ])
+    }
+
+    /// Makes the bank of `q` in `course` and sets it as its lesson's quiz.
+    async fn quiz(
+        &self,
+        officer: &TenantCtx,
+        course: Uuid,
+        q: &QuizSpec,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<()> {
+        let svc = &self.0;
+        let detail = service::course_detail(svc, officer, course)
+            .await
+            .map_err(anyhow_api)?;
+        let lesson = detail
+            .modules
+            .iter()
+            .flat_map(|m| m.lessons.iter())
+            .find(|l| l.title == q.lesson)
+            .context("no lesson of this title")?;
+        let name = q.bank.clone().unwrap_or_else(|| q.lesson.clone());
+        let bank = service::create_bank(svc, officer, course, &name, now)
+            .await
+            .map_err(anyhow_api)?;
+        for question in &q.questions {
+            let kind = question.kind()?;
+            let options = question.options()?;
+            let short = kind == QuestionKind::ShortAnswer;
+            let change = QuestionChange {
+                kind: Some(kind),
+                prompt: Some(question.prompt.clone()),
+                correct_options: (!short).then(|| question.right_of(&options)),
+                options: (!short).then_some(options),
+                accepted_answers: short.then(|| question.right.clone()),
+                points: question.points,
+            };
+            service::add_question(svc, officer, bank.id, change, now)
+                .await
+                .map_err(anyhow_api)
+                .with_context(|| format!("question {}", question.prompt))?;
+        }
+        let settings = QuizSettings {
+            bank_id: bank.id,
+            selection: None,
+            question_count: None,
+            shuffle_options: Some(true),
+            time_limit_minutes: q.time_limit_minutes,
+            max_attempts: q.max_attempts,
+            pass_percent: q.pass_percent,
+            required: None,
+        };
+        service::set_quiz(svc, officer, lesson.id, settings, now)
+            .await
+            .map_err(anyhow_api)?;
+        Ok(())
+    }
+
+    /// `person` takes the quiz of `lesson` and answers every question right.
+    async fn pass(
+        &self,
+        person: &TenantCtx,
+        lesson: Uuid,
+        q: &QuizSpec,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<()> {
+        let svc = &self.0;
+        let attempt = service::start_attempt(svc, person, lesson, now)
+            .await
+            .map_err(anyhow_api)?;
+        let answers = attempt
+            .questions
+            .iter()
+            .filter_map(|asked| {
+                let spec = q.questions.iter().find(|s| s.prompt == asked.prompt)?;
+                Some(if asked.kind == QuestionKind::ShortAnswer {
+                    GivenAnswer {
+                        question_id: asked.question_id,
+                        choices: Vec::new(),
+                        text: spec.right.first().cloned(),
+                    }
+                } else {
+                    GivenAnswer {
+                        question_id: asked.question_id,
+                        choices: spec.right_of(&asked.options),
+                        text: None,
+                    }
+                })
+            })
+            .collect();
+        let after = service::submit_attempt(svc, person, attempt.attempt.id, answers, now)
+            .await
+            .map_err(anyhow_api)?;
+        anyhow::ensure!(
+            after.attempt.passed == Some(true),
+            "the answers did not pass"
+        );
+        Ok(())
+    }
+
+    /// Adds `course` to the courses each certification type of `codes` requires.
+    async fn required_by(
+        &self,
+        scope: &ManifestScope<'_>,
+        course: Uuid,
+        codes: &[String],
+        now: OffsetDateTime,
+    ) -> anyhow::Result<()> {
+        if codes.is_empty() {
+            return Ok(());
+        }
+        let renewals = &self.1;
+        let officer = scope.acting(Permission::CertificationsManage, Role::Administrator)?;
+        let (types, _) = renewal_service::list_types(renewals, officer, None)
+            .await
+            .map_err(anyhow_api)?;
+        for code in codes {
+            let t = types
+                .iter()
+                .find(|t| &t.code == code)
+                .with_context(|| format!("unknown certification type {code}"))?;
+            let mut required = t.required_courses.clone();
+            if required.contains(&course) {
+                continue;
+            }
+            required.push(course);
+            let input = TypeInput {
+                required_courses: Some(required),
+                ..TypeInput::default()
+            };
+            renewal_service::update_type(renewals, officer, t.id, input, now)
+                .await
+                .map_err(anyhow_api)?;
+        }
+        Ok(())
     }
 }

@@ -15,7 +15,10 @@ use time::{Date, OffsetDateTime};
 use trainflow_kernel::{db::TenantTx, envelope::Page, sql, ApiError, ApiResult};
 use uuid::Uuid;
 
-use crate::{catalogue::Lesson, text_enum};
+use crate::{
+    catalogue::{Lesson, LessonKind},
+    text_enum,
+};
 
 text_enum! {
     /// Where an enrolment is.
@@ -121,6 +124,7 @@ pub struct LessonProgress {
     pub lesson_id: Uuid,
     pub module_id: Uuid,
     pub title: String,
+    pub kind: LessonKind,
     pub required: bool,
     #[serde(with = "time::serde::rfc3339::option")]
     pub started_at: Option<OffsetDateTime>,
@@ -350,6 +354,7 @@ pub async fn progress(
                 lesson_id: l.id,
                 module_id: l.module_id,
                 title: l.title.clone(),
+                kind: l.kind,
                 required: l.required,
                 started_at: p.map(|p| p.started_at),
                 completed_at: p.and_then(|p| p.completed_at),
@@ -591,6 +596,7 @@ mod tests {
             lesson_id: Uuid::now_v7(),
             module_id: Uuid::from_u128(module),
             title: String::new(),
+            kind: LessonKind::Text,
             required,
             started_at: None,
             completed_at: done.then(OffsetDateTime::now_utc),

@@ -5,6 +5,8 @@
 (function () {
   if (!window.EventSource || !document.querySelector("[data-enrolment]")) return;
   var source = new EventSource("/portal/learning/live");
+  // Marks the page once it follows the stream (tests and styles may wait for it).
+  source.addEventListener("open", function () { document.documentElement.setAttribute("data-live-state", "open"); });
   source.addEventListener("progress", function (event) {
     var change = JSON.parse(event.data);
     document.querySelectorAll('[data-enrolment="' + change.enrolment + '"]').forEach(function (scope) {

@@ -72,7 +72,7 @@ const TYPE_COLUMNS: &str = "id, code, name, description, validity_months, renewa
 
 /// Body of `PATCH /certification-types/{id}` (and, with `code` and `name`, what a new type is
 /// made of): a field left out or `null` keeps its value.
-#[derive(Debug, Clone, Object, Deserialize)]
+#[derive(Debug, Clone, Default, Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct TypeInput {

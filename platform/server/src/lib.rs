@@ -50,7 +50,10 @@ impl Instance {
     pub fn manifest_parts(&self) -> Vec<Box<dyn trainflow_kernel::manifest::ManifestPart>> {
         vec![
             Box::new(trainflow_renewals::demo::DemoPart(self.renewals.clone())),
-            Box::new(trainflow_learning::demo::DemoPart(self.learning.clone())),
+            Box::new(trainflow_learning::demo::DemoPart(
+                self.learning.clone(),
+                self.renewals.clone(),
+            )),
             Box::new(trainflow_integrations::demo::DemoPart(
                 self.integrations.clone(),
             )),

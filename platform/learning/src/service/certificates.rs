@@ -118,9 +118,9 @@ pub async fn certificate_pdf(
     Ok((format!("certificate-{}.pdf", cert.code), bytes))
 }
 
-/// The public address that checks `code`.
+/// The public page that checks `code` (the API's is `/api/v1/verifications/{code}`).
 pub fn verify_path(code: &str) -> String {
-    format!("/api/v1/verifications/{code}")
+    format!("/portal/verify/{code}")
 }
 
 /// Revokes a certificate with a reason (`Some`), or restores it (`None`).

@@ -1043,6 +1043,24 @@ pub async fn enrolment_detail(
     Ok(detail)
 }
 
+/// One lesson of an enrolment's course, with the enrolment: what the lesson player shows.
+pub async fn enrolment_lesson(
+    svc: &Learning,
+    ctx: &TenantCtx,
+    enrolment: Uuid,
+    lesson: Uuid,
+) -> ApiResult<(EnrolmentDetail, Lesson)> {
+    let (mut tx, ctx) = TenantTx::begin(&svc.db, ctx, Permission::SelfService).await?;
+    let (e, _) = standing(&mut tx, &ctx, enrolment).await?;
+    let l = catalogue::get_lesson(&mut tx, lesson, false).await?;
+    if l.course_id != e.course_id {
+        return Err(ApiError::NotFound);
+    }
+    let detail = enrolment_detail_of(&mut tx, e).await?;
+    tx.commit().await?;
+    Ok((detail, l))
+}
+
 /// Cancels an open enrolment: one's own self-enrolment, an assignment by those who assign (a
 /// manager for their team), or any by those who manage courses.
 pub async fn cancel_enrolment(

@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use super::{manages, NoticeQuery};
 use crate::{
+    assessments::Bank,
     catalogue::{
         Course, CourseChange, CourseFilter, CourseStatus, Difficulty, LessonChange, LessonKind,
         ModuleChange, TreeEntry,
@@ -241,6 +242,8 @@ struct CoursePage {
     team: Vec<(Uuid, String)>,
     departments: Vec<(Uuid, String)>,
     courses: Vec<Course>,
+    /// The course's question banks (for those who build the catalogue).
+    banks: Vec<Bank>,
     manages: bool,
     assigns: bool,
     /// Administrators may enrol people without the prerequisites.
@@ -285,6 +288,11 @@ async fn course_view(
     } else {
         Vec::new()
     };
+    let banks = if manages(&me.session) {
+        service::list_banks(svc, me.ctx(), id, false).await?
+    } else {
+        Vec::new()
+    };
     render(
         &CoursePage {
             nav: me.nav("courses"),
@@ -294,6 +302,7 @@ async fn course_view(
             team: options.team,
             departments: options.departments,
             courses,
+            banks,
             manages: manages(&me.session),
             assigns: role.grants(Permission::EnrolmentsAssign),
             overrides: role == Role::Administrator,
@@ -313,6 +322,16 @@ pub(super) async fn course_page(
     q: Query<NoticeQuery>,
 ) -> PageResult {
     course_view(&svc, &me, id.0, q.text(), Errors::default(), StatusCode::OK).await
+}
+
+/// The course's page again with the errors of a form another page handled.
+pub(super) async fn course_with_errors(
+    svc: &Learning,
+    me: &SignedIn,
+    id: Uuid,
+    errors: Errors,
+) -> PageResult {
+    course_view(svc, me, id, None, errors, StatusCode::UNPROCESSABLE_ENTITY).await
 }
 
 /// After a course form: back to the course's page with `notice`, or the page again with the

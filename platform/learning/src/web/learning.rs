@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 use super::{manages, NoticeQuery};
 use crate::{
+    catalogue::Lesson,
     enrolments::Enrolment,
     service::{self, EnrolmentDetail, EnrolmentQuery, ProgressReport, Whose},
     Learning,
@@ -118,6 +119,68 @@ pub(super) async fn enrolment_page(
     q: Query<NoticeQuery>,
 ) -> PageResult {
     enrolment_view(&svc, &me, id.0, q.text(), Errors::default(), StatusCode::OK).await
+}
+
+#[derive(Template)]
+#[template(path = "lesson.html")]
+struct LessonPage {
+    nav: Option<Nav>,
+    csrf: String,
+    d: EnrolmentDetail,
+    lesson: Lesson,
+    /// The paragraphs of a text lesson.
+    paragraphs: Vec<String>,
+    done: Option<String>,
+    previous: Option<Uuid>,
+    next: Option<Uuid>,
+    own: bool,
+}
+
+#[derive(Deserialize)]
+pub(super) struct LessonPath {
+    id: Uuid,
+    lesson: Uuid,
+}
+
+/// The lesson player: one lesson of an enrolment's course, with marking it done and the way
+/// to the lessons before and after it.
+#[handler]
+pub(super) async fn lesson_page(
+    me: SignedIn,
+    svc: Data<&Learning>,
+    path: Path<LessonPath>,
+) -> PageResult {
+    let (d, lesson) = service::enrolment_lesson(&svc, me.ctx(), path.id, path.lesson).await?;
+    let at = d.lessons.iter().position(|l| l.lesson_id == lesson.id);
+    let neighbour = |i: Option<usize>| i.and_then(|i| d.lessons.get(i)).map(|l| l.lesson_id);
+    let previous = neighbour(at.and_then(|i| i.checked_sub(1)));
+    let next = neighbour(at.map(|i| i + 1));
+    let times = me.session.times();
+    let done = at
+        .and_then(|i| d.lessons[i].completed_at)
+        .map(|t| times.day(t));
+    render(
+        &LessonPage {
+            nav: me.nav("learning"),
+            csrf: me.csrf().to_string(),
+            own: d.enrolment.user_id == me.session.user_id || manages(&me.session),
+            paragraphs: lesson
+                .body
+                .as_deref()
+                .unwrap_or_default()
+                .split("\n\n")
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(String::from)
+                .collect(),
+            d,
+            lesson,
+            done,
+            previous,
+            next,
+        },
+        StatusCode::OK,
+    )
 }
 
 async fn after(

@@ -4,6 +4,7 @@
 //! an enrolment's page where lessons are marked done. Each handler parses the form, calls a use
 //! case of [`crate::service`] and renders.
 
+mod assessments;
 mod calendar;
 mod catalogue;
 mod learning;
@@ -30,6 +31,13 @@ pub fn nav() -> Vec<NavEntry> {
             label: "Courses",
             href: "/portal/courses",
             order: 12,
+            permission: None,
+        },
+        NavEntry {
+            key: "certificates",
+            label: "Certificates",
+            href: "/portal/certificates",
+            order: 13,
             permission: None,
         },
         NavEntry {
@@ -79,6 +87,53 @@ pub fn mount(route: Route, svc: Learning) -> Route {
             "/modules/:id/lessons",
             post(catalogue::add_lesson).data(svc.clone()),
         )
+        .at(
+            "/courses/:id/question-banks",
+            post(assessments::create_bank).data(svc.clone()),
+        )
+        .at(
+            "/question-banks/:id",
+            get(assessments::bank_page).data(svc.clone()),
+        )
+        .at(
+            "/question-banks/:id/questions",
+            post(assessments::add_question).data(svc.clone()),
+        )
+        .at(
+            "/lessons/:id/quiz",
+            get(assessments::quiz_page)
+                .post(assessments::set_quiz)
+                .data(svc.clone()),
+        )
+        .at(
+            "/lessons/:id/attempts",
+            post(assessments::start_attempt).data(svc.clone()),
+        )
+        .at(
+            "/quiz-attempts/:id",
+            get(assessments::attempt_page).data(svc.clone()),
+        )
+        .at(
+            "/quiz-attempts/:id/submit",
+            post(assessments::submit_attempt).data(svc.clone()),
+        )
+        .at(
+            "/certificates",
+            get(assessments::certificates).data(svc.clone()),
+        )
+        .at(
+            "/certificates/:id/pdf",
+            get(assessments::certificate_pdf).data(svc.clone()),
+        )
+        .at("/verify", get(assessments::verify_form).data(svc.clone()))
+        .at(
+            "/verify/:code",
+            get(assessments::verify_code).data(svc.clone()),
+        )
+        .at(
+            "/enrolments/:id/lessons/:lesson",
+            get(learning::lesson_page).data(svc.clone()),
+        )
         .at("/learning", get(learning::my_learning).data(svc.clone()))
         .at("/learning/live", get(learning::live).data(svc.clone()))
         .at("/learning/live.js", get(learning::live_script))
@@ -120,6 +175,13 @@ const NOTICES: &[(&str, &str)] = &[
     ("assigned", "The course was assigned."),
     ("progress", "Your progress was saved."),
     ("cancelled", "The enrolment was cancelled."),
+    ("bank", "The question bank was added. Add its questions."),
+    ("question", "The question was added."),
+    ("quiz", "The quiz was saved."),
+    (
+        "submitted",
+        "Your answers were submitted. Here is how you did.",
+    ),
 ];
 
 #[derive(Deserialize, Default)]
