@@ -171,6 +171,10 @@ def _setup() -> dict:
     _call("POST", f"/enrolments/{done_enrolment}/progress", json={"lesson_id": done_lesson, "completed": True})
     cert = _call("GET", "/certificates", params={"course_id": done})[0]
     ids["certificate"], ids["code"] = cert["id"], cert["code"]
+    # Skills: one of two levels, which the course teaches.
+    ids["skill"] = _call("POST", "/skills", json={"name": "Fixture skill", "levels": ["Knows", "Does"]})["id"]
+    _call("PUT", f"/courses/{ids['course']}/skills",
+          json={"skills": [{"skill_id": ids["skill"], "kind": "teaches", "level": 2}]})
     _call("PUT", "/tenant/logo", data=PNG, headers={"content-type": "image/png"})
     return ids
 
@@ -242,6 +246,7 @@ PATH_IDS = {
     "questions": IDS["question"],
     "quiz-attempts": IDS["attempt"],
     "certificates": IDS["certificate"],
+    "skills": IDS["skill"],
 }
 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -407,6 +412,15 @@ def _repair(case) -> None:
                 n = min(max(len(body.get("options") or []), 2), 10)
                 body["options"] = [f"Option {i + 1}" for i in range(n)]
                 body["correct_options"] = [0]
+    elif path.endswith("/courses/{id}/skills"):
+        # The fixture skill, once per kind, at a level it has.
+        kinds = []
+        for s in body.get("skills") or []:
+            if s.get("kind") in ("teaches", "requires") and s["kind"] not in kinds:
+                kinds.append(s["kind"])
+        body["skills"] = [{"skill_id": IDS["skill"], "kind": k, "level": 1} for k in kinds]
+    elif path.endswith("/users/{id}/skills") and method == "PUT":
+        body["skill_id"], body["level"] = IDS["skill"], 1
     elif path.endswith("/quiz"):
         body["bank_id"] = IDS["quiz_bank"]
     elif path.endswith("/submit"):
@@ -460,6 +474,8 @@ def before_call(context, case, kwargs):
         ("/lessons/{id}", "lesson", "/lessons/{}/restore"),
         ("/question-banks/{id}", "bank", "/question-banks/{}/restore"),
         ("/questions/{id}", "question", "/questions/{}/restore"),
+        # The skill, also before the courses and people that name it.
+        ("/skills", "skill", "/skills/{}/restore"),
     ):
         if marker in case.operation.path and not case.operation.path.endswith("/restore"):
             requests.post(API + restore.format(IDS[key]), headers=ADMIN, timeout=30)

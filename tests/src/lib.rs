@@ -1331,6 +1331,35 @@ impl TestApp {
     }
 
     /// A certificate of `which`'s employee, revoked.
+    /// A skill of `which`'s catalogue, of two levels.
+    pub async fn fresh_skill(&self, which: Which) -> Uuid {
+        id_of(
+            &self
+                .ok_as(
+                    which,
+                    Role::TrainingOfficer,
+                    Method::POST,
+                    "/api/v1/skills",
+                    Some(json!({"name": format!("Skill {}", short_unique()), "levels": ["Knows", "Does"]})),
+                )
+                .await,
+        )
+    }
+
+    /// A skill of `which`'s catalogue, soft-deleted.
+    pub async fn deleted_skill(&self, which: Which) -> Uuid {
+        let id = self.fresh_skill(which).await;
+        self.ok_as(
+            which,
+            Role::TrainingOfficer,
+            Method::DELETE,
+            &format!("/api/v1/skills/{id}"),
+            None,
+        )
+        .await;
+        id
+    }
+
     pub async fn revoked_certificate(&self, which: Which) -> Uuid {
         let (id, _) = self.fresh_certificate(which, Role::Employee).await;
         self.ok_as(

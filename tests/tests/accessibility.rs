@@ -22,6 +22,7 @@ const START: &[&str] = &[
     "/portal/learning",
     "/portal/certificates",
     "/portal/verify",
+    "/portal/skills",
     "/portal/certifications",
     "/portal/certification-types",
     "/portal/approvals",

@@ -253,6 +253,49 @@ async fn org_units_certifications_and_completions_land_in_their_tables() {
     assert_eq!(run["created"], 1, "{run}");
     assert_eq!(app.count("course_completions", app.a.id).await, 1);
     assert_eq!(app.count("courses", app.a.id).await, 1);
+
+    // Once the imported course teaches a skill, an imported completion raises it too.
+    let (_, found) = app
+        .call(
+            Method::GET,
+            "/api/v1/courses?q=SAFETY-101",
+            Some(&admin),
+            None,
+        )
+        .await;
+    let course = found["data"][0]["id"]
+        .as_str()
+        .expect("the imported course")
+        .to_string();
+    let (s, skill) = app
+        .call(
+            Method::POST,
+            "/api/v1/skills",
+            Some(&admin),
+            Some(json!({"name": "First aid", "levels": ["Knows", "Does"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{skill}");
+    let (s, set) = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/courses/{course}/skills"),
+            Some(&admin),
+            Some(json!({"skills": [{"skill_id": skill["data"]["id"], "kind": "teaches", "level": 2}]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{set}");
+    assert_eq!(app.count("person_skills", app.a.id).await, 0);
+    app.upload(
+        &admin,
+        done,
+        "d2.csv",
+        b"Id,Employee,Course,Date,Score\nK2,E1,SAFETY-101,2026-04-01,95\n".to_vec(),
+    )
+    .await;
+    let run = app.run_to_end(&admin, done).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(app.count("person_skills", app.a.id).await, 1);
 }
 
 #[tokio::test]

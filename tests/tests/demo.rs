@@ -93,6 +93,32 @@ async fn the_demo_tells_the_story_to_every_role() {
         .await;
     assert_eq!(s, StatusCode::OK, "{checked}");
     assert_eq!(checked["data"]["holder_name"], "Alice Brown", "{checked}");
+    // Her skills: track safety from the course, then assessed by her manager; her first
+    // course is an achievement.
+    let me = get(&app, "/api/v1/users/me", &alice).await;
+    let (_, skills) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/users/{}/skills", me["id"].as_str().unwrap()),
+            Some(&alice),
+            None,
+        )
+        .await;
+    let track = skills["data"]["skills"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["skill_name"] == "Track safety")
+        .unwrap_or_else(|| panic!("Alice's track safety: {skills}"));
+    assert_eq!(
+        (&track["level"], &track["source"]),
+        (&json!(2), &json!("manager")),
+        "{track}"
+    );
+    assert_eq!(
+        skills["data"]["achievements"][0]["rule"], "first_course",
+        "{skills}"
+    );
     let catalogue = get(&app, "/api/v1/courses?per_page=100", &alice).await;
     // Signalling Safety Awareness is renewed by completing the signalling course.
     let sig = catalogue

@@ -1929,3 +1929,246 @@ async fn in_a_browser_a_person_enrols_learns_passes_the_quiz_and_downloads_a_cer
             .await
     );
 }
+
+#[tokio::test]
+async fn completing_a_course_raises_the_skills_it_teaches_awards_achievements_and_managers_assess_their_team(
+) {
+    let app = TestApp::spawn().await;
+    let employee = app.a.people[&Role::Employee];
+    let manager = app.a.people[&Role::Manager];
+    app.set_reporting_lines(A, employee, None, Some(manager))
+        .await;
+    let to = Role::TrainingOfficer;
+    let name = format!("Rail welding {}", short_unique());
+    let welding = built(
+        &app,
+        "/api/v1/skills".into(),
+        json!({"name": name, "category": "Track",
+               "levels": ["Assists a welder", "Welds under supervision", "Welds alone"]}),
+    )
+    .await;
+    // Names are unique whatever their case.
+    let (s, b) = call(
+        &app,
+        to,
+        Method::POST,
+        "/api/v1/skills",
+        Some(json!({"name": name.to_uppercase(), "levels": ["One"]})),
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"]["fields"]["name"].is_array()),
+        (StatusCode::CONFLICT, true),
+        "{b}"
+    );
+    let reading = built(
+        &app,
+        "/api/v1/skills".into(),
+        json!({"name": format!("Reading drawings {}", short_unique()), "levels": ["Reads them"]}),
+    )
+    .await;
+    let (course, _, lesson) = app.fresh_course(A).await;
+    // A level the skill lacks, and a skill named twice for one kind, name their fields.
+    let (s, b) = call(
+        &app,
+        to,
+        Method::PUT,
+        &format!("/api/v1/courses/{course}/skills"),
+        Some(json!({"skills": [
+            {"skill_id": welding, "kind": "teaches", "level": 4},
+            {"skill_id": reading, "kind": "requires", "level": 1},
+            {"skill_id": reading, "kind": "requires", "level": 1},
+        ]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    let mut named = fields_of(&b);
+    named.sort();
+    assert_eq!(named, ["skills[0].level", "skills[2].skill_id"], "{b}");
+    let (s, _) = call(
+        &app,
+        Role::Employee,
+        Method::PUT,
+        &format!("/api/v1/courses/{course}/skills"),
+        Some(json!({"skills": []})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let d = app
+        .ok_as(
+            A,
+            to,
+            Method::PUT,
+            &format!("/api/v1/courses/{course}/skills"),
+            Some(json!({"skills": [
+                {"skill_id": welding, "kind": "teaches", "level": 2},
+                {"skill_id": reading, "kind": "requires", "level": 1},
+            ]})),
+        )
+        .await;
+    assert_eq!(d["skills"].as_array().unwrap().len(), 2, "{d}");
+
+    // The employee completes the course: welding rises to level 2, from the course, and their
+    // first course is an achievement.
+    let enrolment = id_of(
+        &app.ok_as(
+            A,
+            Role::Employee,
+            Method::POST,
+            &format!("/api/v1/courses/{course}/enrol"),
+            None,
+        )
+        .await,
+    );
+    app.ok_as(
+        A,
+        Role::Employee,
+        Method::POST,
+        &format!("/api/v1/enrolments/{enrolment}/progress"),
+        Some(json!({"lesson_id": lesson, "completed": true})),
+    )
+    .await;
+    let mine = app
+        .ok_as(
+            A,
+            Role::Employee,
+            Method::GET,
+            &format!("/api/v1/users/{employee}/skills"),
+            None,
+        )
+        .await;
+    let skill = &mine["skills"][0];
+    assert_eq!(
+        (
+            &skill["skill_id"],
+            &skill["level"],
+            &skill["source"],
+            &skill["criteria"]
+        ),
+        (
+            &json!(welding),
+            &json!(2),
+            &json!("course"),
+            &json!("Welds under supervision")
+        ),
+        "{mine}"
+    );
+    assert_eq!(skill["course_id"], json!(course));
+    assert_eq!(
+        mine["skills"].as_array().unwrap().len(),
+        1,
+        "only what it teaches"
+    );
+    assert_eq!(mine["achievements"][0]["rule"], "first_course", "{mine}");
+
+    // Their manager assesses them; they cannot assess themselves, nor may the trainer look.
+    let (s, _) = call(
+        &app,
+        Role::Employee,
+        Method::PUT,
+        &format!("/api/v1/users/{employee}/skills"),
+        Some(json!({"skill_id": welding, "level": 3})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, b) = call(
+        &app,
+        Role::Manager,
+        Method::PUT,
+        &format!("/api/v1/users/{manager}/skills"),
+        Some(json!({"skill_id": welding, "level": 3})),
+    )
+    .await;
+    assert_eq!(
+        (s, fields_of(&b)),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            vec!["user_id".to_string()]
+        )
+    );
+    let (s, b) = call(
+        &app,
+        Role::Manager,
+        Method::PUT,
+        &format!("/api/v1/users/{employee}/skills"),
+        Some(json!({"skill_id": welding, "level": 9})),
+    )
+    .await;
+    assert_eq!(
+        (s, fields_of(&b)),
+        (StatusCode::UNPROCESSABLE_ENTITY, vec!["level".to_string()])
+    );
+    let assessed = app
+        .ok_as(
+            A,
+            Role::Manager,
+            Method::PUT,
+            &format!("/api/v1/users/{employee}/skills"),
+            Some(json!({"skill_id": welding, "level": 3, "note": "Seen on the night shift"})),
+        )
+        .await;
+    assert_eq!(
+        (
+            &assessed["skills"][0]["level"],
+            &assessed["skills"][0]["source"]
+        ),
+        (&json!(3), &json!("manager")),
+        "{assessed}"
+    );
+    let (s, _) = call(
+        &app,
+        Role::Trainer,
+        Method::GET,
+        &format!("/api/v1/users/{employee}/skills"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // A deleted skill drops out of people's lists until it is restored.
+    app.ok_as(
+        A,
+        to,
+        Method::DELETE,
+        &format!("/api/v1/skills/{welding}"),
+        None,
+    )
+    .await;
+    let gone = app
+        .ok_as(
+            A,
+            Role::Employee,
+            Method::GET,
+            &format!("/api/v1/users/{employee}/skills"),
+            None,
+        )
+        .await;
+    assert!(gone["skills"].as_array().unwrap().is_empty(), "{gone}");
+    app.ok_as(
+        A,
+        to,
+        Method::POST,
+        &format!("/api/v1/skills/{welding}/restore"),
+        None,
+    )
+    .await;
+
+    // The profile shows them.
+    let client = app.portal_client(A, Role::Employee).await;
+    let (s, html) = app.portal_get(&client, "/portal/profile").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains("My skills")
+            && html.contains(&name)
+            && html.contains("Completed a first course"),
+        "{html}"
+    );
+}
+
+/// The fields an error names.
+fn fields_of(v: &Value) -> Vec<String> {
+    v["error"]["fields"]
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default()
+}

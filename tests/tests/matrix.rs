@@ -152,6 +152,12 @@ enum Target {
     RevokedCertificate,
     /// The verification code of [`Target::Certificate`] (`{code}`).
     CertificateCode,
+    /// A skill of tenant A's catalogue.
+    Skill,
+    /// A skill of tenant A's catalogue, soft-deleted.
+    DeletedSkill,
+    /// Tenant A's employee, with a skill of the catalogue in `evidence`.
+    EmployeeSkill,
     /// A delegation of tenant A's manager.
     Delegation,
     /// A delegation of the caller.
@@ -1318,6 +1324,83 @@ fn ops() -> Vec<Op> {
             T::RevokedCertificate,
             none,
         ),
+        // Skills and achievements.
+        op(
+            Method::GET,
+            "/api/v1/skills",
+            Tenant(SelfService),
+            T::None,
+            none,
+        ),
+        op(
+            Method::POST,
+            "/api/v1/skills",
+            Tenant(CoursesManage),
+            T::None,
+            |_| {
+                Some(
+                    json!({"name": format!("Skill {}", short_unique()), "levels": ["Knows", "Does"]}),
+                )
+            },
+        ),
+        op(
+            Method::GET,
+            "/api/v1/skills/{id}",
+            Tenant(SelfService),
+            T::Skill,
+            none,
+        ),
+        op(
+            Method::PATCH,
+            "/api/v1/skills/{id}",
+            Tenant(CoursesManage),
+            T::Skill,
+            |_| Some(json!({"category": "Matrix"})),
+        ),
+        op(
+            Method::DELETE,
+            "/api/v1/skills/{id}",
+            Tenant(CoursesManage),
+            T::Skill,
+            none,
+        ),
+        op(
+            Method::POST,
+            "/api/v1/skills/{id}/restore",
+            Tenant(CoursesManage),
+            T::DeletedSkill,
+            none,
+        ),
+        op(
+            Method::GET,
+            "/api/v1/courses/{id}/skills",
+            Tenant(SelfService),
+            T::Course,
+            none,
+        ),
+        op(
+            Method::PUT,
+            "/api/v1/courses/{id}/skills",
+            Tenant(CoursesManage),
+            T::Course,
+            |_| Some(json!({"skills": []})),
+        ),
+        op(
+            Method::GET,
+            "/api/v1/users/{id}/skills",
+            // The person, their foreman and manager, and the catalogue's builders.
+            Object(SelfService, visible_to_all_but_the_trainer),
+            T::Employee,
+            none,
+        ),
+        op(
+            Method::PUT,
+            "/api/v1/users/{id}/skills",
+            // Their manager, and training officers and administrators.
+            Tenant(EnrolmentsAssign),
+            T::EmployeeSkill,
+            |c| Some(json!({"skill_id": c.evidence, "level": 2, "note": "Seen on site"})),
+        ),
         // Anyone may check a code (it is printed on the certificate); a made-up one is 404.
         op(
             Method::GET,
@@ -1588,6 +1671,12 @@ async fn fixture(app: &TestApp, op: &Op, caller: Caller, operator: &str) -> Ctx 
         Target::Certificate => app.fresh_certificate(a, Role::Employee).await.0.to_string(),
         Target::RevokedCertificate => app.revoked_certificate(a).await.to_string(),
         Target::CertificateCode => app.fresh_certificate(a, Role::Employee).await.1,
+        Target::Skill => app.fresh_skill(a).await.to_string(),
+        Target::DeletedSkill => app.deleted_skill(a).await.to_string(),
+        Target::EmployeeSkill => {
+            c.evidence = app.fresh_skill(a).await.to_string();
+            app.a.people[&Role::Employee].to_string()
+        }
         Target::Delegation => app.fresh_delegation(a, Role::Manager).await.to_string(),
         Target::OwnDelegation => app.fresh_delegation(a, mine).await.to_string(),
         Target::Department => app.a.department.to_string(),
@@ -1994,6 +2083,9 @@ async fn tenant_a_objects(app: &TestApp) -> BTreeMap<Target, Ctx> {
         ),
         // A code is public by design: B's administrator checks a made-up one.
         (Target::CertificateCode, "ZZZZ-ZZZZ-ZZZZ-ZZZZ".to_string()),
+        (Target::Skill, app.fresh_skill(a).await.to_string()),
+        (Target::DeletedSkill, app.deleted_skill(a).await.to_string()),
+        (Target::EmployeeSkill, employee.to_string()),
         (
             Target::Delegation,
             app.fresh_delegation(a, Role::Manager).await.to_string(),

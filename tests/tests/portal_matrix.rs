@@ -619,6 +619,22 @@ fn routes() -> Vec<PortalRoute> {
             Target::Certificate,
             "",
         ),
+        page("/portal/skills", Granted(SelfService), Target::None, ""),
+        form(
+            "/portal/skills",
+            Granted(CoursesManage),
+            Csrf::Session,
+            Target::None,
+            |f| {
+                fields(&[
+                    ("name", f.unique.as_str()),
+                    ("category", ""),
+                    ("description", ""),
+                    ("levels", "Knows\nDoes"),
+                ])
+            },
+            303,
+        ),
         // Anyone checks a certificate: its code is what they know.
         page("/portal/verify", Public, Target::None, ""),
         page("/portal/verify/:code", Public, Target::CertificateCode, ""),

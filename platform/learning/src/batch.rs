@@ -228,6 +228,8 @@ pub async fn apply_completions(
     for id in complete_open_enrolments(tx, records, now).await? {
         objects.push(ObjectChange::new("enrolment", id, Change::Updated));
     }
+    let pairs: Vec<(Uuid, Uuid)> = records.iter().map(|r| (r.user_id, r.course_id)).collect();
+    crate::skills::raise_from_imports(tx, &pairs, now).await?;
     audit::record_batch(tx, source, "course_completion.import", &objects, now).await?;
     Ok(out)
 }

@@ -26,6 +26,7 @@ use crate::{
         self, Assignees, Assignment, EnrolmentQuery, ProgressReport, QuestionChange, QuizSettings,
         Whose,
     },
+    skills::CourseSkillKind,
     Learning,
 };
 
@@ -156,7 +157,42 @@ struct EnrolmentSpec {
 /// name the courses a certification type requires.
 pub struct DemoPart(pub Learning, pub Renewals);
 
-const SECTIONS: &[&str] = &["courses", "quizzes", "enrolments"];
+const SECTIONS: &[&str] = &["courses", "quizzes", "skills", "enrolments"];
+
+/// A skill of the catalogue, the courses that teach it, and managers' assessments.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SkillSpec {
+    name: String,
+    category: Option<String>,
+    description: Option<String>,
+    /// The criteria of each level, level 1 first.
+    levels: Vec<String>,
+    #[serde(default)]
+    taught_by: Vec<CourseLevel>,
+    #[serde(default)]
+    required_by: Vec<CourseLevel>,
+    #[serde(default)]
+    assessed: Vec<Assessment>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CourseLevel {
+    /// The course's code.
+    course: String,
+    level: i32,
+}
+
+/// A manager's assessment of a person's level (applied after the enrolments).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Assessment {
+    person: String,
+    by: String,
+    level: i32,
+    note: Option<String>,
+}
 
 fn section<T: for<'de> Deserialize<'de>>(
     sections: &BTreeMap<String, serde_json::Value>,
@@ -191,6 +227,7 @@ impl DemoPart {
         let courses: Vec<CourseSpec> = section(sections, "courses")?;
         let enrolments: Vec<EnrolmentSpec> = section(sections, "enrolments")?;
         let quizzes: Vec<QuizSpec> = section(sections, "quizzes")?;
+        let skill_specs: Vec<SkillSpec> = section(sections, "skills")?;
         if courses.is_empty() && enrolments.is_empty() {
             return Ok(Vec::new());
         }
@@ -295,6 +332,52 @@ impl DemoPart {
                 .await
                 .with_context(|| format!("quiz {} of {}", q.lesson, q.course))?;
             made_quizzes += 1;
+        }
+        // Skills, with the new courses that teach and require them.
+        let (known, _) = service::list_skills(svc, officer, None, false, all)
+            .await
+            .map_err(anyhow_api)?;
+        let mut skill_ids = Vec::new();
+        let mut made_skills = 0;
+        for sk in &skill_specs {
+            let id = match known.iter().find(|k| k.name.eq_ignore_ascii_case(&sk.name)) {
+                Some(k) => k.id,
+                None => {
+                    made_skills += 1;
+                    let change = service::SkillChange {
+                        name: Some(sk.name.clone()),
+                        category: Some(sk.category.clone()),
+                        description: Some(sk.description.clone()),
+                        levels: Some(sk.levels.clone()),
+                    };
+                    service::create_skill(svc, officer, change, now)
+                        .await
+                        .map_err(anyhow_api)
+                        .with_context(|| format!("skill {}", sk.name))?
+                        .id
+                }
+            };
+            skill_ids.push(id);
+        }
+        for c in courses.iter().filter(|c| new_courses.contains(&c.code)) {
+            let mut wanted = Vec::new();
+            for (sk, id) in skill_specs.iter().zip(&skill_ids) {
+                let kinds = [
+                    (&sk.taught_by, CourseSkillKind::Teaches),
+                    (&sk.required_by, CourseSkillKind::Requires),
+                ];
+                for (list, kind) in kinds {
+                    for cl in list.iter().filter(|cl| cl.course == c.code) {
+                        wanted.push((*id, kind, cl.level));
+                    }
+                }
+            }
+            if !wanted.is_empty() {
+                service::set_course_skills(svc, officer, id_of(&c.code)?, wanted, now)
+                    .await
+                    .map_err(anyhow_api)
+                    .with_context(|| format!("skills of {}", c.code))?;
+            }
         }
         for c in courses.iter().filter(|c| new_courses.contains(&c.code)) {
             self.required_by(scope, id_of(&c.code)?, &c.required_by, now)
@@ -405,8 +488,29 @@ impl DemoPart {
             }
             enrolled += 1;
         }
+        if made_skills > 0 {
+            for (sk, id) in skill_specs.iter().zip(&skill_ids) {
+                for a in &sk.assessed {
+                    let person = scope.person("skills.assessed.person", &a.person)?;
+                    let by = scope.person("skills.assessed.by", &a.by)?;
+                    service::assess_skill(
+                        svc,
+                        by,
+                        person.user_id.0,
+                        *id,
+                        a.level,
+                        a.note.clone(),
+                        now,
+                    )
+                    .await
+                    .map_err(anyhow_api)
+                    .with_context(|| format!("{} assessing {} in {}", a.by, a.person, sk.name))?;
+                }
+            }
+        }
         Ok(vec![
             ("courses", made),
+            ("skills", made_skills),
             ("quizzes", made_quizzes),
             ("enrolments", enrolled),
         ])

@@ -32,6 +32,8 @@ pub mod enrolments;
 pub mod jobs;
 pub mod live;
 pub mod service;
+pub mod skills;
+pub mod skills_api;
 pub mod web;
 
 use trainflow_kernel::db::Db;

@@ -21,7 +21,9 @@ use trainflow_kernel::{
     error::from_poem_error,
     ApiError,
 };
-use trainflow_learning::{api::LearningApi, assessments_api::AssessmentsApi, Learning};
+use trainflow_learning::{
+    api::LearningApi, assessments_api::AssessmentsApi, skills_api::SkillsApi, Learning,
+};
 use trainflow_notifications::{api::NotificationsApi, Deliverer};
 use trainflow_renewals::{api::RenewalsApi, Renewals};
 use trainflow_tenancy::api::TenancyApi;
@@ -59,6 +61,7 @@ pub type Apis = (
     RenewalsApi,
     LearningApi,
     AssessmentsApi,
+    SkillsApi,
 );
 
 /// What the edge middleware needs of the instance: settings, the token keys, the metrics, the
@@ -194,6 +197,9 @@ pub fn api_service(
                 svc: learning.clone(),
             },
             AssessmentsApi {
+                svc: learning.clone(),
+            },
+            SkillsApi {
                 svc: learning.clone(),
             },
         ),
@@ -466,6 +472,9 @@ fn portal(edge: &Arc<Edge>, deps: &AuthDeps) -> impl Endpoint {
     )))
     .with_cards(Arc::new(trainflow_integrations::web::Cards(
         edge.integrations.clone(),
+    )))
+    .with_profile_parts(Arc::new(trainflow_learning::web::ProfileCards(
+        edge.learning.clone(),
     )))
     .with_profile_parts(Arc::new(trainflow_identity::web::ProfileParts(
         deps.db.clone(),

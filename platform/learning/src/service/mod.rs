@@ -21,9 +21,11 @@ use uuid::Uuid;
 
 mod assessments;
 mod certificates;
+mod skills;
 
 pub use assessments::*;
 pub use certificates::*;
+pub use skills::*;
 
 use crate::{
     calendar::{self, CalendarItem},
@@ -1231,6 +1233,7 @@ pub(crate) async fn advance(
     }
     // The enrolment is locked: its status is as the transition left it.
     let status = enrolments::get(tx, e.id).await?.status;
+    let mut finished = None;
     if percent == 100
         && enrolments::transition(
             tx,
@@ -1269,6 +1272,29 @@ pub(crate) async fn advance(
             now,
         )
         .await?;
+        let by_quiz = lessons
+            .iter()
+            .any(|l| l.id == lesson && l.kind == LessonKind::Assessment);
+        let source = if by_quiz {
+            crate::skills::SkillSource::Assessment
+        } else {
+            crate::skills::SkillSource::Course
+        };
+        finished = Some((e.course_id, source));
+    }
+    if completed || finished.is_some() {
+        let awarded = skills::after_progress(tx, e.user_id, finished, now).await?;
+        if !awarded.is_empty() {
+            let rules: Vec<&str> = awarded.iter().map(|r| r.as_str()).collect();
+            audit::record(
+                tx,
+                Entry::by(ctx, "achievement.award")
+                    .object("user", e.user_id)
+                    .detail(serde_json::json!({ "rules": rules })),
+                now,
+            )
+            .await?;
+        }
     }
     let after = enrolments::get(tx, e.id).await?;
     let change = ProgressChange {

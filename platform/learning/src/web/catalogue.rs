@@ -23,6 +23,7 @@ use crate::{
         ModuleChange, TreeEntry,
     },
     service::{self, Assignees, Assignment, CourseDetail},
+    skills::CourseSkill,
     Learning,
 };
 
@@ -244,6 +245,8 @@ struct CoursePage {
     courses: Vec<Course>,
     /// The course's question banks (for those who build the catalogue).
     banks: Vec<Bank>,
+    /// The skills it teaches and requires.
+    skills: Vec<CourseSkill>,
     manages: bool,
     assigns: bool,
     /// Administrators may enrol people without the prerequisites.
@@ -288,6 +291,7 @@ async fn course_view(
     } else {
         Vec::new()
     };
+    let skills = service::course_skills(svc, me.ctx(), id).await?;
     let banks = if manages(&me.session) {
         service::list_banks(svc, me.ctx(), id, false).await?
     } else {
@@ -303,6 +307,7 @@ async fn course_view(
             departments: options.departments,
             courses,
             banks,
+            skills,
             manages: manages(&me.session),
             assigns: role.grants(Permission::EnrolmentsAssign),
             overrides: role == Role::Administrator,

@@ -8,6 +8,7 @@ mod assessments;
 mod calendar;
 mod catalogue;
 mod learning;
+mod skills;
 
 use poem::{get, post, EndpointExt, Route};
 use serde::Deserialize;
@@ -38,6 +39,13 @@ pub fn nav() -> Vec<NavEntry> {
             label: "Certificates",
             href: "/portal/certificates",
             order: 13,
+            permission: None,
+        },
+        NavEntry {
+            key: "skills",
+            label: "Skills",
+            href: "/portal/skills",
+            order: 15,
             permission: None,
         },
         NavEntry {
@@ -125,6 +133,12 @@ pub fn mount(route: Route, svc: Learning) -> Route {
             "/certificates/:id/pdf",
             get(assessments::certificate_pdf).data(svc.clone()),
         )
+        .at(
+            "/skills",
+            get(skills::skills_page)
+                .post(skills::create_skill)
+                .data(svc.clone()),
+        )
         .at("/verify", get(assessments::verify_form).data(svc.clone()))
         .at(
             "/verify/:code",
@@ -178,6 +192,7 @@ const NOTICES: &[(&str, &str)] = &[
     ("bank", "The question bank was added. Add its questions."),
     ("question", "The question was added."),
     ("quiz", "The quiz was saved."),
+    ("skill", "The skill was added to the catalogue."),
     (
         "submitted",
         "Your answers were submitted. Here is how you did.",
@@ -239,6 +254,68 @@ impl CardSource for Cards {
                     .collect(),
                 link: Some(("/portal/learning".into(), "Open my learning".into())),
             }])
+        })
+    }
+}
+
+/// The context's parts of the profile page: one's skills and achievements.
+pub struct ProfileCards(pub Learning);
+
+impl CardSource for ProfileCards {
+    fn cards<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, ApiResult<Vec<Card>>> {
+        Box::pin(async move {
+            let p = service::person_skills(&self.0, &session.ctx, session.user_id).await?;
+            let skills = Card {
+                order: 30,
+                title: "My skills".into(),
+                value: Some(p.skills.len().to_string()),
+                text: if p.skills.is_empty() {
+                    "Completing courses raises the skills they teach; your manager may assess \
+                     others."
+                        .into()
+                } else {
+                    "Your level of each skill, and where it came from.".into()
+                },
+                columns: if p.skills.is_empty() {
+                    Vec::new()
+                } else {
+                    vec!["Skill", "Level", "Source"]
+                },
+                rows: p
+                    .skills
+                    .iter()
+                    .map(|s| {
+                        vec![
+                            s.skill_name.clone(),
+                            format!("{} of {}: {}", s.level, s.max_level, s.criteria),
+                            s.source.as_str().to_string(),
+                        ]
+                    })
+                    .collect(),
+                link: Some(("/portal/skills".into(), "The skills catalogue".into())),
+            };
+            let achievements = Card {
+                order: 31,
+                title: "Achievements".into(),
+                value: Some(p.achievements.len().to_string()),
+                text: if p.achievements.is_empty() {
+                    "None yet: complete a first course to earn one.".into()
+                } else {
+                    "What you have achieved so far.".into()
+                },
+                columns: if p.achievements.is_empty() {
+                    Vec::new()
+                } else {
+                    vec!["Achievement", "Awarded"]
+                },
+                rows: p
+                    .achievements
+                    .iter()
+                    .map(|a| vec![a.detail.clone(), a.awarded_at.date().to_string()])
+                    .collect(),
+                link: None,
+            };
+            Ok(vec![skills, achievements])
         })
     }
 }
