@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use trainflow_kernel::auth::Role;
 use trainflow_tests::{
-    email_of, id_of, short_unique, webdriver::Browser, TestApp, Which, PASSWORD,
+    csrf_of, email_of, id_of, short_unique, webdriver::Browser, TestApp, Which, PASSWORD,
 };
 use uuid::Uuid;
 
@@ -2152,6 +2152,86 @@ async fn completing_a_course_raises_the_skills_it_teaches_awards_achievements_an
         None,
     )
     .await;
+
+    // In the portal: the training officer says the course requires welding at level 1 (a
+    // level the skill lacks names its field), and the manager assesses from their team's page.
+    let officer = app.portal_client(A, to).await;
+    let (_, page) = app
+        .portal_get(&officer, &format!("/portal/courses/{course}"))
+        .await;
+    let csrf = csrf_of(&page);
+    let form_path = format!("/portal/courses/{course}/skills");
+    let welding_id = welding.to_string();
+    let (s, html) = app
+        .portal_post(
+            &officer,
+            &form_path,
+            &[
+                ("csrf", &csrf),
+                ("skill_id", &welding_id),
+                ("kind", "requires"),
+                ("level", "7"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("skills[2].level"), "{html}");
+    let (s, _) = app
+        .portal_post(
+            &officer,
+            &form_path,
+            &[
+                ("csrf", &csrf),
+                ("skill_id", &welding_id),
+                ("kind", "requires"),
+                ("level", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let d = app
+        .ok_as(
+            A,
+            Role::Employee,
+            Method::GET,
+            &format!("/api/v1/courses/{course}/skills"),
+            None,
+        )
+        .await;
+    assert_eq!(d["skills"].as_array().unwrap().len(), 3, "{d}");
+    let boss = app.portal_client(A, Role::Manager).await;
+    let (s, page) = app.portal_get(&boss, "/portal/skills/team").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        page.contains(&name) && page.contains("Assess a skill"),
+        "{page}"
+    );
+    let csrf = csrf_of(&page);
+    let employee_id = employee.to_string();
+    let (s, _) = app
+        .portal_post(
+            &boss,
+            "/portal/skills/assess",
+            &[
+                ("csrf", &csrf),
+                ("user_id", &employee_id),
+                ("skill_id", &welding_id),
+                ("level", "1"),
+                ("note", ""),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let now = app
+        .ok_as(
+            A,
+            Role::Employee,
+            Method::GET,
+            &format!("/api/v1/users/{employee}/skills"),
+            None,
+        )
+        .await;
+    assert_eq!(now["skills"][0]["level"], 1, "{now}");
 
     // The profile shows them.
     let client = app.portal_client(A, Role::Employee).await;

@@ -122,6 +122,10 @@ enum Target {
     Certificate,
     /// The verification code of a certificate of tenant A's employee (`:code`).
     CertificateCode,
+    /// A skill of tenant A's catalogue (in the form; tenant A's employee is the person).
+    EmployeeSkill,
+    /// A new course of tenant A, with a skill of the catalogue in `extra`.
+    CourseSkill,
     /// A queued work item of tenant A.
     QueuedWork,
     /// A failed work item of tenant A.
@@ -635,6 +639,41 @@ fn routes() -> Vec<PortalRoute> {
             },
             303,
         ),
+        page(
+            "/portal/skills/team",
+            Granted(SelfService),
+            Target::None,
+            "",
+        ),
+        form(
+            "/portal/skills/assess",
+            Granted(EnrolmentsAssign),
+            Csrf::Session,
+            Target::EmployeeSkill,
+            |f| {
+                fields(&[
+                    ("user_id", f.employee.as_str()),
+                    ("skill_id", f.id.as_str()),
+                    ("level", "2"),
+                    ("note", ""),
+                ])
+            },
+            303,
+        ),
+        form(
+            "/portal/courses/:id/skills",
+            Granted(CoursesManage),
+            Csrf::Session,
+            Target::CourseSkill,
+            |f| {
+                fields(&[
+                    ("skill_id", f.extra.as_str()),
+                    ("kind", "teaches"),
+                    ("level", "1"),
+                ])
+            },
+            303,
+        ),
         // Anyone checks a certificate: its code is what they know.
         page("/portal/verify", Public, Target::None, ""),
         page("/portal/verify/:code", Public, Target::CertificateCode, ""),
@@ -1069,6 +1108,11 @@ async fn fixture(app: &TestApp, route: &PortalRoute, role: Role) -> Fx {
         Target::OwnAttempt => app.fresh_attempt(a, role).await.to_string(),
         Target::Certificate => app.fresh_certificate(a, Role::Employee).await.0.to_string(),
         Target::CertificateCode => app.fresh_certificate(a, Role::Employee).await.1,
+        Target::EmployeeSkill => app.fresh_skill(a).await.to_string(),
+        Target::CourseSkill => {
+            extra = app.fresh_skill(a).await.to_string();
+            app.fresh_course(a).await.0.to_string()
+        }
         Target::QueuedWork => queued_work(app).await.to_string(),
         Target::FailedWork => failed_work(app).await.to_string(),
         Target::ResetToken => app.reset_token(a).await,

@@ -262,6 +262,36 @@ pub async fn person_skills(svc: &Learning, ctx: &TenantCtx, user: Uuid) -> ApiRe
     Ok(out)
 }
 
+/// One person of a team with their skills.
+#[derive(Debug, Clone)]
+pub struct TeamMemberSkills {
+    pub user_id: Uuid,
+    pub name: String,
+    pub skills: Vec<PersonSkill>,
+}
+
+/// The skills of the people who report to the caller (foremen and managers), by name.
+pub async fn team_skills(svc: &Learning, ctx: &TenantCtx) -> ApiResult<Vec<TeamMemberSkills>> {
+    let (mut tx, ctx) = TenantTx::begin(&svc.db, ctx, Permission::SelfService).await?;
+    let team = super::team_of(&mut tx, &ctx).await?;
+    let tenant = tx.tenant();
+    let mut out = Vec::new();
+    for user in team {
+        let name: Option<String> = sql!(tx.conn() => |c| sqlx::query_scalar(
+            "select trim(coalesce(first_name, '') || ' ' || coalesce(last_name, '')) from directory_people
+              where tenant_id = $1 and id = $2")
+            .bind(tenant).bind(user).fetch_optional(&mut *c).await)?;
+        out.push(TeamMemberSkills {
+            user_id: user,
+            name: name.unwrap_or_default(),
+            skills: skills::of_person(&mut tx, user).await?,
+        });
+    }
+    tx.commit().await?;
+    out.sort_by_key(|m| m.name.to_lowercase());
+    Ok(out)
+}
+
 /// Sets a person's level of a skill from a manager's assessment: a manager for their team, a
 /// training officer or administrator for anyone; not for oneself.
 pub async fn assess_skill(

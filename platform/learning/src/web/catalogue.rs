@@ -23,7 +23,7 @@ use crate::{
         ModuleChange, TreeEntry,
     },
     service::{self, Assignees, Assignment, CourseDetail},
-    skills::CourseSkill,
+    skills::{CourseSkill, Skill},
     Learning,
 };
 
@@ -247,6 +247,8 @@ struct CoursePage {
     banks: Vec<Bank>,
     /// The skills it teaches and requires.
     skills: Vec<CourseSkill>,
+    /// The skills catalogue, for the builders' form.
+    catalogue_skills: Vec<Skill>,
     manages: bool,
     assigns: bool,
     /// Administrators may enrol people without the prerequisites.
@@ -292,6 +294,14 @@ async fn course_view(
         Vec::new()
     };
     let skills = service::course_skills(svc, me.ctx(), id).await?;
+    let catalogue_skills = if manages(&me.session) {
+        let all = trainflow_kernel::envelope::Page::parse(Some(1), Some(100))?;
+        service::list_skills(svc, me.ctx(), None, false, all)
+            .await?
+            .0
+    } else {
+        Vec::new()
+    };
     let banks = if manages(&me.session) {
         service::list_banks(svc, me.ctx(), id, false).await?
     } else {
@@ -308,6 +318,7 @@ async fn course_view(
             courses,
             banks,
             skills,
+            catalogue_skills,
             manages: manages(&me.session),
             assigns: role.grants(Permission::EnrolmentsAssign),
             overrides: role == Role::Administrator,

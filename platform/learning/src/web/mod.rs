@@ -139,6 +139,12 @@ pub fn mount(route: Route, svc: Learning) -> Route {
                 .post(skills::create_skill)
                 .data(svc.clone()),
         )
+        .at("/skills/team", get(skills::team_page).data(svc.clone()))
+        .at("/skills/assess", post(skills::assess).data(svc.clone()))
+        .at(
+            "/courses/:id/skills",
+            post(skills::set_course_skill).data(svc.clone()),
+        )
         .at("/verify", get(assessments::verify_form).data(svc.clone()))
         .at(
             "/verify/:code",
@@ -193,6 +199,8 @@ const NOTICES: &[(&str, &str)] = &[
     ("question", "The question was added."),
     ("quiz", "The quiz was saved."),
     ("skill", "The skill was added to the catalogue."),
+    ("assessed", "The assessment was recorded."),
+    ("skills", "The course's skills were saved."),
     (
         "submitted",
         "Your answers were submitted. Here is how you did.",

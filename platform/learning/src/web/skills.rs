@@ -15,10 +15,14 @@ use trainflow_web::{
     Submitted,
 };
 
-use super::manages;
+use poem::web::Path;
+use trainflow_kernel::{auth::Permission, envelope::Page, ApiError, FieldErrors};
+use uuid::Uuid;
+
+use super::{manages, NoticeQuery};
 use crate::{
-    service::{self, SkillChange},
-    skills::Skill,
+    service::{self, SkillChange, TeamMemberSkills},
+    skills::{CourseSkillKind, Skill},
     Learning,
 };
 
@@ -53,6 +57,8 @@ struct SkillsPage {
     pager: Pager,
     q: String,
     manages: bool,
+    /// Foremen and managers: the link to their team's skills.
+    leads: bool,
     form: SkillForm,
     notice: Option<&'static str>,
     errors: Errors,
@@ -83,6 +89,10 @@ async fn skills_view(
             pager: Pager::new(page, total, link),
             q: q.q.clone(),
             manages: manages(&me.session),
+            leads: matches!(
+                me.session.role,
+                trainflow_kernel::auth::Role::Foreman | trainflow_kernel::auth::Role::Manager
+            ),
             form,
             notice: trainflow_web::notice(q.notice.as_deref(), super::NOTICES),
             errors,
@@ -141,6 +151,173 @@ pub(super) async fn create_skill(
                 StatusCode::UNPROCESSABLE_ENTITY,
             )
             .await
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "team_skills.html")]
+struct TeamSkillsPage {
+    nav: Option<Nav>,
+    csrf: String,
+    team: Vec<TeamMemberSkills>,
+    /// The catalogue, for the assessment form (those who may assess).
+    catalogue: Vec<Skill>,
+    assesses: bool,
+    notice: Option<&'static str>,
+    errors: Errors,
+}
+
+async fn team_view(
+    svc: &Learning,
+    me: &SignedIn,
+    notice: Option<&'static str>,
+    errors: Errors,
+    status: StatusCode,
+) -> PageResult {
+    let team = service::team_skills(svc, me.ctx()).await?;
+    let assesses = me.session.role.grants(Permission::EnrolmentsAssign) && !team.is_empty();
+    let catalogue = if assesses {
+        service::list_skills(svc, me.ctx(), None, false, Page::parse(Some(1), Some(100))?)
+            .await?
+            .0
+    } else {
+        Vec::new()
+    };
+    render(
+        &TeamSkillsPage {
+            nav: me.nav("skills"),
+            csrf: me.csrf().to_string(),
+            team,
+            catalogue,
+            assesses,
+            notice,
+            errors,
+        },
+        status,
+    )
+}
+
+/// The skills of one's team, and (for managers) the form that assesses one.
+#[handler]
+pub(super) async fn team_page(
+    me: SignedIn,
+    svc: Data<&Learning>,
+    q: Query<NoticeQuery>,
+) -> PageResult {
+    team_view(&svc, &me, q.text(), Errors::default(), StatusCode::OK).await
+}
+
+#[derive(Deserialize)]
+pub(super) struct AssessForm {
+    #[serde(default)]
+    user_id: String,
+    #[serde(default)]
+    skill_id: String,
+    #[serde(default)]
+    level: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// A form field parsed as `T`, or the error `message` on `field`.
+fn parsed<T: std::str::FromStr>(
+    e: &mut FieldErrors,
+    field: &str,
+    raw: &str,
+    message: &str,
+) -> Option<T> {
+    raw.trim().parse().map_err(|_| e.add(field, message)).ok()
+}
+
+/// Records a manager's assessment of a person's level of a skill.
+#[handler]
+pub(super) async fn assess(
+    svc: Data<&Learning>,
+    Submitted(me, form): Submitted<AssessForm>,
+) -> PageResult {
+    let mut e = FieldErrors::new();
+    let user = parsed::<Uuid>(
+        &mut e,
+        "user_id",
+        &form.user_id,
+        "choose a person of your team",
+    );
+    let skill = parsed::<Uuid>(&mut e, "skill_id", &form.skill_id, "choose a skill");
+    let level = parsed::<i32>(&mut e, "level", &form.level, "must be a whole number");
+    let r = match (user, skill, level) {
+        (Some(user), Some(skill), Some(level)) if e.is_empty() => {
+            service::assess_skill(&svc, me.ctx(), user, skill, level, blank(&form.note), now())
+                .await
+                .map(drop)
+        }
+        _ => Err(ApiError::Validation(e)),
+    };
+    match r {
+        Ok(()) => Ok(Redirect::see_other("/portal/skills/team?notice=assessed").into_response()),
+        Err(err) => {
+            let errors = field_errors(err)?;
+            team_view(&svc, &me, None, errors, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct CourseSkillForm {
+    #[serde(default)]
+    skill_id: String,
+    #[serde(default)]
+    kind: String,
+    /// Blank removes the skill of that kind from the course.
+    #[serde(default)]
+    level: String,
+}
+
+/// Adds, changes or (blank level) removes one skill a course teaches or requires.
+#[handler]
+pub(super) async fn set_course_skill(
+    svc: Data<&Learning>,
+    id: Path<Uuid>,
+    Submitted(me, form): Submitted<CourseSkillForm>,
+) -> PageResult {
+    let mut e = FieldErrors::new();
+    let skill = parsed::<Uuid>(&mut e, "skill_id", &form.skill_id, "choose a skill");
+    let kind = CourseSkillKind::parse(form.kind.trim());
+    if kind.is_none() {
+        e.add("kind", "must be teaches or requires");
+    }
+    let level = match form.level.trim() {
+        "" => None,
+        l => l
+            .parse::<i32>()
+            .map_err(|_| e.add("level", "must be a whole number"))
+            .ok(),
+    };
+    let r = match (skill, kind) {
+        (Some(skill), Some(kind)) if e.is_empty() => {
+            let mut wanted: Vec<(Uuid, CourseSkillKind, i32)> =
+                service::course_skills(&svc, me.ctx(), id.0)
+                    .await?
+                    .into_iter()
+                    .filter(|s| !(s.skill_id == skill && s.kind == kind))
+                    .map(|s| (s.skill_id, s.kind, s.level))
+                    .collect();
+            if let Some(level) = level {
+                wanted.push((skill, kind, level));
+            }
+            service::set_course_skills(&svc, me.ctx(), id.0, wanted, now())
+                .await
+                .map(drop)
+        }
+        _ => Err(ApiError::Validation(e)),
+    };
+    match r {
+        Ok(()) => Ok(
+            Redirect::see_other(format!("/portal/courses/{}?notice=skills", id.0)).into_response(),
+        ),
+        Err(err) => {
+            let errors = field_errors(err)?;
+            super::catalogue::course_with_errors(&svc, &me, id.0, errors).await
         }
     }
 }
