@@ -2252,3 +2252,108 @@ fn fields_of(v: &Value) -> Vec<String> {
         .map(|o| o.keys().cloned().collect())
         .unwrap_or_default()
 }
+
+#[tokio::test]
+async fn an_attempt_past_its_time_limit_counts_as_timed_out_and_scores_nothing() {
+    use trainflow_kernel::{auth::TenantCtx, TenantId, UserId};
+    use trainflow_learning::{assessments::GivenAnswer, service};
+
+    let app = TestApp::spawn().await;
+    let (course, lesson, bank) = app.quiz_fixture(A).await;
+    app.ok_as(
+        A,
+        Role::TrainingOfficer,
+        Method::PUT,
+        &format!("/api/v1/lessons/{lesson}/quiz"),
+        Some(json!({"bank_id": bank, "time_limit_minutes": 10, "max_attempts": 3})),
+    )
+    .await;
+    app.ok_as(
+        A,
+        Role::Employee,
+        Method::POST,
+        &format!("/api/v1/courses/{course}/enrol"),
+        None,
+    )
+    .await;
+    let ctx = TenantCtx {
+        tenant_id: TenantId(app.a.id),
+        user_id: UserId(app.a.people[&Role::Employee]),
+        role: Role::Employee,
+        ip: None,
+    };
+    let start = trainflow_kernel::now();
+    let first = service::start_attempt(&app.learning, &ctx, lesson, start)
+        .await
+        .expect("an attempt");
+    let deadline = first.attempt.deadline_at.expect("a deadline");
+    assert_eq!(deadline, start + time::Duration::minutes(10));
+    // The right answer (the fixture's "Yes"), wherever the paper shows it.
+    let right = |paper: &service::AttemptView| -> Vec<GivenAnswer> {
+        paper
+            .questions
+            .iter()
+            .map(|q| GivenAnswer {
+                question_id: q.question_id,
+                choices: (0..q.options.len() as i32)
+                    .filter(|&i| q.options[i as usize] == "Yes")
+                    .collect(),
+                text: None,
+            })
+            .collect()
+    };
+
+    // Submitted an hour late: timed out, nothing scored, the lesson not done.
+    let late = service::submit_attempt(
+        &app.learning,
+        &ctx,
+        first.attempt.id,
+        right(&first),
+        deadline + time::Duration::hours(1),
+    )
+    .await
+    .expect("a late submission is recorded");
+    assert_eq!(
+        (
+            late.attempt.status.as_str(),
+            late.attempt.score,
+            late.attempt.passed
+        ),
+        ("timed_out", Some(0), Some(false))
+    );
+    // A second attempt left open past its limit is closed as timed out when the next starts.
+    let second = service::start_attempt(&app.learning, &ctx, lesson, start)
+        .await
+        .expect("a second attempt");
+    assert_eq!(second.attempt.number, 2);
+    let third = service::start_attempt(
+        &app.learning,
+        &ctx,
+        lesson,
+        start + time::Duration::minutes(30),
+    )
+    .await
+    .expect("a third attempt");
+    assert_eq!(third.attempt.number, 3);
+    let view = service::attempt_view(&app.learning, &ctx, second.attempt.id)
+        .await
+        .unwrap();
+    assert_eq!(view.attempt.status.as_str(), "timed_out");
+    // Within the grace period after the limit, the answers still count.
+    let in_grace = third.attempt.deadline_at.unwrap() + time::Duration::seconds(20);
+    let passed = service::submit_attempt(
+        &app.learning,
+        &ctx,
+        third.attempt.id,
+        right(&third),
+        in_grace,
+    )
+    .await
+    .expect("submitted in time");
+    assert_eq!(
+        (passed.attempt.status.as_str(), passed.attempt.passed),
+        ("submitted", Some(true)),
+        "{:?}",
+        passed.attempt
+    );
+}
