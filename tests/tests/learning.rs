@@ -2175,7 +2175,10 @@ async fn completing_a_course_raises_the_skills_it_teaches_awards_achievements_an
         )
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(html.contains("skills[2].level"), "{html}");
+    assert!(
+        html.contains("<code>level</code>") && !html.contains("skills["),
+        "{html}"
+    );
     let (s, _) = app
         .portal_post(
             &officer,

@@ -316,7 +316,12 @@ pub(super) async fn set_course_skill(
             Redirect::see_other(format!("/portal/courses/{}?notice=skills", id.0)).into_response(),
         ),
         Err(err) => {
-            let errors = field_errors(err)?;
+            // The form edits one skill: `skills[i].level` of the whole list is its `level`.
+            let mut errors = Errors::default();
+            for (field, message) in field_errors(err)?.all() {
+                let own = field.rsplit('.').next().unwrap_or(&field).to_string();
+                errors.add(&own, message);
+            }
             super::catalogue::course_with_errors(&svc, &me, id.0, errors).await
         }
     }
