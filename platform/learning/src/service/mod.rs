@@ -51,13 +51,16 @@ fn json<T: Serialize>(v: &T) -> Option<serde_json::Value> {
 
 /// The tenant's today, in its time zone.
 pub async fn today(tx: &mut TenantTx, now: OffsetDateTime) -> ApiResult<Date> {
+    Ok(now.to_offset(tenant_offset(tx, now).await?).date())
+}
+
+/// The tenant's offset from UTC at `now`, in its time zone.
+async fn tenant_offset(tx: &mut TenantTx, now: OffsetDateTime) -> ApiResult<time::UtcOffset> {
     let tenant = tx.tenant();
     let tz: String = sql!(tx.conn() => |c| sqlx::query_scalar(
         "select time_zone from directory_tenants where id = $1")
         .bind(tenant).fetch_one(&mut *c).await)?;
-    Ok(now
-        .to_offset(trainflow_kernel::zone_offset(&tz, now))
-        .date())
+    Ok(trainflow_kernel::zone_offset(&tz, now))
 }
 
 /// Whether the caller's role leads a team: foremen and managers (a reporting line that still

@@ -411,13 +411,7 @@ pub(crate) async fn after_progress(
             }
         }
     }
-    let offset = {
-        let tenant = tx.tenant();
-        let tz: String = sql!(tx.conn() => |c| sqlx::query_scalar(
-            "select time_zone from directory_tenants where id = $1")
-            .bind(tenant).fetch_one(&mut *c).await)?;
-        trainflow_kernel::zone_offset(&tz, now)
-    };
+    let offset = super::tenant_offset(tx, now).await?;
     let day = |t: OffsetDateTime| t.to_offset(offset).date();
     let since = now - Duration::days(STREAK_DAYS);
     let days = skills::learning_days(tx, user, since, day).await?;
