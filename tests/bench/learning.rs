@@ -5,14 +5,18 @@
 //!   on their own enrolment, beside the upsert of the lesson's progress and the update of the
 //!   enrolment issued through sqlx in one transaction each, at the same concurrency;
 //! * catalogue search — `GET /api/v1/courses?q=…` over 10,000 courses beside the page and count
-//!   queries the catalogue runs, at the same concurrency.
+//!   queries the catalogue runs, at the same concurrency;
+//! * live updates — the time from a progress write to its arrival at each of 1,000 subscribed
+//!   portal streams (`/portal/learning/live`, a training officer's), beside a bare fan-out of
+//!   the same events through a tokio broadcast channel to 1,000 streams of the same HTTP stack.
 //!
 //! ```text
 //! cargo build --release -p trainflow-server -p trainflow-tests
 //! target/release/bench-learning
 //! ```
 //! Options (environment): `BENCH_BACKENDS` (`postgres,sqlite`), `BENCH_PG_URL`,
-//! `BENCH_COURSES` (10000), `BENCH_SECONDS` (10 per phase), `BENCH_CONCURRENCY` (32).
+//! `BENCH_COURSES` (10000), `BENCH_SECONDS` (10 per phase), `BENCH_CONCURRENCY` (32),
+//! `BENCH_STREAMS` (1000), `BENCH_EVENTS` (50, at most 100).
 
 use std::{
     process::{Child, Command, Stdio},
@@ -33,6 +37,8 @@ use uuid::Uuid;
 
 #[path = "common.rs"]
 mod common;
+#[path = "live.rs"]
+mod live;
 
 use common::{binary, env_or, fresh_pg_database, migrate, password_hash, PASSWORD};
 
@@ -358,6 +364,71 @@ async fn run(label: &str, url: &str, tenant: Uuid, pool: Pool) -> anyhow::Result
     println!(
         "{label} search over {courses} courses: API {:.0}/s (p50 {:.2} ms), the catalogue's queries through sqlx {:.0}/s (p50 {:.2} ms); time ratio {:.2} (target ≤ 1.5)",
         api.rate, api.p50_ms, ceiling.rate, ceiling.p50_ms, ceiling.rate / api.rate
+    );
+
+    // 3. Live updates: a training officer's portal streams see everyone's progress.
+    let streams: usize = env_or("BENCH_STREAMS", 1000);
+    let events: usize = env_or("BENCH_EVENTS", 50usize).min(LESSONS);
+    let portal = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    portal_sign_in(&portal, &base, 0).await?;
+    let arrivals =
+        live::open_streams(&portal, &format!("{base}/portal/learning/live"), streams).await?;
+    let (token, enrolment) = people[0].clone();
+    let product = live::measure(streams, events, arrivals, |i| {
+        let (http, base, token, lesson) = (http.clone(), base.clone(), token.clone(), lessons[i]);
+        async move {
+            let started = Instant::now();
+            post(
+                &http,
+                format!("{base}/api/v1/enrolments/{enrolment}/progress"),
+                &token,
+                json!({"lesson_id": lesson, "seconds_spent": 5}),
+            )
+            .await?;
+            Ok((lesson.to_string(), started))
+        }
+    })
+    .await?;
+    let bare = live::bare_fanout(streams, events).await?;
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "{label} live updates to {streams} streams, {events} writes: the product {product}\n  \
+         bare broadcast fan-out, same HTTP stack: {bare}\n  \
+         ratio (all streams) p50 {:.2}, p99 {:.2} (target ≤ 2, and p99 < 250 ms: {:.1} ms)",
+        ms(product.all_p50) / ms(bare.all_p50).max(0.001),
+        ms(product.all_p99) / ms(bare.all_p99).max(0.001),
+        ms(product.all_p99)
+    );
+    Ok(())
+}
+
+/// Signs `client` (which keeps cookies) in to the portal as `person{who}`.
+async fn portal_sign_in(client: &reqwest::Client, base: &str, who: usize) -> anyhow::Result<()> {
+    let login = client
+        .get(format!("{base}/portal/login"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let csrf = trainflow_tests::csrf_of(&login);
+    let email = format!("person{who}@bench.test");
+    let resp = client
+        .post(format!("{base}/portal/login"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("organisation", "bench"),
+            ("email", email.as_str()),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await?;
+    anyhow::ensure!(
+        resp.status() == reqwest::StatusCode::SEE_OTHER,
+        "portal sign-in: {}",
+        resp.status()
     );
     Ok(())
 }

@@ -1115,6 +1115,67 @@ impl TestApp {
         module
     }
 
+    /// A topic (of 1 hour) of a new course of `which`.
+    pub async fn fresh_topic(&self, which: Which) -> Uuid {
+        let (course, _, _) = self.fresh_course(which).await;
+        id_of(
+            &self
+                .ok_as(
+                    which,
+                    Role::TrainingOfficer,
+                    Method::POST,
+                    &format!("/api/v1/courses/{course}/topics"),
+                    Some(json!({"title": "Fixture topic", "duration_hours": 1})),
+                )
+                .await,
+        )
+    }
+
+    /// A topic of a new course of `which`, soft-deleted.
+    pub async fn deleted_topic(&self, which: Which) -> Uuid {
+        let topic = self.fresh_topic(which).await;
+        self.ok_as(
+            which,
+            Role::TrainingOfficer,
+            Method::DELETE,
+            &format!("/api/v1/topics/{topic}"),
+            None,
+        )
+        .await;
+        topic
+    }
+
+    /// A text file attached to the lesson of a new published course of `which`.
+    pub async fn fresh_material(&self, which: Which) -> Uuid {
+        let (_, _, lesson) = self.fresh_course(which).await;
+        let token = self.token(which, Role::TrainingOfficer).await;
+        let (status, body) = self
+            .call_raw(
+                Method::POST,
+                &format!("/api/v1/lessons/{lesson}/materials?filename=notes.txt"),
+                Some(&token),
+                "text/plain",
+                b"Read me before the lesson.".to_vec(),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        id_of(&body["data"])
+    }
+
+    /// A file of a lesson of `which`, soft-deleted.
+    pub async fn deleted_material(&self, which: Which) -> Uuid {
+        let material = self.fresh_material(which).await;
+        self.ok_as(
+            which,
+            Role::TrainingOfficer,
+            Method::DELETE,
+            &format!("/api/v1/materials/{material}"),
+            None,
+        )
+        .await;
+        material
+    }
+
     /// A lesson of a new course of `which`, soft-deleted.
     pub async fn deleted_lesson(&self, which: Which) -> Uuid {
         let (_, _, lesson) = self.fresh_course(which).await;

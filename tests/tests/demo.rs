@@ -73,6 +73,29 @@ async fn the_demo_tells_the_story_to_every_role() {
         by_course.contains(&("TRK-201".into(), "in_progress".into())),
         "{learning}"
     );
+    // The course she completed has its syllabus: two topics of two subtopics each.
+    let track_safety = learning
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["course_code"] == "TRK-101")
+        .expect("TRK-101");
+    let course = get(
+        &app,
+        &format!(
+            "/api/v1/courses/{}",
+            track_safety["course_id"].as_str().unwrap()
+        ),
+        &alice,
+    )
+    .await;
+    let syllabus = course["topics"].as_array().expect("topics");
+    assert_eq!(syllabus.len(), 2, "{course}");
+    assert_eq!(
+        syllabus[0]["subtopics"].as_array().map(Vec::len),
+        Some(2),
+        "{course}"
+    );
     // She passed the track safety quiz, so the course issued her a certificate anyone can check.
     let certificates = get(&app, "/api/v1/certificates", &alice).await;
     let cert = certificates

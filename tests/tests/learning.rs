@@ -2360,3 +2360,805 @@ async fn an_attempt_past_its_time_limit_counts_as_timed_out_and_scores_nothing()
         passed.attempt
     );
 }
+
+/// The first message of the `422`/`409` on `field`.
+fn refusal(b: &Value, field: &str) -> String {
+    b["error"]["fields"][field][0]
+        .as_str()
+        .unwrap_or_else(|| panic!("no refusal on {field}: {b}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_syllabus_of_topics_and_subtopics_keeps_its_order_and_stays_within_the_hours() {
+    let app = TestApp::spawn().await;
+    let id = course(&app, &format!("SYL-{}", short_unique()), Some(10.0)).await;
+    let to = Role::TrainingOfficer;
+    let topics = format!("/api/v1/courses/{id}/topics");
+    let rails = built(
+        &app,
+        topics.clone(),
+        json!({"title": "Rails", "duration_hours": 6}),
+    )
+    .await;
+    let (s, b) = call(
+        &app,
+        to,
+        Method::POST,
+        &topics,
+        Some(json!({"title": "Sleepers", "duration_hours": 4})),
+    )
+    .await;
+    assert_eq!(
+        (s, b["data"]["position"].as_i64()),
+        (StatusCode::CREATED, Some(2)),
+        "{b}"
+    );
+    // The course's ten hours are spent: a third topic of an hour is refused, saying so.
+    let (s, b) = call(
+        &app,
+        to,
+        Method::POST,
+        &topics,
+        Some(json!({"title": "Ballast", "duration_hours": 1})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert!(
+        refusal(&b, "duration_hours").contains("at most 0 left"),
+        "{b}"
+    );
+    // A position taken among the topics is a conflict.
+    let (s, b) = call(
+        &app,
+        to,
+        Method::POST,
+        &topics,
+        Some(json!({"title": "Ballast", "position": 1})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{b}");
+    refusal(&b, "position");
+    // Subtopics stay within their topic's hours, and a subtopic has none of its own.
+    let sub = |title: &str, hours: f64, parent: Uuid| json!({"title": title, "duration_hours": hours, "parent_id": parent});
+    let gauge = built(&app, topics.clone(), sub("Gauge", 4.0, rails)).await;
+    let (s, b) = call(
+        &app,
+        to,
+        Method::POST,
+        &topics,
+        Some(sub("Welds", 2.5, rails)),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert!(
+        refusal(&b, "duration_hours").contains("at most 2 left"),
+        "{b}"
+    );
+    let (s, welds) = call(
+        &app,
+        to,
+        Method::POST,
+        &topics,
+        Some(sub("Welds", 2.0, rails)),
+    )
+    .await;
+    assert_eq!(
+        (s, welds["data"]["position"].as_i64()),
+        (StatusCode::CREATED, Some(2)),
+        "{welds}"
+    );
+    let (s, b) = call(
+        &app,
+        to,
+        Method::POST,
+        &topics,
+        Some(sub("Deeper", 0.0, gauge)),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    refusal(&b, "parent_id");
+    // A topic of another course is no parent either.
+    let other = course(&app, &format!("SYL-{}", short_unique()), None).await;
+    let (s, b) = call(
+        &app,
+        to,
+        Method::POST,
+        &format!("/api/v1/courses/{other}/topics"),
+        Some(sub("Stray", 0.0, rails)),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    refusal(&b, "parent_id");
+    // A topic cannot shrink below its subtopics, nor the course below its topics.
+    let (s, b) = call(
+        &app,
+        to,
+        Method::PATCH,
+        &format!("/api/v1/topics/{rails}"),
+        Some(json!({"duration_hours": 5})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert!(
+        refusal(&b, "duration_hours").contains("subtopics take 6"),
+        "{b}"
+    );
+    let (s, b) = call(
+        &app,
+        to,
+        Method::PATCH,
+        &format!("/api/v1/courses/{id}"),
+        Some(json!({"duration_hours": 9})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert!(
+        refusal(&b, "duration_hours").contains("topics already take 10"),
+        "{b}"
+    );
+    // Everyone who sees the course sees its syllabus, in order.
+    let (_, d) = call(
+        &app,
+        Role::Employee,
+        Method::GET,
+        &format!("/api/v1/courses/{id}"),
+        None,
+    )
+    .await;
+    let titles: Vec<&str> = d["data"]["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["topic"]["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["Rails", "Sleepers"], "{d}");
+    let subs: Vec<&str> = d["data"]["topics"][0]["subtopics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(subs, ["Gauge", "Welds"], "{d}");
+    // People cannot change it.
+    let (s, _) = call(
+        &app,
+        Role::Employee,
+        Method::POST,
+        &topics,
+        Some(json!({"title": "Mine"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // Deleting a topic hides its subtopics; a subtopic comes back only under a live topic.
+    let welds = id_of(&welds["data"]);
+    app.ok_as(
+        A,
+        to,
+        Method::DELETE,
+        &format!("/api/v1/topics/{welds}"),
+        None,
+    )
+    .await;
+    app.ok_as(
+        A,
+        to,
+        Method::DELETE,
+        &format!("/api/v1/topics/{rails}"),
+        None,
+    )
+    .await;
+    let (_, d) = call(
+        &app,
+        Role::Employee,
+        Method::GET,
+        &format!("/api/v1/courses/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(d["data"]["topics"].as_array().map(Vec::len), Some(1), "{d}");
+    let (s, b) = call(
+        &app,
+        to,
+        Method::POST,
+        &format!("/api/v1/topics/{welds}/restore"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{b}");
+    refusal(&b, "parent_id");
+    // The hours freed by the deleted topic are free again, until it is restored.
+    let ballast = built(
+        &app,
+        topics.clone(),
+        json!({"title": "Ballast", "duration_hours": 5}),
+    )
+    .await;
+    let (s, b) = call(
+        &app,
+        to,
+        Method::POST,
+        &format!("/api/v1/topics/{rails}/restore"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    refusal(&b, "duration_hours");
+    app.ok_as(
+        A,
+        to,
+        Method::DELETE,
+        &format!("/api/v1/topics/{ballast}"),
+        None,
+    )
+    .await;
+    let (s, b) = call(
+        &app,
+        to,
+        Method::POST,
+        &format!("/api/v1/topics/{rails}/restore"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, b["data"]["position"].as_i64()),
+        (StatusCode::OK, Some(1)),
+        "{b}"
+    );
+    let (s, _) = call(
+        &app,
+        to,
+        Method::POST,
+        &format!("/api/v1/topics/{welds}/restore"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, d) = call(
+        &app,
+        Role::Employee,
+        Method::GET,
+        &format!("/api/v1/courses/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        d["data"]["topics"][0]["subtopics"].as_array().map(Vec::len),
+        Some(2),
+        "{d}"
+    );
+}
+
+/// Uploads `bytes` as `name` to `lesson` as `role`.
+async fn upload(
+    app: &TestApp,
+    role: Role,
+    lesson: Uuid,
+    name: &str,
+    bytes: Vec<u8>,
+) -> (StatusCode, Value) {
+    let token = app.token(A, role).await;
+    app.call_raw(
+        Method::POST,
+        &format!("/api/v1/lessons/{lesson}/materials?filename={name}"),
+        Some(&token),
+        "application/octet-stream",
+        bytes,
+    )
+    .await
+}
+
+/// The bytes a signed-in `role` downloads from `path`.
+async fn download(app: &TestApp, role: Role, path: &str) -> (StatusCode, Vec<u8>) {
+    let token = app.token(A, role).await;
+    let resp = app
+        .client
+        .get(format!("{}{path}", app.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    let status = resp.status();
+    (status, resp.bytes().await.expect("body").to_vec())
+}
+
+#[tokio::test]
+async fn lesson_files_are_checked_for_what_they_are_and_served_only_to_those_who_see_the_course() {
+    let app = TestApp::spawn().await;
+    let id = course(&app, &format!("MAT-{}", short_unique()), None).await;
+    let module = built(
+        &app,
+        format!("/api/v1/courses/{id}/modules"),
+        json!({"title": "Files"}),
+    )
+    .await;
+    let lesson = built(
+        &app,
+        format!("/api/v1/modules/{module}/lessons"),
+        json!({"title": "The handout", "kind": "file"}),
+    )
+    .await;
+    let pdf = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n".to_vec();
+    let to = Role::TrainingOfficer;
+    let (s, m) = upload(&app, to, lesson, "Handout%201.pdf", pdf.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{m}");
+    assert_eq!(m["data"]["file_name"], "Handout 1.pdf");
+    assert_eq!(m["data"]["content_type"], "application/pdf");
+    assert_eq!(m["data"]["size_bytes"], pdf.len());
+    let material = id_of(&m["data"]);
+    // What the name says and what the bytes are must agree, and be a type lessons accept.
+    let (s, b) = upload(&app, to, lesson, "tool.pdf", b"MZ\x90\0\x03".to_vec()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    refusal(&b, "body");
+    let (s, b) = upload(&app, to, lesson, "tool.exe", b"MZ\x90\0\x03".to_vec()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    refusal(&b, "filename");
+    let (s, _) = upload(
+        &app,
+        to,
+        lesson,
+        "big.txt",
+        vec![b'a'; 20 * 1024 * 1024 + 1],
+    )
+    .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    // People may not attach files; they see and download those of a published course.
+    let (s, _) = upload(&app, Role::Employee, lesson, "mine.txt", b"hello".to_vec()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (_, list) = call(
+        &app,
+        Role::Employee,
+        Method::GET,
+        &format!("/api/v1/lessons/{lesson}/materials"),
+        None,
+    )
+    .await;
+    assert_eq!(list["data"].as_array().map(Vec::len), Some(1), "{list}");
+    let (s, bytes) = download(
+        &app,
+        Role::Employee,
+        &format!("/api/v1/materials/{material}"),
+    )
+    .await;
+    assert_eq!((s, bytes), (StatusCode::OK, pdf.clone()));
+    let (_, d) = call(
+        &app,
+        Role::Employee,
+        Method::GET,
+        &format!("/api/v1/courses/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        d["data"]["materials"][0]["lesson_id"],
+        lesson.to_string(),
+        "{d}"
+    );
+    // Back to draft, the course and its files are its builders' only.
+    app.ok_as(
+        A,
+        to,
+        Method::PATCH,
+        &format!("/api/v1/courses/{id}"),
+        Some(json!({"status": "draft"})),
+    )
+    .await;
+    let (s, _) = download(
+        &app,
+        Role::Employee,
+        &format!("/api/v1/materials/{material}"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = download(&app, to, &format!("/api/v1/materials/{material}")).await;
+    assert_eq!(s, StatusCode::OK);
+    // Deleted, it is gone until restored.
+    app.ok_as(
+        A,
+        to,
+        Method::DELETE,
+        &format!("/api/v1/materials/{material}"),
+        None,
+    )
+    .await;
+    let (s, _) = download(&app, to, &format!("/api/v1/materials/{material}")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    app.ok_as(
+        A,
+        to,
+        Method::POST,
+        &format!("/api/v1/materials/{material}/restore"),
+        None,
+    )
+    .await;
+    let (s, bytes) = download(&app, to, &format!("/api/v1/materials/{material}")).await;
+    assert_eq!((s, bytes), (StatusCode::OK, pdf));
+}
+
+/// Rows of a sheet, cell by cell (`None`: a blank cell).
+type Cells<'a> = &'a [&'a [Option<&'a str>]];
+
+/// A workbook of the registration template: each sheet's name, headings and rows.
+fn workbook(sheets: &[(&str, &[&str], Cells)]) -> Vec<u8> {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    for (name, heading, rows) in sheets {
+        let sheet = book.add_worksheet().set_name(*name).unwrap();
+        for (c, h) in heading.iter().enumerate() {
+            sheet.write_string(0, c as u16, *h).unwrap();
+        }
+        for (r, row) in rows.iter().enumerate() {
+            for (c, cell) in row.iter().enumerate() {
+                if let Some(v) = cell {
+                    let (r, c) = (r as u32 + 1, c as u16);
+                    match v.parse::<f64>() {
+                        Ok(n) => sheet.write_number(r, c, n).unwrap(),
+                        Err(_) => sheet.write_string(r, c, *v).unwrap(),
+                    };
+                }
+            }
+        }
+    }
+    book.save_to_buffer().unwrap()
+}
+
+#[tokio::test]
+async fn courses_registered_from_the_excel_template_are_checked_row_by_row_and_the_refusals_reported(
+) {
+    use trainflow_learning::registration::{COURSES, MODULES, TOPICS};
+    let app = TestApp::spawn().await;
+    let to = Role::TrainingOfficer;
+    // The template downloads as a workbook.
+    let (s, template) = download(&app, to, "/api/v1/courses/registration-template").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(template.starts_with(b"PK\x03\x04"));
+    let (s, _) = download(
+        &app,
+        Role::Employee,
+        "/api/v1/courses/registration-template",
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let u = short_unique();
+    let (one, two, three) = (
+        format!("REG-{u}-1"),
+        format!("REG-{u}-2"),
+        format!("REG-{u}-3"),
+    );
+    let (one, two, three) = (one.as_str(), two.as_str(), three.as_str());
+    let courses: Cells = &[
+        &[
+            Some(one),
+            Some("Registered course"),
+            Some("Safety"),
+            Some("beginner"),
+            Some("10"),
+            None,
+            None,
+            Some("published"),
+        ],
+        &[Some(two), Some("Badly levelled"), None, Some("expert")],
+        &[Some(one), Some("The same code again")],
+        &[Some(three), None],
+        &[
+            Some("REG-X"),
+            Some("Nowhere course"),
+            None,
+            None,
+            None,
+            None,
+            Some("Nowhere"),
+        ],
+    ];
+    let modules: Cells = &[
+        &[Some(one), Some("Introduction"), Some("4")],
+        &[Some(one), Some("Too long"), Some("7")],
+        &[Some(two), Some("Of a refused course")],
+        &[Some("NOPE-1"), Some("Of no course")],
+    ];
+    let topics: Cells = &[
+        &[Some(one), Some("Basics"), None, Some("6")],
+        &[Some(one), Some("Basics"), Some("Part A"), Some("2")],
+        &[Some(one), Some("Missing"), Some("Part B"), Some("1")],
+        &[Some(one), Some("Extra"), None, Some("5")],
+    ];
+    let book = workbook(&[
+        ("Courses", COURSES, courses),
+        ("Modules", MODULES, modules),
+        ("Topics", TOPICS, topics),
+    ]);
+    let token = app.token(A, to).await;
+    let send = |dry: bool, bytes: Vec<u8>, token: String| {
+        let app = &app;
+        async move {
+            app.call_raw(
+                Method::POST,
+                &format!("/api/v1/courses/registrations?dry_run={dry}"),
+                Some(&token),
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                bytes,
+            )
+            .await
+        }
+    };
+    let refused = |r: &Value| -> Vec<(String, u64, String)> {
+        r["data"]["rejected"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                (
+                    x["sheet"].as_str().unwrap().to_string(),
+                    x["row"].as_u64().unwrap(),
+                    x["field"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let expected: Vec<(String, u64, String)> = [
+        ("Courses", 3, "difficulty"),
+        ("Courses", 4, "code"),
+        ("Courses", 5, "title"),
+        ("Courses", 6, "department"),
+        ("Modules", 3, "duration_hours"),
+        ("Modules", 4, "course_code"),
+        ("Modules", 5, "course_code"),
+        ("Topics", 4, "topic"),
+        ("Topics", 5, "duration_hours"),
+    ]
+    .iter()
+    .map(|(s, r, f)| (s.to_string(), *r, f.to_string()))
+    .collect();
+    // Checked only: the report is the same, and nothing is registered.
+    let (s, checked) = send(true, book.clone(), token.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{checked}");
+    assert_eq!(refused(&checked), expected, "{checked}");
+    assert_eq!(
+        (
+            checked["data"]["courses"].as_u64(),
+            checked["data"]["modules"].as_u64(),
+            checked["data"]["topics"].as_u64()
+        ),
+        (Some(1), Some(1), Some(2)),
+        "{checked}"
+    );
+    let (_, found) = call(
+        &app,
+        to,
+        Method::GET,
+        &format!("/api/v1/courses?q={one}"),
+        None,
+    )
+    .await;
+    assert_eq!(found["meta"]["total"], 0, "{found}");
+    // Registered: the course with its module and its syllabus, published as the row said.
+    let (s, done) = send(false, book, token.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{done}");
+    assert_eq!(refused(&done), expected, "{done}");
+    let (_, found) = call(
+        &app,
+        Role::Employee,
+        Method::GET,
+        &format!("/api/v1/courses?q={one}"),
+        None,
+    )
+    .await;
+    assert_eq!(found["meta"]["total"], 1, "{found}");
+    let (_, d) = call(
+        &app,
+        Role::Employee,
+        Method::GET,
+        &format!(
+            "/api/v1/courses/{}",
+            found["data"][0]["id"].as_str().unwrap()
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(
+        d["data"]["modules"][0]["module"]["title"], "Introduction",
+        "{d}"
+    );
+    assert_eq!(d["data"]["topics"][0]["topic"]["title"], "Basics", "{d}");
+    assert_eq!(
+        d["data"]["topics"][0]["subtopics"][0]["title"], "Part A",
+        "{d}"
+    );
+    // A second workbook adds to a course of the catalogue; what is not a workbook is refused.
+    let more: Cells = &[&[Some(one), Some("Basics"), Some("Part C"), Some("1")]];
+    let (s, added) = send(
+        false,
+        workbook(&[("Courses", COURSES, &[]), ("Topics", TOPICS, more)]),
+        token.clone(),
+    )
+    .await;
+    assert_eq!(
+        (s, added["data"]["topics"].as_u64()),
+        (StatusCode::OK, Some(1)),
+        "{added}"
+    );
+    let (s, b) = send(false, b"code,title\n".to_vec(), token.clone()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    refusal(&b, "body");
+    let employee = app.token(A, Role::Employee).await;
+    let (s, _) = send(false, template, employee).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn in_the_portal_builders_add_topics_attach_files_and_register_a_workbook_and_people_download_the_files(
+) {
+    let app = TestApp::spawn().await;
+    let (course, _, lesson) = app.fresh_course(A).await;
+    let officer = app.portal_client(A, Role::TrainingOfficer).await;
+    let (_, page) = app
+        .portal_get(&officer, &format!("/portal/courses/{course}"))
+        .await;
+    let csrf = csrf_of(&page);
+    // A topic, then a subtopic under it.
+    let (s, to) = app
+        .portal_post(
+            &officer,
+            &format!("/portal/courses/{course}/topics"),
+            &[
+                ("csrf", csrf.as_str()),
+                ("title", "Hand signals"),
+                ("duration_hours", "0"),
+                ("parent_id", ""),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{to}");
+    let (_, d) = call(
+        &app,
+        Role::Employee,
+        Method::GET,
+        &format!("/api/v1/courses/{course}"),
+        None,
+    )
+    .await;
+    let topic = d["data"]["topics"][0]["topic"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, _) = app
+        .portal_post(
+            &officer,
+            &format!("/portal/courses/{course}/topics"),
+            &[
+                ("csrf", csrf.as_str()),
+                ("title", "Stop and proceed"),
+                ("duration_hours", ""),
+                ("parent_id", topic.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    // A refused topic shows the course page again with the field named.
+    let (s, page) = app
+        .portal_post(
+            &officer,
+            &format!("/portal/courses/{course}/topics"),
+            &[
+                ("csrf", csrf.as_str()),
+                ("title", "Odd"),
+                ("duration_hours", "many"),
+                ("parent_id", ""),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("<code>duration_hours</code>"), "{page}");
+    // A file attached through the course page's form.
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf.clone())
+        .text("course_id", course.to_string())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"Flag signals, one per line.".to_vec())
+                .file_name("signals.txt"),
+        );
+    let resp = officer
+        .post(format!("{}/portal/lessons/{lesson}/materials", app.base))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let (_, page) = app
+        .portal_get(&officer, &format!("/portal/courses/{course}"))
+        .await;
+    assert!(
+        page.contains("Hand signals")
+            && page.contains("Stop and proceed")
+            && page.contains("signals.txt"),
+        "{page}"
+    );
+    // A file of a refused type is named at the form's field.
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf.clone())
+        .text("course_id", course.to_string())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"MZ\x90\0".to_vec()).file_name("tool.exe"),
+        );
+    let resp = officer
+        .post(format!("{}/portal/lessons/{lesson}/materials", app.base))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(resp.text().await.unwrap().contains("<code>file</code>"));
+    // An employee downloads it from the portal with its recognised type.
+    let (_, files) = call(
+        &app,
+        Role::Employee,
+        Method::GET,
+        &format!("/api/v1/lessons/{lesson}/materials"),
+        None,
+    )
+    .await;
+    let file = files["data"][0]["id"].as_str().unwrap().to_string();
+    let employee = app.portal_client(A, Role::Employee).await;
+    let resp = employee
+        .get(format!("{}/portal/materials/{file}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/plain; charset=utf-8");
+    assert!(resp.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment; filename=\"signals.txt\""));
+    assert_eq!(
+        resp.bytes().await.unwrap().as_ref(),
+        b"Flag signals, one per line."
+    );
+    // The catalogue offers the template, and a workbook's report lists its refused rows.
+    let (_, catalogue) = app.portal_get(&officer, "/portal/courses").await;
+    assert!(
+        catalogue.contains("/portal/courses/registration-template"),
+        "{catalogue}"
+    );
+    let resp = officer
+        .get(format!("{}/portal/courses/registration-template", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let code = format!("PRT-{}", short_unique());
+    let rows: Cells = &[
+        &[Some(code.as_str()), Some("Portal registered")],
+        &[Some(code.as_str()), None],
+    ];
+    let book = workbook(&[("Courses", trainflow_learning::registration::COURSES, rows)]);
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf.clone())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(book).file_name("courses.xlsx"),
+        );
+    let resp = officer
+        .post(format!("{}/portal/courses/registrations", app.base))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let report = resp.text().await.unwrap();
+    assert!(
+        report.contains("<h2 id=\"outcome\">Registered</h2>")
+            && report.contains("<td>Courses</td><td>3</td>"),
+        "{report}"
+    );
+    let (_, found) = call(
+        &app,
+        Role::TrainingOfficer,
+        Method::GET,
+        &format!("/api/v1/courses?q={code}"),
+        None,
+    )
+    .await;
+    assert_eq!(found["meta"]["total"], 1, "{found}");
+}

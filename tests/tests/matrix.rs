@@ -124,6 +124,14 @@ enum Target {
     Module,
     /// A module of tenant A, soft-deleted.
     DeletedModule,
+    /// A topic of a new course of tenant A.
+    Topic,
+    /// A file of a lesson of a new published course of tenant A.
+    Material,
+    /// A file of a lesson of tenant A, soft-deleted.
+    DeletedMaterial,
+    /// A topic of tenant A, soft-deleted.
+    DeletedTopic,
     /// A lesson of a new course of tenant A.
     Lesson,
     /// A lesson of tenant A, soft-deleted.
@@ -1126,6 +1134,85 @@ fn ops() -> Vec<Op> {
         ),
         op(
             Method::POST,
+            "/api/v1/lessons/{id}/materials",
+            Tenant(CoursesManage),
+            T::Lesson,
+            // Sent as the raw file (see `send`).
+            none,
+        ),
+        op(
+            Method::GET,
+            "/api/v1/lessons/{id}/materials",
+            Tenant(SelfService),
+            T::Lesson,
+            none,
+        ),
+        op(
+            Method::GET,
+            "/api/v1/materials/{id}",
+            Tenant(SelfService),
+            T::Material,
+            none,
+        ),
+        op(
+            Method::DELETE,
+            "/api/v1/materials/{id}",
+            Tenant(CoursesManage),
+            T::Material,
+            none,
+        ),
+        op(
+            Method::POST,
+            "/api/v1/materials/{id}/restore",
+            Tenant(CoursesManage),
+            T::DeletedMaterial,
+            none,
+        ),
+        op(
+            Method::GET,
+            "/api/v1/courses/registration-template",
+            Tenant(CoursesManage),
+            T::None,
+            none,
+        ),
+        op(
+            Method::POST,
+            "/api/v1/courses/registrations",
+            Tenant(CoursesManage),
+            T::None,
+            // Sent as the raw file (see `send`).
+            none,
+        ),
+        op(
+            Method::POST,
+            "/api/v1/courses/{id}/topics",
+            Tenant(CoursesManage),
+            T::Course,
+            |_| Some(json!({"title": "Matrix topic", "duration_hours": 1})),
+        ),
+        op(
+            Method::PATCH,
+            "/api/v1/topics/{id}",
+            Tenant(CoursesManage),
+            T::Topic,
+            |_| Some(json!({"title": "Patched topic"})),
+        ),
+        op(
+            Method::DELETE,
+            "/api/v1/topics/{id}",
+            Tenant(CoursesManage),
+            T::Topic,
+            none,
+        ),
+        op(
+            Method::POST,
+            "/api/v1/topics/{id}/restore",
+            Tenant(CoursesManage),
+            T::DeletedTopic,
+            none,
+        ),
+        op(
+            Method::POST,
             "/api/v1/modules/{id}/lessons",
             Tenant(CoursesManage),
             T::Module,
@@ -1650,6 +1737,10 @@ async fn fixture(app: &TestApp, op: &Op, caller: Caller, operator: &str) -> Ctx 
         }
         Target::Module => app.fresh_course(a).await.1.to_string(),
         Target::DeletedModule => app.deleted_module(a).await.to_string(),
+        Target::Topic => app.fresh_topic(a).await.to_string(),
+        Target::DeletedTopic => app.deleted_topic(a).await.to_string(),
+        Target::Material => app.fresh_material(a).await.to_string(),
+        Target::DeletedMaterial => app.deleted_material(a).await.to_string(),
         Target::Lesson => app.fresh_course(a).await.2.to_string(),
         Target::DeletedLesson => app.deleted_lesson(a).await.to_string(),
         Target::Enrolment => {
@@ -1777,6 +1868,31 @@ async fn send(
                 token,
                 "image/png",
                 trainflow_tests::png(16, 16),
+            )
+            .await;
+    }
+    if op.path.ends_with("/materials") && op.method == Method::POST {
+        let path = format!("{path}?filename=notes.txt");
+        return app
+            .call_raw(
+                Method::POST,
+                &path,
+                token,
+                "text/plain",
+                b"Read me.".to_vec(),
+            )
+            .await;
+    }
+    if op.path == "/api/v1/courses/registrations" {
+        let path = format!("{path}?dry_run=true");
+        let template = trainflow_learning::registration::template().expect("the template");
+        return app
+            .call_raw(
+                Method::POST,
+                &path,
+                token,
+                "application/octet-stream",
+                template,
             )
             .await;
     }
@@ -2056,6 +2172,13 @@ async fn tenant_a_objects(app: &TestApp) -> BTreeMap<Target, Ctx> {
         (
             Target::DeletedModule,
             app.deleted_module(a).await.to_string(),
+        ),
+        (Target::Topic, app.fresh_topic(a).await.to_string()),
+        (Target::DeletedTopic, app.deleted_topic(a).await.to_string()),
+        (Target::Material, app.fresh_material(a).await.to_string()),
+        (
+            Target::DeletedMaterial,
+            app.deleted_material(a).await.to_string(),
         ),
         (Target::Lesson, app.fresh_course(a).await.2.to_string()),
         (

@@ -103,6 +103,12 @@ enum Target {
     CoursePair,
     /// A module of a new course of tenant A (the course in `Fx::extra`).
     Module,
+    /// A topic of a new course of tenant A.
+    Topic,
+    /// The lesson of a new published course of tenant A (the course in `Fx::extra`).
+    Lesson,
+    /// A file of a lesson of a new published course of tenant A.
+    Material,
     /// The self-enrolment of tenant A's employee in a new course (its lesson in `Fx::extra`).
     Enrolment,
     /// The calendar feed address of tenant A's employee (`:token`).
@@ -493,6 +499,66 @@ fn routes() -> Vec<PortalRoute> {
             Csrf::Session,
             Target::Course,
             |_| fields(&[("title", "Portal module"), ("duration_hours", "")]),
+            303,
+        ),
+        page(
+            "/portal/courses/registration-template",
+            Granted(CoursesManage),
+            Target::None,
+            "",
+        ),
+        form(
+            "/portal/courses/registrations",
+            Granted(CoursesManage),
+            Csrf::Multipart,
+            Target::None,
+            // The template, checked only (see `multipart`).
+            |_| fields(&[("dry_run", "on")]),
+            200,
+        ),
+        form(
+            "/portal/lessons/:id/materials",
+            Granted(CoursesManage),
+            Csrf::Multipart,
+            Target::Lesson,
+            // A text file after the course (see `multipart`).
+            |f| fields(&[("course_id", f.extra.as_str())]),
+            303,
+        ),
+        page(
+            "/portal/materials/:id",
+            Granted(SelfService),
+            Target::Material,
+            "",
+        ),
+        form(
+            "/portal/materials/:id/delete",
+            Granted(CoursesManage),
+            Csrf::Session,
+            Target::Material,
+            nothing,
+            303,
+        ),
+        form(
+            "/portal/courses/:id/topics",
+            Granted(CoursesManage),
+            Csrf::Session,
+            Target::Course,
+            |_| {
+                fields(&[
+                    ("title", "Portal topic"),
+                    ("duration_hours", "1"),
+                    ("parent_id", ""),
+                ])
+            },
+            303,
+        ),
+        form(
+            "/portal/topics/:id/delete",
+            Granted(CoursesManage),
+            Csrf::Session,
+            Target::Topic,
+            |_| fields(&[]),
             303,
         ),
         form(
@@ -1085,6 +1151,13 @@ async fn fixture(app: &TestApp, route: &PortalRoute, role: Role) -> Fx {
             extra = app.fresh_course(a).await.0.to_string();
             app.fresh_course(a).await.0.to_string()
         }
+        Target::Topic => app.fresh_topic(a).await.to_string(),
+        Target::Lesson => {
+            let (course, _, lesson) = app.fresh_course(a).await;
+            extra = course.to_string();
+            lesson.to_string()
+        }
+        Target::Material => app.fresh_material(a).await.to_string(),
         Target::Module => {
             let (course, module, _) = app.fresh_course(a).await;
             extra = course.to_string();
@@ -1250,7 +1323,7 @@ async fn submit(
     let req = if route.csrf == Csrf::Multipart {
         client
             .post(url)
-            .multipart(multipart(route, token, accepted))
+            .multipart(multipart(route, fields, token, accepted))
     } else {
         let mut form: Vec<(String, String)> = Vec::new();
         if let Token::Value(t) = token {
@@ -1266,12 +1339,31 @@ async fn submit(
 /// refused upload is answered before its body is read, so only one expected to go through
 /// carries the real component (a large body the server stops reading would end in a broken
 /// pipe on the client's side before the answer is read).
-fn multipart(route: &PortalRoute, token: &Token, accepted: bool) -> reqwest::multipart::Form {
+fn multipart(
+    route: &PortalRoute,
+    fields: &[(String, String)],
+    token: &Token,
+    accepted: bool,
+) -> reqwest::multipart::Form {
     let mut form = reqwest::multipart::Form::new();
     if let Token::Value(t) = token {
         form = form.text("csrf", t.clone());
     }
-    if route.pattern.ends_with("/packages") {
+    for (name, value) in fields {
+        form = form.text(name.clone(), value.clone());
+    }
+    if route.pattern.ends_with("/materials") {
+        form.part(
+            "file",
+            reqwest::multipart::Part::bytes(b"Read me.".to_vec()).file_name("notes.txt"),
+        )
+    } else if route.pattern.ends_with("/registrations") {
+        let template = trainflow_learning::registration::template().expect("the template");
+        form.part(
+            "file",
+            reqwest::multipart::Part::bytes(template).file_name("courses.xlsx"),
+        )
+    } else if route.pattern.ends_with("/packages") {
         let wasm = if accepted {
             trainflow_tests::plugin("testing")
         } else {

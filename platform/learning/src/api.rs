@@ -2,13 +2,13 @@
 
 use poem_openapi::{
     param::{Path, Query},
-    payload::Json,
-    Object, OpenApi, Tags,
+    payload::{Attachment, AttachmentType, Json},
+    ApiResponse, Object, OpenApi, Tags,
 };
 use serde::Deserialize;
 use trainflow_kernel::{
     auth::{Role, TenantAuth},
-    body::Body,
+    body::{Body, File},
     domain::ApiDate,
     envelope::{created, ok, Created, List, NoContent, Ok200, Page},
     now, ApiError, ApiResult,
@@ -21,12 +21,33 @@ use crate::{
         LessonChange, LessonKind, Module, ModuleChange, TreeEntry,
     },
     enrolments::{Enrolment, EnrolmentStatus},
+    materials::Material,
     service::{
         self, Assignees, Assignment, AssignmentResult, CourseDetail, EnrolmentDetail,
-        EnrolmentQuery, FeedAddress, MyCalendar, ProgressReport, Whose,
+        EnrolmentQuery, FeedAddress, MyCalendar, ProgressReport, RegistrationReport, Whose,
     },
+    topics::{Topic, TopicChange},
     Learning,
 };
+
+/// An Excel workbook.
+#[derive(ApiResponse)]
+pub enum Workbook {
+    /// The workbook.
+    #[oai(
+        status = 200,
+        content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )]
+    Xlsx(Attachment<Vec<u8>>),
+}
+
+/// A lesson's file.
+#[derive(ApiResponse)]
+pub enum MaterialFile {
+    /// The file.
+    #[oai(status = 200, content_type = "application/octet-stream")]
+    File(Attachment<Vec<u8>>),
+}
 
 #[derive(Tags)]
 enum Tag {
@@ -258,6 +279,73 @@ pub struct ModuleBody {
 impl From<ModuleBody> for ModuleChange {
     fn from(b: ModuleBody) -> Self {
         ModuleChange {
+            title: b.title,
+            description: text(b.description),
+            duration_hours: b.duration_hours,
+            position: b.position,
+        }
+    }
+}
+
+/// Body of `POST /courses/{id}/topics`: `title` is required; the other fields may be left out
+/// or `null` (their defaults).
+#[derive(Debug, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
+pub struct CreateTopic {
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+    ))]
+    pub title: String,
+    #[oai(
+        nullable,
+        validator(max_length = 5000, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")
+    )]
+    pub description: Option<String>,
+    /// 0–10,000 (default 0): a course's topics together stay within its duration, a topic's
+    /// subtopics within the topic's hours.
+    #[oai(nullable, validator(minimum(value = "0"), maximum(value = "10000")))]
+    pub duration_hours: Option<f64>,
+    /// 1–1000, unique among its siblings (default: after the last).
+    #[oai(nullable, validator(minimum(value = "1"), maximum(value = "1000")))]
+    pub position: Option<i32>,
+    /// A topic of the course: the new one is its subtopic (default: a topic of the course).
+    #[oai(nullable)]
+    pub parent_id: Option<Uuid>,
+}
+
+/// Body of `PATCH /topics/{id}`: a field left out or `null` keeps its value; blank text clears
+/// `description`.
+#[derive(Debug, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
+pub struct TopicBody {
+    #[oai(
+        nullable,
+        validator(
+            max_length = 200,
+            pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+        )
+    )]
+    pub title: Option<String>,
+    #[oai(
+        nullable,
+        validator(max_length = 5000, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")
+    )]
+    pub description: Option<String>,
+    /// 0–10,000, within the course's duration (a topic) or the topic's hours (a subtopic), and
+    /// for a topic at least its subtopics' hours.
+    #[oai(nullable, validator(minimum(value = "0"), maximum(value = "10000")))]
+    pub duration_hours: Option<f64>,
+    /// 1–1000, unique among its siblings.
+    #[oai(nullable, validator(minimum(value = "1"), maximum(value = "1000")))]
+    pub position: Option<i32>,
+}
+
+impl From<TopicBody> for TopicChange {
+    fn from(b: TopicBody) -> Self {
+        TopicChange {
             title: b.title,
             description: text(b.description),
             duration_hours: b.duration_hours,
@@ -523,6 +611,44 @@ impl LearningApi {
         ))
     }
 
+    /// The Excel template of mass registration (those who manage courses): sheets `Courses`,
+    /// `Modules` and `Topics` with their headings, and the instructions.
+    #[oai(
+        path = "/courses/registration-template",
+        method = "get",
+        tag = "Tag::Courses"
+    )]
+    async fn registration_template(&self, auth: TenantAuth) -> ApiResult<Workbook> {
+        let bytes = service::registration_template(&self.svc, &auth.0).await?;
+        Ok(Workbook::Xlsx(
+            Attachment::new(bytes)
+                .attachment_type(AttachmentType::Attachment)
+                .filename("course-registration.xlsx"),
+        ))
+    }
+
+    /// Register courses, their modules and their topics from a filled-in template (the request
+    /// body, an `.xlsx` workbook of at most 5 MiB and 2,000 rows a sheet). Every row is checked
+    /// on its own: the rows that pass are registered and the report lists the others with their
+    /// sheet, row and reason; with `dry_run=true` nothing is registered.
+    #[oai(path = "/courses/registrations", method = "post", tag = "Tag::Courses")]
+    async fn register_courses(
+        &self,
+        auth: TenantAuth,
+        /// Check the workbook without registering anything (default false).
+        dry_run: Query<Option<bool>>,
+        mut body: File,
+    ) -> ApiResult<Ok200<RegistrationReport>> {
+        Ok(ok(service::register_courses(
+            &self.svc,
+            &auth.0,
+            &mut body,
+            dry_run.0.unwrap_or(false),
+            now(),
+        )
+        .await?))
+    }
+
     /// A course with its modules and lessons, its prerequisites (and those the caller has not
     /// completed) and the caller's open enrolment. Drafts and archived courses are visible only
     /// with `courses_manage`.
@@ -725,6 +851,154 @@ impl LearningApi {
     #[oai(path = "/lessons/:id/restore", method = "post", tag = "Tag::Courses")]
     async fn restore_lesson(&self, auth: TenantAuth, id: Path<Uuid>) -> ApiResult<Ok200<Lesson>> {
         Ok(ok(service::set_lesson_deleted(
+            &self.svc,
+            &auth.0,
+            id.0,
+            false,
+            now(),
+        )
+        .await?))
+    }
+
+    /// Add a topic to a course's syllabus, or (with `parent_id`) a subtopic to one of its
+    /// topics (`422` on `duration_hours` when the hours would exceed the course's duration or
+    /// the topic's).
+    #[oai(path = "/courses/:id/topics", method = "post", tag = "Tag::Courses")]
+    async fn add_topic(
+        &self,
+        auth: TenantAuth,
+        id: Path<Uuid>,
+        body: Body<CreateTopic>,
+    ) -> ApiResult<Created<Topic>> {
+        let b = body.0;
+        let change = TopicChange {
+            title: Some(b.title),
+            description: text(b.description),
+            duration_hours: b.duration_hours,
+            position: b.position,
+        };
+        Ok(created(
+            service::add_topic(&self.svc, &auth.0, id.0, b.parent_id, change, now()).await?,
+        ))
+    }
+
+    /// Change a topic or subtopic.
+    #[oai(path = "/topics/:id", method = "patch", tag = "Tag::Courses")]
+    async fn patch_topic(
+        &self,
+        auth: TenantAuth,
+        id: Path<Uuid>,
+        body: Body<TopicBody>,
+    ) -> ApiResult<Ok200<Topic>> {
+        Ok(ok(service::update_topic(
+            &self.svc,
+            &auth.0,
+            id.0,
+            body.0.into(),
+            now(),
+        )
+        .await?))
+    }
+
+    /// Soft-delete a topic (its subtopics go with it) or a subtopic.
+    #[oai(path = "/topics/:id", method = "delete", tag = "Tag::Courses")]
+    async fn delete_topic(&self, auth: TenantAuth, id: Path<Uuid>) -> ApiResult<Ok200<Topic>> {
+        Ok(ok(service::set_topic_deleted(
+            &self.svc,
+            &auth.0,
+            id.0,
+            true,
+            now(),
+        )
+        .await?))
+    }
+
+    /// Restore a deleted topic or subtopic (`409` on `position` when another took its place,
+    /// on `parent_id` while the subtopic's topic is deleted).
+    #[oai(path = "/topics/:id/restore", method = "post", tag = "Tag::Courses")]
+    async fn restore_topic(&self, auth: TenantAuth, id: Path<Uuid>) -> ApiResult<Ok200<Topic>> {
+        Ok(ok(service::set_topic_deleted(
+            &self.svc,
+            &auth.0,
+            id.0,
+            false,
+            now(),
+        )
+        .await?))
+    }
+
+    /// Attach a file to a lesson (the request body, at most 20 MiB; a lesson holds at most 20).
+    /// Lessons accept PDF, PNG, JPEG, MP4, Word, Excel or PowerPoint (`.docx`, `.xlsx`,
+    /// `.pptx`) and UTF-8 text (`.txt`, `.md`, `.csv`): the name's extension says which, and the
+    /// content must be one (`422` on `filename` or `body`); the type kept is the one recognised.
+    #[oai(path = "/lessons/:id/materials", method = "post", tag = "Tag::Courses")]
+    async fn upload_material(
+        &self,
+        auth: TenantAuth,
+        id: Path<Uuid>,
+        /// The file's name, without slashes, ending in the extension of its type.
+        #[oai(validator(
+            max_length = 200,
+            pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F/\\]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000/\\][^\x00-\x08\x0B-\x1F\x7F-\x9F/\\]*$"
+        ))]
+        filename: Query<String>,
+        mut body: File,
+    ) -> ApiResult<Created<Material>> {
+        Ok(created(
+            service::upload_material(&self.svc, &auth.0, id.0, &filename.0, &mut body, now())
+                .await?,
+        ))
+    }
+
+    /// The files of a lesson of a course the caller may see.
+    #[oai(path = "/lessons/:id/materials", method = "get", tag = "Tag::Courses")]
+    async fn lesson_materials(
+        &self,
+        auth: TenantAuth,
+        id: Path<Uuid>,
+    ) -> ApiResult<Ok200<Vec<Material>>> {
+        Ok(ok(
+            service::lesson_materials(&self.svc, &auth.0, id.0).await?
+        ))
+    }
+
+    /// Download a lesson's file (as an attachment under its name; its type is the material's
+    /// `content_type`).
+    #[oai(path = "/materials/:id", method = "get", tag = "Tag::Courses")]
+    async fn download_material(&self, auth: TenantAuth, id: Path<Uuid>) -> ApiResult<MaterialFile> {
+        let (m, bytes) = service::material_file(&self.svc, &auth.0, id.0).await?;
+        Ok(MaterialFile::File(
+            Attachment::new(bytes)
+                .attachment_type(AttachmentType::Attachment)
+                .filename(m.file_name),
+        ))
+    }
+
+    /// Soft-delete a lesson's file.
+    #[oai(path = "/materials/:id", method = "delete", tag = "Tag::Courses")]
+    async fn delete_material(
+        &self,
+        auth: TenantAuth,
+        id: Path<Uuid>,
+    ) -> ApiResult<Ok200<Material>> {
+        Ok(ok(service::set_material_deleted(
+            &self.svc,
+            &auth.0,
+            id.0,
+            true,
+            now(),
+        )
+        .await?))
+    }
+
+    /// Restore a deleted file (`409` on `lesson_id` when the lesson holds 20 already).
+    #[oai(path = "/materials/:id/restore", method = "post", tag = "Tag::Courses")]
+    async fn restore_material(
+        &self,
+        auth: TenantAuth,
+        id: Path<Uuid>,
+    ) -> ApiResult<Ok200<Material>> {
+        Ok(ok(service::set_material_deleted(
             &self.svc,
             &auth.0,
             id.0,

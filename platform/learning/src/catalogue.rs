@@ -214,6 +214,27 @@ pub async fn get(tx: &mut TenantTx, id: Uuid, deleted: bool) -> ApiResult<Course
     row.ok_or(ApiError::NotFound)
 }
 
+/// The live course with `code`, if any.
+pub async fn by_code(tx: &mut TenantTx, code: &str) -> ApiResult<Option<Course>> {
+    let tenant = tx.tenant();
+    Ok(sql!(tx.conn() => |c| sqlx::query_as(&format!(
+        "select {COURSE_COLUMNS} {COURSE_FROM}
+          where c.tenant_id = $1 and c.code = $2 and c.deleted_at is null"))
+        .bind(tenant).bind(code).fetch_optional(&mut *c).await)?)
+}
+
+/// The tenant's live departments by name, lower-cased.
+pub async fn departments_by_name(tx: &mut TenantTx) -> ApiResult<HashMap<String, Uuid>> {
+    let tenant = tx.tenant();
+    let rows: Vec<(Uuid, String)> = sql!(tx.conn() => |c| sqlx::query_as(
+        "select id, name from directory_departments where tenant_id = $1 and deleted_at is null")
+        .bind(tenant).fetch_all(&mut *c).await)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, name)| (name.trim().to_lowercase(), id))
+        .collect())
+}
+
 /// Several live courses by id (those that exist).
 pub async fn get_many(tx: &mut TenantTx, ids: &[Uuid]) -> ApiResult<Vec<Course>> {
     if ids.is_empty() {
@@ -364,6 +385,14 @@ pub async fn check_course(tx: &mut TenantTx, course: &Course) -> ApiResult<()> {
             return Err(ApiError::field(
                 "duration_hours",
                 format!("the modules already take {planned} hours"),
+            ));
+        }
+        let topics =
+            crate::topics::hours_within(tx, Slot::Topic { course: course.id }, None).await?;
+        if topics > hours + 1e-6 {
+            return Err(ApiError::field(
+                "duration_hours",
+                format!("the topics already take {topics} hours"),
             ));
         }
     }
@@ -543,26 +572,56 @@ async fn module_hours(tx: &mut TenantTx, course: Uuid, except: Option<Uuid>) -> 
     Ok(hours.into_iter().sum())
 }
 
-/// Where a module or lesson is placed: among a course's modules, or a module's lessons.
+/// Where an ordered part of a course is placed: among a course's modules, a module's lessons,
+/// a course's topics or a topic's subtopics.
 #[derive(Debug, Clone, Copy)]
-enum Slot {
+pub(crate) enum Slot {
     Module { course: Uuid },
     Lesson { module: Uuid },
+    Topic { course: Uuid },
+    Subtopic { topic: Uuid },
 }
 
 impl Slot {
-    /// (table, parent column, parent id, what it holds, what holds it).
+    /// (table, the condition on `$2` that selects the siblings, `$2`, what it holds, what holds
+    /// it).
     fn parts(self) -> (&'static str, &'static str, Uuid, &'static str, &'static str) {
         match self {
-            Slot::Module { course } => ("course_modules", "course_id", course, "module", "course"),
-            Slot::Lesson { module } => ("course_lessons", "module_id", module, "lesson", "module"),
+            Slot::Module { course } => (
+                "course_modules",
+                "course_id = $2",
+                course,
+                "module",
+                "course",
+            ),
+            Slot::Lesson { module } => (
+                "course_lessons",
+                "module_id = $2",
+                module,
+                "lesson",
+                "module",
+            ),
+            Slot::Topic { course } => (
+                "course_topics",
+                "course_id = $2 and parent_id is null",
+                course,
+                "topic",
+                "course",
+            ),
+            Slot::Subtopic { topic } => (
+                "course_topics",
+                "parent_id = $2",
+                topic,
+                "subtopic",
+                "topic",
+            ),
         }
     }
 }
 
 /// The position `id` takes in `slot`: `wanted`, else where it is (`current`), else after the
 /// last live one. A position another live one holds, or none left, is a 409 on `position`.
-async fn place(
+pub(crate) async fn place(
     tx: &mut TenantTx,
     slot: Slot,
     id: Uuid,
@@ -570,12 +629,12 @@ async fn place(
     current: Option<i32>,
 ) -> ApiResult<i32> {
     let tenant = tx.tenant();
-    let (table, parent_column, parent, item, holder) = slot.parts();
+    let (table, siblings, parent, item, holder) = slot.parts();
     let position = match wanted.or(current) {
         Some(p) => p,
         None => {
             let top: Option<i32> = sql!(tx.conn() => |c| sqlx::query_scalar(&format!(
-                "select max(position) from {table} where tenant_id = $1 and {parent_column} = $2 and deleted_at is null"))
+                "select max(position) from {table} where tenant_id = $1 and {siblings} and deleted_at is null"))
                 .bind(tenant).bind(parent).fetch_one(&mut *c).await)?;
             top.unwrap_or(0) + 1
         }
@@ -589,7 +648,7 @@ async fn place(
         });
     }
     let taken: Option<Uuid> = sql!(tx.conn() => |c| sqlx::query_scalar(&format!(
-        "select id from {table} where tenant_id = $1 and {parent_column} = $2 and position = $3
+        "select id from {table} where tenant_id = $1 and {siblings} and position = $3
             and id <> $4 and deleted_at is null"))
         .bind(tenant).bind(parent).bind(position).bind(id).fetch_optional(&mut *c).await)?;
     if taken.is_some() {
@@ -624,7 +683,8 @@ fn check_position(e: &mut FieldErrors, position: Option<i32>) {
     }
 }
 
-/// A module's fields as a use case changes them (`None` keeps the value).
+/// A module's (or a topic's, [`crate::topics::TopicChange`]) fields as a use case changes them
+/// (`None` keeps the value).
 #[derive(Debug, Clone, Default)]
 pub struct ModuleChange {
     pub title: Option<String>,
@@ -636,24 +696,21 @@ pub struct ModuleChange {
 /// The largest position of a module or lesson.
 pub const MAX_POSITION: i32 = 1000;
 
-/// `change` over `current` (create: none, in `course`), checked against the course: position
-/// free (409), the modules' hours within the course's duration (422). Saves it.
-pub async fn save_module(
-    tx: &mut TenantTx,
-    course: &Course,
-    current: Option<&Module>,
-    change: ModuleChange,
-    now: OffsetDateTime,
-) -> ApiResult<Module> {
+/// The fields a module and a topic share, `change` over `current` (title, description, hours),
+/// checked with the position asked for: a 422 naming each field at fault.
+pub(crate) fn part_fields(
+    change: &ModuleChange,
+    current: Option<(&String, &Option<String>, f64)>,
+) -> ApiResult<(String, Option<String>, f64)> {
     let mut e = FieldErrors::new();
-    let title = merged_title(&mut e, change.title, current.map(|m| &m.title));
-    let description = match change.description {
-        Some(d) => optional_field(&mut e, "description", d, 5000),
-        None => current.and_then(|m| m.description.clone()),
+    let title = merged_title(&mut e, change.title.clone(), current.map(|c| c.0));
+    let description = match &change.description {
+        Some(d) => optional_field(&mut e, "description", d.clone(), 5000),
+        None => current.and_then(|c| c.1.clone()),
     };
     let hours = change
         .duration_hours
-        .or(current.map(|m| m.duration_hours))
+        .or(current.map(|c| c.2))
         .unwrap_or(0.0);
     if !(hours.is_finite() && (0.0..=MAX_COURSE_HOURS).contains(&hours)) {
         e.add(
@@ -663,6 +720,22 @@ pub async fn save_module(
     }
     check_position(&mut e, change.position);
     e.into_result()?;
+    Ok((title.expect("checked"), description, hours))
+}
+
+/// `change` over `current` (create: none, in `course`), checked against the course: position
+/// free (409), the modules' hours within the course's duration (422). Saves it.
+pub async fn save_module(
+    tx: &mut TenantTx,
+    course: &Course,
+    current: Option<&Module>,
+    change: ModuleChange,
+    now: OffsetDateTime,
+) -> ApiResult<Module> {
+    let (title, description, hours) = part_fields(
+        &change,
+        current.map(|m| (&m.title, &m.description, m.duration_hours)),
+    )?;
     let tenant = tx.tenant();
     let id = current.map_or_else(Uuid::now_v7, |m| m.id);
     if let Some(limit) = course.duration_hours {
@@ -683,7 +756,7 @@ pub async fn save_module(
         id,
         course_id: course.id,
         position,
-        title: title.expect("checked"),
+        title,
         description,
         duration_hours: hours,
         deleted_at: None,

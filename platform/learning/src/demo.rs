@@ -27,6 +27,7 @@ use crate::{
         Whose,
     },
     skills::CourseSkillKind,
+    topics::TopicChange,
     Learning,
 };
 
@@ -51,6 +52,25 @@ struct ModuleSpec {
     lessons: Vec<LessonSpec>,
 }
 
+/// A topic of a course's syllabus, with its subtopics.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TopicSpec {
+    title: String,
+    #[serde(default)]
+    duration_hours: f64,
+    #[serde(default)]
+    subtopics: Vec<SubtopicSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubtopicSpec {
+    title: String,
+    #[serde(default)]
+    duration_hours: f64,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CourseSpec {
@@ -69,6 +89,9 @@ struct CourseSpec {
     prerequisites: Vec<String>,
     #[serde(default)]
     modules: Vec<ModuleSpec>,
+    /// The syllabus.
+    #[serde(default)]
+    topics: Vec<TopicSpec>,
     /// Months a certificate of the course is valid (none: it does not expire).
     certificate_months: Option<i32>,
     /// Codes of the certification types that require this course (completing it renews them).
@@ -309,6 +332,37 @@ impl DemoPart {
                     .await
                     .map_err(anyhow_api)
                     .with_context(|| format!("lesson {} of {}", l.title, c.code))?;
+                }
+            }
+            for t in &c.topics {
+                let topic = |title: &String, hours: f64| TopicChange {
+                    title: Some(title.clone()),
+                    duration_hours: Some(hours),
+                    ..TopicChange::default()
+                };
+                let parent = service::add_topic(
+                    svc,
+                    officer,
+                    course.id,
+                    None,
+                    topic(&t.title, t.duration_hours),
+                    now,
+                )
+                .await
+                .map_err(anyhow_api)
+                .with_context(|| format!("topic {} of {}", t.title, c.code))?;
+                for st in &t.subtopics {
+                    service::add_topic(
+                        svc,
+                        officer,
+                        course.id,
+                        Some(parent.id),
+                        topic(&st.title, st.duration_hours),
+                        now,
+                    )
+                    .await
+                    .map_err(anyhow_api)
+                    .with_context(|| format!("subtopic {} of {}", st.title, c.code))?;
                 }
             }
             made += 1;

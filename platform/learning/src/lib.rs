@@ -31,9 +31,12 @@ pub mod demo;
 pub mod enrolments;
 pub mod jobs;
 pub mod live;
+pub mod materials;
+pub mod registration;
 pub mod service;
 pub mod skills;
 pub mod skills_api;
+pub mod topics;
 pub mod web;
 
 use trainflow_kernel::db::Db;

@@ -747,8 +747,21 @@ fn is_upload(path: &str) -> bool {
         || path.starts_with("/portal/integrations/"))
         && path.ends_with("/files"))
         || (path.starts_with("/api/v1/renewals/") && path.ends_with("/evidence"))
+        || is_material(path)
+        || is_registration(path)
         || path == "/api/v1/connectors/packages"
         || path == "/portal/integrations/packages"
+}
+
+/// The upload of a lesson's material, through the API or the portal.
+fn is_material(path: &str) -> bool {
+    (path.starts_with("/api/v1/lessons/") || path.starts_with("/portal/lessons/"))
+        && path.ends_with("/materials")
+}
+
+/// The upload of a workbook of courses to register, through the API or the portal.
+fn is_registration(path: &str) -> bool {
+    path == "/api/v1/courses/registrations" || path == "/portal/courses/registrations"
 }
 
 /// The largest body a path accepts: uploads of packages, import files, evidence and pictures
@@ -765,6 +778,10 @@ fn body_limit(settings: &Settings, path: &str) -> usize {
     if avatar {
         // The picture's own limit, and room for a multipart form's framing.
         (trainflow_kernel::picture::MAX_UPLOAD_BYTES + 64 * 1024).max(settings.max_body_bytes)
+    } else if is_registration(path) {
+        (trainflow_learning::registration::MAX_BYTES + 64 * 1024).max(settings.max_body_bytes)
+    } else if is_material(path) {
+        (trainflow_learning::materials::MAX_BYTES + 64 * 1024).max(settings.max_body_bytes)
     } else if evidence {
         (trainflow_renewals::api::MAX_EVIDENCE_BYTES + 64 * 1024).max(settings.max_body_bytes)
     } else if upload {

@@ -21,11 +21,17 @@ use uuid::Uuid;
 
 mod assessments;
 mod certificates;
+mod materials;
+mod registration;
 mod skills;
+mod topics;
 
 pub use assessments::*;
 pub use certificates::*;
+pub use materials::*;
+pub use registration::*;
 pub use skills::*;
+pub use topics::*;
 
 use crate::{
     calendar::{self, CalendarItem},
@@ -174,6 +180,10 @@ pub struct CourseDetail {
     pub course: Course,
     /// In order, each with its lessons in order.
     pub modules: Vec<ModuleDetail>,
+    /// The syllabus: topics in order, each with its subtopics in order.
+    pub topics: Vec<crate::topics::TopicDetail>,
+    /// The files attached to the lessons, by lesson (`lesson_id`) and upload.
+    pub materials: Vec<crate::materials::Material>,
     /// The courses this one requires directly.
     pub prerequisites: Vec<CourseRef>,
     /// Of those, the ones the caller has not completed.
@@ -197,6 +207,8 @@ async fn detail_of(tx: &mut TenantTx, ctx: &TenantCtx, course: Course) -> ApiRes
             }
         })
         .collect();
+    let topics = crate::topics::syllabus(tx, course.id).await?;
+    let materials = crate::materials::of_course(tx, course.id).await?;
     let prerequisites = catalogue::prerequisites(tx, course.id, !manages(ctx)).await?;
     let ids: Vec<Uuid> = prerequisites.iter().map(|p| p.id).collect();
     let missing = enrolments::missing_completions(tx, ctx.user_id.0, &ids).await?;
@@ -210,6 +222,8 @@ async fn detail_of(tx: &mut TenantTx, ctx: &TenantCtx, course: Course) -> ApiRes
         prerequisites,
         course,
         modules,
+        topics,
+        materials,
         enrolment,
     })
 }

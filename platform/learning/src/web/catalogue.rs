@@ -24,6 +24,7 @@ use crate::{
     },
     service::{self, Assignees, Assignment, CourseDetail},
     skills::{CourseSkill, Skill},
+    topics::TopicChange,
     Learning,
 };
 
@@ -350,6 +351,11 @@ pub(super) async fn course_with_errors(
     course_view(svc, me, id, None, errors, StatusCode::UNPROCESSABLE_ENTITY).await
 }
 
+/// Back to the course's page with `notice`, after a form that changed it.
+pub(super) fn after_course_form(course: Uuid, notice: &str) -> PageResult {
+    Ok(Redirect::see_other(format!("/portal/courses/{course}?notice={notice}")).into_response())
+}
+
 /// After a course form: back to the course's page with `notice`, or the page again with the
 /// form's errors.
 async fn after(
@@ -360,9 +366,7 @@ async fn after(
     notice: &str,
 ) -> PageResult {
     match result {
-        Ok(()) => Ok(
-            Redirect::see_other(format!("/portal/courses/{id}?notice={notice}")).into_response(),
-        ),
+        Ok(()) => after_course_form(id, notice),
         Err(e) => {
             let errors = field_errors(e)?;
             course_view(svc, me, id, None, errors, StatusCode::UNPROCESSABLE_ENTITY).await
@@ -494,6 +498,61 @@ pub(super) async fn add_lesson(
         Err(ApiError::Validation(e))
     };
     after(&svc, &me, course, r, "lesson").await
+}
+
+#[derive(Deserialize)]
+pub(super) struct TopicForm {
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    duration_hours: String,
+    #[serde(default)]
+    parent_id: String,
+}
+
+/// Adds a topic at the end of the syllabus, or a subtopic at the end of a topic.
+#[handler]
+pub(super) async fn add_topic(
+    svc: Data<&Learning>,
+    id: Path<Uuid>,
+    Submitted(me, form): Submitted<TopicForm>,
+) -> PageResult {
+    let mut e = FieldErrors::new();
+    let hours = number(&mut e, "duration_hours", &form.duration_hours);
+    let parent = match form.parent_id.trim() {
+        "" => None,
+        raw => match raw.parse::<Uuid>() {
+            Ok(p) => Some(p),
+            Err(_) => {
+                e.add("parent_id", "choose a topic of the course");
+                None
+            }
+        },
+    };
+    let r = if e.is_empty() {
+        let change = TopicChange {
+            title: Some(form.title),
+            duration_hours: hours,
+            ..TopicChange::default()
+        };
+        service::add_topic(&svc, me.ctx(), id.0, parent, change, now())
+            .await
+            .map(drop)
+    } else {
+        Err(ApiError::Validation(e))
+    };
+    after(&svc, &me, id.0, r, "topic").await
+}
+
+/// Removes a topic (with its subtopics) or a subtopic.
+#[handler]
+pub(super) async fn delete_topic(
+    svc: Data<&Learning>,
+    id: Path<Uuid>,
+    Submitted(me, _): Submitted<trainflow_web::NoFields>,
+) -> PageResult {
+    let topic = service::set_topic_deleted(&svc, me.ctx(), id.0, true, now()).await?;
+    after(&svc, &me, topic.course_id, Ok(()), "topic_removed").await
 }
 
 #[derive(Deserialize)]

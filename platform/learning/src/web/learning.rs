@@ -26,6 +26,7 @@ use super::{manages, NoticeQuery};
 use crate::{
     catalogue::Lesson,
     enrolments::Enrolment,
+    materials::Material,
     service::{self, EnrolmentDetail, EnrolmentQuery, ProgressReport, Whose},
     Learning,
 };
@@ -128,6 +129,8 @@ struct LessonPage {
     csrf: String,
     d: EnrolmentDetail,
     lesson: Lesson,
+    /// Its files.
+    materials: Vec<Material>,
     /// The paragraphs of a text lesson.
     paragraphs: Vec<String>,
     done: Option<String>,
@@ -151,6 +154,11 @@ pub(super) async fn lesson_page(
     path: Path<LessonPath>,
 ) -> PageResult {
     let (d, lesson) = service::enrolment_lesson(&svc, me.ctx(), path.id, path.lesson).await?;
+    // A course archived since one enrolled keeps its lessons, not its files.
+    let materials = match service::lesson_materials(&svc, me.ctx(), lesson.id).await {
+        Err(ApiError::NotFound) => Vec::new(),
+        other => other?,
+    };
     let at = d.lessons.iter().position(|l| l.lesson_id == lesson.id);
     let neighbour = |i: Option<usize>| i.and_then(|i| d.lessons.get(i)).map(|l| l.lesson_id);
     let previous = neighbour(at.and_then(|i| i.checked_sub(1)));
@@ -175,6 +183,7 @@ pub(super) async fn lesson_page(
                 .collect(),
             d,
             lesson,
+            materials,
             done,
             previous,
             next,

@@ -8,6 +8,8 @@ mod assessments;
 mod calendar;
 mod catalogue;
 mod learning;
+mod materials;
+mod registration;
 mod skills;
 
 use poem::{get, post, EndpointExt, Route};
@@ -68,6 +70,14 @@ pub fn mount(route: Route, svc: Learning) -> Route {
                 .data(svc.clone()),
         )
         .at(
+            "/courses/registration-template",
+            get(registration::template).data(svc.clone()),
+        )
+        .at(
+            "/courses/registrations",
+            post(registration::upload).data(svc.clone()),
+        )
+        .at(
             "/courses/:id",
             get(catalogue::course_page).data(svc.clone()),
         )
@@ -90,6 +100,23 @@ pub fn mount(route: Route, svc: Learning) -> Route {
         .at(
             "/courses/:id/assign",
             post(catalogue::assign).data(svc.clone()),
+        )
+        .at(
+            "/courses/:id/topics",
+            post(catalogue::add_topic).data(svc.clone()),
+        )
+        .at(
+            "/topics/:id/delete",
+            post(catalogue::delete_topic).data(svc.clone()),
+        )
+        .at(
+            "/lessons/:id/materials",
+            post(materials::upload).data(svc.clone()),
+        )
+        .at("/materials/:id", get(materials::download).data(svc.clone()))
+        .at(
+            "/materials/:id/delete",
+            post(materials::delete).data(svc.clone()),
         )
         .at(
             "/modules/:id/lessons",
@@ -191,6 +218,10 @@ const NOTICES: &[(&str, &str)] = &[
     ("status", "The course's status was changed."),
     ("module", "The module was added."),
     ("lesson", "The lesson was added."),
+    ("topic", "The topic was added to the syllabus."),
+    ("topic_removed", "The topic was removed from the syllabus."),
+    ("material", "The file was attached to the lesson."),
+    ("material_removed", "The file was removed from the lesson."),
     ("prerequisite", "The prerequisite was added."),
     ("assigned", "The course was assigned."),
     ("progress", "Your progress was saved."),
