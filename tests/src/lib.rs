@@ -7,6 +7,7 @@
 //! With `postgres` selected and no server reachable the tests fail; they never skip.
 
 pub mod axe;
+pub mod itc_validator;
 pub mod sinks;
 pub mod webdriver;
 

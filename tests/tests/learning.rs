@@ -3162,3 +3162,102 @@ async fn in_the_portal_builders_add_topics_attach_files_and_register_a_workbook_
     .await;
     assert_eq!(found["meta"]["total"], 1, "{found}");
 }
+
+#[tokio::test]
+async fn five_courses_a_whole_department_and_five_days_in_a_row_each_earn_their_achievement() {
+    use trainflow_kernel::{auth::TenantCtx, TenantId, UserId};
+    use trainflow_learning::service::{self, ProgressReport};
+
+    let app = TestApp::spawn().await;
+    // A person of the seeded department, and the department's five published courses.
+    let (person, _) = app.fresh_person(A, Role::Employee, None).await;
+    let ctx = TenantCtx {
+        tenant_id: TenantId(app.a.id),
+        user_id: UserId(person),
+        role: Role::Employee,
+        ip: None,
+    };
+    let mut courses = Vec::new();
+    for n in 0..5 {
+        let course = built(
+            &app,
+            "/api/v1/courses".into(),
+            json!({"code": format!("ACH-{}-{n}", short_unique()), "title": format!("Achievement course {n}"),
+                   "status": "published", "department_id": app.a.department}),
+        )
+        .await;
+        let module = built(
+            &app,
+            format!("/api/v1/courses/{course}/modules"),
+            json!({"title": "Only"}),
+        )
+        .await;
+        let lesson = built(
+            &app,
+            format!("/api/v1/modules/{module}/lessons"),
+            json!({"title": "Only lesson", "body": "Read this."}),
+        )
+        .await;
+        courses.push((course, lesson));
+    }
+    // One course completed a day, five days running (at noon in the tenant's zone, UTC).
+    let start =
+        trainflow_kernel::now().replace_time(time::macros::time!(12:00)) - time::Duration::days(10);
+    let mut earned = Vec::new();
+    for (day, (course, lesson)) in courses.iter().enumerate() {
+        let now = start + time::Duration::days(day as i64);
+        let e = service::enrol_self(&app.learning, &ctx, *course, now)
+            .await
+            .expect("enrolled");
+        let report = ProgressReport {
+            lesson_id: *lesson,
+            completed: true,
+            seconds_spent: 60,
+        };
+        service::record_progress(&app.learning, &ctx, e.id, report, now)
+            .await
+            .expect("progress");
+        let mine = service::person_skills(&app.learning, &ctx, person)
+            .await
+            .expect("achievements");
+        let mut rules: Vec<String> = mine
+            .achievements
+            .iter()
+            .map(|a| a.rule.as_str().to_string())
+            .collect();
+        rules.sort();
+        earned.push(rules);
+    }
+    let strs = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(earned[0], strs(&["first_course"]));
+    assert_eq!(
+        earned[3],
+        strs(&["first_course"]),
+        "four days and four courses earn nothing more"
+    );
+    assert_eq!(
+        earned[4],
+        strs(&[
+            "department_courses",
+            "first_course",
+            "five_courses",
+            "five_day_streak"
+        ]),
+        "{earned:?}"
+    );
+    // Each is awarded once.
+    let again = service::person_skills(&app.learning, &ctx, person)
+        .await
+        .unwrap();
+    assert_eq!(again.achievements.len(), 4);
+    let detail = again
+        .achievements
+        .iter()
+        .find(|a| a.rule.as_str() == "department_courses")
+        .unwrap();
+    assert!(
+        detail.detail.starts_with("Completed every course of "),
+        "{}",
+        detail.detail
+    );
+}

@@ -132,6 +132,8 @@ enum Target {
     EmployeeSkill,
     /// A new course of tenant A, with a skill of the catalogue in `extra`.
     CourseSkill,
+    /// A skill of tenant A's catalogue, soft-deleted.
+    DeletedSkill,
     /// A queued work item of tenant A.
     QueuedWork,
     /// A failed work item of tenant A.
@@ -706,6 +708,43 @@ fn routes() -> Vec<PortalRoute> {
             303,
         ),
         page(
+            "/portal/skills/:id",
+            Granted(SelfService),
+            Target::EmployeeSkill,
+            "",
+        ),
+        form(
+            "/portal/skills/:id",
+            Granted(CoursesManage),
+            Csrf::Session,
+            Target::EmployeeSkill,
+            |f| {
+                fields(&[
+                    ("name", f.unique.as_str()),
+                    ("category", "Renamed"),
+                    ("description", ""),
+                    ("levels", "Knows\nDoes\nTeaches"),
+                ])
+            },
+            303,
+        ),
+        form(
+            "/portal/skills/:id/delete",
+            Granted(CoursesManage),
+            Csrf::Session,
+            Target::EmployeeSkill,
+            nothing,
+            303,
+        ),
+        form(
+            "/portal/skills/:id/restore",
+            Granted(CoursesManage),
+            Csrf::Session,
+            Target::DeletedSkill,
+            nothing,
+            303,
+        ),
+        page(
             "/portal/skills/team",
             Granted(SelfService),
             Target::None,
@@ -1182,6 +1221,7 @@ async fn fixture(app: &TestApp, route: &PortalRoute, role: Role) -> Fx {
         Target::Certificate => app.fresh_certificate(a, Role::Employee).await.0.to_string(),
         Target::CertificateCode => app.fresh_certificate(a, Role::Employee).await.1,
         Target::EmployeeSkill => app.fresh_skill(a).await.to_string(),
+        Target::DeletedSkill => app.deleted_skill(a).await.to_string(),
         Target::CourseSkill => {
             extra = app.fresh_skill(a).await.to_string();
             app.fresh_course(a).await.0.to_string()

@@ -3,11 +3,11 @@
 //! level, never lowers them) and requires; people's skills with their level and where it came
 //! from; and achievements, awarded once each by rules checked when progress is recorded.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use poem_openapi::Object;
 use serde::Serialize;
-use sqlx::types::Json;
+use sqlx::{types::Json, QueryBuilder};
 use time::{Date, OffsetDateTime};
 use trainflow_kernel::{
     db::TenantTx, domain::like_pattern, envelope::Page, sql, ApiError, ApiResult,
@@ -267,6 +267,7 @@ pub struct PersonSkill {
 
 #[derive(sqlx::FromRow)]
 struct PersonSkillRow {
+    user_id: Uuid,
     skill_id: Uuid,
     skill_name: String,
     category: Option<String>,
@@ -280,36 +281,60 @@ struct PersonSkillRow {
 
 /// A person's skills (of live skills), by name.
 pub async fn of_person(tx: &mut TenantTx, user: Uuid) -> ApiResult<Vec<PersonSkill>> {
+    Ok(of_people(tx, &[user])
+        .await?
+        .remove(&user)
+        .unwrap_or_default())
+}
+
+/// The skills (of live skills) of each of `users`, by name: one query a few hundred people.
+pub async fn of_people(
+    tx: &mut TenantTx,
+    users: &[Uuid],
+) -> ApiResult<HashMap<Uuid, Vec<PersonSkill>>> {
     let tenant = tx.tenant();
-    let rows: Vec<PersonSkillRow> = sql!(tx.conn() => |c| sqlx::query_as(
-        "select ps.skill_id, s.name as skill_name, s.category, ps.level, s.levels, ps.source,
-                ps.course_id, ps.note, ps.updated_at
-           from person_skills ps join skills s on s.tenant_id = ps.tenant_id and s.id = ps.skill_id
-          where ps.tenant_id = $1 and ps.user_id = $2 and s.deleted_at is null
-          order by lower(s.name)")
-        .bind(tenant).bind(user).fetch_all(&mut *c).await)?;
-    rows.into_iter()
-        .map(|r| {
-            let levels = r.levels.0;
-            Ok(PersonSkill {
-                criteria: levels
-                    .get((r.level.max(1) - 1) as usize)
-                    .cloned()
-                    .unwrap_or_default(),
-                max_level: levels.len() as i32,
-                source: SkillSource::parse(&r.source).ok_or_else(|| {
-                    ApiError::Internal(anyhow::anyhow!("skill source {}", r.source))
-                })?,
-                skill_id: r.skill_id,
-                skill_name: r.skill_name,
-                category: r.category,
-                level: r.level,
-                course_id: r.course_id,
-                note: r.note,
-                updated_at: r.updated_at,
-            })
-        })
-        .collect()
+    let mut out: HashMap<Uuid, Vec<PersonSkill>> = HashMap::new();
+    for chunk in users.chunks(500) {
+        let rows: Vec<PersonSkillRow> = sql!(tx.conn() => |c| {
+            let mut qb = QueryBuilder::new(
+                "select ps.user_id, ps.skill_id, s.name as skill_name, s.category, ps.level, s.levels,
+                        ps.source, ps.course_id, ps.note, ps.updated_at
+                   from person_skills ps join skills s on s.tenant_id = ps.tenant_id and s.id = ps.skill_id
+                  where s.deleted_at is null and ps.tenant_id = ");
+            qb.push_bind(tenant).push(" and ps.user_id in (");
+            let mut ids = qb.separated(", ");
+            for u in chunk {
+                ids.push_bind(*u);
+            }
+            qb.push(") order by lower(s.name)");
+            qb.build_query_as().fetch_all(&mut *c).await
+        })?;
+        for r in rows {
+            let user = r.user_id;
+            out.entry(user).or_default().push(person_skill(r)?);
+        }
+    }
+    Ok(out)
+}
+
+fn person_skill(r: PersonSkillRow) -> ApiResult<PersonSkill> {
+    let levels = r.levels.0;
+    Ok(PersonSkill {
+        criteria: levels
+            .get((r.level.max(1) - 1) as usize)
+            .cloned()
+            .unwrap_or_default(),
+        max_level: levels.len() as i32,
+        source: SkillSource::parse(&r.source)
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("skill source {}", r.source)))?,
+        skill_id: r.skill_id,
+        skill_name: r.skill_name,
+        category: r.category,
+        level: r.level,
+        course_id: r.course_id,
+        note: r.note,
+        updated_at: r.updated_at,
+    })
 }
 
 /// Sets a person's level of a skill (from a manager's assessment).

@@ -74,6 +74,64 @@ enum Command {
         #[command(subcommand)]
         command: ConnectorCommand,
     },
+    /// The timetabling solver on its own.
+    Timetable {
+        #[command(subcommand)]
+        command: TimetableCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TimetableCommand {
+    /// Solve an ITC-2007 curriculum-based instance (`.ctt`): prints the solution (`course room
+    /// day period` lines) and, on standard error, its feasibility and UD2 penalty.
+    Solve {
+        /// The instance.
+        file: std::path::PathBuf,
+        /// The time budget.
+        #[arg(long, default_value_t = 60.0)]
+        seconds: f64,
+        /// The random seed (the same seed and budget reproduce a run on the same machine).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+/// Solves a `.ctt` instance: needs neither a database nor configuration.
+fn timetable_command(command: TimetableCommand) -> anyhow::Result<()> {
+    use trainflow_timetabling::{cost::evaluate, itc, solve, SolveOptions, Weights};
+    let TimetableCommand::Solve {
+        file,
+        seconds,
+        seed,
+    } = command;
+    anyhow::ensure!(
+        seconds.is_finite() && seconds > 0.0,
+        "--seconds must be more than 0"
+    );
+    let text =
+        std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let problem = itc::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let options = SolveOptions {
+        budget: std::time::Duration::from_secs_f64(seconds),
+        seed,
+        weights: Weights::UD2,
+    };
+    let timetable = solve(&problem, options, |_| true);
+    let cost = evaluate(&problem, &timetable, Weights::UD2);
+    print!("{}", itc::write_solution(&problem, &timetable));
+    eprintln!(
+        "{}: {} — penalty {} (capacity {}, minimum working days {}, compactness {}, room stability {}); seed {seed}, {seconds} s",
+        problem.name,
+        if cost.feasible() { "feasible" } else { "INFEASIBLE" },
+        cost.penalty(),
+        cost.capacity,
+        cost.min_days,
+        cost.compactness,
+        cost.stability,
+    );
+    anyhow::ensure!(cost.feasible(), "no feasible timetable was found: {cost:?}");
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -293,6 +351,9 @@ async fn main() -> anyhow::Result<()> {
         // Needs neither a database nor configuration.
         return connector_command(command).await;
     }
+    if let Command::Timetable { command } = cli.command {
+        return timetable_command(command);
+    }
     let settings = Settings::load()?;
     init_tracing(&settings);
     match cli.command {
@@ -360,7 +421,9 @@ async fn main() -> anyhow::Result<()> {
             println!("operator {email} ({id})");
             Ok(())
         }
-        Command::Connector { .. } => unreachable!("handled before configuration is loaded"),
+        Command::Connector { .. } | Command::Timetable { .. } => {
+            unreachable!("handled before configuration is loaded")
+        }
         Command::Integrations { command } => integrations_command(settings, command).await,
         Command::Job { command } => {
             let instance = trainflow_server::prepare(settings).await?;

@@ -90,6 +90,21 @@ pub async fn team_of(tx: &mut TenantTx, ctx: &TenantCtx) -> ApiResult<Vec<Uuid>>
         .bind(tenant).bind(me).fetch_all(&mut *c).await)?)
 }
 
+/// [`team_of`] with each person's name, by name.
+pub async fn team_named(tx: &mut TenantTx, ctx: &TenantCtx) -> ApiResult<Vec<(Uuid, String)>> {
+    if !leads_a_team(ctx) {
+        return Ok(Vec::new());
+    }
+    let tenant = tx.tenant();
+    let me = ctx.user_id.0;
+    Ok(sql!(tx.conn() => |c| sqlx::query_as(
+        "select id, trim(coalesce(first_name, '') || ' ' || coalesce(last_name, '')) from directory_people
+          where tenant_id = $1 and (supervisor_id = $2 or manager_id = $2)
+            and is_active = true and deleted_at is null
+          order by lower(first_name), lower(last_name), id")
+        .bind(tenant).bind(me).fetch_all(&mut *c).await)?)
+}
+
 /// Whether `person` is of the caller's team.
 async fn in_team(tx: &mut TenantTx, ctx: &TenantCtx, person: Uuid) -> ApiResult<bool> {
     if !leads_a_team(ctx) {

@@ -273,23 +273,18 @@ pub struct TeamMemberSkills {
 /// The skills of the people who report to the caller (foremen and managers), by name.
 pub async fn team_skills(svc: &Learning, ctx: &TenantCtx) -> ApiResult<Vec<TeamMemberSkills>> {
     let (mut tx, ctx) = TenantTx::begin(&svc.db, ctx, Permission::SelfService).await?;
-    let team = super::team_of(&mut tx, &ctx).await?;
-    let tenant = tx.tenant();
-    let mut out = Vec::new();
-    for user in team {
-        let name: Option<String> = sql!(tx.conn() => |c| sqlx::query_scalar(
-            "select trim(coalesce(first_name, '') || ' ' || coalesce(last_name, '')) from directory_people
-              where tenant_id = $1 and id = $2")
-            .bind(tenant).bind(user).fetch_optional(&mut *c).await)?;
-        out.push(TeamMemberSkills {
-            user_id: user,
-            name: name.unwrap_or_default(),
-            skills: skills::of_person(&mut tx, user).await?,
-        });
-    }
+    let team = super::team_named(&mut tx, &ctx).await?;
+    let ids: Vec<Uuid> = team.iter().map(|(id, _)| *id).collect();
+    let mut held = skills::of_people(&mut tx, &ids).await?;
     tx.commit().await?;
-    out.sort_by_key(|m| m.name.to_lowercase());
-    Ok(out)
+    Ok(team
+        .into_iter()
+        .map(|(user_id, name)| TeamMemberSkills {
+            skills: held.remove(&user_id).unwrap_or_default(),
+            user_id,
+            name,
+        })
+        .collect())
 }
 
 /// Sets a person's level of a skill from a manager's assessment: a manager for their team, a

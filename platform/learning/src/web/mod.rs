@@ -169,6 +169,20 @@ pub fn mount(route: Route, svc: Learning) -> Route {
         .at("/skills/team", get(skills::team_page).data(svc.clone()))
         .at("/skills/assess", post(skills::assess).data(svc.clone()))
         .at(
+            "/skills/:id",
+            get(skills::skill_page)
+                .post(skills::update_skill)
+                .data(svc.clone()),
+        )
+        .at(
+            "/skills/:id/delete",
+            post(skills::delete_skill).data(svc.clone()),
+        )
+        .at(
+            "/skills/:id/restore",
+            post(skills::restore_skill).data(svc.clone()),
+        )
+        .at(
             "/courses/:id/skills",
             post(skills::set_course_skill).data(svc.clone()),
         )
@@ -230,6 +244,9 @@ const NOTICES: &[(&str, &str)] = &[
     ("question", "The question was added."),
     ("quiz", "The quiz was saved."),
     ("skill", "The skill was added to the catalogue."),
+    ("skill_saved", "The skill was saved."),
+    ("skill_deleted", "The skill was deleted. Restore it below."),
+    ("skill_restored", "The skill was restored."),
     ("assessed", "The assessment was recorded."),
     ("skills", "The course's skills were saved."),
     (

@@ -60,6 +60,8 @@ struct SkillsPage {
     /// Foremen and managers: the link to their team's skills.
     leads: bool,
     form: SkillForm,
+    /// The deleted skills, for those who may restore them.
+    deleted: Vec<Skill>,
     notice: Option<&'static str>,
     errors: Errors,
 }
@@ -80,6 +82,13 @@ async fn skills_view(
         let q = url_encode(&q.q);
         move |n: u32| format!("/portal/skills?q={q}&page={n}")
     };
+    let deleted = if manages(&me.session) {
+        service::list_skills(svc, me.ctx(), None, true, Page::parse(Some(1), Some(100))?)
+            .await?
+            .0
+    } else {
+        Vec::new()
+    };
     render(
         &SkillsPage {
             nav: me.nav("skills"),
@@ -94,6 +103,7 @@ async fn skills_view(
                 trainflow_kernel::auth::Role::Foreman | trainflow_kernel::auth::Role::Manager
             ),
             form,
+            deleted,
             notice: trainflow_web::notice(q.notice.as_deref(), super::NOTICES),
             errors,
         },
@@ -119,26 +129,42 @@ pub(super) async fn skills_page(
     .await
 }
 
+impl SkillForm {
+    /// The skill as typed.
+    fn change(&self) -> SkillChange {
+        SkillChange {
+            name: Some(self.name.clone()),
+            category: Some(blank(&self.category)),
+            description: Some(blank(&self.description)),
+            levels: Some(
+                self.levels
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(String::from)
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The form filled in with `skill`.
+    fn of(skill: &Skill) -> Self {
+        SkillForm {
+            name: skill.name.clone(),
+            category: skill.category.clone().unwrap_or_default(),
+            description: skill.description.clone().unwrap_or_default(),
+            levels: skill.levels.join("\n"),
+        }
+    }
+}
+
 /// Adds a skill.
 #[handler]
 pub(super) async fn create_skill(
     svc: Data<&Learning>,
     Submitted(me, form): Submitted<SkillForm>,
 ) -> PageResult {
-    let change = SkillChange {
-        name: Some(form.name.clone()),
-        category: Some(blank(&form.category)),
-        description: Some(blank(&form.description)),
-        levels: Some(
-            form.levels
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(String::from)
-                .collect(),
-        ),
-    };
-    match service::create_skill(&svc, me.ctx(), change, now()).await {
+    match service::create_skill(&svc, me.ctx(), form.change(), now()).await {
         Ok(_) => Ok(Redirect::see_other("/portal/skills?notice=skill").into_response()),
         Err(e) => {
             let errors = field_errors(e)?;
@@ -153,6 +179,103 @@ pub(super) async fn create_skill(
             .await
         }
     }
+}
+
+#[derive(Template)]
+#[template(path = "skill.html")]
+struct SkillPage {
+    nav: Option<Nav>,
+    csrf: String,
+    skill: Skill,
+    manages: bool,
+    form: SkillForm,
+    notice: Option<&'static str>,
+    errors: Errors,
+}
+
+/// A skill's levels, and for those who build the catalogue the forms that change and delete it.
+#[handler]
+pub(super) async fn skill_page(
+    me: SignedIn,
+    svc: Data<&Learning>,
+    id: Path<Uuid>,
+    q: Query<NoticeQuery>,
+) -> PageResult {
+    let skill = service::skill(&svc, me.ctx(), id.0).await?;
+    render(
+        &SkillPage {
+            nav: me.nav("skills"),
+            csrf: me.csrf().to_string(),
+            form: SkillForm::of(&skill),
+            skill,
+            manages: manages(&me.session),
+            notice: q.text(),
+            errors: Errors::default(),
+        },
+        StatusCode::OK,
+    )
+}
+
+/// Changes a skill; a refusal shows its page again with the form as typed.
+#[handler]
+pub(super) async fn update_skill(
+    svc: Data<&Learning>,
+    id: Path<Uuid>,
+    Submitted(me, form): Submitted<SkillForm>,
+) -> PageResult {
+    match service::update_skill(&svc, me.ctx(), id.0, form.change(), now()).await {
+        Ok(_) => Ok(
+            Redirect::see_other(format!("/portal/skills/{}?notice=skill_saved", id.0))
+                .into_response(),
+        ),
+        Err(e) => {
+            let errors = field_errors(e)?;
+            let skill = service::skill(&svc, me.ctx(), id.0).await?;
+            render(
+                &SkillPage {
+                    nav: me.nav("skills"),
+                    csrf: me.csrf().to_string(),
+                    skill,
+                    manages: true,
+                    form,
+                    notice: None,
+                    errors,
+                },
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+        }
+    }
+}
+
+/// Deletes (`/delete`) or restores (`/restore`) a skill, back to the catalogue.
+async fn set_deleted(svc: &Learning, me: &SignedIn, id: Uuid, deleted: bool) -> PageResult {
+    service::set_skill_deleted(svc, me.ctx(), id, deleted, now()).await?;
+    let notice = if deleted {
+        "skill_deleted"
+    } else {
+        "skill_restored"
+    };
+    Ok(Redirect::see_other(format!("/portal/skills?notice={notice}")).into_response())
+}
+
+/// Deletes a skill.
+#[handler]
+pub(super) async fn delete_skill(
+    svc: Data<&Learning>,
+    id: Path<Uuid>,
+    Submitted(me, _): Submitted<trainflow_web::NoFields>,
+) -> PageResult {
+    set_deleted(&svc, &me, id.0, true).await
+}
+
+/// Restores a deleted skill.
+#[handler]
+pub(super) async fn restore_skill(
+    svc: Data<&Learning>,
+    id: Path<Uuid>,
+    Submitted(me, _): Submitted<trainflow_web::NoFields>,
+) -> PageResult {
+    set_deleted(&svc, &me, id.0, false).await
 }
 
 #[derive(Template)]
