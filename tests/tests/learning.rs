@@ -3115,6 +3115,58 @@ async fn in_the_portal_builders_add_topics_attach_files_and_register_a_workbook_
         resp.bytes().await.unwrap().as_ref(),
         b"Flag signals, one per line."
     );
+    // The course's fields change through its page; a refusal names the field.
+    let (s, _) = app
+        .portal_post(
+            &officer,
+            &format!("/portal/courses/{course}/edit"),
+            &[
+                ("csrf", csrf.as_str()),
+                ("code", &format!("ED-{}", short_unique())),
+                ("title", "Renamed in the portal"),
+                ("category", ""),
+                ("difficulty", "advanced"),
+                ("duration_hours", ""),
+                ("description", "Now described."),
+                ("certificate_months", "12"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let (_, d) = call(
+        &app,
+        Role::TrainingOfficer,
+        Method::GET,
+        &format!("/api/v1/courses/{course}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (
+            d["data"]["course"]["title"].as_str(),
+            d["data"]["course"]["self_enrol"].as_bool()
+        ),
+        (Some("Renamed in the portal"), Some(false)),
+        "{d}"
+    );
+    let (s, page) = app
+        .portal_post(
+            &officer,
+            &format!("/portal/courses/{course}/edit"),
+            &[
+                ("csrf", csrf.as_str()),
+                ("code", ""),
+                ("title", "x"),
+                ("difficulty", "advanced"),
+                ("certificate_months", "999"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        page.contains("<code>certificate_months</code>") || page.contains("<code>code</code>"),
+        "{page}"
+    );
     // The catalogue offers the template, and a workbook's report lists its refused rows.
     let (_, catalogue) = app.portal_get(&officer, "/portal/courses").await;
     assert!(

@@ -105,6 +105,8 @@ enum Target {
     Module,
     /// A topic of a new course of tenant A.
     Topic,
+    /// A new course of tenant A, soft-deleted.
+    DeletedCourse,
     /// The lesson of a new published course of tenant A (the course in `Fx::extra`).
     Lesson,
     /// A file of a lesson of a new published course of tenant A.
@@ -539,6 +541,89 @@ fn routes() -> Vec<PortalRoute> {
             Csrf::Session,
             Target::Material,
             nothing,
+            303,
+        ),
+        form(
+            "/portal/courses/:id/edit",
+            Granted(CoursesManage),
+            Csrf::Session,
+            Target::Course,
+            |f| {
+                fields(&[
+                    ("code", f.unique.as_str()),
+                    ("title", "Edited in the portal"),
+                    ("category", "Safety"),
+                    ("difficulty", "advanced"),
+                    ("duration_hours", ""),
+                    ("description", ""),
+                    ("self_enrol", "on"),
+                    ("certificate_months", "12"),
+                ])
+            },
+            303,
+        ),
+        form(
+            "/portal/courses/:id/delete",
+            Granted(CoursesManage),
+            Csrf::Session,
+            Target::Course,
+            nothing,
+            303,
+        ),
+        form(
+            "/portal/courses/:id/restore",
+            Granted(CoursesManage),
+            Csrf::Session,
+            Target::DeletedCourse,
+            nothing,
+            303,
+        ),
+        form(
+            "/portal/modules/:id",
+            Granted(CoursesManage),
+            Csrf::Session,
+            Target::Module,
+            |f| {
+                fields(&[
+                    ("course_id", f.extra.as_str()),
+                    ("title", "Edited module"),
+                    ("duration_hours", "1"),
+                ])
+            },
+            303,
+        ),
+        form(
+            "/portal/modules/:id/delete",
+            Granted(CoursesManage),
+            Csrf::Session,
+            Target::Module,
+            |f| fields(&[("course_id", f.extra.as_str())]),
+            303,
+        ),
+        form(
+            "/portal/lessons/:id/edit",
+            Granted(CoursesManage),
+            Csrf::Session,
+            Target::Lesson,
+            |f| {
+                fields(&[
+                    ("course_id", f.extra.as_str()),
+                    ("title", "Edited lesson"),
+                    ("kind", "text"),
+                    ("body", "Read this again."),
+                    ("url", ""),
+                    ("duration_minutes", "5"),
+                    ("required", "on"),
+                ])
+            },
+            303,
+        ),
+        form(
+            "/portal/lessons/:id/delete",
+            Granted(CoursesManage),
+            Csrf::Session,
+            Target::Lesson,
+            |f| fields(&[("course_id", f.extra.as_str())]),
             303,
         ),
         form(
@@ -1186,6 +1271,7 @@ async fn fixture(app: &TestApp, route: &PortalRoute, role: Role) -> Fx {
         Target::ConfirmableRun => app.confirmable_run(a).await.to_string(),
         Target::DryRun => app.dry_run(a).await.to_string(),
         Target::Course => app.fresh_course(a).await.0.to_string(),
+        Target::DeletedCourse => app.deleted_course(a).await.to_string(),
         Target::CoursePair => {
             extra = app.fresh_course(a).await.0.to_string();
             app.fresh_course(a).await.0.to_string()

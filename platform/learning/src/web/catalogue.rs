@@ -57,27 +57,32 @@ struct CataloguePage {
     difficulty_options: Vec<(&'static str, bool)>,
     manages: bool,
     form: CourseForm,
+    /// The deleted courses, for those who may restore them.
+    deleted: Vec<Course>,
     notice: Option<&'static str>,
     errors: Errors,
 }
 
-/// The new-course form as typed.
+/// The course form as typed: the new-course form, and the course page's (which also sets the
+/// certificate's months).
 #[derive(Deserialize, Default, Clone)]
 pub(super) struct CourseForm {
     #[serde(default)]
-    code: String,
+    pub(super) code: String,
     #[serde(default)]
-    title: String,
+    pub(super) title: String,
     #[serde(default)]
-    category: String,
+    pub(super) category: String,
     #[serde(default)]
-    difficulty: String,
+    pub(super) difficulty: String,
     #[serde(default)]
-    duration_hours: String,
+    pub(super) duration_hours: String,
     #[serde(default)]
-    description: String,
+    pub(super) description: String,
     #[serde(default)]
-    self_enrol: Option<String>,
+    pub(super) self_enrol: Option<String>,
+    #[serde(default)]
+    pub(super) certificate_months: String,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -101,6 +106,18 @@ async fn catalogue_page(
     };
     let (courses, total) = service::list_courses(svc, me.ctx(), filter, page).await?;
     let categories = service::categories(svc, me.ctx()).await?;
+    let deleted = if manages {
+        let deleted = CourseFilter {
+            deleted: true,
+            ..CourseFilter::default()
+        };
+        let first = trainflow_kernel::envelope::Page::parse(Some(1), Some(100))?;
+        service::list_courses(svc, me.ctx(), deleted, first)
+            .await?
+            .0
+    } else {
+        Vec::new()
+    };
     let link = {
         let (q, c, s) = (
             url_encode(&q.q),
@@ -134,6 +151,7 @@ async fn catalogue_page(
                 .collect(),
             manages,
             form,
+            deleted,
             notice,
             errors,
         },
@@ -165,7 +183,11 @@ pub(super) async fn catalogue(
 }
 
 /// A number typed in a form: blank is none, anything else must parse.
-fn number<T: std::str::FromStr>(e: &mut FieldErrors, field: &str, raw: &str) -> Option<T> {
+pub(super) fn number<T: std::str::FromStr>(
+    e: &mut FieldErrors,
+    field: &str,
+    raw: &str,
+) -> Option<T> {
     let raw = raw.trim();
     if raw.is_empty() {
         return None;
@@ -351,6 +373,21 @@ pub(super) async fn course_with_errors(
     course_view(svc, me, id, None, errors, StatusCode::UNPROCESSABLE_ENTITY).await
 }
 
+/// The use case `run` once the form's own checks (`e`) have passed, else those errors.
+pub(super) async fn once_checked<T, F>(
+    e: FieldErrors,
+    run: impl FnOnce() -> F,
+) -> Result<(), ApiError>
+where
+    F: std::future::Future<Output = Result<T, ApiError>>,
+{
+    if e.is_empty() {
+        run().await.map(drop)
+    } else {
+        Err(ApiError::Validation(e))
+    }
+}
+
 /// Back to the course's page with `notice`, after a form that changed it.
 pub(super) fn after_course_form(course: Uuid, notice: &str) -> PageResult {
     Ok(Redirect::see_other(format!("/portal/courses/{course}?notice={notice}")).into_response())
@@ -358,7 +395,7 @@ pub(super) fn after_course_form(course: Uuid, notice: &str) -> PageResult {
 
 /// After a course form: back to the course's page with `notice`, or the page again with the
 /// form's errors.
-async fn after(
+pub(super) async fn after(
     svc: &Learning,
     me: &SignedIn,
     id: Uuid,
@@ -433,18 +470,15 @@ pub(super) async fn add_module(
 ) -> PageResult {
     let mut e = FieldErrors::new();
     let hours = number(&mut e, "duration_hours", &form.duration_hours);
-    let r = if e.is_empty() {
+    let r = once_checked(e, || async {
         let change = ModuleChange {
             title: Some(form.title),
             duration_hours: hours,
             ..ModuleChange::default()
         };
-        service::add_module(&svc, me.ctx(), id.0, change, now())
-            .await
-            .map(drop)
-    } else {
-        Err(ApiError::Validation(e))
-    };
+        service::add_module(&svc, me.ctx(), id.0, change, now()).await
+    })
+    .await;
     after(&svc, &me, id.0, r, "module").await
 }
 
@@ -482,7 +516,7 @@ pub(super) async fn add_lesson(
     if kind.is_none() {
         e.add("kind", "must be text, file, link or assessment");
     }
-    let r = if e.is_empty() {
+    let r = once_checked(e, || async {
         let change = LessonChange {
             title: Some(form.title),
             kind,
@@ -491,12 +525,9 @@ pub(super) async fn add_lesson(
             duration_minutes: minutes,
             ..LessonChange::default()
         };
-        service::add_lesson(&svc, me.ctx(), id.0, change, now())
-            .await
-            .map(drop)
-    } else {
-        Err(ApiError::Validation(e))
-    };
+        service::add_lesson(&svc, me.ctx(), id.0, change, now()).await
+    })
+    .await;
     after(&svc, &me, course, r, "lesson").await
 }
 
@@ -529,18 +560,15 @@ pub(super) async fn add_topic(
             }
         },
     };
-    let r = if e.is_empty() {
+    let r = once_checked(e, || async {
         let change = TopicChange {
             title: Some(form.title),
             duration_hours: hours,
             ..TopicChange::default()
         };
-        service::add_topic(&svc, me.ctx(), id.0, parent, change, now())
-            .await
-            .map(drop)
-    } else {
-        Err(ApiError::Validation(e))
-    };
+        service::add_topic(&svc, me.ctx(), id.0, parent, change, now()).await
+    })
+    .await;
     after(&svc, &me, id.0, r, "topic").await
 }
 

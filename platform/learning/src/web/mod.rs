@@ -7,6 +7,7 @@
 mod assessments;
 mod calendar;
 mod catalogue;
+mod editing;
 mod learning;
 mod materials;
 mod registration;
@@ -80,6 +81,31 @@ pub fn mount(route: Route, svc: Learning) -> Route {
         .at(
             "/courses/:id",
             get(catalogue::course_page).data(svc.clone()),
+        )
+        .at(
+            "/courses/:id/edit",
+            post(editing::edit_course).data(svc.clone()),
+        )
+        .at(
+            "/courses/:id/delete",
+            post(editing::delete_course).data(svc.clone()),
+        )
+        .at(
+            "/courses/:id/restore",
+            post(editing::restore_course).data(svc.clone()),
+        )
+        .at("/modules/:id", post(editing::edit_module).data(svc.clone()))
+        .at(
+            "/modules/:id/delete",
+            post(editing::delete_module).data(svc.clone()),
+        )
+        .at(
+            "/lessons/:id/edit",
+            post(editing::edit_lesson).data(svc.clone()),
+        )
+        .at(
+            "/lessons/:id/delete",
+            post(editing::delete_lesson).data(svc.clone()),
         )
         .at(
             "/courses/:id/enrol",
@@ -233,6 +259,16 @@ const NOTICES: &[(&str, &str)] = &[
     ("module", "The module was added."),
     ("lesson", "The lesson was added."),
     ("topic", "The topic was added to the syllabus."),
+    ("course_changed", "The course was saved."),
+    (
+        "course_deleted",
+        "The course was deleted. Restore it from the list of deleted courses.",
+    ),
+    ("course_restored", "The course was restored."),
+    ("module_changed", "The module was saved."),
+    ("module_removed", "The module was removed with its lessons."),
+    ("lesson_changed", "The lesson was saved."),
+    ("lesson_removed", "The lesson was removed."),
     ("topic_removed", "The topic was removed from the syllabus."),
     ("material", "The file was attached to the lesson."),
     ("material_removed", "The file was removed from the lesson."),
